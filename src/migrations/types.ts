@@ -1,0 +1,114 @@
+/**
+ * The migration engine's public types. The engine knows only `pg` and SQL files: it serves the
+ * control plane's own catalog (migrations/control_plane) and every tenant's (migrations/tenant).
+ */
+import type { Pool, PoolClient } from 'pg';
+
+/** One versioned step of a catalog: an up file and, when reversible, its down file. */
+export interface MigrationFile {
+  /** The leading number exactly as written in the file name ("0003"). */
+  readonly version: string;
+  /** The numeric value of `version`, for ordering ("0002" < "0010"). */
+  readonly order: bigint;
+  /** The rest of the file name without the `.up.sql` suffix ("add_priority"). */
+  readonly name: string;
+  readonly upPath: string;
+  readonly upSql: string;
+  /** SHA-256 hex of the up file's bytes. */
+  readonly checksum: string;
+  /** False when the up file's first line is `-- migrate:no-transaction`. */
+  readonly transactional: boolean;
+  readonly downPath: string | null;
+  readonly downSql: string | null;
+  /** False when the down file's first line is `-- migrate:no-transaction`. */
+  readonly downTransactional: boolean;
+  readonly reversible: boolean;
+}
+
+/** An ordered, validated set of migration files. */
+export interface MigrationCatalog {
+  readonly dir: string;
+  readonly files: readonly MigrationFile[];
+  /** The highest version, or null for an empty catalog. */
+  readonly latest: string | null;
+  /** Finds a file by version; "3", "03" and "0003" all name version 3. */
+  find(version: string): MigrationFile | undefined;
+  /** Like `find`, but throws UnknownVersionError. */
+  require(version: string): MigrationFile;
+}
+
+/** A row of the ledger table `schema_migrations` inside a migrated schema. */
+export interface LedgerEntry {
+  readonly version: string;
+  readonly name: string;
+  readonly checksum: string;
+  readonly appliedAt: Date;
+  readonly executionMs: number;
+}
+
+export const DriftKind = {
+  CHECKSUM_MISMATCH: 'CHECKSUM_MISMATCH',
+  MISSING_FROM_CATALOG: 'MISSING_FROM_CATALOG',
+} as const;
+export type DriftKind = (typeof DriftKind)[keyof typeof DriftKind];
+
+export interface Drift {
+  readonly kind: DriftKind;
+  readonly version: string;
+  readonly name: string;
+  readonly message: string;
+}
+
+export const TransactionMode = { PER_TENANT: 'PER_TENANT', PER_MIGRATION: 'PER_MIGRATION' } as const;
+export type TransactionMode = (typeof TransactionMode)[keyof typeof TransactionMode];
+
+/**
+ * Where a ledger lives: a schema inside the database the pool connects to. `lockKey` names
+ * the tenant for the advisory lock (e.g. "tenants/tenant_acme" or "tenant_db_acme/public").
+ */
+export interface MigrationTarget {
+  readonly schema: string;
+  readonly lockKey: string;
+}
+
+export interface MigrateOptions {
+  /** Stop at this version (inclusive); default: the catalog's latest. */
+  readonly toVersion?: string | null;
+  readonly mode?: TransactionMode;
+  /** `SET LOCAL lock_timeout`; default 5000. */
+  readonly lockTimeoutMs?: number;
+  /** Called after each file is committed (PER_MIGRATION, no-transaction) or after the group commits. */
+  readonly onApplied?: (step: AppliedStep) => void | Promise<void>;
+}
+
+export interface AppliedStep {
+  readonly version: string;
+  readonly name: string;
+  readonly executionMs: number;
+}
+
+export interface MigrateResult {
+  /** Highest applied version before, or null. */
+  readonly fromVersion: string | null;
+  /** Highest applied version after, or null. */
+  readonly toVersion: string | null;
+  /** The steps this call applied (or reverted), in the order it ran them. */
+  readonly steps: readonly AppliedStep[];
+}
+
+export interface Plan {
+  readonly direction: 'up' | 'down';
+  readonly fromVersion: string | null;
+  readonly toVersion: string | null;
+  readonly steps: readonly MigrationFile[];
+  readonly drift: readonly Drift[];
+}
+
+export interface TargetStatusReport {
+  readonly currentVersion: string | null;
+  readonly applied: readonly (LedgerEntry & { readonly checksumMatches: boolean })[];
+  readonly pending: readonly MigrationFile[];
+  readonly drift: readonly Drift[];
+}
+
+export type Queryable = Pool | PoolClient;
