@@ -1,0 +1,84 @@
+import { createPubSub } from 'graphql-yoga';
+import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
+import type { Redis } from 'ioredis';
+
+export const RunEventType = {
+  SNAPSHOT: 'SNAPSHOT',
+  RUN_STARTED: 'RUN_STARTED',
+  TARGET_STARTED: 'TARGET_STARTED',
+  MIGRATION_APPLIED: 'MIGRATION_APPLIED',
+  TARGET_SUCCEEDED: 'TARGET_SUCCEEDED',
+  TARGET_FAILED: 'TARGET_FAILED',
+  RUN_FINISHED: 'RUN_FINISHED',
+} as const;
+export type RunEventType = (typeof RunEventType)[keyof typeof RunEventType];
+
+/** Counters of a run's targets by status, as the API reports them (queued counts as pending). */
+export interface RunProgress {
+  readonly total: number;
+  readonly pending: number;
+  readonly running: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly skipped: number;
+  readonly cancelled: number;
+}
+
+/**
+ * What travels on the event bus. Events only signal a change: subscribers read the record from
+ * the control-plane DB (run, target) by id. Never carries secrets.
+ */
+export interface RunEvent {
+  readonly type: RunEventType;
+  /** ISO timestamp. */
+  readonly at: string;
+  readonly runId: string;
+  readonly runStatus: string;
+  readonly progress: RunProgress;
+  readonly tenantId?: string | null;
+  readonly targetId?: string | null;
+  readonly version?: string | null;
+  readonly message?: string | null;
+}
+
+type Topics = Record<string, [string, RunEvent]>;
+
+export interface RunEventBusDeps {
+  /** A connection used only to publish. */
+  readonly publishClient: Redis;
+  /** A connection dedicated to SUBSCRIBE (it can do nothing else). */
+  readonly subscribeClient: Redis;
+  /** REDIS_PREFIX: channels ignore the Redis database number, so every topic carries it. */
+  readonly prefix: string;
+}
+
+/**
+ * Run events over Redis pub/sub: any worker publishes, every API replica hears. A run's events go
+ * to its run topic and, when they concern a tenant, to that tenant's topic too.
+ */
+export function createRunEventBus({ publishClient, subscribeClient, prefix }: RunEventBusDeps) {
+  const runTopic = `${prefix}:run-events`;
+  const tenantTopic = `${prefix}:tenant-events`;
+  const pubSub = createPubSub<Topics>({
+    eventTarget: createRedisEventTarget({ publishClient, subscribeClient }),
+  });
+
+  /** Publishes `event` to its run and, when it has one, its tenant. */
+  function publish(event: RunEvent): void {
+    pubSub.publish(runTopic, event.runId, event);
+    if (event.tenantId) pubSub.publish(tenantTopic, event.tenantId, event);
+  }
+
+  /** Live events of one run, from now on. */
+  function subscribeRun(runId: string): AsyncIterableIterator<RunEvent> {
+    return pubSub.subscribe(runTopic, runId) as AsyncIterableIterator<RunEvent>;
+  }
+
+  /** Live events touching one tenant, from now on. */
+  function subscribeTenant(tenantId: string): AsyncIterableIterator<RunEvent> {
+    return pubSub.subscribe(tenantTopic, tenantId) as AsyncIterableIterator<RunEvent>;
+  }
+
+  return { publish, subscribeRun, subscribeTenant };
+}
+export type RunEventBus = ReturnType<typeof createRunEventBus>;

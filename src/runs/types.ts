@@ -1,0 +1,68 @@
+/**
+ * The contract between the API layer and the run machinery (src/runs, src/queue). The GraphQL
+ * resolvers and the tenant service call only these functions; expected failures are thrown as
+ * the AppErrors of src/errors.ts (ValidationError, NotFoundError, PreconditionFailedError,
+ * ConflictError), which the API turns into members of the result unions.
+ */
+import type { MigrationRun, Tenant } from '../generated/prisma/client.js';
+import type { IsolationMode, TenantEnvironment, TenantStatus } from '../generated/prisma/enums.js';
+import type { ControlPlaneTx } from '../db/control-plane.js';
+import type { TransactionMode } from '../migrations/types.js';
+
+/** Which tenants a run covers. Omitted `status` means ACTIVE only. Deleted tenants never. */
+export interface TenantSelector {
+  /** Tenant UUIDs (tenant_id), already decoded from global ids by the caller. */
+  readonly ids?: readonly string[] | null;
+  readonly environment?: readonly TenantEnvironment[] | null;
+  readonly status?: readonly TenantStatus[] | null;
+}
+
+export interface StartMigrationRunRequest {
+  /** Default: the latest version of the tenant catalog. */
+  readonly targetVersion?: string | null;
+  readonly tenants?: TenantSelector | null;
+  readonly dryRun?: boolean | null;
+  /** Most targets of this run queued or running at once. Default: DEFAULT_RUN_CONCURRENCY. */
+  readonly concurrency?: number | null;
+  readonly canarySize?: number | null;
+  readonly maxFailures?: number | null;
+  readonly transactionMode?: TransactionMode | null;
+}
+
+export interface StartRollbackRequest {
+  readonly targetVersion: string;
+  readonly tenants?: TenantSelector | null;
+  readonly concurrency?: number | null;
+}
+
+export interface ProvisionRequest {
+  readonly tenantId: string;
+  readonly tenantDatabaseId: string;
+}
+
+/** Who asked: recorded as `requested_by` and in the audit log. */
+export interface Actor {
+  readonly name: string;
+}
+
+export interface RunService {
+  /** Validates, resolves the selector, inserts the run and its targets in one transaction, queues the first wave. */
+  startMigrationRun(request: StartMigrationRunRequest, actor: Actor): Promise<MigrationRun>;
+  /** Like startMigrationRun with kind ROLLBACK; PreconditionFailedError when a step has no down file. */
+  startRollback(request: StartRollbackRequest, actor: Actor): Promise<MigrationRun>;
+  /** Stops scheduling; PENDING targets become CANCELLED; running ones finish. PreconditionFailedError if already ended. */
+  cancelRun(runId: string, actor: Actor): Promise<MigrationRun>;
+  /** Re-queues the FAILED and CANCELLED targets of an ended run. PreconditionFailedError if none or still running. */
+  retryRun(runId: string, actor: Actor): Promise<MigrationRun>;
+  /** Records `version` in the tenant's ledger without running SQL (ADMIN). */
+  stampTenant(tenantId: string, version: string, actor: Actor): Promise<Tenant>;
+  /**
+   * Inserts a PROVISION run with one target inside the caller's transaction (the tenant and its
+   * database row were inserted in the same transaction). Call `dispatch` after the commit.
+   */
+  createProvisionRun(tx: ControlPlaneTx, request: ProvisionRequest, actor: Actor): Promise<MigrationRun>;
+  /** Hands a committed run's first wave to the queue; safe to call twice. */
+  dispatch(runId: string): Promise<void>;
+}
+
+export type { IsolationMode };
