@@ -1,0 +1,53 @@
+/**
+ * Runs one catalog file (up or down) on a connection and records it in the ledger, turning
+ * any pg failure into a MigrationFailedError that names the schema, file, line and SQLSTATE.
+ */
+import { performance } from 'node:perf_hooks';
+import type { PoolClient } from 'pg';
+import { fileNameOf } from './catalog.js';
+import { MigrationFailedError } from './errors.js';
+import { deleteLedgerEntry, insertLedgerEntry } from './ledger.js';
+import { splitSqlStatements } from './sql-statements.js';
+import type { AppliedStep, MigrationFile } from './types.js';
+
+/** Runs `file` in `direction` on `client`, then inserts (up) or deletes (down) its ledger row. */
+export async function applyFile(
+  client: PoolClient,
+  schema: string,
+  file: MigrationFile,
+  direction: 'up' | 'down',
+): Promise<AppliedStep> {
+  const sql = direction === 'up' ? file.upSql : file.downSql;
+  if (sql === null) throw new Error(`${fileNameOf(file)} has no down file (planDown should have refused)`);
+  const transactional = direction === 'up' ? file.transactional : file.downTransactional;
+  const started = performance.now();
+  if (transactional) {
+    await runSql(client, schema, file, direction, sql, sql, 0);
+  } else {
+    // One statement per query: a multi-statement query is an implicit transaction block.
+    for (const statement of splitSqlStatements(sql)) {
+      await runSql(client, schema, file, direction, sql, statement.text, statement.offset);
+    }
+  }
+  const executionMs = Math.round(performance.now() - started);
+  if (direction === 'up') await insertLedgerEntry(client, schema, file, executionMs);
+  else await deleteLedgerEntry(client, schema, file.version);
+  return { version: file.version, name: file.name, executionMs };
+}
+
+async function runSql(
+  client: PoolClient,
+  schema: string,
+  file: MigrationFile,
+  direction: 'up' | 'down',
+  fileSql: string,
+  text: string,
+  offset: number,
+): Promise<void> {
+  try {
+    // No parameters: the simple query protocol, so multi-statement files work.
+    await client.query(text);
+  } catch (error) {
+    throw new MigrationFailedError(schema, fileNameOf(file, direction), file.version, fileSql, error, offset);
+  }
+}

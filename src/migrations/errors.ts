@@ -1,0 +1,116 @@
+/**
+ * The engine's typed errors, plus the pure helpers that classify pg failures (transient or
+ * not) and place them on a line of the file that caused them.
+ */
+import { AppError, PreconditionFailedError, ValidationError } from '../errors.js';
+import type { Drift } from './types.js';
+
+/** A catalog directory holds a file the engine cannot accept; `file` names it. */
+export class CatalogError extends AppError<'CATALOG'> {
+  constructor(
+    readonly file: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super('CATALOG', `${file}: ${message}`, options);
+  }
+}
+
+/** A version asked for (a `--to`, a stamp) is not in the catalog. */
+export class UnknownVersionError extends ValidationError {
+  constructor(readonly version: string) {
+    super(`Unknown migration version "${version}": no such file in the catalog`, 'toVersion');
+  }
+}
+
+/** A rollback would need a down file that does not exist; nothing was changed. */
+export class IrreversibleMigrationError extends PreconditionFailedError {
+  constructor(
+    readonly version: string,
+    readonly file: string,
+  ) {
+    super(`Cannot roll back ${file}: it has no down file; nothing was changed`);
+  }
+}
+
+/** Applied migrations no longer match the catalog; the target is blocked until resolved. */
+export class DriftError extends PreconditionFailedError {
+  constructor(
+    readonly schema: string | null,
+    readonly drift: readonly Drift[],
+  ) {
+    const where = schema ? ` on schema ${schema}` : '';
+    super(`Migration drift${where}: ${drift.map((d) => d.message).join('; ')}`);
+  }
+}
+
+/** The shape of the pg driver's error fields this module reads. */
+interface PgErrorLike {
+  readonly code?: unknown;
+  readonly position?: unknown;
+  readonly message?: unknown;
+}
+
+/** A migration file failed on a schema; carries the SQLSTATE and the line inside the file. */
+export class MigrationFailedError extends AppError<'MIGRATION_FAILED'> {
+  readonly sqlState: string | null;
+  /** pg's 1-based character position within the file text, when it reported one. */
+  readonly position: number | null;
+  readonly line: number | null;
+
+  constructor(
+    readonly schema: string,
+    readonly file: string,
+    readonly version: string,
+    sql: string,
+    cause: unknown,
+    /** Character offset of the statement that failed within the file (no-transaction files run statement by statement). */
+    statementOffset = 0,
+  ) {
+    const pgError = (typeof cause === 'object' && cause !== null ? cause : {}) as PgErrorLike;
+    const sqlState = typeof pgError.code === 'string' && /^[0-9A-Z]{5}$/.test(pgError.code) ? pgError.code : null;
+    const rawPosition = Number(pgError.position);
+    const position = Number.isInteger(rawPosition) && rawPosition > 0 ? rawPosition + statementOffset : null;
+    const line = position === null ? null : lineAtPosition(sql, position);
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(
+      'MIGRATION_FAILED',
+      `Migration ${file} failed on schema ${schema}${line === null ? '' : ` at line ${line}`}: ${reason}` +
+        (sqlState ? ` (SQLSTATE ${sqlState})` : ''),
+      { cause },
+    );
+    this.sqlState = sqlState;
+    this.position = position;
+    this.line = line;
+  }
+}
+
+/** The 1-based line of a 1-based character `position` (as pg reports it) within `sql`. */
+export function lineAtPosition(sql: string, position: number): number {
+  // pg counts characters, not UTF-16 units, so walk code points.
+  const before = Array.from(sql).slice(0, Math.max(0, position - 1));
+  let line = 1;
+  for (const char of before) if (char === '\n') line += 1;
+  return line;
+}
+
+// Lock timeouts, serialization failures and deadlocks succeed when simply tried again.
+const TRANSIENT_SQLSTATES = new Set(['40001', '40P01', '55P03', '57P01', '57P03']);
+const TRANSIENT_NODE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+const TRANSIENT_MESSAGES = [/connection terminated/i, /terminating connection/i, /connection.*(closed|ended)/i];
+
+/** Whether retrying the same work later may succeed: lock/serialization/deadlock, class 08, lost connections. */
+export function isTransientPgError(error: unknown): boolean {
+  if (error instanceof MigrationFailedError) return isTransientPgError(error.cause);
+  if (typeof error !== 'object' || error === null) return false;
+  const code = (error as PgErrorLike).code;
+  if (typeof code === 'string') {
+    if (TRANSIENT_SQLSTATES.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return true;
+    if (TRANSIENT_NODE_CODES.has(code)) return true;
+  }
+  const message = (error as PgErrorLike).message;
+  if (typeof message === 'string' && TRANSIENT_MESSAGES.some((pattern) => pattern.test(message))) return true;
+  // AggregateError from a dual-stack connect: transient when any attempt was.
+  if (error instanceof AggregateError) return error.errors.some(isTransientPgError);
+  return false;
+}

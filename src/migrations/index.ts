@@ -1,0 +1,27 @@
+/** The migration engine's public API: catalogs, planning, applying, stamping and status. */
+export * from './types.js';
+export { loadCatalog, buildCatalog, createCatalog, parseMigrationFileName, parseVersion, checksumOf, fileNameOf, isTransactional } from './catalog.js';
+export type { CatalogSource, ParsedFileName } from './catalog.js';
+export {
+  CatalogError,
+  DriftError,
+  IrreversibleMigrationError,
+  MigrationFailedError,
+  UnknownVersionError,
+  isTransientPgError,
+  lineAtPosition,
+} from './errors.js';
+export { planUp, planDown, detectDrift, assertNoDrift, groupSteps, renderPlanSql, highestVersion, sortLedger } from './planner.js';
+export type { RenderPlanOptions } from './planner.js';
+export { LEDGER_TABLE, ensureLedger, readLedger, hasLedger, insertLedgerEntry, deleteLedgerEntry } from './ledger.js';
+export { advisoryLockKey, schemaLockKey } from './advisory-lock.js';
+export { DEFAULT_LOCK_TIMEOUT_MS, withTargetTransaction, withTargetSession } from './target-session.js';
+export { migrateUp, migrateDown } from './tenant-migrator.js';
+export type { MigrateDownOptions } from './tenant-migrator.js';
+export { stampVersion } from './stamp.js';
+export type { StampResult } from './stamp.js';
+export { getStatus, getHistory, previewUp } from './status.js';
+export type { HistoryEntry } from './status.js';
+export { migrateControlPlane, ensureDatabase, CONTROL_PLANE_TARGET } from './control-plane.js';
+export type { MigrateControlPlaneOptions } from './control-plane.js';
+export { splitSqlStatements } from './sql-statements.js';

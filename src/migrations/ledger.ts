@@ -1,0 +1,93 @@
+/**
+ * The ledger table `schema_migrations` inside each migrated schema: which catalog files ran,
+ * with their checksums. All names are validated and quoted; all values go as parameters.
+ */
+import { quoteSchema } from '../db/pg.js';
+import { sortLedger } from './planner.js';
+import type { LedgerEntry, MigrationFile, Queryable } from './types.js';
+
+/** The ledger table's name inside each migrated schema. */
+export const LEDGER_TABLE = 'schema_migrations';
+
+interface LedgerRow {
+  version: string;
+  name: string;
+  checksum: string;
+  applied_at: Date;
+  execution_ms: number | null;
+}
+
+/**
+ * Creates the schema and its ledger table when missing. Call it under the target's advisory
+ * lock: concurrent `CREATE ... IF NOT EXISTS` can still collide on pg_type's unique index.
+ */
+export async function ensureLedger(client: Queryable, schema: string): Promise<void> {
+  const quoted = quoteSchema(schema);
+  await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+  await client.query(
+    `CREATE TABLE IF NOT EXISTS ${quoted}.${LEDGER_TABLE} (
+       version      varchar(64) PRIMARY KEY,
+       name         text NOT NULL,
+       checksum     char(64) NOT NULL,
+       applied_at   timestamptz NOT NULL DEFAULT now(),
+       execution_ms integer NOT NULL DEFAULT 0
+     )`,
+  );
+}
+
+/** Whether the schema already has a ledger table. */
+export async function hasLedger(queryable: Queryable, schema: string): Promise<boolean> {
+  const result = await queryable.query<{ exists: boolean }>(
+    `SELECT to_regclass($1) IS NOT NULL AS exists`,
+    [`${quoteSchema(schema)}.${LEDGER_TABLE}`],
+  );
+  return result.rows[0]?.exists === true;
+}
+
+/** The ledger ordered by numeric version; empty when the schema or table does not exist. */
+export async function readLedger(queryable: Queryable, schema: string): Promise<LedgerEntry[]> {
+  if (!(await hasLedger(queryable, schema))) return [];
+  const result = await queryable.query<LedgerRow>(
+    `SELECT version, name, checksum, applied_at, execution_ms FROM ${quoteSchema(schema)}.${LEDGER_TABLE}`,
+  );
+  return sortLedger(
+    result.rows.map((row) => ({
+      version: row.version,
+      name: row.name,
+      checksum: row.checksum.trim(),
+      appliedAt: row.applied_at,
+      executionMs: row.execution_ms ?? 0,
+    })),
+  );
+}
+
+/** Records a file as applied. */
+export async function insertLedgerEntry(
+  queryable: Queryable,
+  schema: string,
+  file: Pick<MigrationFile, 'version' | 'name' | 'checksum'>,
+  executionMs: number,
+): Promise<void> {
+  await queryable.query(
+    `INSERT INTO ${quoteSchema(schema)}.${LEDGER_TABLE} (version, name, checksum, execution_ms) VALUES ($1, $2, $3, $4)`,
+    [file.version, file.name, file.checksum, Math.round(executionMs)],
+  );
+}
+
+/** Replaces the recorded checksum of an applied version (stamping accepts the file on disk). */
+export async function updateLedgerChecksum(
+  queryable: Queryable,
+  schema: string,
+  version: string,
+  checksum: string,
+): Promise<void> {
+  await queryable.query(`UPDATE ${quoteSchema(schema)}.${LEDGER_TABLE} SET checksum = $2 WHERE version = $1`, [
+    version,
+    checksum,
+  ]);
+}
+
+/** Removes an applied version from the ledger. */
+export async function deleteLedgerEntry(queryable: Queryable, schema: string, version: string): Promise<void> {
+  await queryable.query(`DELETE FROM ${quoteSchema(schema)}.${LEDGER_TABLE} WHERE version = $1`, [version]);
+}

@@ -1,0 +1,88 @@
+/**
+ * Scoped connections to a migration target, holding its advisory lock: a transaction with
+ * `pg_advisory_xact_lock` for transactional files, a dedicated session with `pg_advisory_lock`
+ * for `-- migrate:no-transaction` files.
+ */
+import type { Pool, PoolClient } from 'pg';
+import { quoteSchema } from '../db/pg.js';
+import { advisoryLockKey } from './advisory-lock.js';
+import type { MigrationTarget } from './types.js';
+
+/** `lock_timeout` when the caller does not say: long enough for a busy tenant, short enough to retry. */
+export const DEFAULT_LOCK_TIMEOUT_MS = 5000;
+
+/**
+ * Runs `fn` inside `BEGIN; SET LOCAL lock_timeout; pg_advisory_xact_lock; SET LOCAL search_path`
+ * and commits; any error rolls everything back and is rethrown unchanged.
+ */
+export async function withTargetTransaction<T>(
+  pool: Pool,
+  target: MigrationTarget,
+  lockTimeoutMs: number,
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  const schema = quoteSchema(target.schema);
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    try {
+      await client.query('BEGIN');
+    } catch (error) {
+      broken = error as Error;
+      throw error;
+    }
+    try {
+      await client.query(`SET LOCAL lock_timeout = ${lockTimeout(lockTimeoutMs)}`);
+      await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryLockKey(target.lockKey)]);
+      await client.query(`SET LOCAL search_path TO ${schema}, public`);
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      // The original error is what the caller needs; a failed ROLLBACK only means this
+      // connection is unusable, so it is destroyed instead of returned to the pool.
+      await client.query('ROLLBACK').catch((rollbackError: Error) => {
+        broken = rollbackError;
+      });
+      throw error;
+    }
+  } finally {
+    client.release(broken);
+  }
+}
+
+/**
+ * Runs `fn` on a dedicated connection holding the session advisory lock, with session
+ * `lock_timeout` and `search_path`. The connection is closed afterwards, so no session setting
+ * leaks into the pool.
+ */
+export async function withTargetSession<T>(
+  pool: Pool,
+  target: MigrationTarget,
+  lockTimeoutMs: number,
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  const schema = quoteSchema(target.schema);
+  const key = advisoryLockKey(target.lockKey);
+  const client = await pool.connect();
+  let locked = false;
+  try {
+    await client.query(`SET lock_timeout = ${lockTimeout(lockTimeoutMs)}`);
+    await client.query('SELECT pg_advisory_lock($1::bigint)', [key]);
+    locked = true;
+    await client.query(`SET search_path TO ${schema}, public`);
+    return await fn(client);
+  } finally {
+    try {
+      if (locked) await client.query('SELECT pg_advisory_unlock($1::bigint)', [key]);
+    } finally {
+      // Destroying the connection also drops the session lock if the unlock above failed.
+      client.release(true);
+    }
+  }
+}
+
+function lockTimeout(ms: number): number {
+  if (!Number.isInteger(ms) || ms < 0) throw new RangeError(`lockTimeoutMs must be a non-negative integer, got ${ms}`);
+  return ms;
+}

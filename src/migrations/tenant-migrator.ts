@@ -1,0 +1,109 @@
+/**
+ * Applies and reverts catalog files on one migration target (a schema), under its advisory
+ * lock, re-planning from the ledger inside the lock so concurrent runners never apply a file twice.
+ */
+import type { Pool, PoolClient } from 'pg';
+import { quoteSchema } from '../db/pg.js';
+import { applyFile } from './apply-file.js';
+import { ensureLedger, readLedger } from './ledger.js';
+import { assertNoDrift, groupSteps, planDown, planUp } from './planner.js';
+import { DEFAULT_LOCK_TIMEOUT_MS, withTargetSession, withTargetTransaction } from './target-session.js';
+import { TransactionMode } from './types.js';
+import type {
+  AppliedStep,
+  MigrateOptions,
+  MigrateResult,
+  MigrationCatalog,
+  MigrationFile,
+  MigrationTarget,
+  Plan,
+} from './types.js';
+
+/** Options of `migrateDown`: the version to return to ("0" reverts everything). */
+export interface MigrateDownOptions extends Omit<MigrateOptions, 'toVersion'> {
+  readonly toVersion: string;
+}
+
+/** Applies the pending files of `catalog` to `target` up to `options.toVersion` (default: latest). */
+export async function migrateUp(
+  pool: Pool,
+  target: MigrationTarget,
+  catalog: MigrationCatalog,
+  options: MigrateOptions = {},
+): Promise<MigrateResult> {
+  const toVersion = options.toVersion ?? null;
+  if (toVersion) catalog.require(toVersion);
+  return run(pool, target, options, 'up', async (client) => {
+    await ensureLedger(client, target.schema);
+    const plan = planUp(catalog, await readLedger(client, target.schema), toVersion);
+    assertNoDrift(plan, target.schema);
+    return plan;
+  });
+}
+
+/** Reverts applied files above `options.toVersion`, newest first; refuses before changing anything when one has no down file. */
+export async function migrateDown(
+  pool: Pool,
+  target: MigrationTarget,
+  catalog: MigrationCatalog,
+  options: MigrateDownOptions,
+): Promise<MigrateResult> {
+  return run(pool, target, options, 'down', async (client) =>
+    planDown(catalog, await readLedger(client, target.schema), options.toVersion),
+  );
+}
+
+type Replan = (client: PoolClient) => Promise<Plan>;
+
+type Round =
+  | { readonly kind: 'done'; readonly fromVersion: string | null; readonly toVersion: string | null }
+  | { readonly kind: 'applied'; readonly fromVersion: string | null; readonly steps: AppliedStep[] }
+  | { readonly kind: 'alone'; readonly fromVersion: string | null; readonly file: MigrationFile };
+
+async function run(
+  pool: Pool,
+  target: MigrationTarget,
+  options: Omit<MigrateOptions, 'toVersion'>,
+  direction: 'up' | 'down',
+  replan: Replan,
+): Promise<MigrateResult> {
+  quoteSchema(target.schema);
+  const mode = options.mode ?? TransactionMode.PER_TENANT;
+  const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  const steps: AppliedStep[] = [];
+  let fromVersion: string | null | undefined;
+
+  for (;;) {
+    // Each round re-reads the ledger under the lock: another process may have moved the target.
+    const round = await withTargetTransaction(pool, target, lockTimeoutMs, async (client): Promise<Round> => {
+      const plan = await replan(client);
+      const group = groupSteps(plan, mode)[0];
+      const first = group?.[0];
+      if (!group || !first) return { kind: 'done', fromVersion: plan.fromVersion, toVersion: plan.fromVersion };
+      const transactional = direction === 'up' ? first.transactional : first.downTransactional;
+      if (!transactional) return { kind: 'alone', fromVersion: plan.fromVersion, file: first };
+      const applied: AppliedStep[] = [];
+      for (const file of group) applied.push(await applyFile(client, target.schema, file, direction));
+      return { kind: 'applied', fromVersion: plan.fromVersion, steps: applied };
+    });
+    fromVersion ??= round.fromVersion;
+    if (round.kind === 'done') return { fromVersion, toVersion: round.toVersion, steps };
+
+    let committed: AppliedStep[];
+    if (round.kind === 'applied') {
+      committed = round.steps;
+    } else {
+      committed = await withTargetSession(pool, target, lockTimeoutMs, async (client) => {
+        // Re-plan under the session lock: the file may have been run since the transaction above.
+        const plan = await replan(client);
+        const next = plan.steps[0];
+        if (!next || next.order !== round.file.order) return [];
+        return [await applyFile(client, target.schema, next, direction)];
+      });
+    }
+    for (const step of committed) {
+      steps.push(step);
+      await options.onApplied?.(step);
+    }
+  }
+}
