@@ -71,7 +71,8 @@ async function run(
   const mode = options.mode ?? TransactionMode.PER_TENANT;
   const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   const steps: AppliedStep[] = [];
-  let fromVersion: string | null | undefined;
+  let fromVersion: string | null = null;
+  let firstRound = true;
 
   for (;;) {
     // Each round re-reads the ledger under the lock: another process may have moved the target.
@@ -86,7 +87,8 @@ async function run(
       for (const file of group) applied.push(await applyFile(client, target.schema, file, direction));
       return { kind: 'applied', fromVersion: plan.fromVersion, steps: applied };
     });
-    fromVersion ??= round.fromVersion;
+    if (firstRound) fromVersion = round.fromVersion;
+    firstRound = false;
     if (round.kind === 'done') return { fromVersion, toVersion: round.toVersion, steps };
 
     let committed: AppliedStep[];

@@ -1,0 +1,2 @@
+DROP INDEX tasks_project_id_priority_idx;
+ALTER TABLE tasks DROP COLUMN priority;

@@ -1,0 +1,171 @@
+/**
+ * The migration CLI's commands. `COMMANDS` is the dispatch point: a command group maps to a
+ * handler; `tenants` (fleet-wide runs through the queue) registers here when it lands.
+ */
+import pg from 'pg';
+import type { Config } from '../config.js';
+import { AppError } from '../errors.js';
+import {
+  CONTROL_PLANE_TARGET,
+  DriftError,
+  TransactionMode,
+  ensureDatabase,
+  getHistory,
+  getStatus,
+  loadCatalog,
+  migrateControlPlane,
+  migrateDown,
+  migrateUp,
+  previewUp,
+  renderPlanSql,
+  stampVersion,
+} from '../migrations/index.js';
+import { formatHistory, formatMigrateResult, formatStamp, formatStatus } from './format.js';
+import { resolveTenantTarget } from './tenant-target.js';
+
+/** The parsed command line a handler receives. */
+export interface CommandInput {
+  readonly action: string | undefined;
+  readonly tenant?: string | undefined;
+  readonly to?: string | undefined;
+  readonly mode?: string | undefined;
+  readonly environment?: string | undefined;
+  readonly concurrency?: string | undefined;
+}
+
+/** Where a command writes; the entry point passes process streams, tests may capture. */
+export interface CommandIo {
+  readonly out: (line: string) => void;
+}
+
+/** A command group's handler. */
+export type CommandHandler = (config: Config, input: CommandInput, io: CommandIo) => Promise<void>;
+
+/** Bad command-line usage: the CLI prints the usage text and exits 2. */
+export class UsageError extends AppError<'USAGE'> {
+  constructor(message: string) {
+    super('USAGE', message);
+  }
+}
+
+/** The command groups, by first argument. */
+export const COMMANDS: Readonly<Record<string, CommandHandler>> = {
+  'control-plane': controlPlaneCommand,
+  tenant: tenantCommand,
+  plan: planCommand,
+  // TODO(issue: fleet runs): replace with the queue-backed handler once `tenants up` lands in src/runs.
+  tenants: async () => {
+    throw new AppError(
+      'NOT_AVAILABLE',
+      '`tenants up` is not available yet: migrate one tenant with `tenant up --tenant <name>`',
+    );
+  },
+};
+
+async function controlPlaneCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {
+  const label = 'control plane';
+  if (input.action === 'up') {
+    const result = await migrateControlPlane(config.databaseUrl, config.controlPlaneMigrationsDir, {
+      lockTimeoutMs: Math.max(config.lockTimeoutMs, 30_000),
+      onApplied: (step) => io.out(`  applied ${step.version}_${step.name} (${step.executionMs} ms)`),
+    });
+    io.out(formatMigrateResult(label, result, 'up'));
+    return;
+  }
+  if (input.action === 'status') {
+    const catalog = await loadCatalog(config.controlPlaneMigrationsDir);
+    await withPool(config.databaseUrl, async (pool) =>
+      io.out(formatStatus(label, await getStatus(pool, CONTROL_PLANE_TARGET, catalog))),
+    );
+    return;
+  }
+  throw new UsageError(`unknown action "control-plane ${input.action ?? ''}": use up or status`);
+}
+
+async function tenantCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {
+  const { databaseUrl, target } = await resolveTenantTarget(config, requireTenant(input));
+  const catalog = await loadCatalog(config.migrationsDir);
+  const label = `schema ${target.schema}`;
+  const mode = parseMode(input.mode);
+  const onApplied = (step: { version: string; name: string; executionMs: number }) =>
+    io.out(
+      `  ${input.action === 'down' ? 'reverted' : 'applied'} ${step.version}_${step.name} (${step.executionMs} ms)`,
+    );
+  switch (input.action) {
+    case 'up':
+      await ensureDatabase(databaseUrl);
+      return withPool(databaseUrl, async (pool) => {
+        const result = await migrateUp(pool, target, catalog, {
+          toVersion: input.to ?? null,
+          mode,
+          lockTimeoutMs: config.lockTimeoutMs,
+          onApplied,
+        });
+        io.out(formatMigrateResult(label, result, 'up'));
+      });
+    case 'down': {
+      if (!input.to)
+        throw new UsageError('tenant down needs --to <version> (use --to 0 to revert everything)');
+      const toVersion = input.to;
+      return withPool(databaseUrl, async (pool) => {
+        const result = await migrateDown(pool, target, catalog, {
+          toVersion,
+          mode,
+          lockTimeoutMs: config.lockTimeoutMs,
+          onApplied,
+        });
+        io.out(formatMigrateResult(label, result, 'down'));
+      });
+    }
+    case 'stamp': {
+      if (!input.to) throw new UsageError('tenant stamp needs --to <version>');
+      const version = input.to;
+      await ensureDatabase(databaseUrl);
+      return withPool(databaseUrl, async (pool) =>
+        io.out(formatStamp(label, await stampVersion(pool, target, catalog, version, config))),
+      );
+    }
+    case 'status':
+      return withPool(databaseUrl, async (pool) =>
+        io.out(formatStatus(label, await getStatus(pool, target, catalog))),
+      );
+    case 'history':
+      return withPool(databaseUrl, async (pool) =>
+        io.out(formatHistory(label, await getHistory(pool, target, catalog))),
+      );
+    default:
+      throw new UsageError(
+        `unknown action "tenant ${input.action ?? ''}": use up, down, status, stamp or history`,
+      );
+  }
+}
+
+async function planCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {
+  const { databaseUrl, target } = await resolveTenantTarget(config, requireTenant(input));
+  const catalog = await loadCatalog(config.migrationsDir);
+  await withPool(databaseUrl, async (pool) => {
+    const plan = await previewUp(pool, target, catalog, input.to ?? null);
+    if (plan.drift.length > 0) throw new DriftError(target.schema, plan.drift);
+    io.out(renderPlanSql(plan, { schema: target.schema, mode: parseMode(input.mode) }).trimEnd());
+  });
+}
+
+function requireTenant(input: CommandInput): string {
+  if (!input.tenant) throw new UsageError('--tenant <name> is required');
+  return input.tenant;
+}
+
+function parseMode(mode: string | undefined): TransactionMode {
+  if (mode === undefined || mode === 'per-tenant') return TransactionMode.PER_TENANT;
+  if (mode === 'per-migration') return TransactionMode.PER_MIGRATION;
+  throw new UsageError(`unknown --mode "${mode}": use per-tenant or per-migration`);
+}
+
+async function withPool<T>(url: string, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.end();
+  }
+}

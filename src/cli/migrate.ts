@@ -1,0 +1,72 @@
+/**
+ * `npm run migrate -- <command>`: the migration CLI. Exit codes: 0 done, 1 failed (one line
+ * on stderr), 2 bad usage (with the usage text).
+ */
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config.js';
+import { AppError } from '../errors.js';
+import { COMMANDS, UsageError } from './commands.js';
+import type { CommandInput } from './commands.js';
+
+/** The usage text printed on bad usage and for --help. */
+export const USAGE = `Usage: npm run migrate -- <command>
+
+  control-plane up|status
+  tenant up|down|status|stamp|history --tenant <name> [--to <version>] [--mode per-tenant|per-migration]
+  plan --tenant <name> [--to <version>]        print the SQL \`tenant up\` would run; runs nothing
+  tenants up [--environment <env>] [--concurrency N]   (not available yet)
+
+A tenant name "acme" means schema tenant_acme on TENANT_DATABASE_URL.
+\`tenant down\` needs --to (--to 0 reverts everything); \`tenant stamp\` records versions <= --to without running them.`;
+
+/** Runs the CLI for `argv` (without node and script) and returns the exit code. */
+export async function runMigrateCli(argv: readonly string[]): Promise<number> {
+  let input: CommandInput & { readonly group: string | undefined; readonly help: boolean };
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        tenant: { type: 'string' },
+        to: { type: 'string' },
+        mode: { type: 'string' },
+        environment: { type: 'string' },
+        concurrency: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+    if (positionals.length > 2) throw new UsageError(`unexpected argument "${positionals[2]}"`);
+    input = { group: positionals[0], action: positionals[1], help: values.help ?? false, ...values };
+  } catch (error) {
+    return usageFailure(error instanceof Error ? error.message : String(error));
+  }
+  if (input.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const handler = input.group ? COMMANDS[input.group] : undefined;
+  if (!handler) return usageFailure(input.group ? `unknown command "${input.group}"` : 'missing command');
+  try {
+    const config = loadConfig();
+    await handler(config, input, { out: (line) => process.stdout.write(`${line}\n`) });
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) return usageFailure(error.message);
+    if (error instanceof AppError) {
+      process.stderr.write(`error: ${error.message}\n`);
+      return 1;
+    }
+    // Not an expected failure: still one line first, then the details for whoever debugs it.
+    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    if (error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+    return 1;
+  }
+}
+
+function usageFailure(message: string): number {
+  process.stderr.write(`error: ${message}\n\n${USAGE}\n`);
+  return 2;
+}
+
+process.exitCode = await runMigrateCli(process.argv.slice(2));
