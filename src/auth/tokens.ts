@@ -1,0 +1,98 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Config } from '../config.js';
+import type { ControlPlaneDb } from '../db/control-plane.js';
+import type { ApiToken } from '../generated/prisma/client.js';
+import { NotFoundError, ValidationError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { parseBearer, type Principal } from './principal.js';
+import { isApiRole, type ApiRole } from './roles.js';
+
+/** Every issued token starts with this, so leaked tokens are easy to spot and to redact. */
+export const TOKEN_PREFIX = 'cpt_';
+// Writing last_used_at on every request would turn each read into a write; once a minute is enough.
+const LAST_USED_THROTTLE_MS = 60_000;
+const TOKEN_NAME_MAX = 255;
+
+/** A fresh API token: `cpt_` + 32 random bytes, base64url. */
+export function generateApiToken(): string {
+  return TOKEN_PREFIX + randomBytes(32).toString('base64url');
+}
+
+/** SHA-256 hex of a token: the only form ever stored. */
+export function hashApiToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** Compares two secrets in constant time (for equal-length digests). */
+export function secretsEqual(a: string, b: string): boolean {
+  const left = createHash('sha256').update(a).digest();
+  const right = createHash('sha256').update(b).digest();
+  return timingSafeEqual(left, right);
+}
+
+export interface TokenServiceDeps {
+  readonly db: ControlPlaneDb;
+  readonly config: Pick<Config, 'bootstrapAdminToken' | 'authDisabled'>;
+  readonly logger: Logger;
+}
+
+export interface CreatedApiToken {
+  /** The token value, shown once and never stored. */
+  readonly token: string;
+  readonly apiToken: ApiToken;
+}
+
+/** API tokens: authenticating requests, issuing and revoking tokens. */
+export function createTokenService({ db, config, logger }: TokenServiceDeps) {
+  const lastUsedWrites = new Map<string, number>();
+
+  /** The principal of an `Authorization` header value; null when missing, unknown or revoked. */
+  async function authenticate(authorization: string | null | undefined): Promise<Principal | null> {
+    if (config.authDisabled) return { kind: 'auth-disabled', name: 'auth-disabled', role: 'ADMIN', tokenId: null };
+    const token = parseBearer(authorization);
+    if (!token) return null;
+    if (config.bootstrapAdminToken && secretsEqual(token, config.bootstrapAdminToken)) {
+      return { kind: 'bootstrap', name: 'bootstrap-admin', role: 'ADMIN', tokenId: null };
+    }
+    if (!token.startsWith(TOKEN_PREFIX)) return null;
+    const row = await db.apiToken.findUnique({ where: { tokenHash: hashApiToken(token) } });
+    if (!row || row.revokedAt) return null;
+    touch(row.id);
+    return { kind: 'token', name: row.name, role: row.role, tokenId: row.id };
+  }
+
+  /** Issues a token; the value is returned here once and only its hash is stored. */
+  async function createToken(input: { name: string; role: ApiRole }, createdBy: string): Promise<CreatedApiToken> {
+    const name = input.name.trim();
+    if (name.length === 0 || name.length > TOKEN_NAME_MAX) {
+      throw new ValidationError(`Token name must be 1-${TOKEN_NAME_MAX} characters`, 'name');
+    }
+    if (!isApiRole(input.role)) throw new ValidationError('Unknown role', 'role');
+    const token = generateApiToken();
+    const apiToken = await db.apiToken.create({
+      data: { name, role: input.role, tokenHash: hashApiToken(token), createdBy },
+    });
+    return { token, apiToken };
+  }
+
+  /** Marks a token revoked; requests with it fail from now on. Revoking twice keeps the first time. */
+  async function revokeToken(id: string): Promise<ApiToken> {
+    const existing = await db.apiToken.findUnique({ where: { id } });
+    if (!existing) throw new NotFoundError('API token not found');
+    if (existing.revokedAt) return existing;
+    return db.apiToken.update({ where: { id }, data: { revokedAt: new Date() } });
+  }
+
+  function touch(tokenId: string): void {
+    const now = Date.now();
+    const last = lastUsedWrites.get(tokenId) ?? 0;
+    if (now - last < LAST_USED_THROTTLE_MS) return;
+    lastUsedWrites.set(tokenId, now);
+    db.apiToken.update({ where: { id: tokenId }, data: { lastUsedAt: new Date(now) } }).catch((error: unknown) => {
+      logger.warn('could not record token use', { tokenId, error });
+    });
+  }
+
+  return { authenticate, createToken, revokeToken };
+}
+export type TokenService = ReturnType<typeof createTokenService>;
