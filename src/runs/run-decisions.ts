@@ -1,0 +1,161 @@
+/**
+ * The pure scheduling decisions of a run: how many targets may enter the window, whether the
+ * canary wave holds the rest back, when failures halt the run, and how it ends. The SQL in
+ * run-state.ts applies them under the run's row lock.
+ */
+import type { RunProgress } from '../pubsub/run-events.js';
+
+/** Run statuses, as the Prisma client spells them. */
+export const RunStatus = {
+  QUEUED: 'QUEUED',
+  RUNNING: 'RUNNING',
+  SUCCEEDED: 'SUCCEEDED',
+  FAILED: 'FAILED',
+  HALTED: 'HALTED',
+  CANCELLED: 'CANCELLED',
+} as const;
+export type RunStatus = (typeof RunStatus)[keyof typeof RunStatus];
+
+/** Target statuses, including the internal QUEUED (handed to the queue, not yet picked up). */
+export const TargetStatus = {
+  PENDING: 'PENDING',
+  QUEUED: 'QUEUED',
+  RUNNING: 'RUNNING',
+  SUCCEEDED: 'SUCCEEDED',
+  FAILED: 'FAILED',
+  SKIPPED: 'SKIPPED',
+  CANCELLED: 'CANCELLED',
+} as const;
+export type TargetStatus = (typeof TargetStatus)[keyof typeof TargetStatus];
+
+/** Whether a run still schedules targets. */
+export function isRunActive(status: string): boolean {
+  return status === RunStatus.QUEUED || status === RunStatus.RUNNING;
+}
+
+/** Whether a target has reached an end state. */
+export function isTargetEnded(status: string): boolean {
+  return (
+    status === TargetStatus.SUCCEEDED ||
+    status === TargetStatus.FAILED ||
+    status === TargetStatus.SKIPPED ||
+    status === TargetStatus.CANCELLED
+  );
+}
+
+/** How many targets of a run are in each status, and how the canary wave stands. */
+export interface TargetCounts {
+  readonly pending: number;
+  readonly queued: number;
+  readonly running: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly skipped: number;
+  readonly cancelled: number;
+  /** Canary targets PENDING, QUEUED or RUNNING. */
+  readonly canaryUnfinished: number;
+  /** Canary targets FAILED. */
+  readonly canaryFailed: number;
+}
+
+export const EMPTY_COUNTS: TargetCounts = {
+  pending: 0,
+  queued: 0,
+  running: 0,
+  succeeded: 0,
+  failed: 0,
+  skipped: 0,
+  cancelled: 0,
+  canaryUnfinished: 0,
+  canaryFailed: 0,
+};
+
+/** The scheduling settings of a run. */
+export interface RunLimits {
+  readonly status: string;
+  readonly concurrency: number;
+  readonly maxFailures: number | null;
+  readonly canarySize: number | null;
+}
+
+/** What to do with a run now. */
+export interface RunDecision {
+  /** Stop scheduling: the run becomes HALTED and every PENDING or QUEUED target SKIPPED. */
+  readonly halt: boolean;
+  /** How many PENDING targets may enter the window now. */
+  readonly admit: number;
+  /** While the canary wave is unfinished only canary targets may enter. */
+  readonly canaryOnly: boolean;
+  /** The run's end status when nothing is left to do, else null. */
+  readonly endStatus: RunStatus | null;
+}
+
+/**
+ * Decides a run's next step from its target counts. A failed canary or `maxFailures` failures
+ * halt the run while there is still work waiting; a run whose last target ended with failures
+ * and nothing waiting simply ends FAILED.
+ */
+export function decideRun(run: RunLimits, counts: TargetCounts): RunDecision {
+  const waiting = counts.pending + counts.queued;
+  const active = counts.queued + counts.running;
+  if (!isRunActive(run.status)) {
+    // HALTED or CANCELLED keep their status; they end once the last running target ends.
+    const terminalNow = run.status === RunStatus.HALTED || run.status === RunStatus.CANCELLED;
+    return { halt: false, admit: 0, canaryOnly: false, endStatus: terminalNow && active === 0 ? (run.status as RunStatus) : null };
+  }
+  const tooManyFailures = run.maxFailures !== null && counts.failed >= run.maxFailures;
+  if ((tooManyFailures || counts.canaryFailed > 0) && waiting > 0) {
+    return { halt: true, admit: 0, canaryOnly: false, endStatus: counts.running === 0 ? RunStatus.HALTED : null };
+  }
+  if (waiting + counts.running === 0) {
+    return { halt: false, admit: 0, canaryOnly: false, endStatus: counts.failed > 0 ? RunStatus.FAILED : RunStatus.SUCCEEDED };
+  }
+  return {
+    halt: false,
+    admit: windowSlots(run.concurrency, counts),
+    canaryOnly: counts.canaryUnfinished > 0,
+    endStatus: null,
+  };
+}
+
+/** Free places in the window: `concurrency` minus the targets already queued or running. */
+export function windowSlots(concurrency: number, counts: Pick<TargetCounts, 'queued' | 'running' | 'pending'>): number {
+  return Math.max(0, Math.min(counts.pending, concurrency - counts.queued - counts.running));
+}
+
+/** The run's stored counters (and API progress): queued targets count as pending. */
+export function progressOf(counts: TargetCounts): RunProgress {
+  const total =
+    counts.pending + counts.queued + counts.running + counts.succeeded + counts.failed + counts.skipped + counts.cancelled;
+  return {
+    total,
+    pending: counts.pending + counts.queued,
+    running: counts.running,
+    succeeded: counts.succeeded,
+    failed: counts.failed,
+    skipped: counts.skipped,
+    cancelled: counts.cancelled,
+  };
+}
+
+/** The progress fields of a stored run row. */
+export function progressOfRun(run: RunProgress): RunProgress {
+  return {
+    total: run.total,
+    pending: run.pending,
+    running: run.running,
+    succeeded: run.succeeded,
+    failed: run.failed,
+    skipped: run.skipped,
+    cancelled: run.cancelled,
+  };
+}
+
+/** Adds one target of `status` (and canary flag) to `counts`. */
+export function countTarget(counts: TargetCounts, status: string, canary: boolean, n = 1): TargetCounts {
+  const key = status.toLowerCase() as Lowercase<TargetStatus>;
+  const next = { ...counts, [key]: counts[key] + n };
+  if (canary && !isTargetEnded(status)) next.canaryUnfinished += n;
+  if (canary && status === TargetStatus.FAILED) next.canaryFailed += n;
+  return next;
+}
