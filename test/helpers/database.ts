@@ -1,0 +1,91 @@
+/**
+ * `useTestDatabase()`: a fresh, uniquely named database per test file (optionally a clone of
+ * the migrated control-plane template), dropped after the file's tests.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { quoteDatabase, quoteSchema, withConnection } from '../../src/db/pg.js';
+import { schemaLockKey } from '../../src/migrations/index.js';
+import type { MigrationTarget } from '../../src/migrations/index.js';
+import { controlPlaneTemplateName, testServerUrl } from './template.js';
+
+/** Options of `useTestDatabase`. */
+export interface TestDatabaseOptions {
+  /** Clone the migrated control-plane template instead of starting empty. */
+  readonly controlPlane?: boolean;
+}
+
+/** The database a test file works in; fields are available from `beforeAll` on. */
+export interface TestDatabase {
+  readonly name: string;
+  readonly url: string;
+  /** A pg Pool on the database, max 5 connections. */
+  readonly pool: pg.Pool;
+  /** The migration target of schema `tenant_<name>` (`tenant_` is not doubled), without creating it. */
+  tenantTarget(name: string): MigrationTarget;
+  /** Creates schema `tenant_<name>` and returns its migration target. */
+  createTenantSchema(name: string): Promise<MigrationTarget>;
+  /** Drops a schema and everything in it, if it exists. */
+  dropSchema(schema: string): Promise<void>;
+}
+
+/** Registers beforeAll/afterAll hooks that create and drop this file's own database. */
+export function useTestDatabase(options: TestDatabaseOptions = {}): TestDatabase {
+  let name: string | undefined;
+  let pool: pg.Pool | undefined;
+
+  beforeAll(async () => {
+    const testPath = expect.getState().testPath ?? 'unknown';
+    const fileHash = createHash('sha256').update(testPath).digest('hex').slice(0, 8);
+    const database = `cpt_${fileHash}_${randomBytes(4).toString('hex')}`;
+    const template = options.controlPlane ? ` TEMPLATE ${quoteDatabase(controlPlaneTemplateName())}` : '';
+    await withConnection(testServerUrl(), (client) =>
+      client.query(`CREATE DATABASE ${quoteDatabase(database)}${template}`),
+    );
+    name = database;
+    pool = new pg.Pool({ connectionString: testServerUrl(database), max: 5 });
+  });
+
+  afterAll(async () => {
+    await pool?.end();
+    if (name) {
+      const database = name;
+      await withConnection(testServerUrl(), (client) =>
+        client.query(`DROP DATABASE IF EXISTS ${quoteDatabase(database)} WITH (FORCE)`),
+      );
+    }
+  });
+
+  const ready = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('useTestDatabase: the database is available from beforeAll on');
+    return value;
+  };
+
+  const tenantTarget = (tenant: string): MigrationTarget => {
+    const schema = tenant.startsWith('tenant_') ? tenant : `tenant_${tenant}`;
+    quoteSchema(schema);
+    return { schema, lockKey: schemaLockKey(ready(name), schema) };
+  };
+
+  return {
+    get name() {
+      return ready(name);
+    },
+    get url() {
+      return testServerUrl(ready(name));
+    },
+    get pool() {
+      return ready(pool);
+    },
+    tenantTarget,
+    async createTenantSchema(tenant: string) {
+      const target = tenantTarget(tenant);
+      await ready(pool).query(`CREATE SCHEMA ${quoteSchema(target.schema)}`);
+      return target;
+    },
+    async dropSchema(schema: string) {
+      await ready(pool).query(`DROP SCHEMA IF EXISTS ${quoteSchema(schema)} CASCADE`);
+    },
+  };
+}
