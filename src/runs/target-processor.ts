@@ -1,0 +1,337 @@
+/**
+ * The work of one target, whichever worker picks it up: mark it RUNNING, plan from the tenant's
+ * ledger and apply (or provision, or roll back, or only plan for a dry run), then record the
+ * outcome, the run's counters and the tenant's cached version in one control-plane transaction.
+ */
+import type { Config } from '../config.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import type { ControlPlaneDb, ControlPlaneTx } from '../db/control-plane.js';
+import type { TenantPools } from '../db/tenant-pools.js';
+import { AppError } from '../errors.js';
+import type { MigrationRun, MigrationRunTarget, TenantDatabase } from '../generated/prisma/client.js';
+import type { Logger } from '../logger.js';
+import {
+  assertNoDrift,
+  highestVersion,
+  isTransientPgError,
+  migrateDown,
+  migrateUp,
+  planUp,
+  readLedger,
+  renderPlanSql,
+} from '../migrations/index.js';
+import type { AppliedStep, MigrationCatalog, MigrationTarget } from '../migrations/index.js';
+import { RunEventType } from '../pubsub/run-events.js';
+import type { RunEventBus } from '../pubsub/run-events.js';
+import type { TargetQueue } from '../queue/target-queue.js';
+import { migrationTargetOf, provisionTenant } from '../tenants/provisioner.js';
+import { RunStatus, TargetStatus, isRunActive, isTargetEnded } from './run-decisions.js';
+import { buildRunEvent } from './run-events.js';
+import { lockRun, settleRun, withRunTransaction } from './run-state.js';
+import type { SettleResult } from './run-state.js';
+import { createScheduler } from './scheduler.js';
+import { describeTargetError } from './target-error.js';
+import type { TargetErrorRecord } from './target-error.js';
+
+export interface TargetProcessorDeps {
+  readonly db: ControlPlaneDb;
+  readonly config: Config;
+  readonly catalog: MigrationCatalog;
+  readonly events: RunEventBus;
+  readonly tenantPools: TenantPools;
+  readonly secretBox: SecretBox;
+  readonly queue: TargetQueue;
+  readonly logger: Logger;
+}
+
+/** One delivery of a target job. */
+export interface TargetAttempt {
+  readonly targetId: string;
+  /** 1-based number of this delivery. */
+  readonly attempt: number;
+  /** Deliveries allowed in all; a transient failure on the last one is recorded as FAILED. */
+  readonly maxAttempts: number;
+}
+
+export const TargetOutcome = { SKIPPED: 'SKIPPED', SUCCEEDED: 'SUCCEEDED', FAILED: 'FAILED' } as const;
+export type TargetOutcome = (typeof TargetOutcome)[keyof typeof TargetOutcome];
+
+/** The target failed and was recorded FAILED: retrying the job cannot help. */
+export class TargetFailedError extends AppError<'TARGET_FAILED'> {
+  constructor(
+    readonly targetId: string,
+    readonly record: TargetErrorRecord,
+    options?: ErrorOptions,
+  ) {
+    super('TARGET_FAILED', `Target ${targetId} failed: ${record.error}`, options);
+  }
+}
+
+/** What the work on a tenant produced, for the target row. */
+interface TargetResult {
+  readonly fromVersion: string | null;
+  readonly toVersion: string | null;
+  readonly appliedVersions: readonly string[];
+  readonly plannedSql: string | null;
+}
+
+interface StartedTarget {
+  readonly run: MigrationRun;
+  readonly target: MigrationRunTarget;
+  readonly database: TenantDatabase;
+  readonly runStarted: boolean;
+  readonly settled: SettleResult | null;
+}
+
+type StartOutcome = { readonly kind: 'skip'; readonly settled: SettleResult | null } | ({ readonly kind: 'go' } & StartedTarget);
+
+/** Creates `processTarget` over the given clients. */
+export function createTargetProcessor(deps: TargetProcessorDeps) {
+  const { db, config, catalog, events, tenantPools, secretBox, logger } = deps;
+  const scheduler = createScheduler(deps);
+
+  /**
+   * Processes one delivery of a target job. Resolves when the target ended (or needs nothing);
+   * rethrows transient errors so the queue retries; throws TargetFailedError when recorded FAILED.
+   */
+  async function processTarget(attempt: TargetAttempt): Promise<TargetOutcome> {
+    const started = await withRunTransaction(db, (tx) => startTarget(tx, attempt.targetId));
+    if (started.kind === 'skip') {
+      if (started.settled) await scheduler.afterSettle(started.settled);
+      return TargetOutcome.SKIPPED;
+    }
+    const { run, target, database } = started;
+    const log = logger.child({ runId: run.id, targetId: target.id, tenantId: target.tenantId });
+    if (started.runStarted) events.publish(buildRunEvent(RunEventType.RUN_STARTED, started.run));
+    events.publish(buildRunEvent(RunEventType.TARGET_STARTED, started.run, tenantDetails(target)));
+    if (started.settled) await scheduler.afterSettle(started.settled);
+
+    const applied: string[] = [];
+    const onApplied = (step: AppliedStep) => {
+      applied.push(step.version);
+      events.publish(
+        buildRunEvent(RunEventType.MIGRATION_APPLIED, run, {
+          ...tenantDetails(target),
+          version: step.version,
+          message: `${step.version}_${step.name} applied in ${step.executionMs} ms`,
+        }),
+      );
+    };
+
+    let result: TargetResult;
+    try {
+      result = await workOn(run, database, onApplied);
+    } catch (error) {
+      const lastAttempt = attempt.attempt >= attempt.maxAttempts;
+      if (isTransientPgError(error) && !lastAttempt) {
+        log.warn('target hit a transient error; the queue retries it', { error, attempt: attempt.attempt });
+        throw error;
+      }
+      const record = describeTargetError(error);
+      log.warn('target failed', { error: record.error, errorCode: record.errorCode });
+      await finishFailed(run, target, database, record, applied);
+      throw new TargetFailedError(target.id, record, { cause: error });
+    }
+    await finishSucceeded(run, target, database, result);
+    log.info('target succeeded', { fromVersion: result.fromVersion, toVersion: result.toVersion });
+    return TargetOutcome.SUCCEEDED;
+  }
+
+  async function startTarget(tx: ControlPlaneTx, targetId: string): Promise<StartOutcome> {
+    const head = await tx.migrationRunTarget.findUnique({ where: { id: targetId }, select: { runId: true } });
+    if (!head) return { kind: 'skip', settled: null };
+    await lockRun(tx, head.runId);
+    const target = await tx.migrationRunTarget.findUniqueOrThrow({
+      where: { id: targetId },
+      include: { tenantDatabase: true },
+    });
+    const run = await tx.migrationRun.findUniqueOrThrow({ where: { id: head.runId } });
+    if (isTargetEnded(target.status)) return { kind: 'skip', settled: null };
+    if (!isRunActive(run.status)) {
+      // The run stopped scheduling while this job waited: the target never starts.
+      await tx.migrationRunTarget.update({
+        where: { id: targetId },
+        data: {
+          status: run.status === RunStatus.CANCELLED ? TargetStatus.CANCELLED : TargetStatus.SKIPPED,
+          finishedAt: new Date(),
+        },
+      });
+      return { kind: 'skip', settled: await settleRun(tx, run.id) };
+    }
+    // A PENDING target was never admitted to the window: a stray job; the window enqueues it later.
+    if (target.status === TargetStatus.PENDING) return { kind: 'skip', settled: null };
+    const now = new Date();
+    await tx.migrationRunTarget.update({
+      where: { id: targetId },
+      data: { status: TargetStatus.RUNNING, attempts: { increment: 1 }, startedAt: target.startedAt ?? now },
+    });
+    const runStarted = run.status === RunStatus.QUEUED;
+    if (runStarted) {
+      await tx.migrationRun.update({ where: { id: run.id }, data: { status: RunStatus.RUNNING, startedAt: run.startedAt ?? now } });
+    }
+    const settled = await settleRun(tx, run.id);
+    const { tenantDatabase, ...targetRow } = target;
+    return {
+      kind: 'go',
+      run: settled?.run ?? run,
+      target: targetRow,
+      database: tenantDatabase,
+      runStarted,
+      settled: settled && (settled.admitted.length > 0 || settled.ended) ? settled : null,
+    };
+  }
+
+  async function workOn(
+    run: MigrationRun,
+    database: TenantDatabase,
+    onApplied: (step: AppliedStep) => void,
+  ): Promise<TargetResult> {
+    const connectionString = secretBox.open(database.connectionStringEncrypted);
+    const pool = tenantPools.poolFor(connectionString);
+    const target = migrationTargetOf(database);
+    const mode = run.transactionMode;
+    const lockTimeoutMs = config.lockTimeoutMs;
+    if (run.kind === 'PROVISION') {
+      const result = await provisionTenant({
+        location: database,
+        connectionString,
+        pool,
+        catalog,
+        options: { mode, lockTimeoutMs, onApplied },
+      });
+      return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
+    }
+    if (run.kind === 'ROLLBACK') {
+      const result = await migrateDown(pool, target, catalog, {
+        toVersion: run.targetVersion ?? '0',
+        mode,
+        lockTimeoutMs,
+        onApplied,
+      });
+      return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
+    }
+    if (run.dryRun) return planOnly(pool, target, run);
+    const result = await migrateUp(pool, target, catalog, { toVersion: run.targetVersion, mode, lockTimeoutMs, onApplied });
+    return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
+  }
+
+  async function planOnly(pool: Parameters<typeof readLedger>[0], target: MigrationTarget, run: MigrationRun): Promise<TargetResult> {
+    const plan = planUp(catalog, await readLedger(pool, target.schema), run.targetVersion);
+    assertNoDrift(plan, target.schema);
+    return {
+      fromVersion: plan.fromVersion,
+      toVersion: plan.toVersion,
+      appliedVersions: [],
+      plannedSql: renderPlanSql(plan, { schema: target.schema, mode: run.transactionMode }),
+    };
+  }
+
+  async function finishSucceeded(
+    run: MigrationRun,
+    target: MigrationRunTarget,
+    database: TenantDatabase,
+    result: TargetResult,
+  ): Promise<void> {
+    const settled = await withRunTransaction(db, async (tx) => {
+      await lockRun(tx, run.id);
+      const current = await tx.migrationRunTarget.findUniqueOrThrow({ where: { id: target.id } });
+      // Another delivery of the same job finished it first (a re-enqueue after a lost queue).
+      if (isTargetEnded(current.status)) return null;
+      const finishedAt = new Date();
+      await tx.migrationRunTarget.update({
+        where: { id: target.id },
+        data: {
+          status: TargetStatus.SUCCEEDED,
+          fromVersion: result.fromVersion,
+          toVersion: result.toVersion,
+          appliedVersions: [...result.appliedVersions],
+          plannedSql: result.plannedSql,
+          error: null,
+          errorCode: null,
+          finishedAt,
+          durationMs: durationOf(current.startedAt, finishedAt),
+        },
+      });
+      if (!run.dryRun) {
+        await tx.tenantDatabase.update({
+          where: { id: database.id },
+          data: { schemaVersion: result.toVersion, status: 'ACTIVE', lastError: null },
+        });
+      }
+      if (run.kind === 'PROVISION') {
+        await tx.tenant.update({ where: { tenantId: target.tenantId }, data: { status: 'ACTIVE' } });
+      }
+      return settleRun(tx, run.id);
+    });
+    if (!settled) return;
+    events.publish(
+      buildRunEvent(RunEventType.TARGET_SUCCEEDED, settled.run, { ...tenantDetails(target), version: result.toVersion }),
+    );
+    await scheduler.afterSettle(settled);
+  }
+
+  async function finishFailed(
+    run: MigrationRun,
+    target: MigrationRunTarget,
+    database: TenantDatabase,
+    record: TargetErrorRecord,
+    applied: readonly string[],
+  ): Promise<void> {
+    // PER_MIGRATION and no-transaction files may have committed part of the way: cache what the ledger says.
+    const reached = run.dryRun ? undefined : await readReachedVersion(database);
+    const settled = await withRunTransaction(db, async (tx) => {
+      await lockRun(tx, run.id);
+      const current = await tx.migrationRunTarget.findUniqueOrThrow({ where: { id: target.id } });
+      if (isTargetEnded(current.status)) return null;
+      const finishedAt = new Date();
+      await tx.migrationRunTarget.update({
+        where: { id: target.id },
+        data: {
+          status: TargetStatus.FAILED,
+          appliedVersions: [...applied],
+          ...(reached === undefined ? {} : { toVersion: reached }),
+          error: record.error,
+          errorCode: record.errorCode,
+          finishedAt,
+          durationMs: durationOf(current.startedAt, finishedAt),
+        },
+      });
+      await tx.tenantDatabase.update({
+        where: { id: database.id },
+        data: {
+          lastError: record.error,
+          ...(run.kind === 'PROVISION' ? { status: 'ERROR' } : {}),
+          ...(reached === undefined ? {} : { schemaVersion: reached }),
+        },
+      });
+      return settleRun(tx, run.id);
+    });
+    if (!settled) return;
+    events.publish(
+      buildRunEvent(RunEventType.TARGET_FAILED, settled.run, { ...tenantDetails(target), message: record.error }),
+    );
+    await scheduler.afterSettle(settled);
+  }
+
+  async function readReachedVersion(database: TenantDatabase): Promise<string | null | undefined> {
+    try {
+      const pool = tenantPools.poolFor(secretBox.open(database.connectionStringEncrypted));
+      return highestVersion(await readLedger(pool, migrationTargetOf(database).schema));
+    } catch (error) {
+      // The tenant server may be the thing that failed; the cached version then stays as it was.
+      logger.warn('could not read the ledger after a failure', { tenantDatabaseId: database.id, error });
+      return undefined;
+    }
+  }
+
+  return { processTarget };
+}
+export type TargetProcessor = ReturnType<typeof createTargetProcessor>;
+
+function tenantDetails(target: MigrationRunTarget) {
+  return { tenantId: target.tenantId, targetId: target.id };
+}
+
+function durationOf(startedAt: Date | null, finishedAt: Date): number | null {
+  return startedAt ? finishedAt.getTime() - startedAt.getTime() : null;
+}
