@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
+
+const validKey = Buffer.alloc(32, 7).toString('base64');
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('runs with zero configuration on a developer machine', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      nodeEnv: 'development',
+      databaseUrl: 'postgresql://postgres@127.0.0.1:5432/control_plane',
+      tenantDatabaseUrl: 'postgresql://postgres@127.0.0.1:5432/tenants',
+      redisUrl: 'redis://127.0.0.1:6379',
+      redisPrefix: 'cp',
+      port: 4000,
+      migrationsDir: 'migrations/tenant',
+      workerConcurrency: 4,
+      lockTimeoutMs: 5000,
+      logLevel: 'info',
+      usingDevelopmentKey: true,
+      authDisabled: false,
+      bootstrapAdminToken: null,
+    });
+    expect(config.encryptionKey).toHaveLength(32);
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('derives the tenant database from DATABASE_URL and honours overrides', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgres://u@db:6543/cp', PORT: '8080', ENCRYPTION_KEY: validKey });
+    expect(config.tenantDatabaseUrl).toBe('postgres://u@db:6543/tenants');
+    expect(config.port).toBe(8080);
+    expect(config.usingDevelopmentKey).toBe(false);
+  });
+
+  it('treats empty variables as unset', () => {
+    expect(loadConfig({ PORT: '', ENCRYPTION_KEY: '' }).port).toBe(4000);
+  });
+
+  it('never disables auth in production', () => {
+    expect(loadConfig({ NODE_ENV: 'production', ENCRYPTION_KEY: validKey, AUTH_DISABLED: 'true' }).authDisabled).toBe(false);
+  });
+
+  it.each([
+    ['DATABASE_URL', { DATABASE_URL: 'not a url' }],
+    ['DATABASE_URL', { DATABASE_URL: 'mysql://localhost/db' }],
+    ['TENANT_DATABASE_URL', { TENANT_DATABASE_URL: 'http://x' }],
+    ['ENCRYPTION_KEY', { ENCRYPTION_KEY: Buffer.alloc(16).toString('base64') }],
+    ['ENCRYPTION_KEY', { ENCRYPTION_KEY: 'not base64!' }],
+    ['PORT', { PORT: 'eighty' }],
+    ['LOG_LEVEL', { LOG_LEVEL: 'verbose' }],
+    ['ENCRYPTION_KEY', { NODE_ENV: 'production' }],
+  ])('names %s in one line when it is bad', (variable, env) => {
+    const error = configError(env);
+    expect(error.code).toBe('CONFIG');
+    expect(error.message).toContain(variable);
+    expect(error.message).not.toContain('\n');
+  });
+
+  it('keeps the key out of the error message', () => {
+    const badKey = Buffer.alloc(31, 1).toString('base64');
+    expect(configError({ ENCRYPTION_KEY: badKey }).message).not.toContain(badKey);
+  });
+});
