@@ -1,35 +1,47 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
-import importX from 'eslint-plugin-import-x';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', 'src/generated/', 'bench/results/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    plugins: { 'import-x': importX },
-    settings: { 'import-x/resolver': { node: { extensions: ['.ts', '.js'] } } },
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly' } },
+    languageOptions: { globals: { ...globals.node } },
     rules: {
-      'import-x/no-cycle': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-empty': ['error', { allowEmptyCatch: false }],
     },
   },
   {
-    // The engine knows only pg and files; nothing imports the GraphQL layer.
+    // Nothing outside the GraphQL layer (and the wiring) imports it.
+    files: ['src/**/*.ts'],
+    ignores: ['src/graphql/**', 'src/main.ts', 'src/app.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/graphql/**'] }] },
+  },
+  {
+    // The engine knows only pg and files: no queue, no GraphQL, no Prisma.
     files: ['src/migrations/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: ['bullmq', 'graphql*', '@pothos/*', '**/generated/**', '@prisma/*', '../graphql/*', '../runs/*', '../queue/*'] },
+        {
+          patterns: [
+            'bullmq',
+            'ioredis',
+            'graphql',
+            'graphql-*',
+            '@pothos/*',
+            '@prisma/*',
+            '**/generated/**',
+            '**/graphql/**',
+            '**/runs/**',
+            '**/queue/**',
+            '**/tenants/**',
+          ],
+        },
       ],
     },
-  },
-  {
-    files: ['src/**/*.ts'],
-    ignores: ['src/graphql/**', 'src/main.ts', 'src/app.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['**/graphql/**'] }] },
   },
 );

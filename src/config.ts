@@ -115,7 +115,9 @@ export function databaseOf(url: string): string {
 function decodeKey(value: string): Buffer {
   const key = /^[A-Za-z0-9+/]+={0,2}$/.test(value) ? Buffer.from(value, 'base64') : Buffer.alloc(0);
   if (key.length !== 32) {
-    throw new ConfigError(`Invalid ENCRYPTION_KEY: must be 32 bytes encoded as base64 (got ${key.length} bytes)`);
+    throw new ConfigError(
+      `Invalid ENCRYPTION_KEY: must be 32 bytes encoded as base64 (got ${key.length} bytes)`,
+    );
   }
   return key;
 }

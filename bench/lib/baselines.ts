@@ -7,7 +7,12 @@ import pg from 'pg';
  * The raw floor: each tenant's SQL applied in one transaction on `connections` plain `pg`
  * connections, with no ledger, lock or bookkeeping. What any tool must pay at least.
  */
-export async function runRawFloor(url: string, upSql: readonly string[], schemas: readonly string[], connections: number) {
+export async function runRawFloor(
+  url: string,
+  upSql: readonly string[],
+  schemas: readonly string[],
+  connections: number,
+) {
   const clients = await Promise.all(
     Array.from({ length: connections }, async () => {
       const client = new pg.Client({ connectionString: url });
@@ -37,7 +42,12 @@ export async function runRawFloor(url: string, upSql: readonly string[], schemas
  * node-pg-migrate's programmatic runner over the same schemas with a pool of `poolSize`
  * concurrent runners, each tenant in one transaction with its own migrations table and lock.
  */
-export async function runNodePgMigrate(url: string, catalogDir: string, schemas: readonly string[], poolSize: number) {
+export async function runNodePgMigrate(
+  url: string,
+  catalogDir: string,
+  schemas: readonly string[],
+  poolSize: number,
+) {
   const { runner } = await import('node-pg-migrate');
   const dir = await writeNodePgMigrateCatalog(catalogDir);
   let next = 0;

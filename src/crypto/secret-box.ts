@@ -46,9 +46,13 @@ export function createSecretBox(current: EncryptionKey, previous: readonly Encry
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
       decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-      return Buffer.concat([decipher.update(Buffer.from(data, 'base64url')), decipher.final()]).toString('utf8');
+      return Buffer.concat([decipher.update(Buffer.from(data, 'base64url')), decipher.final()]).toString(
+        'utf8',
+      );
     } catch (error) {
-      throw new SecretDecryptionError(`Sealed secret failed authentication with key ${keyId}`, { cause: error });
+      throw new SecretDecryptionError(`Sealed secret failed authentication with key ${keyId}`, {
+        cause: error,
+      });
     }
   }
 

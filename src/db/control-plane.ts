@@ -11,7 +11,10 @@ export interface ControlPlaneDbOptions {
 }
 
 /** Creates the typed Prisma client over the `control_plane` schema of `databaseUrl`. */
-export function createControlPlaneDb(databaseUrl: string, options: ControlPlaneDbOptions = {}): ControlPlaneDb {
+export function createControlPlaneDb(
+  databaseUrl: string,
+  options: ControlPlaneDbOptions = {},
+): ControlPlaneDb {
   const adapter = new PrismaPg(
     { connectionString: databaseUrl, max: options.maxConnections ?? 10 },
     { schema: 'control_plane' },

@@ -13,7 +13,11 @@ export interface TenantPoolsOptions {
  * One `pg` pool per tenant database, shared by every tenant schema living in it: schema-isolated
  * tenants on one server reuse a single pool; each DATABASE-isolated tenant gets a small one.
  */
-export function createTenantPools({ maxPerDatabase, idleCloseMs = 60_000, maxPools = 64 }: TenantPoolsOptions) {
+export function createTenantPools({
+  maxPerDatabase,
+  idleCloseMs = 60_000,
+  maxPools = 64,
+}: TenantPoolsOptions) {
   const pools = new Map<string, { pool: pg.Pool; lastUsed: number }>();
   let closed = false;
 
@@ -41,7 +45,9 @@ export function createTenantPools({ maxPerDatabase, idleCloseMs = 60_000, maxPoo
 
   async function evict(now: number): Promise<void> {
     const victims = [...pools.entries()]
-      .filter(([, entry]) => now - entry.lastUsed > idleCloseMs && entry.pool.totalCount === entry.pool.idleCount)
+      .filter(
+        ([, entry]) => now - entry.lastUsed > idleCloseMs && entry.pool.totalCount === entry.pool.idleCount,
+      )
       .map(([key]) => key);
     if (pools.size - victims.length > maxPools) {
       const oldest = [...pools.entries()]
