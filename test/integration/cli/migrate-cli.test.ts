@@ -1,0 +1,98 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../../helpers/database.js';
+import { ledgerVersions, tablesIn } from '../migrations/fixtures.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../../..');
+const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+
+interface CliOutcome {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function runCli(args: string[], env: Record<string, string>): Promise<CliOutcome> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(TSX, ['src/cli/migrate.ts', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, LOG_LEVEL: 'silent', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('npm run migrate', () => {
+  const db = useTestDatabase();
+  const env = () => ({
+    TENANT_DATABASE_URL: db.url,
+    DATABASE_URL: db.url,
+    MIGRATIONS_DIR: path.join(ROOT, 'test/fixtures/migrations/concurrent'),
+  });
+
+  it('applies each migration once when two CLI processes run `tenant up` at the same moment', async () => {
+    const [first, second] = await Promise.all([
+      runCli(['tenant', 'up', '--tenant', 'clirace'], env()),
+      runCli(['tenant', 'up', '--tenant', 'clirace'], env()),
+    ]);
+    expect(first, first.stderr).toMatchObject({ code: 0 });
+    expect(second, second.stderr).toMatchObject({ code: 0 });
+    expect(await ledgerVersions(db.pool, 'tenant_clirace')).toEqual(['0001', '0002', '0003']);
+    const rows = await db.pool.query<{ migration: string }>(
+      `SELECT migration FROM tenant_clirace.applications`,
+    );
+    expect(rows.rows.map((r) => r.migration).sort()).toEqual(['0002', '0003']);
+    expect(`${first.stdout}${second.stdout}`).toMatch(/schema tenant_clirace: (applied|nothing to do)/);
+  });
+
+  it('prints the SQL `up` would run for `plan` and runs nothing', async () => {
+    const result = await runCli(['plan', '--tenant', 'tenant_planned', '--to', '2'], env());
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('-- 0001_create_counter.up.sql');
+    expect(result.stdout).toContain('-- 0002_create_orders.up.sql');
+    expect(result.stdout).not.toContain('0003_create_invoices');
+    expect(result.stdout).toContain('BEGIN;');
+    expect(await tablesIn(db.pool, 'tenant_planned')).toEqual([]);
+  });
+
+  it('shows status and history, and rolls back with tenant down', async () => {
+    const up = await runCli(['tenant', 'up', '--tenant', 'shown', '--mode', 'per-migration'], {
+      ...env(),
+      MIGRATIONS_DIR: path.join(ROOT, 'migrations/tenant'),
+    });
+    expect(up.code, up.stderr).toBe(0);
+    const tenantEnv = { ...env(), MIGRATIONS_DIR: path.join(ROOT, 'migrations/tenant') };
+    const status = await runCli(['tenant', 'status', '--tenant', 'shown'], tenantEnv);
+    expect(status.stdout).toContain('current version: 0004');
+    expect(status.stdout).toContain('drift:           none');
+    const history = await runCli(['tenant', 'history', '--tenant', 'shown'], tenantEnv);
+    expect(history.stdout).toMatch(/0003\s+add_task_priority\s+\S+\s+\d+\s+ok/);
+    const down = await runCli(['tenant', 'down', '--tenant', 'shown', '--to', '0002'], tenantEnv);
+    expect(down.code, down.stderr).toBe(0);
+    expect(await tablesIn(db.pool, 'tenant_shown')).not.toContain('audit_events');
+    expect(await ledgerVersions(db.pool, 'tenant_shown')).toEqual(['0001', '0002']);
+  });
+
+  it('exits 2 with the usage on bad usage, 1 with one line on a failure', async () => {
+    const usage = await runCli(['tenant', 'down', '--tenant', 'x'], env());
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('Usage: npm run migrate');
+    const unknown = await runCli(['tenant', 'up', '--tenant', 'x', '--bogus'], env());
+    expect(unknown.code).toBe(2);
+    const badConfig = await runCli(['tenant', 'status', '--tenant', 'x'], { ...env(), PORT: 'eighty' });
+    expect(badConfig).toMatchObject({
+      code: 1,
+      stderr: 'error: Invalid PORT: Invalid input: expected number, received NaN\n',
+    });
+    const notYet = await runCli(['tenants', 'up'], env());
+    expect(notYet.code).toBe(1);
+    expect(notYet.stderr).toContain('not available yet');
+  });
+});
