@@ -70,7 +70,9 @@ export async function startTargetWorker(deps: TargetWorkerDeps): Promise<TargetW
       connection,
       prefix: queue.queue.opts.prefix,
       concurrency: config.workerConcurrency,
-      ...(deps.lockDurationMs ? { lockDuration: deps.lockDurationMs, stalledInterval: deps.lockDurationMs } : {}),
+      ...(deps.lockDurationMs
+        ? { lockDuration: deps.lockDurationMs, stalledInterval: deps.lockDurationMs }
+        : {}),
       // A job whose worker died twice still belongs to a target the reconciler recovers.
       maxStalledCount: 2,
     },

@@ -101,14 +101,29 @@ export function decideRun(run: RunLimits, counts: TargetCounts): RunDecision {
   if (!isRunActive(run.status)) {
     // HALTED or CANCELLED keep their status; they end once the last running target ends.
     const terminalNow = run.status === RunStatus.HALTED || run.status === RunStatus.CANCELLED;
-    return { halt: false, admit: 0, canaryOnly: false, endStatus: terminalNow && active === 0 ? (run.status as RunStatus) : null };
+    return {
+      halt: false,
+      admit: 0,
+      canaryOnly: false,
+      endStatus: terminalNow && active === 0 ? (run.status as RunStatus) : null,
+    };
   }
   const tooManyFailures = run.maxFailures !== null && counts.failed >= run.maxFailures;
   if ((tooManyFailures || counts.canaryFailed > 0) && waiting > 0) {
-    return { halt: true, admit: 0, canaryOnly: false, endStatus: counts.running === 0 ? RunStatus.HALTED : null };
+    return {
+      halt: true,
+      admit: 0,
+      canaryOnly: false,
+      endStatus: counts.running === 0 ? RunStatus.HALTED : null,
+    };
   }
   if (waiting + counts.running === 0) {
-    return { halt: false, admit: 0, canaryOnly: false, endStatus: counts.failed > 0 ? RunStatus.FAILED : RunStatus.SUCCEEDED };
+    return {
+      halt: false,
+      admit: 0,
+      canaryOnly: false,
+      endStatus: counts.failed > 0 ? RunStatus.FAILED : RunStatus.SUCCEEDED,
+    };
   }
   return {
     halt: false,
@@ -119,14 +134,23 @@ export function decideRun(run: RunLimits, counts: TargetCounts): RunDecision {
 }
 
 /** Free places in the window: `concurrency` minus the targets already queued or running. */
-export function windowSlots(concurrency: number, counts: Pick<TargetCounts, 'queued' | 'running' | 'pending'>): number {
+export function windowSlots(
+  concurrency: number,
+  counts: Pick<TargetCounts, 'queued' | 'running' | 'pending'>,
+): number {
   return Math.max(0, Math.min(counts.pending, concurrency - counts.queued - counts.running));
 }
 
 /** The run's stored counters (and API progress): queued targets count as pending. */
 export function progressOf(counts: TargetCounts): RunProgress {
   const total =
-    counts.pending + counts.queued + counts.running + counts.succeeded + counts.failed + counts.skipped + counts.cancelled;
+    counts.pending +
+    counts.queued +
+    counts.running +
+    counts.succeeded +
+    counts.failed +
+    counts.skipped +
+    counts.cancelled;
   return {
     total,
     pending: counts.pending + counts.queued,

@@ -12,7 +12,11 @@ export interface RunEventDetails {
 }
 
 /** A RunEvent of `type` for `run` as it stands now. */
-export function buildRunEvent(type: RunEventType, run: MigrationRun, details: RunEventDetails = {}): RunEvent {
+export function buildRunEvent(
+  type: RunEventType,
+  run: MigrationRun,
+  details: RunEventDetails = {},
+): RunEvent {
   return {
     type,
     at: new Date().toISOString(),

@@ -67,7 +67,11 @@ export function createRunService(deps: RunServiceDeps): RunService {
       requestedBy: actor.name,
       databases,
     });
-    logger.info('migration run created', { runId: run.id, targets: databases.length, targetVersion: file.version });
+    logger.info('migration run created', {
+      runId: run.id,
+      targets: databases.length,
+      targetVersion: file.version,
+    });
     await dispatch(run.id);
     return reload(run.id);
   }
@@ -93,7 +97,11 @@ export function createRunService(deps: RunServiceDeps): RunService {
       requestedBy: actor.name,
       databases,
     });
-    logger.info('rollback run created', { runId: run.id, targets: databases.length, targetVersion: run.targetVersion });
+    logger.info('rollback run created', {
+      runId: run.id,
+      targets: databases.length,
+      targetVersion: run.targetVersion,
+    });
     await dispatch(run.id);
     return reload(run.id);
   }
@@ -126,9 +134,16 @@ export function createRunService(deps: RunServiceDeps): RunService {
       // SKIPPED targets of a halted run are work it left undone, so a retry takes them too.
       const reset = await tx.migrationRunTarget.updateMany({
         where: { runId, status: { in: [TargetStatus.FAILED, TargetStatus.CANCELLED, TargetStatus.SKIPPED] } },
-        data: { status: TargetStatus.PENDING, error: null, errorCode: null, finishedAt: null, durationMs: null },
+        data: {
+          status: TargetStatus.PENDING,
+          error: null,
+          errorCode: null,
+          finishedAt: null,
+          durationMs: null,
+        },
       });
-      if (reset.count === 0) throw new PreconditionFailedError(`Run ${runId} has no failed or cancelled targets`);
+      if (reset.count === 0)
+        throw new PreconditionFailedError(`Run ${runId} has no failed or cancelled targets`);
       await tx.migrationRun.update({
         where: { id: runId },
         data: { status: run.startedAt ? RunStatus.RUNNING : RunStatus.QUEUED, finishedAt: null },
@@ -156,16 +171,24 @@ export function createRunService(deps: RunServiceDeps): RunService {
       const result = await stampVersion(pool, migrationTargetOf(database), catalog, version, {
         lockTimeoutMs: config.lockTimeoutMs,
       });
-      await db.tenantDatabase.update({ where: { id: database.id }, data: { schemaVersion: result.toVersion } });
+      await db.tenantDatabase.update({
+        where: { id: database.id },
+        data: { schemaVersion: result.toVersion },
+      });
     } catch (error) {
-      if (error instanceof UnknownVersionError) throw new ValidationError(error.message, 'version', { cause: error });
+      if (error instanceof UnknownVersionError)
+        throw new ValidationError(error.message, 'version', { cause: error });
       throw error;
     }
     logger.info('tenant stamped', { tenantId, version });
     return db.tenant.findUniqueOrThrow({ where: { tenantId } });
   }
 
-  async function createProvisionRun(tx: ControlPlaneTx, request: ProvisionRequest, actor: Actor): Promise<MigrationRun> {
+  async function createProvisionRun(
+    tx: ControlPlaneTx,
+    request: ProvisionRequest,
+    actor: Actor,
+  ): Promise<MigrationRun> {
     const database = await tx.tenantDatabase.findFirst({
       where: { id: request.tenantDatabaseId, tenantId: request.tenantId },
     });
@@ -231,14 +254,18 @@ async function insertRunIn(tx: ControlPlaneTx, run: NewRun): Promise<MigrationRu
 
 function validateConcurrency(value: number): number {
   if (!Number.isInteger(value) || value < 1 || value > MAX_RUN_CONCURRENCY) {
-    throw new ValidationError(`concurrency must be an integer from 1 to ${MAX_RUN_CONCURRENCY}`, 'concurrency');
+    throw new ValidationError(
+      `concurrency must be an integer from 1 to ${MAX_RUN_CONCURRENCY}`,
+      'concurrency',
+    );
   }
   return value;
 }
 
 function validatePositive(value: number | null | undefined, field: string): number | null {
   if (value === null || value === undefined) return null;
-  if (!Number.isInteger(value) || value < 1) throw new ValidationError(`${field} must be an integer of at least 1`, field);
+  if (!Number.isInteger(value) || value < 1)
+    throw new ValidationError(`${field} must be an integer of at least 1`, field);
   return value;
 }
 
@@ -246,11 +273,17 @@ function validatePositive(value: number | null | undefined, field: string): numb
  * Refuses a rollback when any step between a selected tenant's cached version and `limit`
  * has no down file. The worker re-checks against each tenant's ledger.
  */
-function assertReversible(catalog: MigrationCatalog, databases: readonly SelectedDatabase[], limit: bigint): void {
+function assertReversible(
+  catalog: MigrationCatalog,
+  databases: readonly SelectedDatabase[],
+  limit: bigint,
+): void {
   for (const database of databases) {
     const current = database.schemaVersion === null ? null : parseVersion(database.schemaVersion);
     if (current === null) continue;
-    const blocking = catalog.files.find((file) => file.order > limit && file.order <= current && !file.reversible);
+    const blocking = catalog.files.find(
+      (file) => file.order > limit && file.order <= current && !file.reversible,
+    );
     if (blocking) {
       throw new PreconditionFailedError(
         `Cannot roll back to ${limit}: ${fileNameOf(blocking)} has no down file (tenant database ${database.id}); nothing was changed`,

@@ -5,7 +5,14 @@
  */
 import type { ControlPlaneDb, ControlPlaneTx } from '../db/control-plane.js';
 import type { MigrationRun } from '../generated/prisma/client.js';
-import { EMPTY_COUNTS, countTarget, decideRun, progressOf, RunStatus, TargetStatus } from './run-decisions.js';
+import {
+  EMPTY_COUNTS,
+  countTarget,
+  decideRun,
+  progressOf,
+  RunStatus,
+  TargetStatus,
+} from './run-decisions.js';
 import type { RunDecision, TargetCounts } from './run-decisions.js';
 
 // Many workers finishing targets of one run queue on its row lock; give them room.
@@ -94,6 +101,9 @@ export async function settleRun(tx: ControlPlaneTx, runId: string): Promise<Sett
 }
 
 /** Runs `fn` in a control-plane transaction sized for run-lock contention. */
-export function withRunTransaction<T>(db: ControlPlaneDb, fn: (tx: ControlPlaneTx) => Promise<T>): Promise<T> {
+export function withRunTransaction<T>(
+  db: ControlPlaneDb,
+  fn: (tx: ControlPlaneTx) => Promise<T>,
+): Promise<T> {
   return db.$transaction(fn, RUN_TX_OPTIONS);
 }

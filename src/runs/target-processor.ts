@@ -83,7 +83,9 @@ interface StartedTarget {
   readonly settled: SettleResult | null;
 }
 
-type StartOutcome = { readonly kind: 'skip'; readonly settled: SettleResult | null } | ({ readonly kind: 'go' } & StartedTarget);
+type StartOutcome =
+  | { readonly kind: 'skip'; readonly settled: SettleResult | null }
+  | ({ readonly kind: 'go' } & StartedTarget);
 
 /** Creates `processTarget` over the given clients. */
 export function createTargetProcessor(deps: TargetProcessorDeps) {
@@ -167,7 +169,10 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     });
     const runStarted = run.status === RunStatus.QUEUED;
     if (runStarted) {
-      await tx.migrationRun.update({ where: { id: run.id }, data: { status: RunStatus.RUNNING, startedAt: run.startedAt ?? now } });
+      await tx.migrationRun.update({
+        where: { id: run.id },
+        data: { status: RunStatus.RUNNING, startedAt: run.startedAt ?? now },
+      });
     }
     const settled = await settleRun(tx, run.id);
     const { tenantDatabase, ...targetRow } = target;
@@ -211,11 +216,20 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
     }
     if (run.dryRun) return planOnly(pool, target, run);
-    const result = await migrateUp(pool, target, catalog, { toVersion: run.targetVersion, mode, lockTimeoutMs, onApplied });
+    const result = await migrateUp(pool, target, catalog, {
+      toVersion: run.targetVersion,
+      mode,
+      lockTimeoutMs,
+      onApplied,
+    });
     return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
   }
 
-  async function planOnly(pool: Parameters<typeof readLedger>[0], target: MigrationTarget, run: MigrationRun): Promise<TargetResult> {
+  async function planOnly(
+    pool: Parameters<typeof readLedger>[0],
+    target: MigrationTarget,
+    run: MigrationRun,
+  ): Promise<TargetResult> {
     const plan = planUp(catalog, await readLedger(pool, target.schema), run.targetVersion);
     assertNoDrift(plan, target.schema);
     return {
@@ -265,7 +279,10 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     });
     if (!settled) return;
     events.publish(
-      buildRunEvent(RunEventType.TARGET_SUCCEEDED, settled.run, { ...tenantDetails(target), version: result.toVersion }),
+      buildRunEvent(RunEventType.TARGET_SUCCEEDED, settled.run, {
+        ...tenantDetails(target),
+        version: result.toVersion,
+      }),
     );
     await scheduler.afterSettle(settled);
   }
@@ -308,7 +325,10 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     });
     if (!settled) return;
     events.publish(
-      buildRunEvent(RunEventType.TARGET_FAILED, settled.run, { ...tenantDetails(target), message: record.error }),
+      buildRunEvent(RunEventType.TARGET_FAILED, settled.run, {
+        ...tenantDetails(target),
+        message: record.error,
+      }),
     );
     await scheduler.afterSettle(settled);
   }

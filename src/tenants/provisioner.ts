@@ -5,7 +5,12 @@
  */
 import type pg from 'pg';
 import { ensureDatabase, migrateUp, schemaLockKey } from '../migrations/index.js';
-import type { MigrateOptions, MigrateResult, MigrationCatalog, MigrationTarget } from '../migrations/index.js';
+import type {
+  MigrateOptions,
+  MigrateResult,
+  MigrationCatalog,
+  MigrationTarget,
+} from '../migrations/index.js';
 
 /** The parts of a tenant_databases row that say where the tenant's ledger lives. */
 export interface TenantDatabaseLocation {
@@ -20,7 +25,8 @@ export const DEFAULT_DATABASE_SCHEMA = 'public';
 /** Where the engine migrates a tenant database: its schema, locked as `<database>/<schema>`. */
 export function migrationTargetOf(location: TenantDatabaseLocation): MigrationTarget {
   const schema =
-    location.schemaName ?? (location.isolation === 'DATABASE' ? DEFAULT_DATABASE_SCHEMA : location.databaseName);
+    location.schemaName ??
+    (location.isolation === 'DATABASE' ? DEFAULT_DATABASE_SCHEMA : location.databaseName);
   return { schema, lockKey: schemaLockKey(location.databaseName, schema) };
 }
 

@@ -1,0 +1,49 @@
+/** Reads what tests check after a run: the run, its targets, tenant ledgers and migration logs. */
+import { expect } from 'vitest';
+import type pg from 'pg';
+import type { Redis } from 'ioredis';
+import type { ControlPlaneDb } from '../../../src/db/control-plane.js';
+import type { MigrationRun } from '../../../src/generated/prisma/client.js';
+import { expectEventually } from '../../helpers/eventually.js';
+
+/** Waits until the run has finished (finished_at set) and returns it. */
+export async function waitForRunEnd(
+  db: ControlPlaneDb,
+  runId: string,
+  timeoutMs = 45_000,
+): Promise<MigrationRun> {
+  return expectEventually(
+    async () => {
+      const run = await db.migrationRun.findUniqueOrThrow({ where: { id: runId } });
+      expect(run.finishedAt, `run ${runId} is ${run.status}`).not.toBeNull();
+      return run;
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
+}
+
+/** The versions in a tenant schema's ledger, ascending ([] when it has none). */
+export async function ledgerVersions(pool: pg.Pool, schema: string): Promise<string[]> {
+  const exists = await pool.query(`SELECT to_regclass($1) IS NOT NULL AS e`, [`${schema}.schema_migrations`]);
+  if (!exists.rows[0]?.e) return [];
+  const result = await pool.query<{ version: string }>(
+    `SELECT version FROM ${schema}.schema_migrations ORDER BY version`,
+  );
+  return result.rows.map((row) => row.version);
+}
+
+/** How many times each fixture migration ran on a tenant schema (its migration_log). */
+export async function migrationLogCounts(pool: pg.Pool, schema: string): Promise<Record<string, number>> {
+  const result = await pool.query<{ version: string; n: number }>(
+    `SELECT version, count(*)::int AS n FROM ${schema}.migration_log GROUP BY version ORDER BY version`,
+  );
+  return Object.fromEntries(result.rows.map((row) => [row.version, row.n]));
+}
+
+/** Waits until somebody listens on the run's event channel, so no event is missed. */
+export async function waitForSubscriber(redis: Redis, prefix: string, runId: string): Promise<void> {
+  await expectEventually(async () => {
+    const result = (await redis.pubsub('NUMSUB', `${prefix}:run-events:${runId}`)) as [string, number];
+    expect(Number(result[1])).toBeGreaterThan(0);
+  });
+}

@@ -1,0 +1,219 @@
+/**
+ * A run machinery of its own for one test file: control-plane DB clone, Redis prefix, queue,
+ * event bus, run service and (on demand) workers, all closed and cleaned up in afterAll.
+ */
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import type { Redis } from 'ioredis';
+import { loadConfig } from '../../../src/config.js';
+import type { Config } from '../../../src/config.js';
+import { createSecretBox } from '../../../src/crypto/secret-box.js';
+import type { SecretBox } from '../../../src/crypto/secret-box.js';
+import { createControlPlaneDb } from '../../../src/db/control-plane.js';
+import type { ControlPlaneDb } from '../../../src/db/control-plane.js';
+import { createTenantPools } from '../../../src/db/tenant-pools.js';
+import type { TenantPools } from '../../../src/db/tenant-pools.js';
+import { createLogger } from '../../../src/logger.js';
+import { loadCatalog } from '../../../src/migrations/index.js';
+import type { MigrationCatalog } from '../../../src/migrations/index.js';
+import { createRunEventBus } from '../../../src/pubsub/run-events.js';
+import type { RunEvent, RunEventBus } from '../../../src/pubsub/run-events.js';
+import { createTargetQueue, queuePrefixOf } from '../../../src/queue/target-queue.js';
+import type { TargetQueue } from '../../../src/queue/target-queue.js';
+import { startTargetWorker } from '../../../src/queue/target-worker.js';
+import type { TargetWorker } from '../../../src/queue/target-worker.js';
+import { createRedisConnection } from '../../../src/redis/connections.js';
+import { createRunService } from '../../../src/runs/run-service.js';
+import type { RunService } from '../../../src/runs/types.js';
+import { useTestDatabase } from '../../helpers/database.js';
+import type { TestDatabase } from '../../helpers/database.js';
+
+export const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/runs');
+export const ACTOR = { name: 'test' };
+
+export interface RunHarness {
+  readonly database: TestDatabase;
+  readonly config: Config;
+  readonly db: ControlPlaneDb;
+  readonly catalog: MigrationCatalog;
+  readonly queue: TargetQueue;
+  readonly events: RunEventBus;
+  readonly service: RunService;
+  readonly secretBox: SecretBox;
+  readonly tenantPools: TenantPools;
+  /** A plain Redis connection for inspection. */
+  readonly redis: Redis;
+  /** Environment for a child worker process with the same settings. */
+  readonly env: Record<string, string>;
+  startWorker(options?: { lockDurationMs?: number }): Promise<TargetWorker>;
+  /** Inserts ACTIVE tenants with one SCHEMA-isolated database each (schema not created). */
+  createTenants(
+    prefix: string,
+    count: number,
+    environment?: 'DEVELOPMENT' | 'STAGING' | 'PRODUCTION',
+  ): Promise<string[]>;
+  /** Collects every event of `runId` from now on. */
+  recordEvents(runId: string): { readonly events: RunEvent[]; stop(): void };
+}
+
+/** Registers the hooks that build and tear down a harness over catalog `catalogName`. */
+export function useRunHarness(catalogName = 'fleet', overrides: Record<string, string> = {}): RunHarness {
+  const database = useTestDatabase({ controlPlane: true });
+  const prefix = `t-${randomUUID()}`;
+  const connections: Redis[] = [];
+  const workers: TargetWorker[] = [];
+  const subscriptions: { stop(): void }[] = [];
+  let state:
+    Omit<RunHarness, 'database' | 'startWorker' | 'createTenants' | 'recordEvents' | 'redis'> | undefined;
+
+  beforeAll(async () => {
+    const env = {
+      NODE_ENV: 'test',
+      DATABASE_URL: database.url,
+      TENANT_DATABASE_URL: database.url,
+      REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      REDIS_PREFIX: prefix,
+      MIGRATIONS_DIR: path.join(FIXTURES, catalogName),
+      RECONCILE_INTERVAL_MS: '1000',
+      WORKER_CONCURRENCY: '4',
+      LOG_LEVEL: 'silent',
+      ...overrides,
+    };
+    const config = loadConfig(env);
+    const connect = (name: string) => {
+      const connection = createRedisConnection(config.redisUrl, name);
+      connections.push(connection);
+      return connection;
+    };
+    const db = createControlPlaneDb(config.databaseUrl, { maxConnections: 10 });
+    const catalog = await loadCatalog(config.migrationsDir);
+    const queue = createTargetQueue({
+      connection: connect('queue'),
+      prefix: queuePrefixOf(config.redisPrefix),
+    });
+    const events = createRunEventBus({
+      publishClient: connect('publish'),
+      subscribeClient: connect('subscribe'),
+      prefix: config.redisPrefix,
+    });
+    const secretBox = createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey });
+    const tenantPools = createTenantPools({ maxPerDatabase: 10 });
+    const logger = createLogger('silent');
+    const service = createRunService({ db, config, catalog, queue, events, tenantPools, secretBox, logger });
+    state = { config, db, catalog, queue, events, service, secretBox, tenantPools, env };
+  });
+
+  afterAll(async () => {
+    for (const subscription of subscriptions) subscription.stop();
+    await Promise.all(workers.map((worker) => worker.close()));
+    if (state) {
+      await state.queue.close();
+      await state.tenantPools.close();
+      await state.db.$disconnect();
+    }
+    const cleaner = connections[0];
+    if (cleaner) await deleteKeys(cleaner, `${queuePrefixOf(prefix)}*`);
+    await Promise.all(connections.map((connection) => connection.quit()));
+  });
+
+  const ready = () => {
+    if (!state) throw new Error('the run harness is ready from beforeAll on');
+    return state;
+  };
+
+  return {
+    database,
+    get config() {
+      return ready().config;
+    },
+    get db() {
+      return ready().db;
+    },
+    get catalog() {
+      return ready().catalog;
+    },
+    get queue() {
+      return ready().queue;
+    },
+    get events() {
+      return ready().events;
+    },
+    get service() {
+      return ready().service;
+    },
+    get secretBox() {
+      return ready().secretBox;
+    },
+    get tenantPools() {
+      return ready().tenantPools;
+    },
+    get env() {
+      return ready().env;
+    },
+    get redis() {
+      const connection = connections[0];
+      if (!connection) throw new Error('the run harness is ready from beforeAll on');
+      return connection;
+    },
+    async startWorker(options = {}) {
+      const s = ready();
+      const connection = createRedisConnection(s.config.redisUrl, 'worker');
+      connections.push(connection);
+      const worker = await startTargetWorker({
+        ...s,
+        connection,
+        logger: createLogger('silent'),
+        ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {}),
+      });
+      workers.push(worker);
+      return worker;
+    },
+    async createTenants(namePrefix, count, environment = 'DEVELOPMENT') {
+      const s = ready();
+      const ids: string[] = [];
+      for (let i = 0; i < count; i += 1) {
+        const name = `${namePrefix}_${String(i).padStart(3, '0')}`;
+        const tenant = await s.db.tenant.create({
+          data: {
+            name,
+            environment,
+            status: 'ACTIVE',
+            databases: {
+              create: {
+                connectionStringEncrypted: s.secretBox.seal(database.url),
+                databaseName: database.name,
+                host: '127.0.0.1',
+                port: 5432,
+                status: 'ACTIVE',
+                isolation: 'SCHEMA',
+                schemaName: `tenant_${name}`,
+              },
+            },
+          },
+        });
+        ids.push(tenant.tenantId);
+      }
+      return ids;
+    },
+    recordEvents(runId) {
+      const iterator = ready().events.subscribeRun(runId);
+      const received: RunEvent[] = [];
+      void (async () => {
+        for await (const event of iterator) received.push(event);
+      })();
+      const subscription = { events: received, stop: () => void iterator.return?.() };
+      subscriptions.push(subscription);
+      return subscription;
+    },
+  };
+}
+
+async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== '0');
+}

@@ -1,0 +1,335 @@
+import { describe, expect, it } from 'vitest';
+import { PreconditionFailedError, ValidationError, NotFoundError } from '../../../src/errors.js';
+import { expectEventually } from '../../helpers/eventually.js';
+import { ACTOR, useRunHarness } from './run-harness.js';
+import { ledgerVersions, migrationLogCounts, waitForRunEnd, waitForSubscriber } from './run-assertions.js';
+
+describe('migration runs', () => {
+  const h = useRunHarness('fleet');
+
+  const schemaOf = (name: string) => `tenant_${name}`;
+  async function tenantNames(ids: string[]): Promise<string[]> {
+    const tenants = await h.db.tenant.findMany({
+      where: { tenantId: { in: ids } },
+      orderBy: { name: 'asc' },
+    });
+    return tenants.map((t) => t.name);
+  }
+  async function bringTo(ids: string[], version: string): Promise<void> {
+    const run = await h.service.startMigrationRun(
+      { targetVersion: version, tenants: { ids }, concurrency: 8 },
+      ACTOR,
+    );
+    expect((await waitForRunEnd(h.db, run.id)).status).toBe('SUCCEEDED');
+  }
+  async function seedDuplicates(name: string): Promise<void> {
+    await h.database.pool.query(`INSERT INTO ${schemaOf(name)}.items (name) VALUES ('dup'), ('dup')`);
+  }
+  async function fixDuplicates(name: string): Promise<void> {
+    await h.database.pool.query(`DELETE FROM ${schemaOf(name)}.items WHERE name = 'dup'`);
+  }
+
+  it('validates its input before changing anything', async () => {
+    await expect(h.service.startMigrationRun({ targetVersion: '0042' }, ACTOR)).rejects.toMatchObject({
+      constructor: ValidationError,
+      field: 'targetVersion',
+    });
+    await expect(h.service.startMigrationRun({ concurrency: 0 }, ACTOR)).rejects.toMatchObject({
+      field: 'concurrency',
+    });
+    await expect(h.service.startMigrationRun({ concurrency: 1001 }, ACTOR)).rejects.toMatchObject({
+      field: 'concurrency',
+    });
+    await expect(h.service.startMigrationRun({ canarySize: 0 }, ACTOR)).rejects.toMatchObject({
+      field: 'canarySize',
+    });
+    await expect(h.service.startMigrationRun({ maxFailures: 0 }, ACTOR)).rejects.toMatchObject({
+      field: 'maxFailures',
+    });
+    await expect(
+      h.service.startMigrationRun({ tenants: { ids: ['00000000-0000-0000-0000-000000000000'] } }, ACTOR),
+    ).rejects.toBeInstanceOf(NotFoundError);
+    await expect(
+      h.service.startMigrationRun({ tenants: { environment: ['STAGING'], status: ['SUSPENDED'] } }, ACTOR),
+    ).rejects.toBeInstanceOf(PreconditionFailedError);
+    expect(await h.db.migrationRun.count()).toBe(0);
+  });
+
+  it('migrates a fleet of 30 with never more than 4 targets in the window, each file once', async () => {
+    const ids = await h.createTenants('fleet', 30);
+    const worker = await h.startWorker();
+    let maxActive = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const [row] = await h.database.pool
+          .query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM control_plane.migration_run_targets WHERE status IN ('queued', 'running')`,
+          )
+          .then((r) => r.rows);
+        maxActive = Math.max(maxActive, row?.n ?? 0);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    const run = await h.service.startMigrationRun({ tenants: { ids }, concurrency: 4 }, ACTOR);
+    expect(run.total).toBe(30);
+    const ended = await waitForRunEnd(h.db, run.id);
+    sampling = false;
+    await sampler;
+    await worker.close();
+
+    expect(ended).toMatchObject({
+      status: 'SUCCEEDED',
+      total: 30,
+      succeeded: 30,
+      pending: 0,
+      running: 0,
+      failed: 0,
+    });
+    expect(maxActive).toBeGreaterThan(0);
+    expect(maxActive).toBeLessThanOrEqual(4);
+    for (const name of await tenantNames(ids)) {
+      expect(await ledgerVersions(h.database.pool, schemaOf(name))).toEqual(['0001', '0002', '0003']);
+      expect(await migrationLogCounts(h.database.pool, schemaOf(name))).toEqual({
+        '0001': 1,
+        '0002': 1,
+        '0003': 1,
+      });
+    }
+    const databases = await h.db.tenantDatabase.findMany({ where: { tenantId: { in: ids } } });
+    expect(databases.every((d) => d.schemaVersion === '0003')).toBe(true);
+    const targets = await h.db.migrationRunTarget.findMany({ where: { runId: run.id } });
+    expect(
+      targets.every(
+        (t) => t.status === 'SUCCEEDED' && t.appliedVersions.length === 3 && t.toVersion === '0003',
+      ),
+    ).toBe(true);
+  });
+
+  it('fails only the tenants whose data breaks a migration, and a retry completes them', async () => {
+    const ids = await h.createTenants('bad', 6);
+    const names = await tenantNames(ids);
+    const worker = await h.startWorker();
+    await bringTo(ids, '0002');
+    const broken = [names[1]!, names[4]!];
+    for (const name of broken) await seedDuplicates(name);
+
+    const run = await h.service.startMigrationRun({ tenants: { ids }, concurrency: 3 }, ACTOR);
+    const ended = await waitForRunEnd(h.db, run.id);
+    expect(ended).toMatchObject({ status: 'FAILED', succeeded: 4, failed: 2 });
+    const targets = await h.db.migrationRunTarget.findMany({
+      where: { runId: run.id },
+      include: { tenant: true },
+    });
+    for (const target of targets) {
+      if (broken.includes(target.tenant.name)) {
+        expect(target.status).toBe('FAILED');
+        expect(target.errorCode).toBe('23505');
+        expect(target.error).toContain('0003_unique_item_names');
+        expect(target.error).toContain('23505');
+        expect(target.attempts).toBe(1);
+      } else {
+        expect(target.status).toBe('SUCCEEDED');
+      }
+    }
+    const brokenDb = await h.db.tenantDatabase.findFirstOrThrow({
+      where: { schemaName: schemaOf(broken[0]!) },
+    });
+    expect(brokenDb.lastError).toContain('23505');
+    expect(brokenDb.schemaVersion).toBe('0002');
+
+    for (const name of broken) await fixDuplicates(name);
+    const retried = await h.service.retryRun(run.id, ACTOR);
+    expect(['QUEUED', 'RUNNING']).toContain(retried.status);
+    const again = await waitForRunEnd(h.db, run.id);
+    await worker.close();
+    expect(again).toMatchObject({ status: 'SUCCEEDED', succeeded: 6, failed: 0 });
+    for (const name of names)
+      expect(await ledgerVersions(h.database.pool, schemaOf(name))).toEqual(['0001', '0002', '0003']);
+    await expect(h.service.retryRun(run.id, ACTOR)).rejects.toBeInstanceOf(PreconditionFailedError);
+  });
+
+  it('halts at maxFailures and skips what never started', async () => {
+    const ids = await h.createTenants('halt', 8);
+    const names = await tenantNames(ids);
+    const worker = await h.startWorker();
+    await bringTo(ids, '0002');
+    for (const name of names) await seedDuplicates(name);
+
+    const run = await h.service.startMigrationRun(
+      { tenants: { ids }, concurrency: 1, maxFailures: 2 },
+      ACTOR,
+    );
+    const ended = await waitForRunEnd(h.db, run.id);
+    expect(ended).toMatchObject({ status: 'HALTED', failed: 2, skipped: 6, succeeded: 0 });
+    const skipped = await h.db.migrationRunTarget.findMany({ where: { runId: run.id, status: 'SKIPPED' } });
+    expect(skipped).toHaveLength(6);
+    expect(skipped.every((t) => t.attempts === 0 && t.startedAt === null)).toBe(true);
+
+    for (const name of names) await fixDuplicates(name);
+    await h.service.retryRun(run.id, ACTOR);
+    const again = await waitForRunEnd(h.db, run.id);
+    await worker.close();
+    expect(again).toMatchObject({ status: 'SUCCEEDED', succeeded: 8 });
+  });
+
+  it('stops after a failing canary without starting any other target', async () => {
+    const ids = await h.createTenants('canary', 6);
+    const names = await tenantNames(ids);
+    const worker = await h.startWorker();
+    await bringTo(ids, '0002');
+    await seedDuplicates(names[0]!);
+
+    const run = await h.service.startMigrationRun({ tenants: { ids }, concurrency: 4, canarySize: 2 }, ACTOR);
+    const ended = await waitForRunEnd(h.db, run.id);
+    await worker.close();
+    expect(ended.status).toBe('HALTED');
+    const targets = await h.db.migrationRunTarget.findMany({
+      where: { runId: run.id },
+      orderBy: { position: 'asc' },
+    });
+    expect(targets.slice(0, 2).every((t) => t.canary)).toBe(true);
+    expect(targets[0]!.status).toBe('FAILED');
+    for (const target of targets.slice(2)) {
+      expect(target.canary).toBe(false);
+      expect(target.status).toBe('SKIPPED');
+      expect(target.attempts).toBe(0);
+    }
+    for (const name of names.slice(2))
+      expect(await ledgerVersions(h.database.pool, schemaOf(name))).toEqual(['0001', '0002']);
+  });
+
+  it('records the planned SQL on a dry run and changes no tenant', async () => {
+    const ids = await h.createTenants('dry', 4);
+    const names = await tenantNames(ids);
+    const worker = await h.startWorker();
+    await bringTo(ids, '0002');
+
+    const run = await h.service.startMigrationRun({ tenants: { ids }, dryRun: true }, ACTOR);
+    const ended = await waitForRunEnd(h.db, run.id);
+    await worker.close();
+    expect(ended).toMatchObject({ status: 'SUCCEEDED', dryRun: true, succeeded: 4 });
+    const targets = await h.db.migrationRunTarget.findMany({ where: { runId: run.id } });
+    for (const target of targets) {
+      expect(target.plannedSql).toContain('0003_unique_item_names.up.sql');
+      expect(target.plannedSql).toContain('CREATE UNIQUE INDEX items_name_key');
+      expect(target.appliedVersions).toEqual([]);
+    }
+    for (const name of names)
+      expect(await ledgerVersions(h.database.pool, schemaOf(name))).toEqual(['0001', '0002']);
+    const databases = await h.db.tenantDatabase.findMany({ where: { tenantId: { in: ids } } });
+    expect(databases.every((d) => d.schemaVersion === '0002')).toBe(true);
+  });
+
+  it('rolls tenants back to an earlier version, reverting ledger and schema', async () => {
+    const ids = await h.createTenants('back', 3);
+    const names = await tenantNames(ids);
+    const worker = await h.startWorker();
+    await bringTo(ids, '0003');
+
+    const run = await h.service.startRollback({ targetVersion: '0001', tenants: { ids } }, ACTOR);
+    const ended = await waitForRunEnd(h.db, run.id);
+    await worker.close();
+    expect(ended).toMatchObject({ kind: 'ROLLBACK', status: 'SUCCEEDED', succeeded: 3 });
+    for (const name of names) {
+      expect(await ledgerVersions(h.database.pool, schemaOf(name))).toEqual(['0001']);
+      const columns = await h.database.pool.query(
+        `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'items' ORDER BY 1`,
+        [schemaOf(name)],
+      );
+      expect(columns.rows.map((r) => r.column_name)).toEqual(['id', 'name']);
+    }
+    const target = await h.db.migrationRunTarget.findFirstOrThrow({ where: { runId: run.id } });
+    expect(target).toMatchObject({
+      fromVersion: '0003',
+      toVersion: '0001',
+      appliedVersions: ['0003', '0002'],
+    });
+    const databases = await h.db.tenantDatabase.findMany({ where: { tenantId: { in: ids } } });
+    expect(databases.every((d) => d.schemaVersion === '0001')).toBe(true);
+  });
+
+  it('applies each migration once when two runs overlap on the same tenants', async () => {
+    const ids = await h.createTenants('overlap', 6);
+    const names = await tenantNames(ids);
+    const worker = await h.startWorker();
+    const [first, second] = await Promise.all([
+      h.service.startMigrationRun({ tenants: { ids }, concurrency: 3 }, ACTOR),
+      h.service.startMigrationRun({ tenants: { ids }, concurrency: 3 }, ACTOR),
+    ]);
+    const ends = await Promise.all([waitForRunEnd(h.db, first.id), waitForRunEnd(h.db, second.id)]);
+    await worker.close();
+    expect(ends.map((r) => r.status)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    for (const name of names) {
+      expect(await migrationLogCounts(h.database.pool, schemaOf(name))).toEqual({
+        '0001': 1,
+        '0002': 1,
+        '0003': 1,
+      });
+    }
+    const targets = await h.db.migrationRunTarget.findMany({
+      where: { runId: { in: [first.id, second.id] } },
+    });
+    const appliedPerTenant = new Map<string, number>();
+    for (const t of targets)
+      appliedPerTenant.set(t.tenantId, (appliedPerTenant.get(t.tenantId) ?? 0) + t.appliedVersions.length);
+    expect([...appliedPerTenant.values()].every((n) => n === 3)).toBe(true);
+  });
+
+  it('cancels a run: pending targets are cancelled and nothing more starts', async () => {
+    const ids = await h.createTenants('cancel', 5);
+    const run = await h.service.startMigrationRun({ tenants: { ids }, concurrency: 1 }, ACTOR);
+    const cancelled = await h.service.cancelRun(run.id, ACTOR);
+    expect(cancelled).toMatchObject({ status: 'CANCELLED', cancelled: 5 });
+    expect(cancelled.finishedAt).not.toBeNull();
+    const worker = await h.startWorker();
+    await expectEventually(async () =>
+      expect(await h.queue.queue.getJobCounts('waiting', 'active')).toEqual({ waiting: 0, active: 0 }),
+    );
+    await worker.close();
+    const targets = await h.db.migrationRunTarget.findMany({ where: { runId: run.id } });
+    expect(targets.every((t) => t.status === 'CANCELLED' && t.attempts === 0)).toBe(true);
+    await expect(h.service.cancelRun(run.id, ACTOR)).rejects.toBeInstanceOf(PreconditionFailedError);
+  });
+
+  it('publishes events in order with progress', async () => {
+    const ids = await h.createTenants('events', 2);
+    const run = await h.service.startMigrationRun({ tenants: { ids }, concurrency: 1 }, ACTOR);
+    const recorder = h.recordEvents(run.id);
+    await waitForSubscriber(h.redis, h.config.redisPrefix, run.id);
+    const worker = await h.startWorker();
+    await waitForRunEnd(h.db, run.id);
+    const events = await expectEventually(() => {
+      expect(recorder.events.at(-1)?.type).toBe('RUN_FINISHED');
+      return recorder.events;
+    });
+    await worker.close();
+    recorder.stop();
+    const types = events.map((e) => e.type);
+    expect(types).toEqual([
+      'RUN_STARTED',
+      'TARGET_STARTED',
+      'MIGRATION_APPLIED',
+      'MIGRATION_APPLIED',
+      'MIGRATION_APPLIED',
+      'TARGET_SUCCEEDED',
+      'TARGET_STARTED',
+      'MIGRATION_APPLIED',
+      'MIGRATION_APPLIED',
+      'MIGRATION_APPLIED',
+      'TARGET_SUCCEEDED',
+      'RUN_FINISHED',
+    ]);
+    expect(events[2]).toMatchObject({ version: '0001', targetId: events[1]!.targetId });
+    expect(events[5]).toMatchObject({
+      runStatus: 'RUNNING',
+      progress: { total: 2, succeeded: 1, pending: 1 },
+    });
+    expect(events[5]!.tenantId).toBeTruthy();
+    expect(events[5]!.targetId).toBeTruthy();
+    expect(events.at(-1)).toMatchObject({
+      runStatus: 'SUCCEEDED',
+      progress: { total: 2, succeeded: 2, pending: 0 },
+    });
+  });
+});
