@@ -1,0 +1,71 @@
+/** Command-line options of `npm run bench`. */
+export interface BenchOptions {
+  /** Tenants in B1 (fleet rollout). */
+  readonly tenants: number;
+  /** Tenants seeded for B3 (fleet queries). */
+  readonly queryTenants: number;
+  /** createTenant calls in B2. */
+  readonly provisions: number;
+  /** SSE subscribers and run size in B4. */
+  readonly subscribers: number;
+  readonly fanoutTargets: number;
+  readonly cases: readonly string[];
+  /** Targets of a run queued or running at once. */
+  readonly runConcurrency: number;
+  readonly workerConcurrency: number;
+  readonly workers: number;
+  readonly outDir: string;
+}
+
+const USAGE = `usage: npm run bench -- [--cases B1,B2,B3,B4,B5] [--tenants 1000] [--query-tenants 10000]
+  [--provisions 100] [--subscribers 500] [--fanout-targets 1000] [--run-concurrency 8]
+  [--worker-concurrency 8] [--workers 1] [--quick] [--out bench/results]
+  --quick: tiny sizes for a smoke run (tenants 20, query-tenants 200, provisions 5, subscribers 10, fanout-targets 20)`;
+
+/** Parses argv; throws with the usage text on anything unknown. */
+export function parseBenchOptions(argv: readonly string[]): BenchOptions {
+  const values = new Map<string, string>();
+  let quick = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--quick') quick = true;
+    else if (arg === '--help' || arg === '-h') throw new Error(USAGE);
+    else if (arg.startsWith('--') && argv[i + 1] !== undefined) values.set(arg.slice(2), argv[++i] as string);
+    else throw new Error(`unknown argument ${arg}\n${USAGE}`);
+  }
+  const known = [
+    'cases',
+    'tenants',
+    'query-tenants',
+    'provisions',
+    'subscribers',
+    'fanout-targets',
+    'run-concurrency',
+    'worker-concurrency',
+    'workers',
+    'out',
+  ];
+  for (const key of values.keys())
+    if (!known.includes(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
+  const int = (key: string, normal: number, small: number) => {
+    const raw = values.get(key);
+    if (raw === undefined) return quick ? small : normal;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 1) throw new Error(`--${key} must be a positive integer`);
+    return value;
+  };
+  const cases = (values.get('cases') ?? 'B1,B2,B3,B4,B5').split(',').map((c) => c.trim().toUpperCase());
+  for (const c of cases) if (!/^B[1-5]$/.test(c)) throw new Error(`unknown case ${c}\n${USAGE}`);
+  return {
+    tenants: int('tenants', 1000, 20),
+    queryTenants: int('query-tenants', 10_000, 200),
+    provisions: int('provisions', 100, 5),
+    subscribers: int('subscribers', 500, 10),
+    fanoutTargets: int('fanout-targets', 1000, 20),
+    runConcurrency: int('run-concurrency', 8, 4),
+    workerConcurrency: int('worker-concurrency', 8, 4),
+    workers: int('workers', 1, 1),
+    cases,
+    outDir: values.get('out') ?? 'bench/results',
+  };
+}

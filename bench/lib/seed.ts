@@ -1,0 +1,56 @@
+import pg from 'pg';
+import { createSecretBox } from '../../src/crypto/secret-box.js';
+import type { Config } from '../../src/config.js';
+
+/**
+ * Registers `count` ACTIVE schema-isolated tenants (`<prefix>_00001`...) in the control plane and
+ * creates their empty schemas on the tenant server, in bulk: setup, not part of any measurement.
+ */
+export async function seedSchemaTenants(config: Config, prefix: string, count: number, createSchemas = true) {
+  const box = createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey });
+  const tenantUrl = new URL(config.tenantDatabaseUrl);
+  const sealed = box.seal(config.tenantDatabaseUrl);
+  const names = Array.from({ length: count }, (_, i) => `${prefix}_${String(i + 1).padStart(5, '0')}`);
+  const schemas = names.map((name) => `tenant_${name}`);
+  const cp = new pg.Client({ connectionString: config.databaseUrl });
+  await cp.connect();
+  try {
+    for (let offset = 0; offset < count; offset += 2000) {
+      const slice = names.slice(offset, offset + 2000);
+      await cp.query(
+        `WITH t AS (
+           INSERT INTO control_plane.tenants (name, environment, status)
+           SELECT unnest($1::text[]), 'production', 'active' RETURNING tenant_id, name)
+         INSERT INTO control_plane.tenant_databases
+           (tenant_id, connection_string_encrypted, database_name, host, port, status, isolation, schema_name)
+         SELECT tenant_id, $2, $3, $4, $5, 'active', 'schema', 'tenant_' || name FROM t`,
+        [
+          slice,
+          sealed,
+          decodeURIComponent(tenantUrl.pathname.slice(1)),
+          tenantUrl.hostname,
+          Number(tenantUrl.port || 5432),
+        ],
+      );
+    }
+  } finally {
+    await cp.end();
+  }
+  if (createSchemas) {
+    const tenants = new pg.Client({ connectionString: config.tenantDatabaseUrl });
+    await tenants.connect();
+    try {
+      for (let offset = 0; offset < count; offset += 500) {
+        await tenants.query(
+          schemas
+            .slice(offset, offset + 500)
+            .map((schema) => `CREATE SCHEMA ${pg.escapeIdentifier(schema)};`)
+            .join(''),
+        );
+      }
+    } finally {
+      await tenants.end();
+    }
+  }
+  return { names, schemas };
+}

@@ -1,0 +1,505 @@
+/**
+ * `npm run bench`: the control plane against the raw floor and a peer tool, on this machine, in
+ * one run. Prints a table and writes bench/results/<timestamp>.json. See README "Performance".
+ */
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { cpus, totalmem, platform, release } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { loadConfig, type Config } from '../src/config.js';
+import { migrateControlPlane } from '../src/migrations/index.js';
+import { runNodePgMigrate, runRawFloor } from './lib/baselines.js';
+import { gql, subscribeSse, type GraphqlEndpoint } from './lib/graphql-client.js';
+import { parseBenchOptions, type BenchOptions } from './lib/options.js';
+import { seedSchemaTenants } from './lib/seed.js';
+import {
+  answers,
+  databaseUrl,
+  dropDatabases,
+  recreateDatabases,
+  startService,
+  type ServiceProcess,
+} from './lib/stack.js';
+import { round, summarize, type Summary } from './lib/stats.js';
+
+const CATALOG_DIR = 'bench/fixtures/catalog';
+const TOKEN = 'bench-admin-token-0123456789abcdef';
+const PORT = 4900;
+
+const START_RUN = `mutation($input: StartMigrationRunInput!) { startMigrationRun(input: $input) {
+  __typename ... on StartMigrationRunSuccess { run { id } } ... on Error { message } } }`;
+const RUN_EVENTS = `subscription($id: ID!) { migrationRunEvents(runId: $id) {
+  type at progress { total succeeded failed } } }`;
+const CREATE_TENANT = `mutation($input: CreateTenantInput!) { createTenant(input: $input) {
+  __typename ... on CreateTenantSuccess { tenant { id } provisioning { id } } ... on Error { message } } }`;
+
+interface Row {
+  readonly case: string;
+  readonly metric: string;
+  readonly value: number;
+  readonly unit: string;
+  readonly goal?: string;
+  readonly met?: boolean;
+}
+
+const rows: Row[] = [];
+const details: Record<string, unknown> = {};
+
+async function main(): Promise<void> {
+  const options = parseBenchOptions(process.argv.slice(2));
+  const upSql = await readCatalogUps();
+  const started = new Date();
+  if (options.cases.includes('B1') || options.cases.includes('B5')) await benchFleetRollout(options, upSql);
+  if (options.cases.includes('B2')) await benchProvisioning(options, upSql);
+  if (options.cases.includes('B3')) await benchFleetQueries(options);
+  if (options.cases.includes('B4')) await benchFanout(options);
+  printTable();
+  await mkdir(options.outDir, { recursive: true });
+  const file = join(options.outDir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(
+    file,
+    JSON.stringify({ startedAt: started, machine: await machine(), options, rows, details }, null, 2),
+  );
+  console.log(`\nresults written to ${file}`);
+}
+
+/** B1 (and B5): N empty tenant schemas to the latest version, end to end, against the floors. */
+async function benchFleetRollout(options: BenchOptions, upSql: string[]): Promise<void> {
+  const n = options.tenants;
+  const stack = await startStack('b1', options, { worker: true });
+  try {
+    await seedSchemaTenants(stack.config, 'b1', n);
+    const seconds = await timeRun(stack.endpoint, { concurrency: options.runConcurrency }, n);
+    const verified = await countLedgers(stack.config.tenantDatabaseUrl, n);
+    details.B1 = { n, seconds, ledgersAtLatest: verified };
+    const rss = await Promise.all(stack.processes.map(async (p) => [p.role, await p.peakRssMb()] as const));
+    for (const [role, mb] of rss) {
+      rows.push({
+        case: 'B5',
+        metric: `peak RSS ${role} (N=${n})`,
+        value: round(mb),
+        unit: 'MB',
+        goal: '< 250',
+        met: mb < 250,
+      });
+    }
+    rows.push({ case: 'B1', metric: `control plane, N=${n}`, value: round(n / seconds), unit: 'tenants/s' });
+    const raw1 = await baseline('raw1', n, (url, schemas) => runRawFloor(url, upSql, schemas, 1));
+    const raw4 = await baseline('raw4', n, (url, schemas) => runRawFloor(url, upSql, schemas, 4));
+    const peer = await baseline('npm', n, (url, schemas) => runNodePgMigrate(url, CATALOG_DIR, schemas, 4));
+    const ours = n / seconds;
+    rows.push({
+      case: 'B1',
+      metric: '(a) raw floor, 1 connection',
+      value: round(n / raw1),
+      unit: 'tenants/s',
+    });
+    rows.push({
+      case: 'B1',
+      metric: '(b) raw floor, 4 connections',
+      value: round(n / raw4),
+      unit: 'tenants/s',
+    });
+    rows.push({
+      case: 'B1',
+      metric: '(c) node-pg-migrate, pool of 4',
+      value: round(n / peer),
+      unit: 'tenants/s',
+    });
+    const fasterFloor = Math.max(n / raw1, n / raw4);
+    rows.push({
+      case: 'B1',
+      metric: 'ratio to faster raw floor',
+      value: round(ours / fasterFloor),
+      unit: '×',
+      goal: '>= 0.85',
+      met: ours / fasterFloor >= 0.85,
+    });
+    rows.push({
+      case: 'B1',
+      metric: 'ratio to node-pg-migrate',
+      value: round(ours / (n / peer)),
+      unit: '×',
+      goal: '>= 1.1',
+      met: ours / (n / peer) >= 1.1,
+    });
+  } finally {
+    await stack.stop();
+  }
+}
+
+/** B2: createTenant until ACTIVE, one after another, against CREATE SCHEMA + catalog in one session. */
+async function benchProvisioning(options: BenchOptions, upSql: string[]): Promise<void> {
+  const stack = await startStack('b2', options, { worker: true });
+  const latencies: number[] = [];
+  try {
+    for (let i = 0; i < options.provisions; i++) {
+      const begin = performance.now();
+      const data = await gql<{
+        createTenant: { __typename: string; provisioning?: { id: string }; message?: string };
+      }>(stack.endpoint, CREATE_TENANT, { input: { name: `prov_${String(i).padStart(4, '0')}` } });
+      const runId = data.createTenant.provisioning?.id;
+      if (!runId)
+        throw new Error(`createTenant failed: ${data.createTenant.message ?? data.createTenant.__typename}`);
+      await waitForRunFinished(stack.endpoint, runId);
+      latencies.push(performance.now() - begin);
+    }
+  } finally {
+    await stack.stop();
+  }
+  const raw = await rawProvisioning(options.provisions, upSql);
+  const ours = summarize(latencies);
+  details.B2 = { ours, raw };
+  pushLatency('B2', 'createTenant → ACTIVE', ours);
+  pushLatency('B2', 'raw CREATE SCHEMA + catalog', raw);
+  rows.push({
+    case: 'B2',
+    metric: 'p50 ratio to raw',
+    value: round(ours.p50 / raw.p50),
+    unit: '×',
+    goal: '<= 1.5',
+    met: ours.p50 / raw.p50 <= 1.5,
+  });
+}
+
+/** B3: the tenants page and run progress at fleet size, against bare SQL for the same rows. */
+async function benchFleetQueries(options: BenchOptions): Promise<void> {
+  const stack = await startStack('b3', options, { worker: false });
+  const iterations = 200;
+  try {
+    await seedSchemaTenants(stack.config, 'q', options.queryTenants, false);
+    const tenantsQuery = `query($filter: TenantFilter) { tenants(first: 50, filter: $filter) { totalCount
+      pageInfo { hasNextPage endCursor } edges { node { id tenantId name environment status schemaVersion createdAt
+      databases { id isolation databaseName schemaName host port status schemaVersion } } } } }`;
+    const filter = { status: ['ACTIVE'], environment: ['PRODUCTION'], nameContains: '_0' };
+    const api = await sample(iterations, () => gql(stack.endpoint, tenantsQuery, { filter }));
+    const cp = new pg.Client({ connectionString: stack.config.databaseUrl });
+    await cp.connect();
+    try {
+      const bare = await sample(iterations, async () => {
+        await cp.query(
+          `SELECT t.*, d.id AS d_id, d.isolation, d.database_name, d.schema_name, d.host, d.port, d.status AS d_status, d.schema_version
+             FROM (SELECT * FROM control_plane.tenants WHERE status = 'active' AND environment = 'production'
+                     AND deleted_at IS NULL AND name ILIKE '%' || $1 || '%' ORDER BY name LIMIT 51) t
+             JOIN control_plane.tenant_databases d ON d.tenant_id = t.tenant_id`,
+          ['_0'],
+        );
+        await cp.query(
+          `SELECT count(*) FROM control_plane.tenants WHERE status = 'active' AND environment = 'production'
+             AND deleted_at IS NULL AND name ILIKE '%' || $1 || '%'`,
+          ['_0'],
+        );
+      });
+      // A run to ask about: dry-run over the whole fleet, never executed (no worker).
+      const run = await gql<{ startMigrationRun: { run?: { id: string }; message?: string } }>(
+        stack.endpoint,
+        START_RUN,
+        {
+          input: { dryRun: true, concurrency: 8 },
+        },
+      );
+      const runId = run.startMigrationRun.run?.id;
+      if (!runId) throw new Error(`startMigrationRun failed: ${run.startMigrationRun.message}`);
+      const progressQuery = `query($id: ID!) { migrationRun(id: $id) { id status progress { total pending running succeeded failed skipped cancelled } } }`;
+      const apiRun = await sample(iterations, () => gql(stack.endpoint, progressQuery, { id: runId }));
+      const rawId = (
+        await cp.query('SELECT id FROM control_plane.migration_runs ORDER BY created_at DESC LIMIT 1')
+      ).rows[0].id;
+      const bareRun = await sample(iterations, () =>
+        cp.query(
+          'SELECT id, status, total, pending, running, succeeded, failed, skipped, cancelled FROM control_plane.migration_runs WHERE id = $1',
+          [rawId],
+        ),
+      );
+      details.B3 = { tenants: options.queryTenants, api, bare, apiRun, bareRun };
+      pushLatency('B3', `tenants page (${options.queryTenants} tenants)`, api);
+      pushLatency('B3', 'bare SQL, same rows', bare);
+      rows.push({
+        case: 'B3',
+        metric: 'tenants p99 ratio',
+        value: round(api.p99 / bare.p99),
+        unit: '×',
+        goal: '<= 5',
+        met: api.p99 / bare.p99 <= 5,
+      });
+      pushLatency('B3', 'migrationRun progress', apiRun);
+      pushLatency('B3', 'bare SQL, run counters', bareRun);
+      rows.push({
+        case: 'B3',
+        metric: 'progress p99 ratio',
+        value: round(apiRun.p99 / bareRun.p99),
+        unit: '×',
+        goal: '<= 5',
+        met: apiRun.p99 / bareRun.p99 <= 5,
+      });
+    } finally {
+      await cp.end();
+    }
+  } finally {
+    await stack.stop();
+  }
+}
+
+/** B4: many SSE subscribers on one run; every one must see RUN_FINISHED; delivery lag. */
+async function benchFanout(options: BenchOptions): Promise<void> {
+  const stack = await startStack('b4', options, { worker: false });
+  try {
+    await seedSchemaTenants(stack.config, 'f', options.fanoutTargets);
+    const run = await gql<{ startMigrationRun: { run?: { id: string }; message?: string } }>(
+      stack.endpoint,
+      START_RUN,
+      {
+        input: { concurrency: options.runConcurrency },
+      },
+    );
+    const runId = run.startMigrationRun.run?.id;
+    if (!runId) throw new Error(`startMigrationRun failed: ${run.startMigrationRun.message}`);
+    const lags: number[] = [];
+    let finished = 0;
+    let snapshots = 0;
+    const subscribers = Array.from({ length: options.subscribers }, () =>
+      subscribeSse(stack.endpoint, RUN_EVENTS, { id: runId }, (data, receivedAt) => {
+        const event = data.migrationRunEvents as { type: string; at: string };
+        if (event.type === 'SNAPSHOT') snapshots++;
+        else lags.push(receivedAt - Date.parse(event.at));
+        if (event.type === 'RUN_FINISHED') finished++;
+      }),
+    );
+    const deadline = Date.now() + 60_000;
+    while (snapshots < options.subscribers && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    // The worker starts only once every subscriber holds its stream, so none can miss an event.
+    await stack.addWorker();
+    await Promise.all(subscribers);
+    const lag = summarize(lags);
+    details.B4 = { subscribers: options.subscribers, targets: options.fanoutTargets, finished, lag };
+    rows.push({
+      case: 'B4',
+      metric: `subscribers receiving RUN_FINISHED`,
+      value: finished,
+      unit: `of ${options.subscribers}`,
+      goal: 'all',
+      met: finished === options.subscribers,
+    });
+    pushLatency('B4', `event lag (${lags.length} deliveries)`, lag);
+    rows.push({
+      case: 'B4',
+      metric: 'lag p99',
+      value: round(lag.p99),
+      unit: 'ms',
+      goal: '< 250',
+      met: lag.p99 < 250,
+    });
+  } finally {
+    await stack.stop();
+  }
+}
+
+interface Stack {
+  readonly config: Config;
+  readonly endpoint: GraphqlEndpoint;
+  readonly processes: ServiceProcess[];
+  addWorker(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A fresh control-plane and tenant database, an API process and (optionally) worker processes. */
+async function startStack(
+  name: string,
+  options: BenchOptions,
+  { worker }: { worker: boolean },
+): Promise<Stack> {
+  const cpDb = `cp_bench_${name}`;
+  const tenantDb = `cp_bench_${name}_tenants`;
+  await recreateDatabases(cpDb, tenantDb);
+  const env = {
+    DATABASE_URL: databaseUrl(cpDb),
+    TENANT_DATABASE_URL: databaseUrl(tenantDb),
+    REDIS_PREFIX: `bench-${name}-${process.pid}`,
+    PORT: String(PORT),
+    MIGRATIONS_DIR: CATALOG_DIR,
+    WORKER_CONCURRENCY: String(options.workerConcurrency),
+    BOOTSTRAP_ADMIN_TOKEN: TOKEN,
+    LOG_LEVEL: 'warn',
+    NODE_ENV: 'development',
+  };
+  const config = loadConfig(env);
+  await migrateControlPlane(config.databaseUrl, config.controlPlaneMigrationsDir);
+  const processes: ServiceProcess[] = [];
+  const base = `http://127.0.0.1:${PORT}`;
+  processes.push(await startService('api', env, () => answers(`${base}/readyz`)));
+  const addWorker = async () => {
+    for (let i = 0; i < options.workers; i++) {
+      const index = processes.length;
+      processes.push(await startService('worker', env, async () => index >= 0));
+    }
+  };
+  if (worker) await addWorker();
+  return {
+    config,
+    endpoint: { url: `${base}/graphql`, token: TOKEN },
+    processes,
+    addWorker,
+    async stop() {
+      await Promise.all(processes.map((p) => p.stop()));
+      await dropDatabases(cpDb, tenantDb);
+    },
+  };
+}
+
+/** Starts a run and waits for RUN_FINISHED; returns seconds from the mutation to the last event. */
+async function timeRun(
+  endpoint: GraphqlEndpoint,
+  input: Record<string, unknown>,
+  expected: number,
+): Promise<number> {
+  const begin = performance.now();
+  const data = await gql<{ startMigrationRun: { run?: { id: string }; message?: string } }>(
+    endpoint,
+    START_RUN,
+    { input },
+  );
+  const runId = data.startMigrationRun.run?.id;
+  if (!runId) throw new Error(`startMigrationRun failed: ${data.startMigrationRun.message}`);
+  const last = await waitForRunFinished(endpoint, runId);
+  const seconds = (performance.now() - begin) / 1000;
+  if (last.succeeded !== expected)
+    throw new Error(`run finished with ${last.succeeded}/${expected} succeeded, ${last.failed} failed`);
+  return seconds;
+}
+
+async function waitForRunFinished(endpoint: GraphqlEndpoint, runId: string) {
+  let progress = { total: 0, succeeded: 0, failed: 0 };
+  let done = false;
+  await subscribeSse(endpoint, RUN_EVENTS, { id: runId }, (data) => {
+    const event = data.migrationRunEvents as { type: string; progress: typeof progress };
+    progress = event.progress;
+    if (event.type === 'RUN_FINISHED') done = true;
+  });
+  if (!done) throw new Error(`stream of run ${runId} ended without RUN_FINISHED`);
+  return progress;
+}
+
+/** Runs `fn` over N fresh schemas in a database of its own; returns seconds. */
+async function baseline(
+  name: string,
+  n: number,
+  fn: (url: string, schemas: string[]) => Promise<{ seconds: number }>,
+) {
+  const db = `cp_bench_${name}`;
+  await recreateDatabases(db);
+  const url = databaseUrl(db);
+  const schemas = Array.from({ length: n }, (_, i) => `tenant_${name}_${String(i + 1).padStart(5, '0')}`);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  for (let offset = 0; offset < n; offset += 500) {
+    await client.query(
+      schemas
+        .slice(offset, offset + 500)
+        .map((s) => `CREATE SCHEMA ${pg.escapeIdentifier(s)};`)
+        .join(''),
+    );
+  }
+  await client.end();
+  try {
+    return (await fn(url, schemas)).seconds;
+  } finally {
+    await dropDatabases(db);
+  }
+}
+
+async function rawProvisioning(count: number, upSql: string[]): Promise<Summary> {
+  const db = 'cp_bench_rawprov';
+  await recreateDatabases(db);
+  const client = new pg.Client({ connectionString: databaseUrl(db) });
+  await client.connect();
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const schema = pg.escapeIdentifier(`tenant_raw_${i}`);
+      const begin = performance.now();
+      await client.query(
+        `BEGIN; CREATE SCHEMA ${schema}; SET LOCAL search_path TO ${schema}; ${upSql.join('\n')}; COMMIT;`,
+      );
+      samples.push(performance.now() - begin);
+    }
+  } finally {
+    await client.end();
+    await dropDatabases(db);
+  }
+  return summarize(samples);
+}
+
+async function countLedgers(tenantUrl: string, n: number): Promise<number> {
+  const client = new pg.Client({ connectionString: tenantUrl });
+  await client.connect();
+  try {
+    const { rows: found } = await client.query(
+      `SELECT count(*)::int AS n FROM pg_tables WHERE tablename = 'schema_migrations' AND schemaname LIKE 'tenant_b1_%'`,
+    );
+    const count = found[0].n as number;
+    if (count !== n) throw new Error(`expected ${n} tenant ledgers, found ${count}`);
+    return count;
+  } finally {
+    await client.end();
+  }
+}
+
+async function sample(iterations: number, fn: () => Promise<unknown>): Promise<Summary> {
+  for (let i = 0; i < Math.min(20, iterations); i++) await fn(); // warm-up
+  const samples: number[] = [];
+  for (let i = 0; i < iterations; i++) {
+    const begin = performance.now();
+    await fn();
+    samples.push(performance.now() - begin);
+  }
+  return summarize(samples);
+}
+
+function pushLatency(benchCase: string, metric: string, summary: Summary): void {
+  rows.push({ case: benchCase, metric: `${metric} p50`, value: round(summary.p50), unit: 'ms' });
+  rows.push({ case: benchCase, metric: `${metric} p99`, value: round(summary.p99), unit: 'ms' });
+}
+
+async function readCatalogUps(): Promise<string[]> {
+  const files = (await readdir(CATALOG_DIR)).filter((f) => f.endsWith('.up.sql')).sort();
+  return Promise.all(files.map((f) => readFile(join(CATALOG_DIR, f), 'utf8')));
+}
+
+function printTable(): void {
+  const header = ['case', 'metric', 'value', 'unit', 'goal', 'met'];
+  const body = rows.map((r) => [
+    r.case,
+    r.metric,
+    String(r.value),
+    r.unit,
+    r.goal ?? '',
+    r.met === undefined ? '' : r.met ? 'yes' : 'NO',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] as string).length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const row of body) console.log(line(row));
+}
+
+async function machine() {
+  const client = new pg.Client({ connectionString: databaseUrl('postgres') });
+  await client.connect();
+  const { rows: version } = await client.query('SELECT version()').finally(() => client.end());
+  const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { dependencies: Record<string, string> };
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    platform: `${platform()} ${release()}`,
+    node: process.version,
+    postgres: version[0]?.version,
+    packages: pkg.dependencies,
+  };
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});
