@@ -1,0 +1,284 @@
+import type { MigrationRun, Prisma } from '../../generated/prisma/client.js';
+import { ValidationError as AppValidationError } from '../../errors.js';
+import type { RunProgress } from '../../pubsub/run-events.js';
+import type { TenantSelector } from '../../runs/types.js';
+import { builder } from '../builder.js';
+import { tryDecodeId } from '../ids.js';
+import { actorOf, cleanQuery } from '../prisma-query.js';
+import {
+  RunKindEnum,
+  RunStatusEnum,
+  storedTargetStatuses,
+  TargetStatusEnum,
+  TenantEnvironmentEnum,
+  TenantStatusEnum,
+  TransactionModeEnum,
+} from './enums.js';
+import { NotFoundError, PreconditionFailedError, ValidationError } from './errors.js';
+import './migration-run-target.js';
+import { StampTenantSuccess } from './tenant.js';
+
+/** A run's progress from its counters (queued targets count as pending). */
+export function progressOf(
+  run: Pick<MigrationRun, 'total' | 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled'>,
+): RunProgress {
+  return {
+    total: run.total,
+    pending: run.pending,
+    running: run.running,
+    succeeded: run.succeeded,
+    failed: run.failed,
+    skipped: run.skipped,
+    cancelled: run.cancelled,
+  };
+}
+
+export const RunProgressRef = builder.objectRef<RunProgress>('RunProgress').implement({
+  fields: (t) => ({
+    total: t.exposeInt('total'),
+    pending: t.exposeInt('pending'),
+    running: t.exposeInt('running'),
+    succeeded: t.exposeInt('succeeded'),
+    failed: t.exposeInt('failed'),
+    skipped: t.exposeInt('skipped'),
+    cancelled: t.exposeInt('cancelled'),
+  }),
+});
+
+export const MigrationRunRef = builder.prismaNode('MigrationRun', {
+  id: { field: 'id' },
+  fields: (t) => ({
+    kind: t.expose('kind', { type: RunKindEnum }),
+    status: t.expose('status', { type: RunStatusEnum }),
+    targetVersion: t.exposeString('targetVersion', { nullable: true }),
+    dryRun: t.exposeBoolean('dryRun'),
+    concurrency: t.exposeInt('concurrency'),
+    maxFailures: t.exposeInt('maxFailures', { nullable: true }),
+    canarySize: t.exposeInt('canarySize', { nullable: true }),
+    transactionMode: t.expose('transactionMode', { type: TransactionModeEnum }),
+    requestedBy: t.exposeString('requestedBy', { nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+    progress: t.field({ type: RunProgressRef, resolve: (run) => progressOf(run) }),
+    targets: t.relatedConnection(
+      'targets',
+      {
+        cursor: 'id',
+        args: { status: t.arg({ type: [TargetStatusEnum], required: false }) },
+        totalCount: true,
+        defaultSize: 50,
+        maxSize: 500,
+        query: (args) => ({
+          where: args.status?.length ? { status: { in: storedTargetStatuses(args.status) } } : {},
+          orderBy: [{ position: 'asc' }, { id: 'asc' }],
+        }),
+      },
+      { name: 'MigrationRunTargetConnection' },
+      { name: 'MigrationRunTargetEdge' },
+    ),
+  }),
+});
+
+builder.queryField('migrationRuns', (t) =>
+  t.prismaConnection(
+    {
+      type: 'MigrationRun',
+      cursor: 'id',
+      description: 'Runs, newest first',
+      authScopes: { viewer: true },
+      args: { status: t.arg({ type: [RunStatusEnum], required: false }) },
+      defaultSize: 20,
+      maxSize: 100,
+      resolve: (query, _root, args, context) =>
+        context.db.migrationRun.findMany({
+          ...cleanQuery(query),
+          where: runWhere(args.status),
+          orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        }),
+      totalCount: (_connection, args, context) => context.db.migrationRun.count({ where: runWhere(args.status) }),
+    },
+    { name: 'MigrationRunConnection' },
+    { name: 'MigrationRunEdge' },
+  ),
+);
+
+builder.queryField('migrationRun', (t) =>
+  t.prismaField({
+    type: 'MigrationRun',
+    nullable: true,
+    authScopes: { viewer: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (query, _root, args, context) => {
+      const id = tryDecodeId(args.id, 'MigrationRun');
+      return id ? context.db.migrationRun.findUnique({ ...cleanQuery(query), where: { id } }) : null;
+    },
+  }),
+);
+
+const TenantSelectorInput = builder.inputType('TenantSelector', {
+  description: 'Which tenants a run covers; status defaults to [ACTIVE]; deleted tenants never',
+  fields: (t) => ({
+    ids: t.idList({ required: false }),
+    environment: t.field({ type: [TenantEnvironmentEnum], required: false }),
+    status: t.field({ type: [TenantStatusEnum], required: false }),
+  }),
+});
+
+const StartMigrationRunInput = builder.inputType('StartMigrationRunInput', {
+  fields: (t) => ({
+    targetVersion: t.string({ required: false, description: 'Default: the latest version on disk' }),
+    tenants: t.field({ type: TenantSelectorInput, required: false, description: 'Default: every ACTIVE tenant' }),
+    dryRun: t.boolean({ required: false, defaultValue: false }),
+    concurrency: t.int({ required: false }),
+    canarySize: t.int({ required: false }),
+    maxFailures: t.int({ required: false }),
+    transactionMode: t.field({ type: TransactionModeEnum, required: false, defaultValue: 'PER_TENANT' }),
+  }),
+});
+
+const StartRollbackInput = builder.inputType('StartRollbackInput', {
+  fields: (t) => ({
+    targetVersion: t.string({ required: true }),
+    tenants: t.field({ type: TenantSelectorInput, required: false }),
+    concurrency: t.int({ required: false }),
+  }),
+});
+
+const RunIdInput = builder.inputType('RunIdInput', { fields: (t) => ({ id: t.id({ required: true }) }) });
+
+const StampTenantInput = builder.inputType('StampTenantInput', {
+  fields: (t) => ({ tenantId: t.id({ required: true }), version: t.string({ required: true }) }),
+});
+
+interface RunPayload {
+  readonly runId: string;
+}
+
+function runSuccess(name: string) {
+  return builder.objectRef<RunPayload>(name).implement({
+    fields: (t) => ({
+      run: t.prismaField({
+        type: 'MigrationRun',
+        resolve: (query, payload, _args, context) =>
+          context.db.migrationRun.findUniqueOrThrow({ ...cleanQuery(query), where: { id: payload.runId } }),
+      }),
+    }),
+  });
+}
+
+const StartMigrationRunSuccess = runSuccess('StartMigrationRunSuccess');
+const StartRollbackSuccess = runSuccess('StartRollbackSuccess');
+const CancelMigrationRunSuccess = runSuccess('CancelMigrationRunSuccess');
+const RetryMigrationRunSuccess = runSuccess('RetryMigrationRunSuccess');
+
+builder.mutationField('startMigrationRun', (t) =>
+  t.field({
+    type: StartMigrationRunSuccess,
+    authScopes: { operator: true },
+    args: { input: t.arg({ type: StartMigrationRunInput, required: true }) },
+    errors: {
+      types: [ValidationError, NotFoundError, PreconditionFailedError],
+      union: { name: 'StartMigrationRunResult' },
+    },
+    resolve: async (_root, { input }, context) => {
+      const run = await context.services.runs.startMigrationRun(
+        { ...input, tenants: selectorOf(input.tenants) },
+        actorOf(context),
+      );
+      return { runId: run.id };
+    },
+  }),
+);
+
+builder.mutationField('startRollback', (t) =>
+  t.field({
+    type: StartRollbackSuccess,
+    description: 'ADMIN. PRECONDITION_FAILED when a step has no down file',
+    authScopes: { admin: true },
+    args: { input: t.arg({ type: StartRollbackInput, required: true }) },
+    errors: {
+      types: [ValidationError, NotFoundError, PreconditionFailedError],
+      union: { name: 'StartRollbackResult' },
+    },
+    resolve: async (_root, { input }, context) => {
+      const run = await context.services.runs.startRollback(
+        { ...input, tenants: selectorOf(input.tenants) },
+        actorOf(context),
+      );
+      return { runId: run.id };
+    },
+  }),
+);
+
+builder.mutationField('cancelMigrationRun', (t) =>
+  t.field({
+    type: CancelMigrationRunSuccess,
+    authScopes: { operator: true },
+    args: { input: t.arg({ type: RunIdInput, required: true }) },
+    errors: { types: [NotFoundError, PreconditionFailedError], union: { name: 'CancelMigrationRunResult' } },
+    resolve: async (_root, { input }, context) => {
+      const run = await context.services.runs.cancelRun(runIdOf(input.id), actorOf(context));
+      return { runId: run.id };
+    },
+  }),
+);
+
+builder.mutationField('retryMigrationRun', (t) =>
+  t.field({
+    type: RetryMigrationRunSuccess,
+    description: 'Re-queues the FAILED and CANCELLED targets of that run',
+    authScopes: { operator: true },
+    args: { input: t.arg({ type: RunIdInput, required: true }) },
+    errors: { types: [NotFoundError, PreconditionFailedError], union: { name: 'RetryMigrationRunResult' } },
+    resolve: async (_root, { input }, context) => {
+      const run = await context.services.runs.retryRun(runIdOf(input.id), actorOf(context));
+      return { runId: run.id };
+    },
+  }),
+);
+
+builder.mutationField('stampTenant', (t) =>
+  t.field({
+    type: StampTenantSuccess,
+    description: "ADMIN. Records a version in the tenant's ledger; runs nothing",
+    authScopes: { admin: true },
+    args: { input: t.arg({ type: StampTenantInput, required: true }) },
+    errors: {
+      types: [ValidationError, NotFoundError, PreconditionFailedError],
+      union: { name: 'StampTenantResult' },
+    },
+    resolve: async (_root, { input }, context) => {
+      const tenantId = tryDecodeId(input.tenantId, 'Tenant');
+      if (!tenantId) throw new NotFoundError('Tenant not found');
+      const tenant = await context.services.runs.stampTenant(tenantId, input.version, actorOf(context));
+      return { tenantId: tenant.tenantId };
+    },
+  }),
+);
+
+function runIdOf(globalId: string | number): string {
+  const id = tryDecodeId(globalId, 'MigrationRun');
+  if (!id) throw new NotFoundError('Migration run not found');
+  return id;
+}
+
+function selectorOf(
+  selector:
+    | { ids?: readonly (string | number)[] | null; environment?: TenantSelector['environment']; status?: TenantSelector['status'] }
+    | null
+    | undefined,
+): TenantSelector | null {
+  if (!selector) return null;
+  const ids = selector.ids?.map((globalId) => {
+    const id = tryDecodeId(globalId, 'Tenant');
+    if (!id) throw new AppValidationError(`"${String(globalId)}" is not a tenant id`, 'tenants.ids');
+    return id;
+  });
+  return { ids: ids ?? null, environment: selector.environment ?? null, status: selector.status ?? null };
+}
+
+function runWhere(status: readonly string[] | null | undefined): Prisma.MigrationRunWhereInput {
+  return status?.length ? { status: { in: status as Prisma.EnumRunStatusFilter['in'] } } : {};
+}
