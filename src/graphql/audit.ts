@@ -75,11 +75,16 @@ function audited(
 
 function codeOf(error: unknown): string {
   if (error instanceof AppError) return error.code;
-  if (error instanceof GraphQLError && typeof error.extensions.code === 'string') return error.extensions.code;
+  if (error instanceof GraphQLError && typeof error.extensions.code === 'string')
+    return error.extensions.code;
   return 'INTERNAL';
 }
 
-function targetIdOf(result: unknown, input: Record<string, unknown> | undefined, targetType: string | null): string | null {
+function targetIdOf(
+  result: unknown,
+  input: Record<string, unknown> | undefined,
+  targetType: string | null,
+): string | null {
   if (result && typeof result === 'object' && !(result instanceof Error)) {
     const payload = result as Record<string, unknown>;
     for (const key of ['tenantId', 'runId', 'apiTokenId', 'key']) {

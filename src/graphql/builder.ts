@@ -62,9 +62,12 @@ builder.subscriptionType({});
 
 /** The error a request without a valid token gets. */
 export function unauthenticatedError(): GraphQLError {
-  return new GraphQLError('Authentication required: send a valid API token as "Authorization: Bearer <token>"', {
-    extensions: { code: 'UNAUTHENTICATED' },
-  });
+  return new GraphQLError(
+    'Authentication required: send a valid API token as "Authorization: Bearer <token>"',
+    {
+      extensions: { code: 'UNAUTHENTICATED' },
+    },
+  );
 }
 
 /** The error a request whose role is too low gets. */

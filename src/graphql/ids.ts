@@ -17,7 +17,9 @@ export function tryDecodeId(globalId: string | number, typename: string): string
 export function decodeId(globalId: string | number, typename: string, argument = 'id'): string {
   const id = tryDecodeId(globalId, typename);
   if (id === null) {
-    throw new GraphQLError(`"${argument}" is not a valid ${typename} id`, { extensions: { code: 'BAD_USER_INPUT' } });
+    throw new GraphQLError(`"${argument}" is not a valid ${typename} id`, {
+      extensions: { code: 'BAD_USER_INPUT' },
+    });
   }
   return id;
 }

@@ -18,7 +18,10 @@ export const ApiTokenRef = builder.prismaNode('ApiToken', {
 });
 
 const CreateApiTokenInput = builder.inputType('CreateApiTokenInput', {
-  fields: (t) => ({ name: t.string({ required: true }), role: t.field({ type: ApiRoleEnum, required: true }) }),
+  fields: (t) => ({
+    name: t.string({ required: true }),
+    role: t.field({ type: ApiRoleEnum, required: true }),
+  }),
 });
 
 const RevokeApiTokenInput = builder.inputType('RevokeApiTokenInput', {
@@ -59,7 +62,10 @@ builder.mutationField('createApiToken', (t) =>
     args: { input: t.arg({ type: CreateApiTokenInput, required: true }) },
     errors: { types: [ValidationError], union: { name: 'CreateApiTokenResult' } },
     resolve: async (_root, { input }, context) => {
-      const created = await context.services.tokens.createToken(input, context.principal?.name ?? 'anonymous');
+      const created = await context.services.tokens.createToken(
+        input,
+        context.principal?.name ?? 'anonymous',
+      );
       return { token: created.token, apiTokenId: created.apiToken.id };
     },
   }),

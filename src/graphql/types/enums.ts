@@ -22,7 +22,14 @@ export const ApiRoleEnum = builder.enumType(ApiRole, { name: 'ApiRole' });
 export const RunEventTypeEnum = builder.enumType(RunEventType, { name: 'RunEventType' });
 
 /** Target statuses as the API shows them: the internal QUEUED is reported as PENDING. */
-export const PUBLIC_TARGET_STATUSES = ['PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'SKIPPED', 'CANCELLED'] as const;
+export const PUBLIC_TARGET_STATUSES = [
+  'PENDING',
+  'RUNNING',
+  'SUCCEEDED',
+  'FAILED',
+  'SKIPPED',
+  'CANCELLED',
+] as const;
 export type PublicTargetStatus = (typeof PUBLIC_TARGET_STATUSES)[number];
 export const TargetStatusEnum = builder.enumType('TargetStatus', { values: PUBLIC_TARGET_STATUSES });
 

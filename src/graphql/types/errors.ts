@@ -1,10 +1,5 @@
-import {
-  AppError,
-  ConflictError,
-  NotFoundError,
-  PreconditionFailedError,
-  ValidationError,
-} from '../../errors.js';
+import type { AppError } from '../../errors.js';
+import { ConflictError, NotFoundError, PreconditionFailedError, ValidationError } from '../../errors.js';
 import { builder } from '../builder.js';
 import { ErrorCodeEnum } from './enums.js';
 

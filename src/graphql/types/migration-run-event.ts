@@ -9,7 +9,12 @@ import { RunEventTypeEnum } from './enums.js';
 import { progressOf, RunProgressRef } from './migration-run.js';
 
 /** Run statuses after which nothing more happens to a run. */
-export const ENDED_RUN_STATUSES: ReadonlySet<string> = new Set(['SUCCEEDED', 'FAILED', 'HALTED', 'CANCELLED']);
+export const ENDED_RUN_STATUSES: ReadonlySet<string> = new Set([
+  'SUCCEEDED',
+  'FAILED',
+  'HALTED',
+  'CANCELLED',
+]);
 
 export const MigrationRunEventRef = builder.objectRef<RunEvent>('MigrationRunEvent').implement({
   description: 'Something happened to a run; `run` and `target` are read from the control-plane DB',

@@ -11,7 +11,10 @@ export const MigrationRunTargetRef = builder.prismaNode('MigrationRunTarget', {
     appliedVersions: t.exposeStringList('appliedVersions'),
     plannedSql: t.exposeString('plannedSql', { nullable: true }),
     error: t.exposeString('error', { nullable: true }),
-    errorCode: t.exposeString('errorCode', { nullable: true, description: 'SQLSTATE of the failure, when known' }),
+    errorCode: t.exposeString('errorCode', {
+      nullable: true,
+      description: 'SQLSTATE of the failure, when known',
+    }),
     attempts: t.exposeInt('attempts'),
     canary: t.exposeBoolean('canary'),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),

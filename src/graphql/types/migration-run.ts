@@ -97,7 +97,8 @@ builder.queryField('migrationRuns', (t) =>
           where: runWhere(args.status),
           orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
         }),
-      totalCount: (_connection, args, context) => context.db.migrationRun.count({ where: runWhere(args.status) }),
+      totalCount: (_connection, args, context) =>
+        context.db.migrationRun.count({ where: runWhere(args.status) }),
     },
     { name: 'MigrationRunConnection' },
     { name: 'MigrationRunEdge' },
@@ -129,7 +130,11 @@ const TenantSelectorInput = builder.inputType('TenantSelector', {
 const StartMigrationRunInput = builder.inputType('StartMigrationRunInput', {
   fields: (t) => ({
     targetVersion: t.string({ required: false, description: 'Default: the latest version on disk' }),
-    tenants: t.field({ type: TenantSelectorInput, required: false, description: 'Default: every ACTIVE tenant' }),
+    tenants: t.field({
+      type: TenantSelectorInput,
+      required: false,
+      description: 'Default: every ACTIVE tenant',
+    }),
     dryRun: t.boolean({ required: false, defaultValue: false }),
     concurrency: t.int({ required: false }),
     canarySize: t.int({ required: false }),
@@ -266,7 +271,11 @@ function runIdOf(globalId: string | number): string {
 
 function selectorOf(
   selector:
-    | { ids?: readonly (string | number)[] | null; environment?: TenantSelector['environment']; status?: TenantSelector['status'] }
+    | {
+        ids?: readonly (string | number)[] | null;
+        environment?: TenantSelector['environment'];
+        status?: TenantSelector['status'];
+      }
     | null
     | undefined,
 ): TenantSelector | null {

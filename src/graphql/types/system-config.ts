@@ -36,9 +36,11 @@ const DeleteSystemConfigInput = builder.inputType('DeleteSystemConfigInput', {
   fields: (t) => ({ key: t.string({ required: true }) }),
 });
 
-const SetSystemConfigSuccess = builder.objectRef<{ config: SystemConfig }>('SetSystemConfigSuccess').implement({
-  fields: (t) => ({ config: t.field({ type: SystemConfigRef, resolve: (payload) => payload.config }) }),
-});
+const SetSystemConfigSuccess = builder
+  .objectRef<{ config: SystemConfig }>('SetSystemConfigSuccess')
+  .implement({
+    fields: (t) => ({ config: t.field({ type: SystemConfigRef, resolve: (payload) => payload.config }) }),
+  });
 
 const DeleteSystemConfigSuccess = builder.objectRef<{ key: string }>('DeleteSystemConfigSuccess').implement({
   fields: (t) => ({ key: t.exposeString('key') }),
@@ -63,6 +65,8 @@ builder.mutationField('deleteSystemConfig', (t) =>
     authScopes: { admin: true },
     args: { input: t.arg({ type: DeleteSystemConfigInput, required: true }) },
     errors: { types: [NotFoundError], union: { name: 'DeleteSystemConfigResult' } },
-    resolve: async (_root, { input }, context) => ({ key: await context.services.systemConfig.remove(input.key) }),
+    resolve: async (_root, { input }, context) => ({
+      key: await context.services.systemConfig.remove(input.key),
+    }),
   }),
 );

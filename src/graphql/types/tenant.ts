@@ -10,7 +10,9 @@ import './tenant-database.js';
 
 // The first database of a tenant is its primary one; every field that needs it asks the same way,
 // so the prisma plugin merges them into one relation load.
-const DATABASES_QUERY = { orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] } satisfies Prisma.TenantDatabaseFindManyArgs;
+const DATABASES_QUERY = {
+  orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+} satisfies Prisma.TenantDatabaseFindManyArgs;
 
 export const TenantRef = builder.prismaNode('Tenant', {
   id: { field: 'tenantId' },
@@ -68,7 +70,8 @@ builder.queryField('tenants', (t) =>
           where: tenantWhere(args.filter),
           orderBy: [{ name: 'asc' }, { tenantId: 'asc' }],
         }),
-      totalCount: (_connection, args, context) => context.db.tenant.count({ where: tenantWhere(args.filter) }),
+      totalCount: (_connection, args, context) =>
+        context.db.tenant.count({ where: tenantWhere(args.filter) }),
     },
     { name: 'TenantConnection' },
     { name: 'TenantEdge' },
@@ -87,7 +90,8 @@ builder.queryField('tenant', (t) =>
         const tenantId = tryDecodeId(args.id, 'Tenant');
         return tenantId ? context.db.tenant.findUnique({ ...cleanQuery(query), where: { tenantId } }) : null;
       }
-      if (args.name != null) return context.db.tenant.findUnique({ ...cleanQuery(query), where: { name: args.name } });
+      if (args.name != null)
+        return context.db.tenant.findUnique({ ...cleanQuery(query), where: { name: args.name } });
       return null;
     },
   }),
@@ -108,7 +112,10 @@ const CreateTenantSuccess = builder.objectRef<CreateTenantPayload>('CreateTenant
     provisioning: t.prismaField({
       type: 'MigrationRun',
       resolve: (query, payload, _args, context) =>
-        context.db.migrationRun.findUniqueOrThrow({ ...cleanQuery(query), where: { id: payload.provisioningRunId } }),
+        context.db.migrationRun.findUniqueOrThrow({
+          ...cleanQuery(query),
+          where: { id: payload.provisioningRunId },
+        }),
     }),
   }),
 });
@@ -124,7 +131,10 @@ function tenantSuccess(name: string) {
       tenant: t.prismaField({
         type: 'Tenant',
         resolve: (query, payload, _args, context) =>
-          context.db.tenant.findUniqueOrThrow({ ...cleanQuery(query), where: { tenantId: payload.tenantId } }),
+          context.db.tenant.findUniqueOrThrow({
+            ...cleanQuery(query),
+            where: { tenantId: payload.tenantId },
+          }),
       }),
     }),
   });
@@ -201,7 +211,10 @@ builder.mutationField('setTenantStatus', (t) =>
     args: { input: t.arg({ type: SetTenantStatusInput, required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: 'SetTenantStatusResult' } },
     resolve: async (_root, { input }, context) => {
-      const tenant = await context.services.tenants.setTenantStatus({ id: tenantIdOf(input.id), status: input.status });
+      const tenant = await context.services.tenants.setTenantStatus({
+        id: tenantIdOf(input.id),
+        status: input.status,
+      });
       return { tenantId: tenant.tenantId };
     },
   }),
@@ -210,7 +223,8 @@ builder.mutationField('setTenantStatus', (t) =>
 builder.mutationField('deleteTenant', (t) =>
   t.field({
     type: DeleteTenantSuccess,
-    description: 'Deactivates a tenant; with dropData (ADMIN) drops its schema or database and marks it deleted',
+    description:
+      'Deactivates a tenant; with dropData (ADMIN) drops its schema or database and marks it deleted',
     authScopes: { operator: true },
     args: { input: t.arg({ type: DeleteTenantInput, required: true }) },
     errors: {
@@ -235,12 +249,15 @@ function tenantIdOf(globalId: string | number): string {
 }
 
 function tenantWhere(
-  filter: {
-    status?: readonly string[] | null;
-    environment?: readonly string[] | null;
-    nameContains?: string | null;
-    includeDeleted?: boolean | null;
-  } | null | undefined,
+  filter:
+    | {
+        status?: readonly string[] | null;
+        environment?: readonly string[] | null;
+        nameContains?: string | null;
+        includeDeleted?: boolean | null;
+      }
+    | null
+    | undefined,
 ): Prisma.TenantWhereInput {
   const where: Prisma.TenantWhereInput = {};
   if (!filter?.includeDeleted) where.deletedAt = null;

@@ -1,0 +1,162 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Redis } from 'ioredis';
+import { createAuditLog } from './audit/audit-log.js';
+import { createTokenService } from './auth/tokens.js';
+import type { Config } from './config.js';
+import { createSecretBox } from './crypto/secret-box.js';
+import { createControlPlaneDb, type ControlPlaneDb } from './db/control-plane.js';
+import { createTenantPools } from './db/tenant-pools.js';
+import type { GraphqlServices } from './graphql/context.js';
+import { createGraphqlServer, createGraphqlYoga, type GraphqlYoga } from './graphql/server.js';
+import { createLogger, type Logger } from './logger.js';
+import { ensureDatabase, loadCatalog, migrateControlPlane } from './migrations/index.js';
+import type { MigrationCatalog } from './migrations/types.js';
+import { createRunEventBus, type RunEventBus } from './pubsub/run-events.js';
+import { createTargetQueue, queuePrefixOf } from './queue/target-queue.js';
+import { startTargetWorker, type TargetWorker } from './queue/target-worker.js';
+import { createRedisConnection } from './redis/connections.js';
+import { createRunService } from './runs/run-service.js';
+import { createSystemConfigService } from './system-config/system-config-service.js';
+import { createTenantService } from './tenants/tenant-service.js';
+
+export interface AppOptions {
+  /** `api` serves HTTP/WebSocket; `worker` runs tenant jobs and the reconciler. */
+  readonly roles: { readonly api: boolean; readonly worker: boolean };
+  readonly logger?: Logger;
+  /** Passed to the worker (tests shorten it). */
+  readonly lockDurationMs?: number;
+}
+
+export interface App {
+  /** The HTTP server, when the api role runs. */
+  readonly server?: Server;
+  /** The GraphQL handler; tests call `yoga.fetch`. */
+  readonly yoga: GraphqlYoga;
+  readonly db: ControlPlaneDb;
+  readonly catalog: MigrationCatalog;
+  readonly events: RunEventBus;
+  readonly services: GraphqlServices;
+  readonly worker?: TargetWorker;
+  /** Starts listening (api role); resolves with the bound port. */
+  listen(port?: number): Promise<number>;
+  /** Closes everything in order: http/ws, worker, queue, Redis, tenant pools, Prisma. */
+  close(): Promise<void>;
+}
+
+/** Wires clients and services for the given roles; migrates the control plane first. */
+export async function createApp(config: Config, options: AppOptions): Promise<App> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  await migrateControlPlane(config.databaseUrl, config.controlPlaneMigrationsDir);
+  await ensureDatabase(config.tenantDatabaseUrl);
+  const catalog = await loadCatalog(config.migrationsDir);
+
+  // Everything opened so far, closed in reverse on failure or close().
+  const closers: { name: string; close: () => Promise<unknown> }[] = [];
+  const closeAll = async () => {
+    for (const { name, close } of closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch (error) {
+        logger.error(`closing ${name} failed`, { error });
+      }
+    }
+  };
+
+  try {
+    const db = createControlPlaneDb(config.databaseUrl);
+    closers.push({ name: 'control-plane db', close: () => db.$disconnect() });
+    const tenantPools = createTenantPools({ maxPerDatabase: config.tenantPoolSize });
+    closers.push({ name: 'tenant pools', close: () => tenantPools.close() });
+
+    const redis = (name: string): Redis => {
+      const connection = createRedisConnection(config.redisUrl, `${config.redisPrefix}-${name}`);
+      connection.on('error', (error) => logger.warn('redis connection error', { connection: name, error }));
+      closers.push({ name: `redis ${name}`, close: () => quit(connection) });
+      return connection;
+    };
+    const publishClient = redis('publish');
+    const subscribeClient = redis('subscribe');
+    const queueConnection = redis('queue');
+    const events = createRunEventBus({ publishClient, subscribeClient, prefix: config.redisPrefix });
+    // Commands on one connection run in order: once a PING answers, every SUBSCRIBE sent before it is live.
+    const eventsReady = async () => {
+      await subscribeClient.ping();
+    };
+
+    const queue = createTargetQueue({
+      connection: queueConnection,
+      prefix: queuePrefixOf(config.redisPrefix),
+    });
+    closers.push({ name: 'queue', close: () => queue.close() });
+    const secretBox = createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey });
+    const runs = createRunService({ db, config, catalog, queue, events, tenantPools, secretBox, logger });
+    const services: GraphqlServices = {
+      tenants: createTenantService({ db, config, runs, secretBox, tenantPools, catalog, logger }),
+      systemConfig: createSystemConfigService({ db }),
+      tokens: createTokenService({ db, config, logger }),
+      audit: createAuditLog({ db, logger }),
+      runs,
+      catalog,
+    };
+
+    let worker: TargetWorker | undefined;
+    if (options.roles.worker) {
+      const workerConnection = redis('worker');
+      worker = await startTargetWorker({
+        db,
+        config,
+        catalog,
+        events,
+        tenantPools,
+        secretBox,
+        queue,
+        connection: workerConnection,
+        logger,
+        ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {}),
+      });
+      const started = worker;
+      closers.push({ name: 'worker', close: () => started.close() });
+    }
+
+    const graphqlDeps = { config, db, services, events, eventsReady, redis: publishClient, logger };
+    let yoga: GraphqlYoga;
+    let server: Server | undefined;
+    if (options.roles.api) {
+      const graphql = createGraphqlServer(graphqlDeps);
+      yoga = graphql.yoga;
+      server = graphql.server;
+      closers.push({ name: 'http server', close: () => graphql.close() });
+    } else {
+      yoga = createGraphqlYoga(graphqlDeps);
+    }
+
+    async function listen(port = config.port): Promise<number> {
+      if (!server) throw new Error('listen() needs the api role');
+      const http = server;
+      await new Promise<void>((resolve, reject) => {
+        http.once('error', reject);
+        http.listen(port, () => {
+          http.off('error', reject);
+          resolve();
+        });
+      });
+      return (http.address() as AddressInfo).port;
+    }
+
+    return { server, yoga, db, catalog, events, services, worker, listen, close: closeAll };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+async function quit(connection: Redis): Promise<void> {
+  if (connection.status === 'end') return;
+  try {
+    await connection.quit();
+  } catch {
+    // A connection that never came up cannot be quit politely.
+    connection.disconnect();
+  }
+}

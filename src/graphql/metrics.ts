@@ -1,0 +1,49 @@
+import type { ControlPlaneDb } from '../db/control-plane.js';
+
+/** In-process counters for `/metrics`, rendered in the Prometheus text format. */
+export function createMetrics() {
+  const httpRequests = new Map<string, number>();
+  const graphqlOperations = new Map<string, number>();
+
+  function countHttpRequest(route: string, status: number): void {
+    const key = `route="${route}",status="${status}"`;
+    httpRequests.set(key, (httpRequests.get(key) ?? 0) + 1);
+  }
+
+  function countGraphqlOperation(type: string): void {
+    const key = `type="${type}"`;
+    graphqlOperations.set(key, (graphqlOperations.get(key) ?? 0) + 1);
+  }
+
+  /** The exposition text; run counts are read from the control-plane DB, the record. */
+  async function render(db: ControlPlaneDb): Promise<string> {
+    const memory = process.memoryUsage();
+    const lines: string[] = [
+      '# HELP process_resident_memory_bytes Resident memory size in bytes.',
+      '# TYPE process_resident_memory_bytes gauge',
+      `process_resident_memory_bytes ${memory.rss}`,
+      '# HELP nodejs_heap_used_bytes V8 heap used in bytes.',
+      '# TYPE nodejs_heap_used_bytes gauge',
+      `nodejs_heap_used_bytes ${memory.heapUsed}`,
+      '# HELP process_uptime_seconds Seconds since the process started.',
+      '# TYPE process_uptime_seconds gauge',
+      `process_uptime_seconds ${process.uptime().toFixed(0)}`,
+      '# HELP http_requests_total HTTP requests served, by route and status.',
+      '# TYPE http_requests_total counter',
+      ...[...httpRequests].map(([labels, value]) => `http_requests_total{${labels}} ${value}`),
+      '# HELP graphql_operations_total GraphQL operations executed, by operation type.',
+      '# TYPE graphql_operations_total counter',
+      ...[...graphqlOperations].map(([labels, value]) => `graphql_operations_total{${labels}} ${value}`),
+    ];
+    const runs = await db.migrationRun.groupBy({ by: ['status'], _count: { _all: true } });
+    lines.push(
+      '# HELP migration_runs Migration runs in the control-plane DB, by status.',
+      '# TYPE migration_runs gauge',
+    );
+    for (const row of runs) lines.push(`migration_runs{status="${row.status}"} ${row._count._all}`);
+    return lines.join('\n') + '\n';
+  }
+
+  return { countHttpRequest, countGraphqlOperation, render };
+}
+export type Metrics = ReturnType<typeof createMetrics>;

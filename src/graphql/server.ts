@@ -1,0 +1,224 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { GraphQLError, getOperationAST, type ExecutionArgs } from 'graphql';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { useServer } from 'graphql-ws/use/ws';
+import type { Redis } from 'ioredis';
+import { WebSocketServer } from 'ws';
+import type { Config } from '../config.js';
+import type { ControlPlaneDb } from '../db/control-plane.js';
+import { AppError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { RunEventBus } from '../pubsub/run-events.js';
+import type { GraphqlContext, GraphqlServices } from './context.js';
+import { createMetrics } from './metrics.js';
+import { buildSchema } from './schema.js';
+
+// Expected failures whose message is meant for the caller; everything else is masked.
+const PUBLIC_APP_ERROR_CODES = new Set(['VALIDATION', 'NOT_FOUND', 'CONFLICT', 'PRECONDITION_FAILED']);
+const READY_TIMEOUT_MS = 2000;
+
+export interface GraphqlServerDeps {
+  readonly config: Pick<Config, 'nodeEnv'>;
+  readonly db: ControlPlaneDb;
+  readonly services: GraphqlServices;
+  readonly events: RunEventBus;
+  /** See GraphqlContext.eventsReady. */
+  readonly eventsReady: () => Promise<void>;
+  /** Pinged by /readyz. */
+  readonly redis: Redis;
+  readonly logger: Logger;
+}
+
+interface ServerContext {
+  readonly req?: IncomingMessage;
+  readonly connectionParams?: Readonly<Record<string, unknown>>;
+}
+
+export type GraphqlYoga = YogaServerInstance<ServerContext, GraphqlContext>;
+
+export interface GraphqlServer {
+  readonly yoga: GraphqlYoga;
+  /** GraphQL (HTTP, SSE and WebSocket) at /graphql, plus /healthz, /readyz and /metrics. */
+  readonly server: Server;
+  /** Closes WebSocket connections and the HTTP server, ending open subscriptions. */
+  close(): Promise<void>;
+}
+
+/** Creates the yoga instance for the schema, with auth in the context and masked unexpected errors. */
+export function createGraphqlYoga(deps: GraphqlServerDeps, plugins: Plugin[] = []): GraphqlYoga {
+  const { config, db, services, events, eventsReady, logger } = deps;
+  return createYoga<ServerContext, GraphqlContext>({
+    schema: buildSchema(),
+    graphqlEndpoint: '/graphql',
+    graphiql: config.nodeEnv !== 'production',
+    landingPage: false,
+    plugins,
+    logging: {
+      debug: (...args) => logger.debug(String(args[0]), { details: args.slice(1) }),
+      info: (...args) => logger.info(String(args[0]), { details: args.slice(1) }),
+      warn: (...args) => logger.warn(String(args[0]), { details: args.slice(1) }),
+      error: (...args) => logger.error(String(args[0]), { details: args.slice(1) }),
+    },
+    maskedErrors: {
+      maskError: (error, message) => maskError(error, message, logger),
+    },
+    context: async (initial) => {
+      const requestId = randomUUID();
+      const fromSocket = initial.connectionParams?.authorization;
+      const authorization =
+        typeof fromSocket === 'string' ? fromSocket : (initial.request?.headers.get('authorization') ?? null);
+      const principal = await services.tokens.authenticate(authorization);
+      return {
+        principal,
+        db,
+        services,
+        events,
+        eventsReady,
+        logger: logger.child({ requestId }),
+        requestId,
+      };
+    },
+  });
+}
+
+/** The yoga instance, an http.Server around it with health and metrics, and graphql-ws on /graphql. */
+export function createGraphqlServer(deps: GraphqlServerDeps): GraphqlServer {
+  const { db, redis, logger } = deps;
+  const metrics = createMetrics();
+  const countOperations: Plugin = {
+    onExecute: ({ args }) => countOperation(args),
+    onSubscribe: ({ args }) => countOperation(args),
+  };
+  function countOperation(args: ExecutionArgs): void {
+    metrics.countGraphqlOperation(getOperationAST(args.document, args.operationName)?.operation ?? 'unknown');
+  }
+  const yoga = createGraphqlYoga(deps, [countOperations]);
+
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    res.on('finish', () => metrics.countHttpRequest(routeOf(path), res.statusCode));
+    if (path === '/healthz') return sendText(res, 200, 'ok\n');
+    if (path === '/readyz')
+      return void ready().then((ok) => sendText(res, ok ? 200 : 503, ok ? 'ready\n' : 'not ready\n'));
+    if (path === '/metrics') {
+      return void metrics.render(db).then(
+        (text) => sendText(res, 200, text, 'text/plain; version=0.0.4; charset=utf-8'),
+        (error: unknown) => {
+          logger.error('metrics failed', { error });
+          sendText(res, 500, 'metrics unavailable\n');
+        },
+      );
+    }
+    return yoga(req, res);
+  });
+
+  const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+  const wsHandle = useServer(
+    {
+      execute: (args) => (args.rootValue as { execute: (a: typeof args) => unknown }).execute(args) as never,
+      subscribe: (args) =>
+        (args.rootValue as { subscribe: (a: typeof args) => unknown }).subscribe(args) as never,
+      onSubscribe: async (ctx, _id, payload) => {
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+          connectionParams: ctx.connectionParams ?? {},
+        });
+        const document = parse(payload.query);
+        const errors = validate(schema, document);
+        if (errors.length > 0) return errors;
+        return {
+          schema,
+          operationName: payload.operationName,
+          document,
+          variableValues: payload.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+      },
+    },
+    wsServer,
+  );
+
+  async function ready(): Promise<boolean> {
+    try {
+      await withTimeout(Promise.all([db.$queryRaw`SELECT 1`, redis.ping()]), READY_TIMEOUT_MS);
+      return true;
+    } catch (error) {
+      logger.warn('not ready', { error });
+      return false;
+    }
+  }
+
+  async function close(): Promise<void> {
+    await wsHandle.dispose();
+    await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      server.close((error) =>
+        error && (error as NodeJS.ErrnoException).code !== 'ERR_SERVER_NOT_RUNNING'
+          ? reject(error)
+          : resolve(),
+      );
+      // Open SSE streams would hold the server forever.
+      server.closeAllConnections();
+    });
+  }
+
+  return { yoga, server, close };
+}
+
+function maskError(error: unknown, message: string, logger: Logger): Error {
+  const original = error instanceof GraphQLError ? error.originalError : error;
+  if (error instanceof GraphQLError && (!original || original instanceof GraphQLError)) return error;
+  if (
+    original instanceof AppError &&
+    PUBLIC_APP_ERROR_CODES.has(original.code) &&
+    error instanceof GraphQLError
+  ) {
+    return new GraphQLError(original.message, {
+      nodes: error.nodes,
+      path: error.path,
+      extensions: { code: original.code },
+    });
+  }
+  logger.error('unexpected error', {
+    error: original,
+    path: error instanceof GraphQLError ? error.path : undefined,
+  });
+  return new GraphQLError(message, {
+    nodes: error instanceof GraphQLError ? error.nodes : undefined,
+    path: error instanceof GraphQLError ? error.path : undefined,
+    extensions: { code: 'INTERNAL_SERVER_ERROR' },
+  });
+}
+
+function routeOf(path: string): string {
+  return ['/graphql', '/healthz', '/readyz', '/metrics'].includes(path) ? path : 'other';
+}
+
+function sendText(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  type = 'text/plain; charset=utf-8',
+): void {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
