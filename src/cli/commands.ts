@@ -22,6 +22,7 @@ import {
 } from '../migrations/index.js';
 import { formatHistory, formatMigrateResult, formatStamp, formatStatus } from './format.js';
 import { resolveTenantTarget } from './tenant-target.js';
+import { tenantsUpCommand } from './tenants-up.js';
 
 /** The parsed command line a handler receives. */
 export interface CommandInput {
@@ -31,6 +32,8 @@ export interface CommandInput {
   readonly mode?: string | undefined;
   readonly environment?: string | undefined;
   readonly concurrency?: string | undefined;
+  readonly 'dry-run'?: boolean | undefined;
+  readonly 'with-worker'?: boolean | undefined;
 }
 
 /** Where a command writes; the entry point passes process streams, tests may capture. */
@@ -53,13 +56,7 @@ export const COMMANDS: Readonly<Record<string, CommandHandler>> = {
   'control-plane': controlPlaneCommand,
   tenant: tenantCommand,
   plan: planCommand,
-  // TODO(issue: fleet runs): replace with the queue-backed handler once `tenants up` lands in src/runs.
-  tenants: async () => {
-    throw new AppError(
-      'NOT_AVAILABLE',
-      '`tenants up` is not available yet: migrate one tenant with `tenant up --tenant <name>`',
-    );
-  },
+  tenants: (config, input, io) => tenantsUpCommand(config, input, io),
 };
 
 async function controlPlaneCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {

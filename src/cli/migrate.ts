@@ -14,7 +14,9 @@ export const USAGE = `Usage: npm run migrate -- <command>
   control-plane up|status
   tenant up|down|status|stamp|history --tenant <name> [--to <version>] [--mode per-tenant|per-migration]
   plan --tenant <name> [--to <version>]        print the SQL \`tenant up\` would run; runs nothing
-  tenants up [--environment <env>] [--concurrency N]   (not available yet)
+  tenants up [--environment <env>] [--concurrency N] [--to <version>] [--dry-run] [--with-worker]
+                                               every tenant through the queue, with a progress bar;
+                                               needs a running worker (npm start) unless --with-worker
 
 A tenant name "acme" means schema tenant_acme on TENANT_DATABASE_URL.
 \`tenant down\` needs --to (--to 0 reverts everything); \`tenant stamp\` records versions <= --to without running them.`;
@@ -33,6 +35,8 @@ export async function runMigrateCli(argv: readonly string[]): Promise<number> {
         mode: { type: 'string' },
         environment: { type: 'string' },
         concurrency: { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        'with-worker': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
