@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { withDatabase } from '../../../src/config.js';
 import { quoteDatabase, withConnection } from '../../../src/db/pg.js';
-import { PreconditionFailedError } from '../../../src/errors.js';
+import { NotFoundError, PreconditionFailedError } from '../../../src/errors.js';
 import { testServerUrl } from '../../helpers/template.js';
 import { ACTOR, useRunHarness } from './run-harness.js';
 import { ledgerVersions, waitForRunEnd } from './run-assertions.js';
@@ -95,5 +95,47 @@ describe('provisioning runs and irreversible rollbacks', () => {
     for (const name of ['irrev_000', 'irrev_001']) {
       expect(await ledgerVersions(h.database.pool, `tenant_${name}`)).toEqual(['0001', '0002', '0003']);
     }
+  });
+
+  it('leaves a tenant whose provisioning failed PENDING with the error, and a retry finishes it', async () => {
+    await h.database.pool.query('CREATE SCHEMA tenant_prov_bad; CREATE TABLE tenant_prov_bad.items (id int)');
+    const worker = await h.startWorker();
+    try {
+      const { tenant, run } = await insertPendingTenant('prov_bad', 'SCHEMA');
+      await h.service.dispatch(run.id);
+      expect((await waitForRunEnd(h.db, run.id)).status).toBe('FAILED');
+      const failed = await h.db.tenant.findUniqueOrThrow({
+        where: { tenantId: tenant.tenantId },
+        include: { databases: true },
+      });
+      expect(failed.status).toBe('PENDING');
+      expect(failed.databases[0]!.status).toBe('ERROR');
+      expect(failed.databases[0]!.lastError).toContain('42P07');
+
+      await h.database.pool.query('DROP TABLE tenant_prov_bad.items');
+      await h.service.retryRun(run.id, { name: 'test' });
+      expect((await waitForRunEnd(h.db, run.id)).status).toBe('SUCCEEDED');
+      const fixed = await h.db.tenant.findUniqueOrThrow({
+        where: { tenantId: tenant.tenantId },
+        include: { databases: true },
+      });
+      expect(fixed.status).toBe('ACTIVE');
+      expect(fixed.databases[0]).toMatchObject({ status: 'ACTIVE', schemaVersion: '0003', lastError: null });
+    } finally {
+      await worker.close();
+    }
+  });
+
+  it('stamps a tenant ledger and its cached version without running SQL', async () => {
+    const [id] = await h.createTenants('stamped', 1);
+    const tenant = await h.service.stampTenant(id!, '0002', ACTOR);
+    expect(tenant.tenantId).toBe(id);
+    expect(await ledgerVersions(h.database.pool, 'tenant_stamped_000')).toEqual(['0001', '0002']);
+    const database = await h.db.tenantDatabase.findFirstOrThrow({ where: { tenantId: id! } });
+    expect(database.schemaVersion).toBe('0002');
+    await expect(h.service.stampTenant(id!, '0042', ACTOR)).rejects.toMatchObject({ field: 'version' });
+    await expect(
+      h.service.stampTenant('00000000-0000-0000-0000-000000000000', '0001', ACTOR),
+    ).rejects.toBeInstanceOf(NotFoundError);
   });
 });
