@@ -171,28 +171,20 @@ export function createGraphqlServer(deps: GraphqlServerDeps): GraphqlServer {
 }
 
 function maskError(error: unknown, message: string, logger: Logger): Error {
-  const original = error instanceof GraphQLError ? error.originalError : error;
-  if (error instanceof GraphQLError && (!original || original instanceof GraphQLError)) return error;
-  if (
-    original instanceof AppError &&
-    PUBLIC_APP_ERROR_CODES.has(original.code) &&
-    error instanceof GraphQLError
-  ) {
-    return new GraphQLError(original.message, {
-      nodes: error.nodes,
-      path: error.path,
-      extensions: { code: original.code },
-    });
+  const graphqlError = isGraphQLError(error) ? error : null;
+  const original = graphqlError ? graphqlError.originalError : error;
+  // graphql may be loaded twice (ESM and CJS builds), so recognise its errors by shape, not class.
+  if (graphqlError && (!original || isGraphQLError(original))) return graphqlError;
+  const location = { nodes: graphqlError?.nodes, path: graphqlError?.path };
+  if (original instanceof AppError && PUBLIC_APP_ERROR_CODES.has(original.code)) {
+    return new GraphQLError(original.message, { ...location, extensions: { code: original.code } });
   }
-  logger.error('unexpected error', {
-    error: original,
-    path: error instanceof GraphQLError ? error.path : undefined,
-  });
-  return new GraphQLError(message, {
-    nodes: error instanceof GraphQLError ? error.nodes : undefined,
-    path: error instanceof GraphQLError ? error.path : undefined,
-    extensions: { code: 'INTERNAL_SERVER_ERROR' },
-  });
+  logger.error('unexpected error', { error: original, path: graphqlError?.path });
+  return new GraphQLError(message, { ...location, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+}
+
+function isGraphQLError(value: unknown): value is GraphQLError {
+  return value instanceof GraphQLError || (value instanceof Error && value.name === 'GraphQLError');
 }
 
 function routeOf(path: string): string {
