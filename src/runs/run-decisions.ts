@@ -2,6 +2,20 @@
  * The pure scheduling decisions of a run: how many targets may enter the window, whether the
  * canary wave holds the rest back, when failures halt the run, and how it ends. The SQL in
  * run-state.ts applies them under the run's row lock.
+ *
+ * Semantics:
+ * - Window: at most `concurrency` targets of a run are QUEUED or RUNNING; PENDING targets enter
+ *   in position order (tenant name order at creation).
+ * - Canary: the first `canarySize` targets are canaries; while any canary is unfinished only
+ *   canaries enter. A failed canary HALTS the run: no non-canary target ever starts, and every
+ *   target still PENDING or QUEUED (canary or not) becomes SKIPPED.
+ * - maxFailures: once `failed >= maxFailures` while work is waiting, the run becomes HALTED and
+ *   every PENDING or QUEUED target SKIPPED. With nothing waiting the run simply ends FAILED.
+ * - HALTED and CANCELLED are set at once; targets already RUNNING finish, and the run gets
+ *   `finished_at` (and RUN_FINISHED is published) when the last of them ends.
+ * - A run with nothing left ends SUCCEEDED without failures, FAILED otherwise.
+ * - retryRun puts FAILED, CANCELLED and SKIPPED targets back to PENDING (canaries first again).
+ * - Stored counters use the API's meaning: `pending` includes the internal QUEUED.
  */
 import type { RunProgress } from '../pubsub/run-events.js';
 
