@@ -48,7 +48,7 @@ function audited(
     let result: unknown;
     try {
       result = await resolve(root, args, context, info);
-      if (result instanceof Error) {
+      if (isErrorResult(result)) {
         outcome = codeOf(result);
         error = result.message;
       }
@@ -73,8 +73,22 @@ function audited(
   };
 }
 
+// plugin-errors hands back expected errors wrapped in a Proxy that hides their prototype chain,
+// so they are recognised by shape.
+function isErrorResult(value: unknown): value is { code: string; message: string } {
+  if (value instanceof Error) return true;
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as { code?: unknown; message?: unknown; name?: unknown };
+  return (
+    typeof candidate.code === 'string' &&
+    typeof candidate.message === 'string' &&
+    typeof candidate.name === 'string'
+  );
+}
+
 function codeOf(error: unknown): string {
   if (error instanceof AppError) return error.code;
+  if (isErrorResult(error) && !(error instanceof Error)) return error.code;
   if (error instanceof GraphQLError && typeof error.extensions.code === 'string')
     return error.extensions.code;
   return 'INTERNAL';
@@ -85,7 +99,7 @@ function targetIdOf(
   input: Record<string, unknown> | undefined,
   targetType: string | null,
 ): string | null {
-  if (result && typeof result === 'object' && !(result instanceof Error)) {
+  if (result && typeof result === 'object' && !isErrorResult(result)) {
     const payload = result as Record<string, unknown>;
     for (const key of ['tenantId', 'runId', 'apiTokenId', 'key']) {
       if (typeof payload[key] === 'string') return payload[key];

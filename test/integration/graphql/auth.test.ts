@@ -11,7 +11,11 @@ describe('authentication and roles', () => {
   });
 
   it('refuses an unknown token with UNAUTHENTICATED', async () => {
-    const result = await api.gql('{ tenants { totalCount } }', {}, 'cpt_not-a-real-token-at-all-000000000000');
+    const result = await api.gql(
+      '{ tenants { totalCount } }',
+      {},
+      'cpt_not-a-real-token-at-all-000000000000',
+    );
     expect(result.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
   });
 
@@ -95,6 +99,8 @@ describe('authentication and roles', () => {
     expect(api.logLines.some((line) => line.includes(token))).toBe(false);
     const audit = await api.app.db.auditLog.findMany({ where: { action: 'createApiToken' } });
     expect(audit.length).toBeGreaterThan(0);
-    expect(JSON.stringify(audit, (_key, value: unknown) => (typeof value === 'bigint' ? String(value) : value))).not.toContain(token);
+    expect(
+      JSON.stringify(audit, (_key, value: unknown) => (typeof value === 'bigint' ? String(value) : value)),
+    ).not.toContain(token);
   });
 });

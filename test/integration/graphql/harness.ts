@@ -18,7 +18,11 @@ export const BOOTSTRAP_TOKEN = `bootstrap-${randomBytes(16).toString('hex')}`;
 
 export interface GraphqlResponse<T = Record<string, unknown>> {
   readonly data?: T | null;
-  readonly errors?: readonly { message: string; path?: readonly string[]; extensions?: Record<string, unknown> }[];
+  readonly errors?: readonly {
+    message: string;
+    path?: readonly string[];
+    extensions?: Record<string, unknown>;
+  }[];
 }
 
 export interface ApiHarness {
@@ -32,7 +36,11 @@ export interface ApiHarness {
   /** A unique tenant name for this file (`<base>-<random>`), dropped in afterAll if it got a database. */
   tenantName(base: string): string;
   /** POSTs a GraphQL operation; `token` null sends no Authorization header. */
-  gql<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, token?: string | null): Promise<GraphqlResponse<T>>;
+  gql<T = Record<string, any>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    token?: string | null,
+  ): Promise<GraphqlResponse<T>>;
   /** Creates an API token of `role` through the API and returns its value. */
   createToken(role: 'VIEWER' | 'OPERATOR' | 'ADMIN', name?: string): Promise<string>;
 }
@@ -75,7 +83,9 @@ export function useApiHarness(overrides: Record<string, string> = {}): ApiHarnes
     // DATABASE-isolated tenants got databases of their own on the server.
     await withConnection(testServerUrl(), async (client) => {
       for (const name of usedNames) {
-        await client.query(`DROP DATABASE IF EXISTS ${quoteDatabase(`tenant_${name.replace(/-/g, '_')}`)} WITH (FORCE)`);
+        await client.query(
+          `DROP DATABASE IF EXISTS ${quoteDatabase(`tenant_${name.replace(/-/g, '_')}`)} WITH (FORCE)`,
+        );
       }
     });
   });
@@ -85,7 +95,11 @@ export function useApiHarness(overrides: Record<string, string> = {}): ApiHarnes
     return value;
   };
 
-  async function gql<T>(query: string, variables: Record<string, unknown> = {}, token: string | null = BOOTSTRAP_TOKEN) {
+  async function gql<T>(
+    query: string,
+    variables: Record<string, unknown> = {},
+    token: string | null = BOOTSTRAP_TOKEN,
+  ) {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (token !== null) headers.authorization = `Bearer ${token}`;
     const response = await ready(app).yoga.fetch('http://localhost/graphql', {
