@@ -1,0 +1,78 @@
+import { PrismaPg } from '@prisma/adapter-pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PrismaClient } from '../../../src/generated/prisma/client.js';
+import { createGraphqlYoga } from '../../../src/graphql/server.js';
+import { createLogger } from '../../../src/logger.js';
+import { BOOTSTRAP_TOKEN, useApiHarness } from './harness.js';
+
+const PAGE = `query ($first: Int) { tenants(first: $first) {
+  totalCount pageInfo { hasNextPage endCursor }
+  edges { cursor node { id tenantId name environment status schemaVersion
+    databases { id isolation databaseName schemaName host port status schemaVersion lastError } } } } }`;
+
+describe('the tenants connection', () => {
+  const api = useApiHarness();
+  let db: PrismaClient;
+  const statements: string[] = [];
+
+  beforeAll(async () => {
+    db = new PrismaClient({
+      adapter: new PrismaPg({ connectionString: api.database.url, max: 2 }, { schema: 'control_plane' }),
+      log: [{ emit: 'event', level: 'query' }],
+    });
+    db.$on('query', (event) => statements.push(event.query));
+    for (let i = 0; i < 60; i += 1) {
+      const name = `count-${String(i).padStart(3, '0')}`;
+      await api.app.db.tenant.create({
+        data: {
+          name,
+          status: 'ACTIVE',
+          databases: {
+            create: {
+              connectionStringEncrypted: 'unused',
+              databaseName: api.database.name,
+              host: '127.0.0.1',
+              schemaName: `tenant_count_${i}`,
+              status: 'ACTIVE',
+              schemaVersion: '0004',
+            },
+          },
+        },
+      });
+    }
+  });
+
+  afterAll(async () => {
+    await db?.$disconnect();
+  });
+
+  async function countStatements(first: number) {
+    const yoga = createGraphqlYoga({
+      config: api.config,
+      db,
+      services: api.app.services,
+      events: api.app.events,
+      eventsReady: async () => undefined,
+      logger: createLogger('silent'),
+    });
+    statements.length = 0;
+    const response = await yoga.fetch('http://localhost/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${BOOTSTRAP_TOKEN}` },
+      body: JSON.stringify({ query: PAGE, variables: { first } }),
+    });
+    const result = (await response.json()) as { data: { tenants: { edges: unknown[]; totalCount: number } } };
+    return { result, count: statements.length };
+  }
+
+  it('makes the same small number of SQL queries for 5 and for 50 tenants', async () => {
+    const small = await countStatements(5);
+    const large = await countStatements(50);
+    expect(small.result.data.tenants.edges).toHaveLength(5);
+    expect(large.result.data.tenants.edges).toHaveLength(50);
+    expect(large.result.data.tenants.totalCount).toBe(await api.app.db.tenant.count({ where: { deletedAt: null } }));
+    expect(small.count).toBeGreaterThan(0);
+    expect(large.count).toBe(small.count);
+    expect(large.count).toBeLessThanOrEqual(4);
+  });
+});
