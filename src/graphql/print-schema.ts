@@ -1,8 +1,12 @@
 /** `npm run schema:print`: writes schema.graphql from the code; needs no database. */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { lexicographicSortSchema, printSchema } from 'graphql';
+import { createRequire } from 'node:module';
 import { buildSchema } from './schema.js';
+
+// The graphql instance Pothos built the schema with: under bundlers (vitest) an ESM `import`
+// can load graphql's other build, whose printer refuses types "from another realm".
+const { lexicographicSortSchema, printSchema } = createRequire(import.meta.url)('graphql') as typeof import('graphql');
 
 /** The printed SDL of the schema, as committed in schema.graphql. */
 export function printedSchema(): string {
