@@ -3,7 +3,11 @@ import type { ApiRole } from '../generated/prisma/enums.js';
 export type { ApiRole };
 
 /** Each role includes everything below it: ADMIN ⊃ OPERATOR ⊃ VIEWER. */
-export const ROLE_RANK: Readonly<Record<ApiRole, number>> = Object.freeze({ VIEWER: 1, OPERATOR: 2, ADMIN: 3 });
+export const ROLE_RANK: Readonly<Record<ApiRole, number>> = Object.freeze({
+  VIEWER: 1,
+  OPERATOR: 2,
+  ADMIN: 3,
+});
 
 /** Whether `role` grants at least what `needed` grants. */
 export function hasRole(role: ApiRole | null | undefined, needed: ApiRole): boolean {

@@ -48,7 +48,8 @@ export function createTokenService({ db, config, logger }: TokenServiceDeps) {
 
   /** The principal of an `Authorization` header value; null when missing, unknown or revoked. */
   async function authenticate(authorization: string | null | undefined): Promise<Principal | null> {
-    if (config.authDisabled) return { kind: 'auth-disabled', name: 'auth-disabled', role: 'ADMIN', tokenId: null };
+    if (config.authDisabled)
+      return { kind: 'auth-disabled', name: 'auth-disabled', role: 'ADMIN', tokenId: null };
     const token = parseBearer(authorization);
     if (!token) return null;
     if (config.bootstrapAdminToken && secretsEqual(token, config.bootstrapAdminToken)) {
@@ -62,7 +63,10 @@ export function createTokenService({ db, config, logger }: TokenServiceDeps) {
   }
 
   /** Issues a token; the value is returned here once and only its hash is stored. */
-  async function createToken(input: { name: string; role: ApiRole }, createdBy: string): Promise<CreatedApiToken> {
+  async function createToken(
+    input: { name: string; role: ApiRole },
+    createdBy: string,
+  ): Promise<CreatedApiToken> {
     const name = input.name.trim();
     if (name.length === 0 || name.length > TOKEN_NAME_MAX) {
       throw new ValidationError(`Token name must be 1-${TOKEN_NAME_MAX} characters`, 'name');
@@ -88,9 +92,11 @@ export function createTokenService({ db, config, logger }: TokenServiceDeps) {
     const last = lastUsedWrites.get(tokenId) ?? 0;
     if (now - last < LAST_USED_THROTTLE_MS) return;
     lastUsedWrites.set(tokenId, now);
-    db.apiToken.update({ where: { id: tokenId }, data: { lastUsedAt: new Date(now) } }).catch((error: unknown) => {
-      logger.warn('could not record token use', { tokenId, error });
-    });
+    db.apiToken
+      .update({ where: { id: tokenId }, data: { lastUsedAt: new Date(now) } })
+      .catch((error: unknown) => {
+        logger.warn('could not record token use', { tokenId, error });
+      });
   }
 
   return { authenticate, createToken, revokeToken };

@@ -2,11 +2,12 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import type * as GraphQL from 'graphql';
 import { buildSchema } from './schema.js';
 
 // The graphql instance Pothos built the schema with: under bundlers (vitest) an ESM `import`
 // can load graphql's other build, whose printer refuses types "from another realm".
-const { lexicographicSortSchema, printSchema } = createRequire(import.meta.url)('graphql') as typeof import('graphql');
+const { lexicographicSortSchema, printSchema } = createRequire(import.meta.url)('graphql') as typeof GraphQL;
 
 /** The printed SDL of the schema, as committed in schema.graphql. */
 export function printedSchema(): string {

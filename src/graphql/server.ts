@@ -46,7 +46,10 @@ export interface GraphqlServer {
 }
 
 /** Creates the yoga instance for the schema, with auth in the context and masked unexpected errors. */
-export function createGraphqlYoga(deps: Omit<GraphqlServerDeps, 'redis'>, plugins: Plugin[] = []): GraphqlYoga {
+export function createGraphqlYoga(
+  deps: Omit<GraphqlServerDeps, 'redis'>,
+  plugins: Plugin[] = [],
+): GraphqlYoga {
   const { config, db, services, events, eventsReady, logger } = deps;
   return createYoga<ServerContext, GraphqlContext>({
     schema: buildSchema(),

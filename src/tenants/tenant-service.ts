@@ -57,7 +57,11 @@ export interface TenantLocation {
 }
 
 /** Where a new tenant named `name` goes on the server of `tenantDatabaseUrl`. */
-export function tenantLocation(tenantDatabaseUrl: string, name: string, isolation: IsolationMode): TenantLocation {
+export function tenantLocation(
+  tenantDatabaseUrl: string,
+  name: string,
+  isolation: IsolationMode,
+): TenantLocation {
   const objectName = tenantObjectName(name);
   const url = new URL(tenantDatabaseUrl);
   const host = url.hostname;
@@ -83,13 +87,23 @@ export function tenantLocation(tenantDatabaseUrl: string, name: string, isolatio
 }
 
 /** The ledger location of a tenant database, as the migration engine addresses it. */
-export function ledgerTargetOf(database: Pick<TenantDatabase, 'databaseName' | 'schemaName'>): MigrationTarget {
+export function ledgerTargetOf(
+  database: Pick<TenantDatabase, 'databaseName' | 'schemaName'>,
+): MigrationTarget {
   const schema = database.schemaName ?? DATABASE_ISOLATION_SCHEMA;
   return { schema, lockKey: schemaLockKey(database.databaseName, schema) };
 }
 
 /** Tenants: creating (with a provisioning run), renaming, status changes, deletion, ledger reads. */
-export function createTenantService({ db, config, runs, secretBox, tenantPools, catalog, logger }: TenantServiceDeps) {
+export function createTenantService({
+  db,
+  config,
+  runs,
+  secretBox,
+  tenantPools,
+  catalog,
+  logger,
+}: TenantServiceDeps) {
   /** Validates, inserts the tenant, its database row and a PROVISION run in one transaction, then dispatches the run. */
   async function createTenant(
     input: CreateTenantInput,
@@ -127,9 +141,12 @@ export function createTenantService({ db, config, runs, secretBox, tenantPools, 
       });
     } catch (error) {
       if (isUniqueViolation(error)) {
-        throw new ConflictError(`Tenant "${name}" or its ${location.schemaName ? 'schema' : 'database'} already exists`, {
-          cause: error,
-        });
+        throw new ConflictError(
+          `Tenant "${name}" or its ${location.schemaName ? 'schema' : 'database'} already exists`,
+          {
+            cause: error,
+          },
+        );
       }
       throw error;
     }
@@ -148,14 +165,16 @@ export function createTenantService({ db, config, runs, secretBox, tenantPools, 
     try {
       return await db.tenant.update({ where: { tenantId: tenant.tenantId }, data });
     } catch (error) {
-      if (isUniqueViolation(error)) throw new ConflictError(`Tenant "${input.name}" already exists`, { cause: error });
+      if (isUniqueViolation(error))
+        throw new ConflictError(`Tenant "${input.name}" already exists`, { cause: error });
       throw error;
     }
   }
 
   /** Sets ACTIVE, INACTIVE or SUSPENDED (PENDING belongs to provisioning). */
   async function setTenantStatus(input: { id: string; status: TenantStatus }): Promise<Tenant> {
-    if (input.status === 'PENDING') throw new ValidationError('PENDING is set by provisioning only', 'status');
+    if (input.status === 'PENDING')
+      throw new ValidationError('PENDING is set by provisioning only', 'status');
     const tenant = await requireTenant(input.id);
     assertNotDeleted(tenant);
     if (tenant.status === input.status) return tenant;
@@ -179,7 +198,8 @@ export function createTenantService({ db, config, runs, secretBox, tenantPools, 
     const busy = await db.migrationRunTarget.count({
       where: { tenantId: tenant.tenantId, status: { notIn: [...ENDED_TARGET_STATUSES] } },
     });
-    if (busy > 0) throw new PreconditionFailedError('The tenant has run targets pending or running; cancel them first');
+    if (busy > 0)
+      throw new PreconditionFailedError('The tenant has run targets pending or running; cancel them first');
     // Stop new runs from selecting it before its data goes.
     await db.tenant.update({ where: { tenantId: tenant.tenantId }, data: { status: 'INACTIVE' } });
     const databases = await db.tenantDatabase.findMany({ where: { tenantId: tenant.tenantId } });
@@ -236,7 +256,9 @@ export function createTenantService({ db, config, runs, secretBox, tenantPools, 
     const connectionString = secretBox.open(database.connectionStringEncrypted);
     if (database.isolation === 'DATABASE') {
       if (!isTenantObjectName(database.databaseName)) {
-        throw new PreconditionFailedError(`Refusing to drop database "${database.databaseName}": not a tenant database`);
+        throw new PreconditionFailedError(
+          `Refusing to drop database "${database.databaseName}": not a tenant database`,
+        );
       }
       const quoted = quoteDatabase(database.databaseName);
       await withConnection(withDatabase(connectionString, 'postgres'), (client) =>
@@ -261,7 +283,9 @@ function assertNotDeleted(
 ): void {
   if (!tenant.deletedAt) return;
   const message = `Tenant "${tenant.name}" was deleted`;
-  throw ErrorClass === ValidationError ? new ValidationError(message, 'id') : new PreconditionFailedError(message);
+  throw ErrorClass === ValidationError
+    ? new ValidationError(message, 'id')
+    : new PreconditionFailedError(message);
 }
 
 /** Whether `error` is a unique-constraint violation, as Prisma (P2002) or the driver (23505) reports it. */

@@ -36,6 +36,7 @@ export interface ApiHarness {
   /** A unique tenant name for this file (`<base>-<random>`), dropped in afterAll if it got a database. */
   tenantName(base: string): string;
   /** POSTs a GraphQL operation; `token` null sends no Authorization header. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- responses are checked by shape in each test
   gql<T = Record<string, any>>(
     query: string,
     variables?: Record<string, unknown>,

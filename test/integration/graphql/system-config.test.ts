@@ -47,7 +47,11 @@ describe('system config', () => {
     expect(read.data?.systemConfig.value).toEqual({ now: 'object' });
     for (const key of ['', 'has space', 'x'.repeat(256), 'semi;colon']) {
       const result = await api.gql(SET, { input: { key, value: 1 } });
-      expect(result.data?.setSystemConfig).toEqual({ __typename: 'ValidationError', field: 'key', code: 'VALIDATION' });
+      expect(result.data?.setSystemConfig).toEqual({
+        __typename: 'ValidationError',
+        field: 'key',
+        code: 'VALIDATION',
+      });
     }
   });
 

@@ -1,6 +1,7 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PrismaClient } from '../../../src/generated/prisma/client.js';
+import type { ControlPlaneDb } from '../../../src/db/control-plane.js';
 import { createGraphqlYoga } from '../../../src/graphql/server.js';
 import { createLogger } from '../../../src/logger.js';
 import { BOOTSTRAP_TOKEN, useApiHarness } from './harness.js';
@@ -12,15 +13,16 @@ const PAGE = `query ($first: Int) { tenants(first: $first) {
 
 describe('the tenants connection', () => {
   const api = useApiHarness();
-  let db: PrismaClient;
+  let db: ControlPlaneDb | undefined;
   const statements: string[] = [];
 
   beforeAll(async () => {
-    db = new PrismaClient({
+    const client = new PrismaClient({
       adapter: new PrismaPg({ connectionString: api.database.url, max: 2 }, { schema: 'control_plane' }),
       log: [{ emit: 'event', level: 'query' }],
     });
-    db.$on('query', (event) => statements.push(event.query));
+    client.$on('query', (event) => statements.push(event.query));
+    db = client as unknown as ControlPlaneDb;
     for (let i = 0; i < 60; i += 1) {
       const name = `count-${String(i).padStart(3, '0')}`;
       await api.app.db.tenant.create({
@@ -49,7 +51,7 @@ describe('the tenants connection', () => {
   async function countStatements(first: number) {
     const yoga = createGraphqlYoga({
       config: api.config,
-      db,
+      db: db!,
       services: api.app.services,
       events: api.app.events,
       eventsReady: async () => undefined,
@@ -70,7 +72,9 @@ describe('the tenants connection', () => {
     const large = await countStatements(50);
     expect(small.result.data.tenants.edges).toHaveLength(5);
     expect(large.result.data.tenants.edges).toHaveLength(50);
-    expect(large.result.data.tenants.totalCount).toBe(await api.app.db.tenant.count({ where: { deletedAt: null } }));
+    expect(large.result.data.tenants.totalCount).toBe(
+      await api.app.db.tenant.count({ where: { deletedAt: null } }),
+    );
     expect(small.count).toBeGreaterThan(0);
     expect(large.count).toBe(small.count);
     expect(large.count).toBeLessThanOrEqual(4);

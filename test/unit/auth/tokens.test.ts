@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { parseBearer } from '../../../src/auth/principal.js';
 import { hasRole } from '../../../src/auth/roles.js';
-import { createTokenService, generateApiToken, hashApiToken, secretsEqual, TOKEN_PREFIX } from '../../../src/auth/tokens.js';
+import {
+  createTokenService,
+  generateApiToken,
+  hashApiToken,
+  secretsEqual,
+  TOKEN_PREFIX,
+} from '../../../src/auth/tokens.js';
 import type { ControlPlaneDb } from '../../../src/db/control-plane.js';
 import { createLogger } from '../../../src/logger.js';
 import { redactInput } from '../../../src/audit/audit-log.js';
@@ -59,14 +65,21 @@ describe('authenticate', () => {
       logger,
       config: { bootstrapAdminToken: 'bootstrap-token-of-length', authDisabled: false },
     });
-    expect(await service.authenticate('Bearer bootstrap-token-of-length')).toMatchObject({ role: 'ADMIN', kind: 'bootstrap' });
+    expect(await service.authenticate('Bearer bootstrap-token-of-length')).toMatchObject({
+      role: 'ADMIN',
+      kind: 'bootstrap',
+    });
     expect(await service.authenticate('Bearer bootstrap-token-of-lengtX')).toBeNull();
     expect(await service.authenticate('Bearer cpt_unknown')).toBeNull();
     expect(await service.authenticate(null)).toBeNull();
   });
 
   it('makes every request ADMIN when auth is disabled', async () => {
-    const service = createTokenService({ db, logger, config: { bootstrapAdminToken: null, authDisabled: true } });
+    const service = createTokenService({
+      db,
+      logger,
+      config: { bootstrapAdminToken: null, authDisabled: true },
+    });
     expect(await service.authenticate(null)).toMatchObject({ role: 'ADMIN' });
   });
 });

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../src/errors.js';
-import { isTenantObjectName, tenantNameProblem, tenantObjectName, validateTenantName } from '../../../src/tenants/naming.js';
+import {
+  isTenantObjectName,
+  tenantNameProblem,
+  tenantObjectName,
+  validateTenantName,
+} from '../../../src/tenants/naming.js';
 import { ledgerTargetOf, tenantLocation } from '../../../src/tenants/tenant-service.js';
 
 describe('tenant names', () => {
@@ -9,19 +14,36 @@ describe('tenant names', () => {
     expect(validateTenantName(name)).toBe(name);
   });
 
-  it.each(['', 'ab', 'Upper', '1abc', '-abc', '_abc', 'x'.repeat(51), 'x; drop schema public', 'a b c', 'café', 'abc\n'])(
-    'refuses %j',
-    (name) => {
-      expect(() => validateTenantName(name)).toThrow(ValidationError);
-    },
-  );
+  it.each([
+    '',
+    'ab',
+    'Upper',
+    '1abc',
+    '-abc',
+    '_abc',
+    'x'.repeat(51),
+    'x; drop schema public',
+    'a b c',
+    'café',
+    'abc\n',
+  ])('refuses %j', (name) => {
+    expect(() => validateTenantName(name)).toThrow(ValidationError);
+  });
 
-  it.each(['system_admin', 'public', 'information_schema', 'pg_catalog', 'pg_anything', 'postgres', 'template0', 'template1', 'control_plane', 'tenants'])(
-    'refuses the reserved name %s',
-    (name) => {
-      expect(tenantNameProblem(name)).toMatch(/reserved|must be/);
-    },
-  );
+  it.each([
+    'system_admin',
+    'public',
+    'information_schema',
+    'pg_catalog',
+    'pg_anything',
+    'postgres',
+    'template0',
+    'template1',
+    'control_plane',
+    'tenants',
+  ])('refuses the reserved name %s', (name) => {
+    expect(tenantNameProblem(name)).toMatch(/reserved|must be/);
+  });
 
   it('names the field in the ValidationError', () => {
     try {
@@ -47,7 +69,12 @@ describe('tenant locations', () => {
 
   it('puts SCHEMA tenants in a schema of the tenant database', () => {
     const location = tenantLocation(url, 'acme-co', 'SCHEMA');
-    expect(location).toMatchObject({ host: 'db.example', port: 6543, databaseName: 'tenants', schemaName: 'tenant_acme_co' });
+    expect(location).toMatchObject({
+      host: 'db.example',
+      port: 6543,
+      databaseName: 'tenants',
+      schemaName: 'tenant_acme_co',
+    });
     expect(location.connectionString).toBe(url);
     expect(ledgerTargetOf(location)).toEqual({ schema: 'tenant_acme_co', lockKey: 'tenants/tenant_acme_co' });
   });
