@@ -320,7 +320,7 @@ async function startStack(
     MIGRATIONS_DIR: CATALOG_DIR,
     WORKER_CONCURRENCY: String(options.workerConcurrency),
     BOOTSTRAP_ADMIN_TOKEN: TOKEN,
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: 'info',
     NODE_ENV: 'development',
   };
   const config = loadConfig(env);
@@ -330,8 +330,7 @@ async function startStack(
   processes.push(await startService('api', env, () => answers(`${base}/readyz`)));
   const addWorker = async () => {
     for (let i = 0; i < options.workers; i++) {
-      const index = processes.length;
-      processes.push(await startService('worker', env, async () => index >= 0));
+      processes.push(await startService('worker', env, async (log) => log.includes('"worker started"')));
     }
   };
   if (worker) await addWorker();

@@ -46,15 +46,15 @@ export interface ServiceProcess {
 }
 
 /**
- * Starts `src/main.ts <role>` as its own Node process (tsx as an import hook, so the measured
- * pid is the service itself) and waits until `ready()` says so.
+ * Starts the compiled service (`dist/main.js <role>`, as the image runs it; `npm run build` first)
+ * as its own Node process and waits until `ready(stderrSoFar)` says so.
  */
 export async function startService(
   role: 'api' | 'worker' | 'all',
   env: Record<string, string>,
-  ready: () => Promise<boolean>,
+  ready: (log: string) => Promise<boolean>,
 ): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', role], {
+  const child = spawn(process.execPath, ['dist/main.js', role], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -66,7 +66,7 @@ export async function startService(
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${role} exited with ${child.exitCode}:\n${log}`);
-    if (await ready().catch(() => false)) break;
+    if (await ready(log).catch(() => false)) break;
     if (Date.now() > deadline) throw new Error(`${role} not ready after 60 s:\n${log}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

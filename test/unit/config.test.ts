@@ -37,7 +37,11 @@ describe('loadConfig', () => {
   });
 
   it('derives the tenant database from DATABASE_URL and honours overrides', () => {
-    const config = loadConfig({ DATABASE_URL: 'postgres://u@db:6543/cp', PORT: '8080', ENCRYPTION_KEY: validKey });
+    const config = loadConfig({
+      DATABASE_URL: 'postgres://u@db:6543/cp',
+      PORT: '8080',
+      ENCRYPTION_KEY: validKey,
+    });
     expect(config.tenantDatabaseUrl).toBe('postgres://u@db:6543/tenants');
     expect(config.port).toBe(8080);
     expect(config.usingDevelopmentKey).toBe(false);
@@ -48,7 +52,9 @@ describe('loadConfig', () => {
   });
 
   it('never disables auth in production', () => {
-    expect(loadConfig({ NODE_ENV: 'production', ENCRYPTION_KEY: validKey, AUTH_DISABLED: 'true' }).authDisabled).toBe(false);
+    expect(
+      loadConfig({ NODE_ENV: 'production', ENCRYPTION_KEY: validKey, AUTH_DISABLED: 'true' }).authDisabled,
+    ).toBe(false);
   });
 
   it.each([
