@@ -21,7 +21,7 @@ import {
   stampVersion,
 } from '../migrations/index.js';
 import { formatHistory, formatMigrateResult, formatStamp, formatStatus } from './format.js';
-import { resolveTenantTarget } from './tenant-target.js';
+import { recordCachedVersion, resolveTenantTarget } from './tenant-target.js';
 import { tenantsUpCommand } from './tenants-up.js';
 
 /** The parsed command line a handler receives. */
@@ -80,7 +80,8 @@ async function controlPlaneCommand(config: Config, input: CommandInput, io: Comm
 }
 
 async function tenantCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {
-  const { databaseUrl, target } = await resolveTenantTarget(config, requireTenant(input));
+  const tenant = await resolveTenantTarget(config, requireTenant(input));
+  const { databaseUrl, target } = tenant;
   const catalog = await loadCatalog(config.migrationsDir);
   const label = `schema ${target.schema}`;
   const mode = parseMode(input.mode);
@@ -98,6 +99,7 @@ async function tenantCommand(config: Config, input: CommandInput, io: CommandIo)
           lockTimeoutMs: config.lockTimeoutMs,
           onApplied,
         });
+        await recordCachedVersion(config, tenant, result.toVersion);
         io.out(formatMigrateResult(label, result, 'up'));
       });
     case 'down': {
@@ -111,6 +113,7 @@ async function tenantCommand(config: Config, input: CommandInput, io: CommandIo)
           lockTimeoutMs: config.lockTimeoutMs,
           onApplied,
         });
+        await recordCachedVersion(config, tenant, result.toVersion);
         io.out(formatMigrateResult(label, result, 'down'));
       });
     }
@@ -118,9 +121,11 @@ async function tenantCommand(config: Config, input: CommandInput, io: CommandIo)
       if (!input.to) throw new UsageError('tenant stamp needs --to <version>');
       const version = input.to;
       await ensureDatabase(databaseUrl);
-      return withPool(databaseUrl, async (pool) =>
-        io.out(formatStamp(label, await stampVersion(pool, target, catalog, version, config))),
-      );
+      return withPool(databaseUrl, async (pool) => {
+        const stamped = await stampVersion(pool, target, catalog, version, config);
+        await recordCachedVersion(config, tenant, stamped.toVersion);
+        io.out(formatStamp(label, stamped));
+      });
     }
     case 'status':
       return withPool(databaseUrl, async (pool) =>

@@ -20,6 +20,7 @@ import { startTargetWorker } from '../queue/target-worker.js';
 import type { TargetWorker } from '../queue/target-worker.js';
 import { createRedisConnection } from '../redis/connections.js';
 import { createRunService } from '../runs/run-service.js';
+import { assertControlPlaneReady } from './tenant-target.js';
 
 /** The parsed command line `tenants up` reads (a subset of the CLI's CommandInput). */
 export interface TenantsUpInput {
@@ -66,6 +67,7 @@ export async function tenantsUpCommand(
     throw new ValidationError(`unknown action "tenants ${input.action ?? ''}"; try "tenants up"`, 'action');
   const environment = parseEnvironment(input.environment);
   const concurrency = parseConcurrency(input.concurrency);
+  await assertControlPlaneReady(config);
 
   const connections = ['cli-queue', 'cli-publish', 'cli-subscribe'].map((name) =>
     createRedisConnection(config.redisUrl, name),

@@ -13,7 +13,7 @@ import { UnknownVersionError, fileNameOf, parseVersion, stampVersion } from '../
 import type { MigrationCatalog } from '../migrations/index.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
 import type { TargetQueue } from '../queue/target-queue.js';
-import { migrationTargetOf } from '../tenants/provisioner.js';
+import { ledgerTargetOf } from '../tenants/ledger-target.js';
 import { RunStatus, TargetStatus, isRunActive } from './run-decisions.js';
 import { lockRun, settleRun, withRunTransaction } from './run-state.js';
 import { createScheduler } from './scheduler.js';
@@ -168,7 +168,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
     }
     const pool = tenantPools.poolFor(secretBox.open(database.connectionStringEncrypted));
     try {
-      const result = await stampVersion(pool, migrationTargetOf(database), catalog, version, {
+      const result = await stampVersion(pool, ledgerTargetOf(database), catalog, version, {
         lockTimeoutMs: config.lockTimeoutMs,
       });
       await db.tenantDatabase.update({

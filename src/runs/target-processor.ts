@@ -24,7 +24,8 @@ import type { AppliedStep, MigrationCatalog, MigrationTarget } from '../migratio
 import { RunEventType } from '../pubsub/run-events.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
 import type { TargetQueue } from '../queue/target-queue.js';
-import { migrationTargetOf, provisionTenant } from '../tenants/provisioner.js';
+import { ledgerTargetOf } from '../tenants/ledger-target.js';
+import { provisionTenant } from '../tenants/provisioner.js';
 import { RunStatus, TargetStatus, isRunActive, isTargetEnded } from './run-decisions.js';
 import { buildRunEvent } from './run-events.js';
 import { lockRun, settleRun, withRunTransaction } from './run-state.js';
@@ -193,7 +194,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
   ): Promise<TargetResult> {
     const connectionString = secretBox.open(database.connectionStringEncrypted);
     const pool = tenantPools.poolFor(connectionString);
-    const target = migrationTargetOf(database);
+    const target = ledgerTargetOf(database);
     const mode = run.transactionMode;
     const lockTimeoutMs = config.lockTimeoutMs;
     if (run.kind === 'PROVISION') {
@@ -336,7 +337,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
   async function readReachedVersion(database: TenantDatabase): Promise<string | null | undefined> {
     try {
       const pool = tenantPools.poolFor(secretBox.open(database.connectionStringEncrypted));
-      return highestVersion(await readLedger(pool, migrationTargetOf(database).schema));
+      return highestVersion(await readLedger(pool, ledgerTargetOf(database).schema));
     } catch (error) {
       // The tenant server may be the thing that failed; the cached version then stays as it was.
       logger.warn('could not read the ledger after a failure', { tenantDatabaseId: database.id, error });

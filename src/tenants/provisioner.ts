@@ -4,30 +4,13 @@
  * after a failure or a crash simply carries on.
  */
 import type pg from 'pg';
-import { ensureDatabase, migrateUp, schemaLockKey } from '../migrations/index.js';
-import type {
-  MigrateOptions,
-  MigrateResult,
-  MigrationCatalog,
-  MigrationTarget,
-} from '../migrations/index.js';
+import { ensureDatabase, migrateUp } from '../migrations/index.js';
+import { ledgerTargetOf, type TenantDatabaseLocation as LedgerLocation } from './ledger-target.js';
+import type { MigrateOptions, MigrateResult, MigrationCatalog } from '../migrations/index.js';
 
-/** The parts of a tenant_databases row that say where the tenant's ledger lives. */
-export interface TenantDatabaseLocation {
+/** A tenant database row as the provisioner needs it. */
+export interface TenantDatabaseLocation extends LedgerLocation {
   readonly isolation: 'SCHEMA' | 'DATABASE';
-  readonly databaseName: string;
-  readonly schemaName: string | null;
-}
-
-/** The schema a DATABASE-isolated tenant uses inside its own database when the row names none. */
-export const DEFAULT_DATABASE_SCHEMA = 'public';
-
-/** Where the engine migrates a tenant database: its schema, locked as `<database>/<schema>`. */
-export function migrationTargetOf(location: TenantDatabaseLocation): MigrationTarget {
-  const schema =
-    location.schemaName ??
-    (location.isolation === 'DATABASE' ? DEFAULT_DATABASE_SCHEMA : location.databaseName);
-  return { schema, lockKey: schemaLockKey(location.databaseName, schema) };
 }
 
 export interface ProvisionTenantInput {
@@ -51,5 +34,5 @@ export async function provisionTenant({
   options = {},
 }: ProvisionTenantInput): Promise<MigrateResult> {
   if (location.isolation === 'DATABASE') await ensureDatabase(connectionString);
-  return migrateUp(pool, migrationTargetOf(location), catalog, { ...options, toVersion: catalog.latest });
+  return migrateUp(pool, ledgerTargetOf(location), catalog, { ...options, toVersion: catalog.latest });
 }

@@ -8,13 +8,12 @@ import { ConflictError, NotFoundError, PreconditionFailedError, ValidationError 
 import { Prisma, type MigrationRun, type Tenant, type TenantDatabase } from '../generated/prisma/client.js';
 import type { IsolationMode, TenantEnvironment, TenantStatus } from '../generated/prisma/enums.js';
 import type { Logger } from '../logger.js';
-import { getHistory, getStatus, schemaLockKey, type HistoryEntry } from '../migrations/index.js';
-import type { MigrationCatalog, MigrationFile, MigrationTarget } from '../migrations/types.js';
+import { getHistory, getStatus, type HistoryEntry } from '../migrations/index.js';
+import type { MigrationCatalog, MigrationFile } from '../migrations/types.js';
 import type { Actor, RunService } from '../runs/types.js';
+import { ledgerTargetOf } from './ledger-target.js';
 import { isTenantObjectName, tenantObjectName, validateTenantName } from './naming.js';
 
-// Tenant objects of DATABASE-isolated tenants (and their ledger) live in this schema.
-const DATABASE_ISOLATION_SCHEMA = 'public';
 const ENDED_TARGET_STATUSES = ['SUCCEEDED', 'FAILED', 'SKIPPED', 'CANCELLED'] as const;
 
 export interface TenantServiceDeps {
@@ -84,14 +83,6 @@ export function tenantLocation(
     schemaName: objectName,
     connectionString: tenantDatabaseUrl,
   };
-}
-
-/** The ledger location of a tenant database, as the migration engine addresses it. */
-export function ledgerTargetOf(
-  database: Pick<TenantDatabase, 'databaseName' | 'schemaName'>,
-): MigrationTarget {
-  const schema = database.schemaName ?? DATABASE_ISOLATION_SCHEMA;
-  return { schema, lockKey: schemaLockKey(database.databaseName, schema) };
 }
 
 /** Tenants: creating (with a provisioning run), renaming, status changes, deletion, ledger reads. */

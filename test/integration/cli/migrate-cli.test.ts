@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../src/config.js';
+import { createSecretBox } from '../../../src/crypto/secret-box.js';
 import { useTestDatabase } from '../../helpers/database.js';
 import { ledgerVersions, tablesIn } from '../migrations/fixtures.js';
 
@@ -91,8 +93,63 @@ describe('npm run migrate', () => {
       code: 1,
       stderr: 'error: Invalid PORT: Invalid input: expected number, received NaN\n',
     });
-    const notYet = await runCli(['tenants', 'up'], env());
-    expect(notYet.code).toBe(1);
-    expect(notYet.stderr).toContain('not available yet');
+    // This database has no control plane: the fleet command fails with one leading error line.
+    const noControlPlane = await runCli(['tenants', 'up'], env());
+    expect(noControlPlane.code).toBe(1);
+    expect(noControlPlane.stderr).toMatch(/^error: The control plane is not migrated in database/);
+  });
+});
+
+describe('npm run migrate with a control plane', () => {
+  const db = useTestDatabase({ controlPlane: true });
+  const env = () => ({
+    TENANT_DATABASE_URL: db.url,
+    DATABASE_URL: db.url,
+    MIGRATIONS_DIR: path.join(ROOT, 'migrations/tenant'),
+  });
+
+  async function registerTenant(name: string, schema: string): Promise<string> {
+    const config = loadConfig(env());
+    const box = createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey });
+    const { rows } = await db.pool.query<{ id: string }>(
+      `WITH t AS (INSERT INTO control_plane.tenants (name, status) VALUES ($1, 'active') RETURNING tenant_id)
+       INSERT INTO control_plane.tenant_databases
+         (tenant_id, connection_string_encrypted, database_name, host, port, status, isolation, schema_name)
+       SELECT tenant_id, $2, $3, '127.0.0.1', 5432, 'active', 'schema', $4 FROM t RETURNING id`,
+      [name, box.seal(db.url), db.name, schema],
+    );
+    return rows[0]!.id;
+  }
+
+  it('finds a registered tenant by name, migrates its schema and updates the cached version', async () => {
+    // The registered schema deliberately differs from the `tenant_<name>` convention.
+    const id = await registerTenant('acme', 'tenant_acme_registered');
+    const up = await runCli(['tenant', 'up', '--tenant', 'acme', '--to', '0003'], env());
+    expect(up.code, up.stderr).toBe(0);
+    expect(await ledgerVersions(db.pool, 'tenant_acme_registered')).toEqual(['0001', '0002', '0003']);
+    expect(await tablesIn(db.pool, 'tenant_acme')).toEqual([]);
+    const cached = await db.pool.query(
+      'SELECT schema_version FROM control_plane.tenant_databases WHERE id = $1',
+      [id],
+    );
+    expect(cached.rows[0].schema_version).toBe('0003');
+    const stamp = await runCli(['tenant', 'stamp', '--tenant', 'acme', '--to', '0004'], env());
+    expect(stamp.code, stamp.stderr).toBe(0);
+    const stamped = await db.pool.query(
+      'SELECT schema_version FROM control_plane.tenant_databases WHERE id = $1',
+      [id],
+    );
+    expect(stamped.rows[0].schema_version).toBe('0004');
+  });
+
+  it('refuses an unknown tenant name instead of creating a schema for it', async () => {
+    const result = await runCli(['tenant', 'up', '--tenant', 'acmee'], env());
+    expect(result).toMatchObject({
+      code: 1,
+      stderr: 'error: No tenant named "acmee" in the control plane (see the tenants query)\n',
+    });
+    expect(await tablesIn(db.pool, 'tenant_acmee')).toEqual([]);
+    const schemas = await db.pool.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'tenant_acmee'`);
+    expect(schemas.rowCount).toBe(0);
   });
 });

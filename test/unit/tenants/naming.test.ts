@@ -6,7 +6,8 @@ import {
   tenantObjectName,
   validateTenantName,
 } from '../../../src/tenants/naming.js';
-import { ledgerTargetOf, tenantLocation } from '../../../src/tenants/tenant-service.js';
+import { ledgerTargetOf } from '../../../src/tenants/ledger-target.js';
+import { tenantLocation } from '../../../src/tenants/tenant-service.js';
 
 describe('tenant names', () => {
   it.each(['acme', 'a12', 'big-co_2', 'x'.repeat(50)])('accepts %s', (name) => {
