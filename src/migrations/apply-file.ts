@@ -6,12 +6,53 @@ import { performance } from 'node:perf_hooks';
 import type { PoolClient } from 'pg';
 import { fileNameOf } from './catalog.js';
 import { MigrationFailedError } from './errors.js';
-import { deleteLedgerEntry, insertLedgerEntry } from './ledger.js';
+import { deleteLedgerEntries, deleteLedgerEntry, insertLedgerEntries, insertLedgerEntry } from './ledger.js';
 import { splitSqlStatements } from './sql-statements.js';
 import type { AppliedStep, MigrationFile } from './types.js';
 
 /** Runs `file` in `direction` on `client`, then inserts (up) or deletes (down) its ledger row. */
 export async function applyFile(
+  client: PoolClient,
+  schema: string,
+  file: MigrationFile,
+  direction: 'up' | 'down',
+): Promise<AppliedStep> {
+  const step = await runFile(client, schema, file, direction);
+  if (direction === 'up') await insertLedgerEntry(client, schema, file, step.executionMs);
+  else await deleteLedgerEntry(client, schema, file.version);
+  return step;
+}
+
+/**
+ * Runs a group of transactional files in one transaction, then writes all their ledger rows in
+ * one statement: the rows commit (or roll back) with the files either way, and a tenant pays
+ * one round trip per file plus one, not two per file.
+ */
+export async function applyGroup(
+  client: PoolClient,
+  schema: string,
+  files: readonly MigrationFile[],
+  direction: 'up' | 'down',
+): Promise<AppliedStep[]> {
+  const steps: AppliedStep[] = [];
+  for (const file of files) steps.push(await runFile(client, schema, file, direction));
+  if (direction === 'up') {
+    await insertLedgerEntries(
+      client,
+      schema,
+      files.map((file, i) => ({ file, executionMs: steps[i]?.executionMs ?? 0 })),
+    );
+  } else {
+    await deleteLedgerEntries(
+      client,
+      schema,
+      files.map((file) => file.version),
+    );
+  }
+  return steps;
+}
+
+async function runFile(
   client: PoolClient,
   schema: string,
   file: MigrationFile,
@@ -30,8 +71,6 @@ export async function applyFile(
     }
   }
   const executionMs = Math.round(performance.now() - started);
-  if (direction === 'up') await insertLedgerEntry(client, schema, file, executionMs);
-  else await deleteLedgerEntry(client, schema, file.version);
   return { version: file.version, name: file.name, executionMs };
 }
 

@@ -17,22 +17,32 @@ interface LedgerRow {
   execution_ms: number | null;
 }
 
-/**
- * Creates the schema and its ledger table when missing. Call it under the target's advisory
- * lock: concurrent `CREATE ... IF NOT EXISTS` can still collide on pg_type's unique index.
- */
+/** Creates the target schema and its ledger table when missing (under the target's advisory lock). */
 export async function ensureLedger(client: Queryable, schema: string): Promise<void> {
+  await client.query(ensureLedgerSql(schema));
+}
+
+/**
+ * Ensures the ledger exists and reads it in one round trip: on a fleet of thousands of tenants
+ * the number of round trips per tenant is what the orchestration costs.
+ */
+export async function ensureAndReadLedger(client: Queryable, schema: string): Promise<LedgerEntry[]> {
+  const results = (await client.query(
+    `${ensureLedgerSql(schema)}; SELECT version, name, checksum, applied_at, execution_ms FROM ${quoteSchema(schema)}.${LEDGER_TABLE}`,
+  )) as unknown as { rows: LedgerRow[] }[];
+  return toLedger(results.at(-1)?.rows ?? []);
+}
+
+function ensureLedgerSql(schema: string): string {
   const quoted = quoteSchema(schema);
-  await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
-  await client.query(
-    `CREATE TABLE IF NOT EXISTS ${quoted}.${LEDGER_TABLE} (
+  return `CREATE SCHEMA IF NOT EXISTS ${quoted};
+    CREATE TABLE IF NOT EXISTS ${quoted}.${LEDGER_TABLE} (
        version      varchar(64) PRIMARY KEY,
        name         text NOT NULL,
        checksum     char(64) NOT NULL,
        applied_at   timestamptz NOT NULL DEFAULT now(),
        execution_ms integer NOT NULL DEFAULT 0
-     )`,
-  );
+     )`;
 }
 
 /** Whether the schema already has a ledger table. */
@@ -50,8 +60,12 @@ export async function readLedger(queryable: Queryable, schema: string): Promise<
   const result = await queryable.query<LedgerRow>(
     `SELECT version, name, checksum, applied_at, execution_ms FROM ${quoteSchema(schema)}.${LEDGER_TABLE}`,
   );
+  return toLedger(result.rows);
+}
+
+function toLedger(rows: readonly LedgerRow[]): LedgerEntry[] {
   return sortLedger(
-    result.rows.map((row) => ({
+    rows.map((row) => ({
       version: row.version,
       name: row.name,
       checksum: row.checksum.trim(),
@@ -84,6 +98,28 @@ export async function updateLedgerChecksum(
   await queryable.query(`UPDATE ${quoteSchema(schema)}.${LEDGER_TABLE} SET checksum = $2 WHERE version = $1`, [
     version,
     checksum,
+  ]);
+}
+
+/** Records several files as applied in one statement. */
+export async function insertLedgerEntries(
+  queryable: Queryable,
+  schema: string,
+  entries: readonly { readonly file: Pick<MigrationFile, 'version' | 'name' | 'checksum'>; readonly executionMs: number }[],
+): Promise<void> {
+  if (entries.length === 0) return;
+  const values = entries.map((_, i) => `($${i * 4 + 1}, $${i * 4 + 2}, $${i * 4 + 3}, $${i * 4 + 4})`);
+  await queryable.query(
+    `INSERT INTO ${quoteSchema(schema)}.${LEDGER_TABLE} (version, name, checksum, execution_ms) VALUES ${values.join(', ')}`,
+    entries.flatMap(({ file, executionMs }) => [file.version, file.name, file.checksum, Math.round(executionMs)]),
+  );
+}
+
+/** Removes several applied versions from the ledger in one statement. */
+export async function deleteLedgerEntries(queryable: Queryable, schema: string, versions: readonly string[]): Promise<void> {
+  if (versions.length === 0) return;
+  await queryable.query(`DELETE FROM ${quoteSchema(schema)}.${LEDGER_TABLE} WHERE version = ANY($1::text[])`, [
+    versions,
   ]);
 }
 

@@ -22,30 +22,25 @@ export async function withTargetTransaction<T>(
   fn: (client: PoolClient) => Promise<T>,
 ): Promise<T> {
   const schema = quoteSchema(target.schema);
+  const key = lockKeyLiteral(advisoryLockKey(target.lockKey));
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    try {
-      await client.query('BEGIN');
-    } catch (error) {
-      broken = error as Error;
-      throw error;
-    }
-    try {
-      await client.query(`SET LOCAL lock_timeout = ${lockTimeout(lockTimeoutMs)}`);
-      await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryLockKey(target.lockKey)]);
-      await client.query(`SET LOCAL search_path TO ${schema}, public`);
-      const result = await fn(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      // The original error is what the caller needs; a failed ROLLBACK only means this
-      // connection is unusable, so it is destroyed instead of returned to the pool.
-      await client.query('ROLLBACK').catch((rollbackError: Error) => {
-        broken = rollbackError;
-      });
-      throw error;
-    }
+    // One round trip opens the locked transaction; the key is a validated integer literal.
+    await client.query(
+      `BEGIN; SET LOCAL lock_timeout = ${lockTimeout(lockTimeoutMs)}; ` +
+        `SELECT pg_advisory_xact_lock(${key}); SET LOCAL search_path TO ${schema}, public`,
+    );
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    // The original error is what the caller needs; a failed ROLLBACK only means this
+    // connection is unusable, so it is destroyed instead of returned to the pool.
+    await client.query('ROLLBACK').catch((rollbackError: Error) => {
+      broken = rollbackError;
+    });
+    throw error;
   } finally {
     client.release(broken);
   }
@@ -80,6 +75,11 @@ export async function withTargetSession<T>(
       client.release(true);
     }
   }
+}
+
+function lockKeyLiteral(key: string): string {
+  if (!/^-?\d{1,20}$/.test(key)) throw new RangeError(`advisory lock key must be a 64-bit integer, got ${key}`);
+  return `${key}::bigint`;
 }
 
 function lockTimeout(ms: number): number {

@@ -4,8 +4,8 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { quoteSchema } from '../db/pg.js';
-import { applyFile } from './apply-file.js';
-import { ensureLedger, readLedger } from './ledger.js';
+import { applyFile, applyGroup } from './apply-file.js';
+import { ensureAndReadLedger, readLedger } from './ledger.js';
 import { assertNoDrift, groupSteps, planDown, planUp } from './planner.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, withTargetSession, withTargetTransaction } from './target-session.js';
 import { TransactionMode } from './types.js';
@@ -34,8 +34,7 @@ export async function migrateUp(
   const toVersion = options.toVersion ?? null;
   if (toVersion) catalog.require(toVersion);
   return run(pool, target, options, 'up', async (client) => {
-    await ensureLedger(client, target.schema);
-    const plan = planUp(catalog, await readLedger(client, target.schema), toVersion);
+    const plan = planUp(catalog, await ensureAndReadLedger(client, target.schema), toVersion);
     assertNoDrift(plan, target.schema);
     return plan;
   });
@@ -57,7 +56,13 @@ type Replan = (client: PoolClient) => Promise<Plan>;
 
 type Round =
   | { readonly kind: 'done'; readonly fromVersion: string | null; readonly toVersion: string | null }
-  | { readonly kind: 'applied'; readonly fromVersion: string | null; readonly steps: AppliedStep[] }
+  | {
+      readonly kind: 'applied';
+      readonly fromVersion: string | null;
+      readonly steps: AppliedStep[];
+      /** The group was the whole plan: the target is where it was asked to go. */
+      readonly reached: string | null | undefined;
+    }
   | { readonly kind: 'alone'; readonly fromVersion: string | null; readonly file: MigrationFile };
 
 async function run(
@@ -78,14 +83,16 @@ async function run(
     // Each round re-reads the ledger under the lock: another process may have moved the target.
     const round = await withTargetTransaction(pool, target, lockTimeoutMs, async (client): Promise<Round> => {
       const plan = await replan(client);
-      const group = groupSteps(plan, mode)[0];
+      const groups = groupSteps(plan, mode);
+      const group = groups[0];
       const first = group?.[0];
       if (!group || !first) return { kind: 'done', fromVersion: plan.fromVersion, toVersion: plan.fromVersion };
       const transactional = direction === 'up' ? first.transactional : first.downTransactional;
       if (!transactional) return { kind: 'alone', fromVersion: plan.fromVersion, file: first };
-      const applied: AppliedStep[] = [];
-      for (const file of group) applied.push(await applyFile(client, target.schema, file, direction));
-      return { kind: 'applied', fromVersion: plan.fromVersion, steps: applied };
+      const applied = await applyGroup(client, target.schema, group, direction);
+      // Under the lock the plan cannot change, so when this group was all of it no round is left.
+      const reached = groups.length === 1 ? plan.toVersion : undefined;
+      return { kind: 'applied', fromVersion: plan.fromVersion, steps: applied, reached };
     });
     if (firstRound) fromVersion = round.fromVersion;
     firstRound = false;
@@ -106,6 +113,9 @@ async function run(
     for (const step of committed) {
       steps.push(step);
       await options.onApplied?.(step);
+    }
+    if (round.kind === 'applied' && round.reached !== undefined) {
+      return { fromVersion, toVersion: round.reached, steps };
     }
   }
 }
