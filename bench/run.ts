@@ -11,7 +11,7 @@ import { migrateControlPlane } from '../src/migrations/index.js';
 import { runNodePgMigrate, runRawFloor } from './lib/baselines.js';
 import { gql, subscribeSse, type GraphqlEndpoint } from './lib/graphql-client.js';
 import { parseBenchOptions, type BenchOptions } from './lib/options.js';
-import { seedSchemaTenants } from './lib/seed.js';
+import { createSchemas, seedSchemaTenants } from './lib/seed.js';
 import {
   answers,
   databaseUrl,
@@ -69,19 +69,23 @@ async function benchFleetRollout(options: BenchOptions, upSql: string[]): Promis
   const stack = await startStack('b1', options, { worker: true });
   try {
     await seedSchemaTenants(stack.config, 'b1', n);
+    const cpuBefore = await Promise.all(stack.processes.map((p) => p.cpuSeconds()));
     const seconds = await timeRun(stack.endpoint, { concurrency: options.runConcurrency }, n);
+    const cpuAfter = await Promise.all(stack.processes.map((p) => p.cpuSeconds()));
+    stack.processes.forEach((p, i) => {
+      const used = (cpuAfter[i] as number) - (cpuBefore[i] as number);
+      rows.push({
+        case: 'B1',
+        metric: `CPU of ${p.role} per tenant`,
+        value: round((used * 1000) / n),
+        unit: 'ms',
+      });
+    });
     const verified = await countLedgers(stack.config.tenantDatabaseUrl, n);
     details.B1 = { n, seconds, ledgersAtLatest: verified };
     const rss = await Promise.all(stack.processes.map(async (p) => [p.role, await p.peakRssMb()] as const));
     for (const [role, mb] of rss) {
-      rows.push({
-        case: 'B5',
-        metric: `peak RSS ${role} (N=${n})`,
-        value: round(mb),
-        unit: 'MB',
-        goal: '< 250',
-        met: mb < 250,
-      });
+      pushGoal('B5', `peak RSS ${role} (N=${n})`, mb, 'MB', '< 250', mb < 250);
     }
     rows.push({ case: 'B1', metric: `control plane, N=${n}`, value: round(n / seconds), unit: 'tenants/s' });
     const raw1 = await baseline('raw1', n, (url, schemas) => runRawFloor(url, upSql, schemas, 1));
@@ -107,22 +111,15 @@ async function benchFleetRollout(options: BenchOptions, upSql: string[]): Promis
       unit: 'tenants/s',
     });
     const fasterFloor = Math.max(n / raw1, n / raw4);
-    rows.push({
-      case: 'B1',
-      metric: 'ratio to faster raw floor',
-      value: round(ours / fasterFloor),
-      unit: '×',
-      goal: '>= 0.85',
-      met: ours / fasterFloor >= 0.85,
-    });
-    rows.push({
-      case: 'B1',
-      metric: 'ratio to node-pg-migrate',
-      value: round(ours / (n / peer)),
-      unit: '×',
-      goal: '>= 1.1',
-      met: ours / (n / peer) >= 1.1,
-    });
+    pushGoal(
+      'B1',
+      'ratio to faster raw floor',
+      ours / fasterFloor,
+      '×',
+      '>= 0.85',
+      ours / fasterFloor >= 0.85,
+    );
+    pushGoal('B1', 'ratio to node-pg-migrate', ours / (n / peer), '×', '>= 1.1', ours / (n / peer) >= 1.1);
   } finally {
     await stack.stop();
   }
@@ -152,14 +149,7 @@ async function benchProvisioning(options: BenchOptions, upSql: string[]): Promis
   details.B2 = { ours, raw };
   pushLatency('B2', 'createTenant → ACTIVE', ours);
   pushLatency('B2', 'raw CREATE SCHEMA + catalog', raw);
-  rows.push({
-    case: 'B2',
-    metric: 'p50 ratio to raw',
-    value: round(ours.p50 / raw.p50),
-    unit: '×',
-    goal: '<= 1.5',
-    met: ours.p50 / raw.p50 <= 1.5,
-  });
+  pushGoal('B2', 'p50 ratio to raw', ours.p50 / raw.p50, '×', '<= 1.5', ours.p50 / raw.p50 <= 1.5);
 }
 
 /** B3: the tenants page and run progress at fleet size, against bare SQL for the same rows. */
@@ -191,15 +181,7 @@ async function benchFleetQueries(options: BenchOptions): Promise<void> {
         );
       });
       // A run to ask about: dry-run over the whole fleet, never executed (no worker).
-      const run = await gql<{ startMigrationRun: { run?: { id: string }; message?: string } }>(
-        stack.endpoint,
-        START_RUN,
-        {
-          input: { dryRun: true, concurrency: 8 },
-        },
-      );
-      const runId = run.startMigrationRun.run?.id;
-      if (!runId) throw new Error(`startMigrationRun failed: ${run.startMigrationRun.message}`);
+      const runId = await startRun(stack.endpoint, { dryRun: true, concurrency: 8 });
       const progressQuery = `query($id: ID!) { migrationRun(id: $id) { id status progress { total pending running succeeded failed skipped cancelled } } }`;
       const apiRun = await sample(iterations, () => gql(stack.endpoint, progressQuery, { id: runId }));
       const rawId = (
@@ -214,24 +196,17 @@ async function benchFleetQueries(options: BenchOptions): Promise<void> {
       details.B3 = { tenants: options.queryTenants, api, bare, apiRun, bareRun };
       pushLatency('B3', `tenants page (${options.queryTenants} tenants)`, api);
       pushLatency('B3', 'bare SQL, same rows', bare);
-      rows.push({
-        case: 'B3',
-        metric: 'tenants p99 ratio',
-        value: round(api.p99 / bare.p99),
-        unit: '×',
-        goal: '<= 5',
-        met: api.p99 / bare.p99 <= 5,
-      });
+      pushGoal('B3', 'tenants p99 ratio', api.p99 / bare.p99, '×', '<= 5', api.p99 / bare.p99 <= 5);
       pushLatency('B3', 'migrationRun progress', apiRun);
       pushLatency('B3', 'bare SQL, run counters', bareRun);
-      rows.push({
-        case: 'B3',
-        metric: 'progress p99 ratio',
-        value: round(apiRun.p99 / bareRun.p99),
-        unit: '×',
-        goal: '<= 5',
-        met: apiRun.p99 / bareRun.p99 <= 5,
-      });
+      pushGoal(
+        'B3',
+        'progress p99 ratio',
+        apiRun.p99 / bareRun.p99,
+        '×',
+        '<= 5',
+        apiRun.p99 / bareRun.p99 <= 5,
+      );
     } finally {
       await cp.end();
     }
@@ -245,15 +220,7 @@ async function benchFanout(options: BenchOptions): Promise<void> {
   const stack = await startStack('b4', options, { worker: false });
   try {
     await seedSchemaTenants(stack.config, 'f', options.fanoutTargets);
-    const run = await gql<{ startMigrationRun: { run?: { id: string }; message?: string } }>(
-      stack.endpoint,
-      START_RUN,
-      {
-        input: { concurrency: options.runConcurrency },
-      },
-    );
-    const runId = run.startMigrationRun.run?.id;
-    if (!runId) throw new Error(`startMigrationRun failed: ${run.startMigrationRun.message}`);
+    const runId = await startRun(stack.endpoint, { concurrency: options.runConcurrency });
     const lags: number[] = [];
     let finished = 0;
     let snapshots = 0;
@@ -282,14 +249,7 @@ async function benchFanout(options: BenchOptions): Promise<void> {
       met: finished === options.subscribers,
     });
     pushLatency('B4', `event lag (${lags.length} deliveries)`, lag);
-    rows.push({
-      case: 'B4',
-      metric: 'lag p99',
-      value: round(lag.p99),
-      unit: 'ms',
-      goal: '< 250',
-      met: lag.p99 < 250,
-    });
+    pushGoal('B4', 'lag p99', lag.p99, 'ms', '< 250', lag.p99 < 250);
   } finally {
     await stack.stop();
   }
@@ -346,6 +306,20 @@ async function startStack(
   };
 }
 
+/** Starts a migration run through the API; returns its global id. */
+async function startRun(endpoint: GraphqlEndpoint, input: Record<string, unknown>): Promise<string> {
+  const data = await gql<{ startMigrationRun: { run?: { id: string }; message?: string } }>(
+    endpoint,
+    START_RUN,
+    {
+      input,
+    },
+  );
+  const runId = data.startMigrationRun.run?.id;
+  if (!runId) throw new Error(`startMigrationRun failed: ${data.startMigrationRun.message}`);
+  return runId;
+}
+
 /** Starts a run and waits for RUN_FINISHED; returns seconds from the mutation to the last event. */
 async function timeRun(
   endpoint: GraphqlEndpoint,
@@ -353,13 +327,7 @@ async function timeRun(
   expected: number,
 ): Promise<number> {
   const begin = performance.now();
-  const data = await gql<{ startMigrationRun: { run?: { id: string }; message?: string } }>(
-    endpoint,
-    START_RUN,
-    { input },
-  );
-  const runId = data.startMigrationRun.run?.id;
-  if (!runId) throw new Error(`startMigrationRun failed: ${data.startMigrationRun.message}`);
+  const runId = await startRun(endpoint, input);
   const last = await waitForRunFinished(endpoint, runId);
   const seconds = (performance.now() - begin) / 1000;
   if (last.succeeded !== expected)
@@ -391,15 +359,7 @@ async function baseline(
   const schemas = Array.from({ length: n }, (_, i) => `tenant_${name}_${String(i + 1).padStart(5, '0')}`);
   const client = new pg.Client({ connectionString: url });
   await client.connect();
-  for (let offset = 0; offset < n; offset += 500) {
-    await client.query(
-      schemas
-        .slice(offset, offset + 500)
-        .map((s) => `CREATE SCHEMA ${pg.escapeIdentifier(s)};`)
-        .join(''),
-    );
-  }
-  await client.end();
+  await createSchemas(client, schemas).finally(() => client.end());
   try {
     return (await fn(url, schemas)).seconds;
   } finally {
@@ -453,6 +413,17 @@ async function sample(iterations: number, fn: () => Promise<unknown>): Promise<S
     samples.push(performance.now() - begin);
   }
   return summarize(samples);
+}
+
+function pushGoal(
+  benchCase: string,
+  metric: string,
+  value: number,
+  unit: string,
+  goal: string,
+  met: boolean,
+): void {
+  rows.push({ case: benchCase, metric, value: round(value), unit, goal, met });
 }
 
 function pushLatency(benchCase: string, metric: string, summary: Summary): void {

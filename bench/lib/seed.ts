@@ -40,17 +40,22 @@ export async function seedSchemaTenants(config: Config, prefix: string, count: n
     const tenants = new pg.Client({ connectionString: config.tenantDatabaseUrl });
     await tenants.connect();
     try {
-      for (let offset = 0; offset < count; offset += 500) {
-        await tenants.query(
-          schemas
-            .slice(offset, offset + 500)
-            .map((schema) => `CREATE SCHEMA ${pg.escapeIdentifier(schema)};`)
-            .join(''),
-        );
-      }
+      await createSchemas(tenants, schemas);
     } finally {
       await tenants.end();
     }
   }
   return { names, schemas };
+}
+
+/** Creates empty schemas, 500 per round trip. */
+export async function createSchemas(client: pg.Client, schemas: readonly string[]): Promise<void> {
+  for (let offset = 0; offset < schemas.length; offset += 500) {
+    await client.query(
+      schemas
+        .slice(offset, offset + 500)
+        .map((schema) => `CREATE SCHEMA ${pg.escapeIdentifier(schema)};`)
+        .join(''),
+    );
+  }
 }

@@ -42,6 +42,8 @@ export interface ServiceProcess {
   readonly child: ChildProcess;
   /** Peak resident set size so far, in MiB (VmHWM of /proc). */
   peakRssMb(): Promise<number>;
+  /** CPU time (user + system) used so far, in seconds. */
+  cpuSeconds(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -54,7 +56,9 @@ export async function startService(
   env: Record<string, string>,
   ready: (log: string) => Promise<boolean>,
 ): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ['dist/main.js', role], {
+  // BENCH_PROFILE=1 writes a V8 CPU profile of each service to bench/results/profiles/.
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : [];
+  const child = spawn(process.execPath, [...profile, 'dist/main.js', role], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -77,6 +81,11 @@ export async function startService(
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
       const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
       return kb / 1024;
+    },
+    async cpuSeconds() {
+      const fields = (await readFile(`/proc/${child.pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
+      // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
+      return (Number(fields[11]) + Number(fields[12])) / 100;
     },
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
