@@ -6,7 +6,7 @@ import type { Config } from '../../src/config.js';
  * Registers `count` ACTIVE schema-isolated tenants (`<prefix>_00001`...) in the control plane and
  * creates their empty schemas on the tenant server, in bulk: setup, not part of any measurement.
  */
-export async function seedSchemaTenants(config: Config, prefix: string, count: number, createSchemas = true) {
+export async function seedSchemaTenants(config: Config, prefix: string, count: number, withSchemas = true) {
   const box = createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey });
   const tenantUrl = new URL(config.tenantDatabaseUrl);
   const sealed = box.seal(config.tenantDatabaseUrl);
@@ -36,7 +36,7 @@ export async function seedSchemaTenants(config: Config, prefix: string, count: n
   } finally {
     await cp.end();
   }
-  if (createSchemas) {
+  if (withSchemas) {
     const tenants = new pg.Client({ connectionString: config.tenantDatabaseUrl });
     await tenants.connect();
     try {
