@@ -16,6 +16,10 @@
  * - A run with nothing left ends SUCCEEDED without failures, FAILED otherwise.
  * - retryRun puts FAILED, CANCELLED and SKIPPED targets back to PENDING (canaries first again).
  * - Stored counters use the API's meaning: `pending` includes the internal QUEUED.
+ * - The hot path decides from the run's stored counters (kept by exact deltas under the run's row
+ *   lock) plus two small counts: QUEUED targets (at most `concurrency`) and, when the run has a
+ *   canary wave, its canary targets. settleRun recounts everything and rewrites the counters, so
+ *   the rare paths (dispatch, cancel, retry, the reconciler) repair any drift.
  */
 import type { RunProgress } from '../pubsub/run-events.js';
 
@@ -196,4 +200,48 @@ export function countTarget(counts: TargetCounts, status: string, canary: boolea
   if (canary && !isTargetEnded(status)) next.canaryUnfinished += n;
   if (canary && status === TargetStatus.FAILED) next.canaryFailed += n;
   return next;
+}
+
+/** The small counts the hot path reads next to the run's stored counters. */
+export interface WindowCounts {
+  /** Targets QUEUED (stored counters fold them into `pending`). */
+  readonly queued: number;
+  readonly canaryUnfinished: number;
+  readonly canaryFailed: number;
+}
+
+/** Target counts from a run's stored counters (where `pending` includes QUEUED) and the small counts. */
+export function countsOfRun(run: RunProgress, small: WindowCounts): TargetCounts {
+  return {
+    pending: run.pending - small.queued,
+    queued: small.queued,
+    running: run.running,
+    succeeded: run.succeeded,
+    failed: run.failed,
+    skipped: run.skipped,
+    cancelled: run.cancelled,
+    canaryUnfinished: small.canaryUnfinished,
+    canaryFailed: small.canaryFailed,
+  };
+}
+
+/** `counts` after one target (canary or not) moved from status `from` to status `to`. */
+export function moveTarget(counts: TargetCounts, from: string, to: string, canary: boolean): TargetCounts {
+  if (from === to) return counts;
+  return countTarget(countTarget(counts, from, canary, -1), to, canary, 1);
+}
+
+/** What one target moving from `from` to `to` changes in the stored counters (pending includes QUEUED). */
+export function progressDelta(from: string, to: string): RunProgress {
+  const before = progressOf(countTarget(EMPTY_COUNTS, from, false));
+  const after = progressOf(countTarget(EMPTY_COUNTS, to, false));
+  return {
+    total: 0,
+    pending: after.pending - before.pending,
+    running: after.running - before.running,
+    succeeded: after.succeeded - before.succeeded,
+    failed: after.failed - before.failed,
+    skipped: after.skipped - before.skipped,
+    cancelled: after.cancelled - before.cancelled,
+  };
 }

@@ -29,6 +29,7 @@ import { provisionTenant } from '../tenants/provisioner.js';
 import { RunStatus, TargetStatus, isRunActive, isTargetEnded } from './run-decisions.js';
 import { buildRunEvent } from './run-events.js';
 import { lockRun, settleRun, withRunTransaction } from './run-state.js';
+import { claimTarget, finishTarget } from './target-state.js';
 import type { SettleResult } from './run-state.js';
 import { createScheduler } from './scheduler.js';
 import { describeTargetError } from './target-error.js';
@@ -98,7 +99,10 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
    * rethrows transient errors so the queue retries; throws TargetFailedError when recorded FAILED.
    */
   async function processTarget(attempt: TargetAttempt): Promise<TargetOutcome> {
-    const started = await withRunTransaction(db, (tx) => startTarget(tx, attempt.targetId));
+    const claimed = await claimTarget(db, attempt.targetId);
+    const started: StartOutcome = claimed
+      ? { kind: 'go', ...claimed, settled: null }
+      : await withRunTransaction(db, (tx) => startTarget(tx, attempt.targetId));
     if (started.kind === 'skip') {
       if (started.settled) await scheduler.afterSettle(started.settled);
       return TargetOutcome.SKIPPED;
@@ -135,11 +139,12 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       await finishFailed(run, target, database, record, applied);
       throw new TargetFailedError(target.id, record, { cause: error });
     }
-    await finishSucceeded(run, target, database, result);
+    await finishSucceeded(run, target, result);
     log.info('target succeeded', { fromVersion: result.fromVersion, toVersion: result.toVersion });
     return TargetOutcome.SUCCEEDED;
   }
 
+  /** The careful start, under the run lock, for what claimTarget leaves: stray, ended or stopped targets. */
   async function startTarget(tx: ControlPlaneTx, targetId: string): Promise<StartOutcome> {
     const head = await tx.migrationRunTarget.findUnique({ where: { id: targetId }, select: { runId: true } });
     if (!head) return { kind: 'skip', settled: null };
@@ -244,40 +249,11 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
   async function finishSucceeded(
     run: MigrationRun,
     target: MigrationRunTarget,
-    database: TenantDatabase,
     result: TargetResult,
   ): Promise<void> {
-    const settled = await withRunTransaction(db, async (tx) => {
-      await lockRun(tx, run.id);
-      const current = await tx.migrationRunTarget.findUniqueOrThrow({ where: { id: target.id } });
-      // Another delivery of the same job finished it first (a re-enqueue after a lost queue).
-      if (isTargetEnded(current.status)) return null;
-      const finishedAt = new Date();
-      await tx.migrationRunTarget.update({
-        where: { id: target.id },
-        data: {
-          status: TargetStatus.SUCCEEDED,
-          fromVersion: result.fromVersion,
-          toVersion: result.toVersion,
-          appliedVersions: [...result.appliedVersions],
-          plannedSql: result.plannedSql,
-          error: null,
-          errorCode: null,
-          finishedAt,
-          durationMs: durationOf(current.startedAt, finishedAt),
-        },
-      });
-      if (!run.dryRun) {
-        await tx.tenantDatabase.update({
-          where: { id: database.id },
-          data: { schemaVersion: result.toVersion, status: 'ACTIVE', lastError: null },
-        });
-      }
-      if (run.kind === 'PROVISION') {
-        await tx.tenant.update({ where: { tenantId: target.tenantId }, data: { status: 'ACTIVE' } });
-      }
-      return settleRun(tx, run.id);
-    });
+    const settled = await withRunTransaction(db, (tx) =>
+      finishTarget(tx, run.id, target.id, { status: TargetStatus.SUCCEEDED, ...result }),
+    );
     if (!settled) return;
     events.publish(
       buildRunEvent(RunEventType.TARGET_SUCCEEDED, settled.run, {
@@ -297,33 +273,15 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
   ): Promise<void> {
     // PER_MIGRATION and no-transaction files may have committed part of the way: cache what the ledger says.
     const reached = run.dryRun ? undefined : await readReachedVersion(database);
-    const settled = await withRunTransaction(db, async (tx) => {
-      await lockRun(tx, run.id);
-      const current = await tx.migrationRunTarget.findUniqueOrThrow({ where: { id: target.id } });
-      if (isTargetEnded(current.status)) return null;
-      const finishedAt = new Date();
-      await tx.migrationRunTarget.update({
-        where: { id: target.id },
-        data: {
-          status: TargetStatus.FAILED,
-          appliedVersions: [...applied],
-          ...(reached === undefined ? {} : { toVersion: reached }),
-          error: record.error,
-          errorCode: record.errorCode,
-          finishedAt,
-          durationMs: durationOf(current.startedAt, finishedAt),
-        },
-      });
-      await tx.tenantDatabase.update({
-        where: { id: database.id },
-        data: {
-          lastError: record.error,
-          ...(run.kind === 'PROVISION' ? { status: 'ERROR' } : {}),
-          ...(reached === undefined ? {} : { schemaVersion: reached }),
-        },
-      });
-      return settleRun(tx, run.id);
-    });
+    const settled = await withRunTransaction(db, (tx) =>
+      finishTarget(tx, run.id, target.id, {
+        status: TargetStatus.FAILED,
+        appliedVersions: applied,
+        reached,
+        error: record.error,
+        errorCode: record.errorCode,
+      }),
+    );
     if (!settled) return;
     events.publish(
       buildRunEvent(RunEventType.TARGET_FAILED, settled.run, {
@@ -351,8 +309,4 @@ export type TargetProcessor = ReturnType<typeof createTargetProcessor>;
 
 function tenantDetails(target: MigrationRunTarget) {
   return { tenantId: target.tenantId, targetId: target.id };
-}
-
-function durationOf(startedAt: Date | null, finishedAt: Date): number | null {
-  return startedAt ? finishedAt.getTime() - startedAt.getTime() : null;
 }
