@@ -47,3 +47,28 @@ export async function waitForSubscriber(redis: Redis, prefix: string, runId: str
     expect(Number(result[1])).toBeGreaterThan(0);
   });
 }
+
+/** Expects the run's stored counters to equal a recount of its targets (pending includes queued). */
+export async function expectCountersMatchTargets(db: ControlPlaneDb, runId: string): Promise<void> {
+  const run = await db.migrationRun.findUniqueOrThrow({ where: { id: runId } });
+  const groups = await db.migrationRunTarget.groupBy({ by: ['status'], where: { runId }, _count: true });
+  const n = (...statuses: string[]) =>
+    groups.filter((g) => statuses.includes(g.status)).reduce((sum, g) => sum + g._count, 0);
+  expect({
+    total: run.total,
+    pending: run.pending,
+    running: run.running,
+    succeeded: run.succeeded,
+    failed: run.failed,
+    skipped: run.skipped,
+    cancelled: run.cancelled,
+  }).toEqual({
+    total: n('PENDING', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'SKIPPED', 'CANCELLED'),
+    pending: n('PENDING', 'QUEUED'),
+    running: n('RUNNING'),
+    succeeded: n('SUCCEEDED'),
+    failed: n('FAILED'),
+    skipped: n('SKIPPED'),
+    cancelled: n('CANCELLED'),
+  });
+}

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { PreconditionFailedError, ValidationError, NotFoundError } from '../../../src/errors.js';
 import { expectEventually } from '../../helpers/eventually.js';
 import { ACTOR, useRunHarness } from './run-harness.js';
-import { ledgerVersions, migrationLogCounts, waitForRunEnd, waitForSubscriber } from './run-assertions.js';
+import {
+  expectCountersMatchTargets,
+  ledgerVersions,
+  migrationLogCounts,
+  waitForRunEnd,
+  waitForSubscriber,
+} from './run-assertions.js';
 
 describe('migration runs', () => {
   const h = useRunHarness('fleet');
@@ -171,6 +177,40 @@ describe('migration runs', () => {
     const again = await waitForRunEnd(h.db, run.id);
     await worker.close();
     expect(again).toMatchObject({ status: 'SUCCEEDED', succeeded: 8 });
+  });
+
+  it('keeps the run counters equal to a recount through failures, a halt and retries', async () => {
+    const ids = await h.createTenants('count', 10);
+    const names = await tenantNames(ids);
+    const worker = await h.startWorker();
+    await bringTo(ids, '0002');
+    const broken = [names[2]!, names[5]!, names[6]!];
+    for (const name of broken) await seedDuplicates(name);
+
+    const run = await h.service.startMigrationRun(
+      { tenants: { ids }, concurrency: 3, maxFailures: 2, canarySize: 2 },
+      ACTOR,
+    );
+    const halted = await waitForRunEnd(h.db, run.id);
+    // Targets already running when the second failure halts the run still finish.
+    expect(halted.status).toBe('HALTED');
+    expect(halted.failed).toBeGreaterThanOrEqual(2);
+    expect(halted.skipped).toBeGreaterThan(0);
+    await expectCountersMatchTargets(h.db, run.id);
+
+    await fixDuplicates(broken[0]!);
+    await h.service.retryRun(run.id, ACTOR);
+    const failed = await waitForRunEnd(h.db, run.id);
+    expect(['HALTED', 'FAILED']).toContain(failed.status);
+    expect(failed).toMatchObject({ failed: 2, running: 0 });
+    await expectCountersMatchTargets(h.db, run.id);
+
+    for (const name of broken.slice(1)) await fixDuplicates(name);
+    await h.service.retryRun(run.id, ACTOR);
+    const again = await waitForRunEnd(h.db, run.id);
+    await worker.close();
+    expect(again).toMatchObject({ status: 'SUCCEEDED', succeeded: 10, failed: 0, pending: 0, running: 0 });
+    await expectCountersMatchTargets(h.db, run.id);
   });
 
   it('stops after a failing canary without starting any other target', async () => {

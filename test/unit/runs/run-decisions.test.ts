@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import {
   EMPTY_COUNTS,
   countTarget,
+  countsOfRun,
   decideRun,
+  moveTarget,
+  progressDelta,
   progressOf,
   windowSlots,
 } from '../../../src/runs/run-decisions.js';
@@ -99,5 +102,33 @@ describe('progress', () => {
       skipped: 0,
       cancelled: 0,
     });
+  });
+});
+
+describe('counters by delta', () => {
+  const stored = { total: 10, pending: 6, running: 2, succeeded: 1, failed: 1, skipped: 0, cancelled: 0 };
+
+  it('splits the stored pending (which includes queued) with the counted queued', () => {
+    const c = countsOfRun(stored, { queued: 2, canaryUnfinished: 1, canaryFailed: 0 });
+    expect(c).toMatchObject({ pending: 4, queued: 2, running: 2, succeeded: 1, failed: 1 });
+    expect(progressOf(c)).toEqual(stored);
+  });
+
+  it('moves one target between statuses, canary counts included', () => {
+    const c = countsOfRun(stored, { queued: 2, canaryUnfinished: 1, canaryFailed: 0 });
+    expect(moveTarget(c, 'RUNNING', 'FAILED', true)).toMatchObject({
+      running: 1,
+      failed: 2,
+      canaryUnfinished: 0,
+      canaryFailed: 1,
+    });
+    expect(moveTarget(c, 'RUNNING', 'RUNNING', false)).toBe(c);
+  });
+
+  it('gives the stored-counter delta of a move: QUEUED to RUNNING leaves pending to running', () => {
+    expect(progressDelta('QUEUED', 'RUNNING')).toMatchObject({ pending: -1, running: 1, total: 0 });
+    expect(progressDelta('PENDING', 'QUEUED')).toMatchObject({ pending: 0, running: 0 });
+    expect(progressDelta('RUNNING', 'SUCCEEDED')).toMatchObject({ running: -1, succeeded: 1 });
+    expect(progressDelta('QUEUED', 'FAILED')).toMatchObject({ pending: -1, failed: 1 });
   });
 });
