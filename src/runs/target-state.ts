@@ -33,14 +33,27 @@ export interface ClaimedTarget {
  * Marks a QUEUED (or, re-delivered after a crash, RUNNING) target of an active run RUNNING in one
  * statement: counts an attempt, starts the run, moves the counters (QUEUED → RUNNING only, so a
  * re-delivery does not count twice) and returns what the worker needs. Returns null for anything
- * unusual (no such target, target not in flight, run not active, or the run changed since the
- * statement's snapshot); the caller then takes the careful path under the run lock.
+ * unusual (no such target, target not in flight, run not active, or the run kept changing between
+ * the statement's snapshot and its lock); the caller then takes the careful path under the run lock.
  *
  * Why the snapshot is safe: the run row is updated only if its `xmin` is still the one the
  * statement's snapshot saw. Every transaction that changes a target's status writes the run row
  * while holding its lock, so an unchanged `xmin` proves no target changed since the snapshot.
  */
 export async function claimTarget(db: ControlPlaneDb, targetId: string): Promise<ClaimedTarget | null> {
+  // Another transaction changed the run between the snapshot and the lock: a fresh snapshot
+  // usually succeeds, and is far cheaper than the careful path.
+  for (let tries = 0; tries < CLAIM_TRIES; tries += 1) {
+    const claimed = await claimOnce(db, targetId);
+    if (claimed !== RACED) return claimed;
+  }
+  return null;
+}
+
+const CLAIM_TRIES = 3;
+const RACED = Symbol('raced');
+
+async function claimOnce(db: ControlPlaneDb, targetId: string): Promise<ClaimedTarget | null | typeof RACED> {
   const rows = await db.$queryRaw<Record<string, unknown>[]>`
     WITH s AS (
       SELECT r.id, r.xmin AS seen, r.status AS run_status, t.status AS target_status
@@ -66,10 +79,11 @@ export async function claimTarget(db: ControlPlaneDb, targetId: string): Promise
     )
     SELECT ${RUN_COLUMNS('r', 'r_')}, ${TARGET_COLUMNS('t', 't_')}, ${DATABASE_COLUMNS('d', 'd_')},
       r.old_run_status = 'queued' AS "runStarted"
-    FROM t JOIN r ON r.id = t.run_id
-    JOIN control_plane.tenant_databases d ON d.id = t.tenant_database_id`;
+    FROM s LEFT JOIN r ON r.id = s.id LEFT JOIN t ON t.run_id = r.id
+    LEFT JOIN control_plane.tenant_databases d ON d.id = t.tenant_database_id`;
   const row = rows[0];
   if (!row) return null;
+  if (row.t_id === null) return RACED;
   return {
     run: unprefix<MigrationRun>(row, 'r_'),
     target: unprefix<MigrationRunTarget>(row, 't_'),
