@@ -15,6 +15,7 @@ import { createSchemas, seedSchemaTenants } from './lib/seed.js';
 import {
   answers,
   databaseUrl,
+  deleteRedisKeys,
   dropDatabases,
   recreateDatabases,
   startService,
@@ -302,6 +303,7 @@ async function startStack(
     async stop() {
       await Promise.all(processes.map((p) => p.stop()));
       await dropDatabases(cpDb, tenantDb);
+      await deleteRedisKeys(config.redisUrl, env.REDIS_PREFIX);
     },
   };
 }
