@@ -16,6 +16,7 @@ import {
   answers,
   databaseUrl,
   deleteRedisKeys,
+  postgresCpuByDatabase,
   dropDatabases,
   recreateDatabases,
   startService,
@@ -70,9 +71,24 @@ async function benchFleetRollout(options: BenchOptions, upSql: string[]): Promis
   const stack = await startStack('b1', options, { worker: true });
   try {
     await seedSchemaTenants(stack.config, 'b1', n);
+    await checkpoint();
     const cpuBefore = await Promise.all(stack.processes.map((p) => p.cpuSeconds()));
+    const pgBefore = await postgresCpuByDatabase();
     const seconds = await timeRun(stack.endpoint, { concurrency: options.runConcurrency }, n);
     const cpuAfter = await Promise.all(stack.processes.map((p) => p.cpuSeconds()));
+    const pgAfter = await postgresCpuByDatabase();
+    for (const [database, label] of [
+      [stack.controlPlaneDatabase, 'control-plane'],
+      [stack.tenantDatabase, 'tenant'],
+    ] as const) {
+      const used = (pgAfter.get(database) ?? 0) - (pgBefore.get(database) ?? 0);
+      rows.push({
+        case: 'B1',
+        metric: `CPU of PostgreSQL (${label} DB) per tenant`,
+        value: round((used * 1000) / n),
+        unit: 'ms',
+      });
+    }
     stack.processes.forEach((p, i) => {
       const used = (cpuAfter[i] as number) - (cpuBefore[i] as number);
       rows.push({
@@ -258,6 +274,8 @@ async function benchFanout(options: BenchOptions): Promise<void> {
 
 interface Stack {
   readonly config: Config;
+  readonly controlPlaneDatabase: string;
+  readonly tenantDatabase: string;
   readonly endpoint: GraphqlEndpoint;
   readonly processes: ServiceProcess[];
   addWorker(): Promise<void>;
@@ -297,6 +315,8 @@ async function startStack(
   if (worker) await addWorker();
   return {
     config,
+    controlPlaneDatabase: cpDb,
+    tenantDatabase: tenantDb,
     endpoint: { url: `${base}/graphql`, token: TOKEN },
     processes,
     addWorker,
@@ -362,11 +382,19 @@ async function baseline(
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   await createSchemas(client, schemas).finally(() => client.end());
+  await checkpoint();
   try {
     return (await fn(url, schemas)).seconds;
   } finally {
     await dropDatabases(db);
   }
+}
+
+/** Flushes dirty buffers, so each measured segment starts from the same disk state. */
+async function checkpoint(): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl('postgres') });
+  await client.connect();
+  await client.query('CHECKPOINT').finally(() => client.end());
 }
 
 async function rawProvisioning(count: number, upSql: string[]): Promise<Summary> {

@@ -69,15 +69,19 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     const tenantPools = createTenantPools({ maxPerDatabase: config.tenantPoolSize });
     closers.push({ name: 'tenant pools', close: () => tenantPools.close() });
 
-    const redis = (name: string): Redis => {
-      const connection = createRedisConnection(config.redisUrl, `${config.redisPrefix}-${name}`);
+    // Auto-pipelining batches the commands issued in one tick into one write; only for connections
+    // that never block (BullMQ's worker connection must not pipeline: taskforcesh/bullmq#457).
+    const redis = (name: string, autoPipelining = false): Redis => {
+      const connection = createRedisConnection(config.redisUrl, `${config.redisPrefix}-${name}`, {
+        autoPipelining,
+      });
       connection.on('error', (error) => logger.warn('redis connection error', { connection: name, error }));
       closers.push({ name: `redis ${name}`, close: () => quit(connection) });
       return connection;
     };
-    const publishClient = redis('publish');
+    const publishClient = redis('publish', true);
     const subscribeClient = redis('subscribe');
-    const queueConnection = redis('queue');
+    const queueConnection = redis('queue', true);
     const events = createRunEventBus({ publishClient, subscribeClient, prefix: config.redisPrefix });
     // Commands on one connection run in order: once a PING answers, every SUBSCRIBE sent before it is live.
     const eventsReady = async () => {

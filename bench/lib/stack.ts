@@ -119,3 +119,25 @@ export async function deleteRedisKeys(redisUrl: string, prefix: string): Promise
     redis.disconnect();
   }
 }
+
+/**
+ * CPU seconds used so far by the PostgreSQL backends connected to each database (read from
+ * /proc: backends show `postgres: <cluster>: <user> <database> ...` as their command line).
+ * Backends that already exited are not counted, so call it while the pools are still open.
+ */
+export async function postgresCpuByDatabase(): Promise<Map<string, number>> {
+  const totals = new Map<string, number>();
+  const { readdir } = await import('node:fs/promises');
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    const match = /^postgres: [^:]+: \S+ (\S+) /.exec(cmdline.replace(/\0/g, ' '));
+    if (!match) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.split(') ')[1]?.split(' ') ?? [];
+    const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
+    if (Number.isFinite(seconds))
+      totals.set(match[1] as string, (totals.get(match[1] as string) ?? 0) + seconds);
+  }
+  return totals;
+}

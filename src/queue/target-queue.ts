@@ -39,14 +39,8 @@ export function createTargetQueue({ connection, prefix }: TargetQueueDeps): Targ
 
   async function enqueue(targets: readonly TargetJobData[]): Promise<void> {
     if (targets.length === 0) return;
-    // An ended job with the same id would swallow the add; ended jobs are removed on
-    // completion and failure, this only covers a job left over by an older setting.
-    await Promise.all(
-      targets.map(async ({ targetId }) => {
-        const state = await queue.getJobState(targetId);
-        if (state === 'completed' || state === 'failed') await queue.remove(targetId);
-      }),
-    );
+    // Ended jobs are removed on completion and failure (below), so a re-admitted target's id is
+    // free again; a live job with the same id makes the add a no-op, which is what we want.
     await queue.addBulk(
       targets.map((data) => ({
         name: TARGET_JOB_NAME,

@@ -140,7 +140,8 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       throw new TargetFailedError(target.id, record, { cause: error });
     }
     await finishSucceeded(run, target, result);
-    log.info('target succeeded', { fromVersion: result.fromVersion, toVersion: result.toVersion });
+    // Debug, not info: a fleet run would log thousands of lines the run record already holds.
+    log.debug('target succeeded', { fromVersion: result.fromVersion, toVersion: result.toVersion });
     return TargetOutcome.SUCCEEDED;
   }
 
