@@ -6,7 +6,13 @@ import { performance } from 'node:perf_hooks';
 import type { PoolClient } from 'pg';
 import { fileNameOf } from './catalog.js';
 import { MigrationFailedError } from './errors.js';
-import { deleteLedgerEntries, deleteLedgerEntry, insertLedgerEntries, insertLedgerEntry } from './ledger.js';
+import {
+  deleteLedgerEntries,
+  deleteLedgerEntry,
+  insertLedgerEntries,
+  insertLedgerEntriesSql,
+  insertLedgerEntry,
+} from './ledger.js';
 import { splitSqlStatements } from './sql-statements.js';
 import type { AppliedStep, MigrationFile } from './types.js';
 
@@ -50,6 +56,56 @@ export async function applyGroup(
     );
   }
   return steps;
+}
+
+// Marker columns between the files of a batch; their server timestamps time each file.
+const MARKER = '__cp_file_done';
+
+/**
+ * Runs a group of transactional up files in ONE round trip, timing each file with a
+ * `clock_timestamp()` marker after it, and returns the steps plus the ledger INSERT to send with
+ * the COMMIT. A failure throws BatchFailedError: the batch cannot say which file failed, so the
+ * caller rolls back and replays the group file by file to report it exactly.
+ */
+export async function applyGroupBatched(
+  client: PoolClient,
+  schema: string,
+  files: readonly MigrationFile[],
+): Promise<{ steps: AppliedStep[]; ledgerSql: string }> {
+  // "\n;" ends a file whose last line is a comment or lacks its semicolon.
+  const batch = [`SELECT clock_timestamp() AS ${MARKER}`, ...files.map((file) => `${file.upSql}\n;SELECT clock_timestamp() AS ${MARKER}`)].join(';\n');
+  let results: { fields: { name: string }[]; rows: Record<string, unknown>[] }[];
+  try {
+    const raw = (await client.query(batch)) as unknown;
+    results = Array.isArray(raw) ? raw : [raw as (typeof results)[number]];
+  } catch (error) {
+    throw new BatchFailedError(error);
+  }
+  const marks = results
+    .filter((result) => result.fields?.length === 1 && result.fields[0]?.name === MARKER)
+    .map((result) => (result.rows[0]?.[MARKER] as Date).getTime());
+  if (marks.length !== files.length + 1) {
+    // A file that returned a column named like the marker would shift the timings: replay instead.
+    throw new BatchFailedError(new Error(`expected ${files.length + 1} file markers, found ${marks.length}`));
+  }
+  const steps = files.map((file, i) => ({
+    version: file.version,
+    name: file.name,
+    executionMs: Math.max(0, (marks[i + 1] as number) - (marks[i] as number)),
+  }));
+  const ledgerSql = insertLedgerEntriesSql(
+    schema,
+    files.map((file, i) => ({ file, executionMs: steps[i]?.executionMs ?? 0 })),
+  );
+  return { steps, ledgerSql };
+}
+
+/** A batched group failed somewhere; the transaction is aborted and must be replayed file by file. */
+export class BatchFailedError extends Error {
+  constructor(cause: unknown) {
+    super('A batched group of migrations failed; replaying it file by file', { cause });
+    this.name = 'BatchFailedError';
+  }
 }
 
 async function runFile(

@@ -2,6 +2,7 @@
  * The ledger table `schema_migrations` inside each migrated schema: which catalog files ran,
  * with their checksums. All names are validated and quoted; all values go as parameters.
  */
+import pg from 'pg';
 import { quoteSchema } from '../db/pg.js';
 import { sortLedger } from './planner.js';
 import type { LedgerEntry, MigrationFile, Queryable } from './types.js';
@@ -27,11 +28,37 @@ export async function ensureLedger(client: Queryable, schema: string): Promise<v
  * the number of round trips per tenant is what the orchestration costs.
  */
 export async function ensureAndReadLedger(client: Queryable, schema: string): Promise<LedgerEntry[]> {
-  const results = (await client.query(
-    `${ensureLedgerSql(schema)}; SELECT version, name, checksum, applied_at, execution_ms FROM ${quoteSchema(schema)}.${LEDGER_TABLE}`,
-  )) as unknown as { rows: LedgerRow[] }[];
-  return toLedger(results.at(-1)?.rows ?? []);
+  const results = (await client.query(ensureAndReadLedgerSql(schema))) as unknown as { rows: LedgerRow[] }[];
+  return ledgerFromResults(results);
 }
+
+/** The SQL of `ensureAndReadLedger`, to send along with other statements in one round trip. */
+export function ensureAndReadLedgerSql(schema: string): string {
+  return `${ensureLedgerSql(schema)}; SELECT version, name, checksum, applied_at, execution_ms FROM ${quoteSchema(schema)}.${LEDGER_TABLE}`;
+}
+
+/** The ledger from the results of a batch that ends with `ensureAndReadLedgerSql`. */
+export function ledgerFromResults(results: readonly { rows: unknown[] }[]): LedgerEntry[] {
+  return toLedger((results.at(-1)?.rows ?? []) as LedgerRow[]);
+}
+
+/**
+ * An INSERT of ledger rows with the values as escaped literals, so it can travel in the same
+ * simple-protocol round trip as the COMMIT. The values are the catalog's own (digits, file name,
+ * hex checksum, integer) and are escaped regardless.
+ */
+export function insertLedgerEntriesSql(
+  schema: string,
+  entries: readonly { readonly file: Pick<MigrationFile, 'version' | 'name' | 'checksum'>; readonly executionMs: number }[],
+): string {
+  const rows = entries.map(
+    ({ file, executionMs }) =>
+      `(${escapeLiteral(file.version)}, ${escapeLiteral(file.name)}, ${escapeLiteral(file.checksum)}, ${Math.max(0, Math.round(executionMs))})`,
+  );
+  return `INSERT INTO ${quoteSchema(schema)}.${LEDGER_TABLE} (version, name, checksum, execution_ms) VALUES ${rows.join(', ')}`;
+}
+
+const { escapeLiteral } = pg;
 
 function ensureLedgerSql(schema: string): string {
   const quoted = quoteSchema(schema);

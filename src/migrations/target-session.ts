@@ -3,13 +3,26 @@
  * `pg_advisory_xact_lock` for transactional files, a dedicated session with `pg_advisory_lock`
  * for `-- migrate:no-transaction` files.
  */
-import type { Pool, PoolClient } from 'pg';
+import type { Pool, PoolClient, QueryResult } from 'pg';
 import { quoteSchema } from '../db/pg.js';
 import { advisoryLockKey } from './advisory-lock.js';
 import type { MigrationTarget } from './types.js';
 
 /** `lock_timeout` when the caller does not say: long enough for a busy tenant, short enough to retry. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 5000;
+
+/** What `withTargetTransaction` hands its callback besides the connection. */
+export interface TargetTransaction {
+  /** The results of the `opening` statements, which ran in the round trip that took the lock. */
+  readonly opening: readonly QueryResult[];
+  /** Statements to send in the same round trip as the COMMIT (they run first; an error aborts it). */
+  commitWith(sql: string): void;
+}
+
+export interface TargetTransactionOptions {
+  /** Statements to run in the round trip that opens the transaction and takes the lock. */
+  readonly opening?: string;
+}
 
 /**
  * Runs `fn` inside `BEGIN; SET LOCAL lock_timeout; pg_advisory_xact_lock; SET LOCAL search_path`
@@ -19,7 +32,8 @@ export async function withTargetTransaction<T>(
   pool: Pool,
   target: MigrationTarget,
   lockTimeoutMs: number,
-  fn: (client: PoolClient) => Promise<T>,
+  fn: (client: PoolClient, tx: TargetTransaction) => Promise<T>,
+  options: TargetTransactionOptions = {},
 ): Promise<T> {
   const schema = quoteSchema(target.schema);
   const key = lockKeyLiteral(advisoryLockKey(target.lockKey));
@@ -27,12 +41,20 @@ export async function withTargetTransaction<T>(
   let broken: Error | undefined;
   try {
     // One round trip opens the locked transaction; the key is a validated integer literal.
-    await client.query(
+    const opened = (await client.query(
       `BEGIN; SET LOCAL lock_timeout = ${lockTimeout(lockTimeoutMs)}; ` +
-        `SELECT pg_advisory_xact_lock(${key}); SET LOCAL search_path TO ${schema}, public`,
-    );
-    const result = await fn(client);
-    await client.query('COMMIT');
+        `SELECT pg_advisory_xact_lock(${key}); SET LOCAL search_path TO ${schema}, public` +
+        (options.opening ? `; ${options.opening}` : ''),
+    )) as unknown as QueryResult[];
+    let prelude = '';
+    const result = await fn(client, {
+      // BEGIN, SET, the lock and SET come first.
+      opening: opened.slice(4),
+      commitWith: (sql) => {
+        prelude += `${sql};\n`;
+      },
+    });
+    await client.query(`${prelude}COMMIT`);
     return result;
   } catch (error) {
     // The original error is what the caller needs; a failed ROLLBACK only means this

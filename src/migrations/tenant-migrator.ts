@@ -4,8 +4,8 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { quoteSchema } from '../db/pg.js';
-import { applyFile, applyGroup } from './apply-file.js';
-import { ensureAndReadLedger, readLedger } from './ledger.js';
+import { BatchFailedError, applyFile, applyGroup, applyGroupBatched } from './apply-file.js';
+import { ensureAndReadLedger, ensureAndReadLedgerSql, ledgerFromResults, readLedger } from './ledger.js';
 import { assertNoDrift, groupSteps, planDown, planUp } from './planner.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, withTargetSession, withTargetTransaction } from './target-session.js';
 import { TransactionMode } from './types.js';
@@ -33,10 +33,15 @@ export async function migrateUp(
 ): Promise<MigrateResult> {
   const toVersion = options.toVersion ?? null;
   if (toVersion) catalog.require(toVersion);
-  return run(pool, target, options, 'up', async (client) => {
-    const plan = planUp(catalog, await ensureAndReadLedger(client, target.schema), toVersion);
-    assertNoDrift(plan, target.schema);
-    return plan;
+  return run(pool, target, options, 'up', {
+    // The ledger is ensured and read in the round trip that takes the lock.
+    opening: ensureAndReadLedgerSql(target.schema),
+    replan: async (client, opening) => {
+      const ledger = opening ? ledgerFromResults(opening) : await ensureAndReadLedger(client, target.schema);
+      const plan = planUp(catalog, ledger, toVersion);
+      assertNoDrift(plan, target.schema);
+      return plan;
+    },
   });
 }
 
@@ -47,12 +52,17 @@ export async function migrateDown(
   catalog: MigrationCatalog,
   options: MigrateDownOptions,
 ): Promise<MigrateResult> {
-  return run(pool, target, options, 'down', async (client) =>
-    planDown(catalog, await readLedger(client, target.schema), options.toVersion),
-  );
+  return run(pool, target, options, 'down', {
+    replan: async (client) => planDown(catalog, await readLedger(client, target.schema), options.toVersion),
+  });
 }
 
-type Replan = (client: PoolClient) => Promise<Plan>;
+interface Planner {
+  /** Statements sent with the opening of each round's transaction; their results reach `replan`. */
+  readonly opening?: string;
+  /** Plans from the ledger as it is now (`opening` is null on a session without the opening). */
+  replan(client: PoolClient, opening: readonly { rows: unknown[] }[] | null): Promise<Plan>;
+}
 
 type Round =
   | { readonly kind: 'done'; readonly fromVersion: string | null; readonly toVersion: string | null }
@@ -70,7 +80,7 @@ async function run(
   target: MigrationTarget,
   options: Omit<MigrateOptions, 'toVersion'>,
   direction: 'up' | 'down',
-  replan: Replan,
+  planner: Planner,
 ): Promise<MigrateResult> {
   quoteSchema(target.schema);
   const mode = options.mode ?? TransactionMode.PER_TENANT;
@@ -78,22 +88,45 @@ async function run(
   const steps: AppliedStep[] = [];
   let fromVersion: string | null = null;
   let firstRound = true;
+  // Up groups go in one round trip; after a batch fails, the round is replayed file by file so
+  // the error names the file, line and SQLSTATE.
+  let batched = direction === 'up';
 
   for (;;) {
     // Each round re-reads the ledger under the lock: another process may have moved the target.
-    const round = await withTargetTransaction(pool, target, lockTimeoutMs, async (client): Promise<Round> => {
-      const plan = await replan(client);
+    const round = await withTargetTransaction(
+      pool,
+      target,
+      lockTimeoutMs,
+      async (client, tx): Promise<Round> => {
+      const plan = await planner.replan(client, planner.opening ? tx.opening : null);
       const groups = groupSteps(plan, mode);
       const group = groups[0];
       const first = group?.[0];
       if (!group || !first) return { kind: 'done', fromVersion: plan.fromVersion, toVersion: plan.fromVersion };
       const transactional = direction === 'up' ? first.transactional : first.downTransactional;
       if (!transactional) return { kind: 'alone', fromVersion: plan.fromVersion, file: first };
-      const applied = await applyGroup(client, target.schema, group, direction);
+      let applied: AppliedStep[];
+      if (batched) {
+        const batch = await applyGroupBatched(client, target.schema, group);
+        tx.commitWith(batch.ledgerSql);
+        applied = batch.steps;
+      } else {
+        applied = await applyGroup(client, target.schema, group, direction);
+      }
       // Under the lock the plan cannot change, so when this group was all of it no round is left.
       const reached = groups.length === 1 ? plan.toVersion : undefined;
       return { kind: 'applied', fromVersion: plan.fromVersion, steps: applied, reached };
+    },
+      planner.opening ? { opening: planner.opening } : {},
+    ).catch((error: unknown) => {
+      if (error instanceof BatchFailedError && batched) {
+        batched = false;
+        return 'replay' as const;
+      }
+      throw error;
     });
+    if (round === 'replay') continue;
     if (firstRound) fromVersion = round.fromVersion;
     firstRound = false;
     if (round.kind === 'done') return { fromVersion, toVersion: round.toVersion, steps };
@@ -104,7 +137,7 @@ async function run(
     } else {
       committed = await withTargetSession(pool, target, lockTimeoutMs, async (client) => {
         // Re-plan under the session lock: the file may have been run since the transaction above.
-        const plan = await replan(client);
+        const plan = await planner.replan(client, null);
         const next = plan.steps[0];
         if (!next || next.order !== round.file.order) return [];
         return [await applyFile(client, target.schema, next, direction)];

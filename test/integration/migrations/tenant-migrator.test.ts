@@ -76,6 +76,27 @@ describe('migrateUp', () => {
     expect(await ledgerVersions(db.pool, target.schema)).toEqual([]);
   });
 
+  it('times each file of a one-round-trip group separately, whatever its last line', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'timed-'));
+    await writeFile(path.join(dir, '0001_quick.up.sql'), 'CREATE TABLE quick (id int)\n-- no semicolon, comment last');
+    await writeFile(path.join(dir, '0002_slow.up.sql'), "SELECT pg_sleep(0.2);\nCREATE TABLE slow (note text DEFAULT ';');");
+    await writeFile(path.join(dir, '0003_quick_again.up.sql'), 'CREATE TABLE quick_again (id int);');
+    const catalog = await loadCatalog(dir);
+    const target = db.tenantTarget('timed');
+    const result = await migrateUp(db.pool, target, catalog);
+    const ms = Object.fromEntries(result.steps.map((step) => [step.version, step.executionMs]));
+    expect(ms['0002']).toBeGreaterThanOrEqual(190);
+    expect(ms['0001']).toBeLessThan(190);
+    expect(ms['0003']).toBeLessThan(190);
+    const ledger = await db.pool.query<{ version: string; execution_ms: number }>(
+      'SELECT version, execution_ms FROM tenant_timed.schema_migrations ORDER BY version',
+    );
+    expect(ledger.rows.map((row) => [row.version, row.execution_ms])).toEqual(
+      result.steps.map((step) => [step.version, step.executionMs]),
+    );
+    expect(await tablesIn(db.pool, target.schema)).toEqual(['quick', 'quick_again', 'schema_migrations', 'slow']);
+  });
+
   it('in PER_MIGRATION mode, keeps the files committed before the failure', async () => {
     const catalog = await loadCatalog(fixtureDir('failing'));
     const target = await db.createTenantSchema('failpermig');
