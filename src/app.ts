@@ -5,7 +5,7 @@ import { createAuditLog } from './audit/audit-log.js';
 import { createTokenService } from './auth/tokens.js';
 import type { Config } from './config.js';
 import { createSecretBox } from './crypto/secret-box.js';
-import { createControlPlaneDb, type ControlPlaneDb } from './db/control-plane.js';
+import { createControlPlaneDb, createControlPlanePool, type ControlPlaneDb } from './db/control-plane.js';
 import { createTenantPools } from './db/tenant-pools.js';
 import type { GraphqlServices } from './graphql/context.js';
 import { createGraphqlServer, createGraphqlYoga, type GraphqlYoga } from './graphql/server.js';
@@ -107,8 +107,15 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     let worker: TargetWorker | undefined;
     if (options.roles.worker) {
       const workerConnection = redis('worker');
+      // A job holds at most one of these connections at a time; two spare for a slow release.
+      const controlPlanePool = createControlPlanePool(config.databaseUrl, {
+        maxConnections: config.workerConcurrency + 2,
+        applicationName: 'tenant-control-plane-hot-path',
+      });
+      closers.push({ name: 'control-plane pool', close: () => controlPlanePool.end() });
       worker = await startTargetWorker({
         db,
+        controlPlanePool,
         config,
         catalog,
         events,

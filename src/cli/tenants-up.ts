@@ -7,7 +7,7 @@ import os from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Config } from '../config.js';
 import { createSecretBox } from '../crypto/secret-box.js';
-import { createControlPlaneDb } from '../db/control-plane.js';
+import { createControlPlaneDb, createControlPlanePool } from '../db/control-plane.js';
 import { createTenantPools } from '../db/tenant-pools.js';
 import { AppError, ValidationError } from '../errors.js';
 import type { TenantEnvironment } from '../generated/prisma/enums.js';
@@ -78,6 +78,11 @@ export async function tenantsUpCommand(
     (typeof connections)[0],
   ];
   const db = createControlPlaneDb(config.databaseUrl, { maxConnections: 4 });
+  // Opens connections only when the --with-worker worker claims targets.
+  const controlPlanePool = createControlPlanePool(config.databaseUrl, {
+    maxConnections: config.workerConcurrency + 2,
+    applicationName: 'tenant-control-plane-cli-hot-path',
+  });
   const tenantPools = createTenantPools({ maxPerDatabase: config.tenantPoolSize });
   const queue = createTargetQueue({ connection: queueConnection, prefix: queuePrefixOf(config.redisPrefix) });
   const events = createRunEventBus({ publishClient, subscribeClient, prefix: config.redisPrefix });
@@ -90,7 +95,7 @@ export async function tenantsUpCommand(
     if (input['with-worker']) {
       const connection = createRedisConnection(config.redisUrl, 'cli-worker');
       connections.push(connection);
-      worker = await startTargetWorker({ ...deps, connection });
+      worker = await startTargetWorker({ ...deps, controlPlanePool, connection });
     }
     const service = createRunService(deps);
     const run = await service.startMigrationRun(
@@ -136,6 +141,7 @@ export async function tenantsUpCommand(
     if (finalRun.status !== 'SUCCEEDED') throw new RunNotSucceededError(run.id, finalRun.status);
   } finally {
     await worker?.close();
+    await controlPlanePool.end();
     await queue.close();
     await tenantPools.close();
     await db.$disconnect();

@@ -7,7 +7,7 @@ import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
-import type { ControlPlaneDb } from '../db/control-plane.js';
+import type { ControlPlaneDb, ControlPlanePool } from '../db/control-plane.js';
 import type { TenantPools } from '../db/tenant-pools.js';
 import type { Logger } from '../logger.js';
 import type { MigrationCatalog } from '../migrations/index.js';
@@ -20,6 +20,8 @@ import type { TargetJobData, TargetQueue } from './target-queue.js';
 
 export interface TargetWorkerDeps {
   readonly db: ControlPlaneDb;
+  /** The control-plane connections for claiming and finishing targets; the caller closes it after the worker. */
+  readonly controlPlanePool: ControlPlanePool;
   readonly config: Config;
   readonly catalog: MigrationCatalog;
   readonly events: RunEventBus;

@@ -5,7 +5,7 @@
  */
 import type { Config } from '../config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
-import type { ControlPlaneDb, ControlPlaneTx } from '../db/control-plane.js';
+import type { ControlPlaneDb, ControlPlanePool, ControlPlaneTx } from '../db/control-plane.js';
 import type { TenantPools } from '../db/tenant-pools.js';
 import { AppError } from '../errors.js';
 import type { MigrationRun, MigrationRunTarget, TenantDatabase } from '../generated/prisma/client.js';
@@ -37,6 +37,8 @@ import type { TargetErrorRecord } from './target-error.js';
 
 export interface TargetProcessorDeps {
   readonly db: ControlPlaneDb;
+  /** The control-plane connections for claiming and finishing targets (see target-state.ts). */
+  readonly controlPlanePool: ControlPlanePool;
   readonly config: Config;
   readonly catalog: MigrationCatalog;
   readonly events: RunEventBus;
@@ -91,7 +93,7 @@ type StartOutcome =
 
 /** Creates `processTarget` over the given clients. */
 export function createTargetProcessor(deps: TargetProcessorDeps) {
-  const { db, config, catalog, events, tenantPools, secretBox, logger } = deps;
+  const { db, controlPlanePool, config, catalog, events, tenantPools, secretBox, logger } = deps;
   const scheduler = createScheduler(deps);
 
   /**
@@ -99,7 +101,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
    * rethrows transient errors so the queue retries; throws TargetFailedError when recorded FAILED.
    */
   async function processTarget(attempt: TargetAttempt): Promise<TargetOutcome> {
-    const claimed = await claimTarget(db, attempt.targetId);
+    const claimed = await claimTarget(controlPlanePool, attempt.targetId);
     const started: StartOutcome = claimed
       ? { kind: 'go', ...claimed, settled: null }
       : await withRunTransaction(db, (tx) => startTarget(tx, attempt.targetId));
@@ -252,9 +254,10 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     target: MigrationRunTarget,
     result: TargetResult,
   ): Promise<void> {
-    const settled = await withRunTransaction(db, (tx) =>
-      finishTarget(tx, run.id, target.id, { status: TargetStatus.SUCCEEDED, ...result }),
-    );
+    const settled = await finishTarget(controlPlanePool, run.id, target.id, {
+      status: TargetStatus.SUCCEEDED,
+      ...result,
+    });
     if (!settled) return;
     events.publish(
       buildRunEvent(RunEventType.TARGET_SUCCEEDED, settled.run, {
@@ -274,15 +277,13 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
   ): Promise<void> {
     // PER_MIGRATION and no-transaction files may have committed part of the way: cache what the ledger says.
     const reached = run.dryRun ? undefined : await readReachedVersion(database);
-    const settled = await withRunTransaction(db, (tx) =>
-      finishTarget(tx, run.id, target.id, {
-        status: TargetStatus.FAILED,
-        appliedVersions: applied,
-        reached,
-        error: record.error,
-        errorCode: record.errorCode,
-      }),
-    );
+    const settled = await finishTarget(controlPlanePool, run.id, target.id, {
+      status: TargetStatus.FAILED,
+      appliedVersions: applied,
+      reached,
+      error: record.error,
+      errorCode: record.errorCode,
+    });
     if (!settled) return;
     events.publish(
       buildRunEvent(RunEventType.TARGET_FAILED, settled.run, {

@@ -1,14 +1,24 @@
 /**
- * The hot path of a target's life in the control plane, in raw SQL through Prisma (model queries
- * cost several times more CPU here): claiming it in one statement, and finishing it in one
- * transaction of three statements that applies exact deltas to the run's counters.
+ * The hot path of a target's life in the control plane: claiming it in one statement, and
+ * finishing it in one transaction of three statements that applies exact deltas to the run's
+ * counters.
+ *
+ * Why this one path bypasses Prisma: it runs twice per target, and on small VMs its cost was
+ * mostly per-message overhead (Prisma's query interpreter, one socket write per protocol message,
+ * and planning the big statements on every execution since Prisma sends unnamed statements). Here
+ * it goes over a dedicated pg pool (ControlPlanePool) in three round trips per target: the claim,
+ * then `BEGIN` + run lock + target update, then the run update + `COMMIT`. Each round trip is one
+ * simple-protocol string (one socket write) of `EXECUTE`s of statements PREPAREd once per
+ * connection, so the server plans them once; their arguments are escaped literals (a string of
+ * several statements cannot carry $n parameters). Prisma stays the typed client everywhere else,
+ * including the careful paths in run-state.ts; rows are mapped to its shapes (RUN_FIELDS and co).
  *
  * Lock order is always the run row first, then its targets. Every transaction that changes a
  * target's status also writes its run row before it commits; `claimTarget` relies on that to
  * know that the target it read is still as it was (see there).
  */
-import type { ControlPlaneDb, ControlPlaneTx } from '../db/control-plane.js';
-import { Prisma } from '../generated/prisma/client.js';
+import pg from 'pg';
+import type { ControlPlanePool } from '../db/control-plane.js';
 import type { MigrationRun, MigrationRunTarget, TenantDatabase } from '../generated/prisma/client.js';
 import {
   RunStatus,
@@ -40,11 +50,11 @@ export interface ClaimedTarget {
  * statement's snapshot saw. Every transaction that changes a target's status writes the run row
  * while holding its lock, so an unchanged `xmin` proves no target changed since the snapshot.
  */
-export async function claimTarget(db: ControlPlaneDb, targetId: string): Promise<ClaimedTarget | null> {
+export async function claimTarget(pool: ControlPlanePool, targetId: string): Promise<ClaimedTarget | null> {
   // Another transaction changed the run between the snapshot and the lock: a fresh snapshot
   // usually succeeds, and is far cheaper than the careful path.
   for (let tries = 0; tries < CLAIM_TRIES; tries += 1) {
-    const claimed = await claimOnce(db, targetId);
+    const claimed = await withHotConnection(pool, (send) => claimOnce(send, targetId));
     if (claimed !== RACED) return claimed;
   }
   return null;
@@ -53,35 +63,9 @@ export async function claimTarget(db: ControlPlaneDb, targetId: string): Promise
 const CLAIM_TRIES = 3;
 const RACED = Symbol('raced');
 
-async function claimOnce(db: ControlPlaneDb, targetId: string): Promise<ClaimedTarget | null | typeof RACED> {
-  const rows = await db.$queryRaw<Record<string, unknown>[]>`
-    WITH s AS (
-      SELECT r.id, r.xmin AS seen, r.status AS run_status, t.status AS target_status
-      FROM control_plane.migration_run_targets t
-      JOIN control_plane.migration_runs r ON r.id = t.run_id
-      WHERE t.id = ${targetId}::uuid
-        AND t.status IN ('queued', 'running') AND r.status IN ('queued', 'running')
-    ), r AS (
-      UPDATE control_plane.migration_runs r SET
-        status = 'running',
-        started_at = coalesce(r.started_at, now()),
-        pending = r.pending - (s.target_status = 'queued')::int,
-        running = r.running + (s.target_status = 'queued')::int
-      FROM s WHERE r.id = s.id AND r.xmin = s.seen
-      RETURNING r.*, s.run_status AS old_run_status
-    ), t AS (
-      UPDATE control_plane.migration_run_targets t SET
-        status = 'running',
-        attempts = t.attempts + 1,
-        started_at = coalesce(t.started_at, now())
-      FROM r WHERE t.id = ${targetId}::uuid AND t.run_id = r.id AND t.status IN ('queued', 'running')
-      RETURNING t.*
-    )
-    SELECT ${RUN_COLUMNS('r', 'r_')}, ${TARGET_COLUMNS('t', 't_')}, ${DATABASE_COLUMNS('d', 'd_')},
-      r.old_run_status = 'queued' AS "runStarted"
-    FROM s LEFT JOIN r ON r.id = s.id LEFT JOIN t ON t.run_id = r.id
-    LEFT JOIN control_plane.tenant_databases d ON d.id = t.tenant_database_id`;
-  const row = rows[0];
+async function claimOnce(send: Send, targetId: string): Promise<ClaimedTarget | null | typeof RACED> {
+  const [claim] = await send(`EXECUTE ${STATEMENTS.claimTarget.name}(${sqlArgs(targetId)})`, 1);
+  const row = claim?.rows[0];
   if (!row) return null;
   if (row.t_id === null) return RACED;
   return {
@@ -90,14 +74,6 @@ async function claimOnce(db: ControlPlaneDb, targetId: string): Promise<ClaimedT
     database: unprefix<TenantDatabase>(row, 'd_'),
     runStarted: row.runStarted === true,
   };
-}
-
-/** Locks the run row for the rest of `tx` and returns it, or null when the run does not exist. */
-export async function lockRunRow(tx: ControlPlaneTx, runId: string): Promise<MigrationRun | null> {
-  const rows = await tx.$queryRaw<MigrationRun[]>`
-    SELECT ${RUN_COLUMNS('r', '')} FROM control_plane.migration_runs r
-    WHERE r.id = ${runId}::uuid FOR UPDATE`;
-  return rows[0] ?? null;
 }
 
 /** How a target ended, with what its row and its tenant database record. */
@@ -128,35 +104,43 @@ interface TargetMove {
 }
 
 /**
- * Records the end of a target in one transaction: locks the run, updates the target and its
- * tenant database (and tenant, for PROVISION), decides from the run's counters, halts or admits
- * the next targets and writes the counters by delta. Returns null when the target had already
- * ended (another delivery finished it). Call inside withRunTransaction.
+ * Records the end of a target in one transaction of two round trips: locks the run, updates the
+ * target and its tenant database (and tenant, for PROVISION), decides from the run's counters,
+ * halts or admits the next targets and writes the counters by delta. Returns null when the
+ * target had already ended (another delivery finished it).
  */
 export async function finishTarget(
-  tx: ControlPlaneTx,
+  pool: ControlPlanePool,
   runId: string,
   targetId: string,
   end: TargetEnd,
 ): Promise<SettleResult | null> {
-  const run = await lockRunRow(tx, runId);
-  if (!run) return null;
-  const rows = await tx.$queryRaw<TargetMove[]>(endTargetSql(run, targetId, end));
-  const move = rows[0];
-  if (!move?.updated || move.status === null) return null;
-
-  // The counts were read before the target's own change: apply it.
-  const before = countsOfRun(run, move);
-  const counts = moveTarget(before, move.status, end.status, move.canary);
-  return applyDecision(tx, run, counts, progressDelta(move.status, end.status));
+  return withHotConnection(pool, async (send) => {
+    // Two statements after BEGIN, not one: the second takes its snapshot after the run lock is
+    // granted, so it sees every target change committed by the lock's previous holders.
+    const [locked, ended] = await send(
+      `BEGIN; EXECUTE ${STATEMENTS.lockRun.name}(${sqlArgs(runId)}); ${endTargetSql(runId, targetId, end)}`,
+      3,
+    ).then((results) => results.slice(1));
+    const run = locked?.rows[0] as MigrationRun | undefined;
+    const move = ended?.rows[0] as TargetMove | undefined;
+    if (!run || !move?.updated || move.status === null) {
+      await send('COMMIT', 1);
+      return null;
+    }
+    // The counts were read before the target's own change: apply it.
+    const before = countsOfRun(run, move);
+    const counts = moveTarget(before, move.status, end.status, move.canary);
+    return applyDecision(send, run, counts, progressDelta(move.status, end.status));
+  });
 }
 
 /**
  * Halts, ends or admits per decideRun and writes the run's counters (`delta` plus the targets
- * this statement skips) and status. The run row must be locked by `tx`.
+ * this statement skips) and status, then commits the transaction that locked the run row.
  */
 async function applyDecision(
-  tx: ControlPlaneTx,
+  send: Send,
   run: MigrationRun,
   counts: ReturnType<typeof countsOfRun>,
   delta: ReturnType<typeof progressDelta>,
@@ -164,106 +148,96 @@ async function applyDecision(
   const decision = decideRun(run, counts);
   const status = decision.halt ? RunStatus.HALTED : (decision.endStatus ?? run.status);
   const ended = decision.endStatus !== null && run.finishedAt === null;
-  const rows = await tx.$queryRaw<(MigrationRun & { admitted: string[] })[]>`
-    WITH halted AS (
-      UPDATE control_plane.migration_run_targets SET status = 'skipped', finished_at = now()
-      WHERE run_id = ${run.id}::uuid AND ${decision.halt}::boolean AND status IN ('pending', 'queued')
-      RETURNING 1
-    ), picked AS (
-      SELECT id FROM control_plane.migration_run_targets
-      WHERE run_id = ${run.id}::uuid AND status = 'pending' AND (${!decision.canaryOnly}::boolean OR canary)
-      ORDER BY position
-      LIMIT ${decision.admit}::int
-      FOR UPDATE SKIP LOCKED
-    ), admitted AS (
-      UPDATE control_plane.migration_run_targets t SET status = 'queued'
-      FROM picked WHERE t.id = picked.id
-      RETURNING t.id, t.position
-    ), r AS (
-      UPDATE control_plane.migration_runs r SET
-        pending = r.pending + ${delta.pending}::int - (SELECT count(*)::int FROM halted),
-        running = r.running + ${delta.running}::int,
-        succeeded = r.succeeded + ${delta.succeeded}::int,
-        failed = r.failed + ${delta.failed}::int,
-        skipped = r.skipped + ${delta.skipped}::int + (SELECT count(*)::int FROM halted),
-        cancelled = r.cancelled + ${delta.cancelled}::int,
-        status = ${status.toLowerCase()}::control_plane.run_status,
-        finished_at = CASE WHEN ${ended}::boolean THEN now() ELSE r.finished_at END
-      WHERE r.id = ${run.id}::uuid
-      RETURNING r.*
-    )
-    SELECT ${RUN_COLUMNS('r', '')}, ARRAY(SELECT id::text FROM admitted ORDER BY position) AS admitted
-    FROM r`;
-  const { admitted, ...updated } = rows[0]!;
+  const args = sqlArgs(
+    run.id,
+    decision.halt,
+    !decision.canaryOnly,
+    decision.admit,
+    delta.pending,
+    delta.running,
+    delta.succeeded,
+    delta.failed,
+    delta.skipped,
+    delta.cancelled,
+    status.toLowerCase(),
+    ended,
+  );
+  const [applied] = await send(`EXECUTE ${STATEMENTS.applyDecision.name}(${args}); COMMIT`, 2);
+  const { admitted, ...updated } = applied!.rows[0] as MigrationRun & { admitted: string[] };
   return { run: updated, admitted, ended, decision };
 }
 
-function endTargetSql(run: MigrationRun, targetId: string, end: TargetEnd): Prisma.Sql {
-  const provision = run.kind === 'PROVISION';
-  const old = Prisma.sql`
-    old AS (
-      SELECT id, status, canary, started_at, tenant_database_id, tenant_id
-      FROM control_plane.migration_run_targets
-      WHERE id = ${targetId}::uuid AND run_id = ${run.id}::uuid
-    )`;
-  const counts = Prisma.sql`
-    SELECT upper(old.status::text) AS status, old.canary, EXISTS (SELECT 1 FROM upd) AS updated,
-      (SELECT count(*)::int FROM control_plane.migration_run_targets
-        WHERE run_id = ${run.id}::uuid AND status = 'queued') AS queued,
-      ${run.canarySize === null ? Prisma.sql`0 AS "canaryUnfinished", 0 AS "canaryFailed"` : canaryCounts(run.id)}
-    FROM old`;
-  const duration = Prisma.sql`(extract(epoch FROM now() - old.started_at) * 1000)::int`;
-  const notEnded = Prisma.sql`old.status NOT IN ('succeeded', 'failed', 'skipped', 'cancelled')`;
+function endTargetSql(runId: string, targetId: string, end: TargetEnd): string {
   if (end.status === TargetStatus.SUCCEEDED) {
-    return Prisma.sql`
-      WITH ${old}, upd AS (
-        UPDATE control_plane.migration_run_targets t SET
-          status = 'succeeded', from_version = ${end.fromVersion}::varchar, to_version = ${end.toVersion}::varchar,
-          applied_versions = ${[...end.appliedVersions]}::text[], planned_sql = ${end.plannedSql}::text,
-          error = NULL, error_code = NULL, finished_at = now(), duration_ms = ${duration}
-        FROM old WHERE t.id = old.id AND ${notEnded}
-        RETURNING t.id
-      ), db AS (
-        UPDATE control_plane.tenant_databases d SET
-          schema_version = ${end.toVersion}::varchar, status = 'active', last_error = NULL
-        FROM old WHERE d.id = old.tenant_database_id AND ${!run.dryRun}::boolean AND EXISTS (SELECT 1 FROM upd)
-        RETURNING d.id
-      ), tn AS (
-        UPDATE control_plane.tenants n SET status = 'active'
-        FROM old WHERE n.tenant_id = old.tenant_id AND ${provision}::boolean AND EXISTS (SELECT 1 FROM upd)
-        RETURNING n.tenant_id
-      )
-      ${counts}`;
+    const args = sqlArgs(
+      targetId,
+      runId,
+      end.fromVersion,
+      end.toVersion,
+      end.appliedVersions,
+      end.plannedSql,
+    );
+    return `EXECUTE ${STATEMENTS.endSucceeded.name}(${args})`;
   }
   const hasReached = end.reached !== undefined;
-  const reached = end.reached ?? null;
-  return Prisma.sql`
-    WITH ${old}, upd AS (
-      UPDATE control_plane.migration_run_targets t SET
-        status = 'failed', applied_versions = ${[...end.appliedVersions]}::text[],
-        to_version = CASE WHEN ${hasReached}::boolean THEN ${reached}::varchar ELSE t.to_version END,
-        error = ${end.error}::text, error_code = ${end.errorCode}::varchar,
-        finished_at = now(), duration_ms = ${duration}
-      FROM old WHERE t.id = old.id AND ${notEnded}
-      RETURNING t.id
-    ), db AS (
-      UPDATE control_plane.tenant_databases d SET
-        last_error = ${end.error}::text,
-        status = CASE WHEN ${provision}::boolean THEN 'error'::control_plane.database_status ELSE d.status END,
-        schema_version = CASE WHEN ${hasReached}::boolean THEN ${reached}::varchar ELSE d.schema_version END
-      FROM old WHERE d.id = old.tenant_database_id AND EXISTS (SELECT 1 FROM upd)
-      RETURNING d.id
-    )
-    ${counts}`;
+  const args = sqlArgs(
+    targetId,
+    runId,
+    end.appliedVersions,
+    hasReached,
+    end.reached ?? null,
+    end.error,
+    end.errorCode,
+  );
+  return `EXECUTE ${STATEMENTS.endFailed.name}(${args})`;
 }
 
-// Served by the partial index idx_run_targets_canary: touches at most canary_size rows.
-function canaryCounts(runId: string): Prisma.Sql {
-  return Prisma.sql`
-    (SELECT count(*)::int FROM control_plane.migration_run_targets
-      WHERE run_id = ${runId}::uuid AND canary AND status IN ('pending', 'queued', 'running')) AS "canaryUnfinished",
-    (SELECT count(*)::int FROM control_plane.migration_run_targets
-      WHERE run_id = ${runId}::uuid AND canary AND status = 'failed') AS "canaryFailed"`;
+/** Sends one simple-protocol string on the checked-out connection; returns the last `count` results. */
+type Send = (sql: string, count: number) => Promise<pg.QueryResult<Record<string, unknown>>[]>;
+
+// Connections that have the STATEMENTS prepared (a connection's prepared statements live as long as it does).
+const prepared = new WeakSet<pg.PoolClient>();
+
+/**
+ * Runs `fn` on one connection of `pool`, PREPAREing STATEMENTS in the first string it sends when
+ * the connection does not have them yet. On any error the connection is closed, not returned:
+ * that rolls back a transaction left open and leaves no doubt about what it has prepared.
+ */
+async function withHotConnection<T>(pool: ControlPlanePool, fn: (send: Send) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  const send: Send = async (sql, count) => {
+    const prefix = prepared.has(client) ? '' : PREPARE_ALL;
+    const result = (await client.query(prefix + sql)) as unknown as
+      pg.QueryResult<Record<string, unknown>> | pg.QueryResult<Record<string, unknown>>[];
+    prepared.add(client);
+    return [result].flat().slice(-count);
+  };
+  try {
+    const value = await fn(send);
+    client.release();
+    return value;
+  } catch (error) {
+    client.release(error instanceof Error ? error : new Error(String(error)));
+    throw error;
+  }
+}
+
+/** Renders values as SQL literals for EXECUTE: every string escaped, numbers checked to be integers. */
+function sqlArgs(...values: readonly (string | number | boolean | null | readonly string[])[]): string {
+  return values.map(sqlLiteral).join(', ');
+}
+
+function sqlLiteral(value: string | number | boolean | null | readonly string[]): string {
+  if (value === null) return 'NULL';
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value)) throw new TypeError(`not an integer: ${value}`);
+    return String(value);
+  }
+  if (typeof value === 'string') return pg.escapeLiteral(value);
+  return value.length === 0
+    ? `'{}'::text[]`
+    : `ARRAY[${value.map((item) => pg.escapeLiteral(item)).join(', ')}]::text[]`;
 }
 
 // Columns as the Prisma client names and spells them ($ stands for the table alias).
@@ -329,16 +303,161 @@ const DATABASE_FIELDS = {
   updatedAt: '$.updated_at',
 } satisfies Record<keyof TenantDatabase, string>;
 
-const RUN_COLUMNS = (alias: string, prefix: string) => columns(RUN_FIELDS, alias, prefix);
-const TARGET_COLUMNS = (alias: string, prefix: string) => columns(TARGET_FIELDS, alias, prefix);
-const DATABASE_COLUMNS = (alias: string, prefix: string) => columns(DATABASE_FIELDS, alias, prefix);
+// Served by the partial index idx_run_targets_canary: touches at most canary_size rows.
+const CANARY_COUNTS = `
+  CASE WHEN run.canary_size IS NULL THEN 0 ELSE (SELECT count(*)::int FROM control_plane.migration_run_targets
+    WHERE run_id = $2::uuid AND canary AND status IN ('pending', 'queued', 'running')) END AS "canaryUnfinished",
+  CASE WHEN run.canary_size IS NULL THEN 0 ELSE (SELECT count(*)::int FROM control_plane.migration_run_targets
+    WHERE run_id = $2::uuid AND canary AND status = 'failed') END AS "canaryFailed"`;
 
-function columns(fields: Record<string, string>, alias: string, prefix: string): Prisma.Sql {
-  return Prisma.raw(
-    Object.entries(fields)
-      .map(([name, expr]) => `${expr.replaceAll('$.', `${alias}.`)} AS "${prefix}${name}"`)
-      .join(', '),
-  );
+// The start of both end statements ($1 target, $2 run): the run's settings and the target as it was.
+const END_HEAD = `
+  WITH run AS (
+    SELECT kind, dry_run, canary_size FROM control_plane.migration_runs WHERE id = $2::uuid
+  ), old AS (
+    SELECT id, status, canary, started_at, tenant_database_id, tenant_id
+    FROM control_plane.migration_run_targets
+    WHERE id = $1::uuid AND run_id = $2::uuid
+  )`;
+
+// The move the target made, and the small counts decideRun needs next to the run's counters.
+const END_TAIL = `
+  SELECT upper(old.status::text) AS status, old.canary, EXISTS (SELECT 1 FROM upd) AS updated,
+    (SELECT count(*)::int FROM control_plane.migration_run_targets
+      WHERE run_id = $2::uuid AND status = 'queued') AS queued,
+    ${CANARY_COUNTS}
+  FROM old, run`;
+
+const DURATION = `(extract(epoch FROM now() - old.started_at) * 1000)::int`;
+const NOT_ENDED = `old.status NOT IN ('succeeded', 'failed', 'skipped', 'cancelled')`;
+
+/** The statements of the hot path, PREPAREd once per connection and run with EXECUTE. */
+const STATEMENTS = {
+  // $1 target.
+  claimTarget: {
+    name: 'hot_claim_target',
+    text: `
+      WITH s AS (
+        SELECT r.id, r.xmin AS seen, r.status AS run_status, t.status AS target_status
+        FROM control_plane.migration_run_targets t
+        JOIN control_plane.migration_runs r ON r.id = t.run_id
+        WHERE t.id = $1::uuid
+          AND t.status IN ('queued', 'running') AND r.status IN ('queued', 'running')
+      ), r AS (
+        UPDATE control_plane.migration_runs r SET
+          status = 'running',
+          started_at = coalesce(r.started_at, now()),
+          pending = r.pending - (s.target_status = 'queued')::int,
+          running = r.running + (s.target_status = 'queued')::int
+        FROM s WHERE r.id = s.id AND r.xmin = s.seen
+        RETURNING r.*, s.run_status AS old_run_status
+      ), t AS (
+        UPDATE control_plane.migration_run_targets t SET
+          status = 'running',
+          attempts = t.attempts + 1,
+          started_at = coalesce(t.started_at, now())
+        FROM r WHERE t.id = $1::uuid AND t.run_id = r.id AND t.status IN ('queued', 'running')
+        RETURNING t.*
+      )
+      SELECT ${columns(RUN_FIELDS, 'r', 'r_')}, ${columns(TARGET_FIELDS, 't', 't_')},
+        ${columns(DATABASE_FIELDS, 'd', 'd_')}, r.old_run_status = 'queued' AS "runStarted"
+      FROM s LEFT JOIN r ON r.id = s.id LEFT JOIN t ON t.run_id = r.id
+      LEFT JOIN control_plane.tenant_databases d ON d.id = t.tenant_database_id`,
+  },
+  // $1 run: locks the run row for the rest of the transaction.
+  lockRun: {
+    name: 'hot_lock_run',
+    text: `SELECT ${columns(RUN_FIELDS, 'r', '')} FROM control_plane.migration_runs r WHERE r.id = $1::uuid FOR UPDATE`,
+  },
+  // $1 target, $2 run, $3 from version, $4 to version, $5 applied versions, $6 planned SQL.
+  endSucceeded: {
+    name: 'hot_end_succeeded',
+    text: `${END_HEAD}, upd AS (
+        UPDATE control_plane.migration_run_targets t SET
+          status = 'succeeded', from_version = $3::varchar, to_version = $4::varchar,
+          applied_versions = $5::text[], planned_sql = $6::text,
+          error = NULL, error_code = NULL, finished_at = now(), duration_ms = ${DURATION}
+        FROM old WHERE t.id = old.id AND ${NOT_ENDED}
+        RETURNING t.id
+      ), db AS (
+        UPDATE control_plane.tenant_databases d SET
+          schema_version = $4::varchar, status = 'active', last_error = NULL
+        FROM old, run WHERE d.id = old.tenant_database_id AND NOT run.dry_run AND EXISTS (SELECT 1 FROM upd)
+        RETURNING d.id
+      ), tn AS (
+        UPDATE control_plane.tenants n SET status = 'active'
+        FROM old, run WHERE n.tenant_id = old.tenant_id AND run.kind = 'provision' AND EXISTS (SELECT 1 FROM upd)
+        RETURNING n.tenant_id
+      )
+      ${END_TAIL}`,
+  },
+  // $1 target, $2 run, $3 applied versions, $4 whether the reached version is known, $5 reached
+  // version, $6 error, $7 error code.
+  endFailed: {
+    name: 'hot_end_failed',
+    text: `${END_HEAD}, upd AS (
+        UPDATE control_plane.migration_run_targets t SET
+          status = 'failed', applied_versions = $3::text[],
+          to_version = CASE WHEN $4::boolean THEN $5::varchar ELSE t.to_version END,
+          error = $6::text, error_code = $7::varchar,
+          finished_at = now(), duration_ms = ${DURATION}
+        FROM old WHERE t.id = old.id AND ${NOT_ENDED}
+        RETURNING t.id
+      ), db AS (
+        UPDATE control_plane.tenant_databases d SET
+          last_error = $6::text,
+          status = CASE WHEN run.kind = 'provision' THEN 'error'::control_plane.database_status ELSE d.status END,
+          schema_version = CASE WHEN $4::boolean THEN $5::varchar ELSE d.schema_version END
+        FROM old, run WHERE d.id = old.tenant_database_id AND EXISTS (SELECT 1 FROM upd)
+        RETURNING d.id
+      )
+      ${END_TAIL}`,
+  },
+  // $1 run, $2 halt, $3 admit non-canaries too, $4 how many to admit, $5..$10 counter deltas
+  // (pending, running, succeeded, failed, skipped, cancelled), $11 status, $12 whether it ends now.
+  applyDecision: {
+    name: 'hot_apply_decision',
+    text: `
+      WITH halted AS (
+        UPDATE control_plane.migration_run_targets SET status = 'skipped', finished_at = now()
+        WHERE run_id = $1::uuid AND $2::boolean AND status IN ('pending', 'queued')
+        RETURNING 1
+      ), picked AS (
+        SELECT id FROM control_plane.migration_run_targets
+        WHERE run_id = $1::uuid AND status = 'pending' AND ($3::boolean OR canary)
+        ORDER BY position
+        LIMIT $4::int
+        FOR UPDATE SKIP LOCKED
+      ), admitted AS (
+        UPDATE control_plane.migration_run_targets t SET status = 'queued'
+        FROM picked WHERE t.id = picked.id
+        RETURNING t.id, t.position
+      ), r AS (
+        UPDATE control_plane.migration_runs r SET
+          pending = r.pending + $5::int - (SELECT count(*)::int FROM halted),
+          running = r.running + $6::int,
+          succeeded = r.succeeded + $7::int,
+          failed = r.failed + $8::int,
+          skipped = r.skipped + $9::int + (SELECT count(*)::int FROM halted),
+          cancelled = r.cancelled + $10::int,
+          status = $11::control_plane.run_status,
+          finished_at = CASE WHEN $12::boolean THEN now() ELSE r.finished_at END
+        WHERE r.id = $1::uuid
+        RETURNING r.*
+      )
+      SELECT ${columns(RUN_FIELDS, 'r', '')}, ARRAY(SELECT id::text FROM admitted ORDER BY position) AS admitted
+      FROM r`,
+  },
+} as const;
+
+const PREPARE_ALL = Object.values(STATEMENTS)
+  .map(({ name, text }) => `PREPARE ${name} AS ${text};\n`)
+  .join('');
+
+function columns(fields: Record<string, string>, alias: string, prefix: string): string {
+  return Object.entries(fields)
+    .map(([name, expr]) => `${expr.replaceAll('$.', `${alias}.`)} AS "${prefix}${name}"`)
+    .join(', ');
 }
 
 function unprefix<T>(row: Record<string, unknown>, prefix: string): T {

@@ -10,8 +10,8 @@ import { loadConfig } from '../../../src/config.js';
 import type { Config } from '../../../src/config.js';
 import { createSecretBox } from '../../../src/crypto/secret-box.js';
 import type { SecretBox } from '../../../src/crypto/secret-box.js';
-import { createControlPlaneDb } from '../../../src/db/control-plane.js';
-import type { ControlPlaneDb } from '../../../src/db/control-plane.js';
+import { createControlPlaneDb, createControlPlanePool } from '../../../src/db/control-plane.js';
+import type { ControlPlaneDb, ControlPlanePool } from '../../../src/db/control-plane.js';
 import { createTenantPools } from '../../../src/db/tenant-pools.js';
 import type { TenantPools } from '../../../src/db/tenant-pools.js';
 import { createLogger } from '../../../src/logger.js';
@@ -63,6 +63,8 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
   const prefix = `t-${randomUUID()}`;
   const connections: Redis[] = [];
   const workers: TargetWorker[] = [];
+  // One per worker, as each worker process has its own.
+  const controlPlanePools: ControlPlanePool[] = [];
   const subscriptions: { stop(): void }[] = [];
   let state:
     Omit<RunHarness, 'database' | 'startWorker' | 'createTenants' | 'recordEvents' | 'redis'> | undefined;
@@ -107,6 +109,7 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
   afterAll(async () => {
     for (const subscription of subscriptions) subscription.stop();
     await Promise.all(workers.map((worker) => worker.close()));
+    await Promise.all(controlPlanePools.map((pool) => pool.end()));
     if (state) {
       await state.queue.close();
       await state.tenantPools.close();
@@ -160,8 +163,14 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
       const s = ready();
       const connection = createRedisConnection(s.config.redisUrl, 'worker');
       connections.push(connection);
+      const controlPlanePool = createControlPlanePool(s.config.databaseUrl, {
+        maxConnections: s.config.workerConcurrency + 2,
+        applicationName: 'test-run-harness-hot-path',
+      });
+      controlPlanePools.push(controlPlanePool);
       const worker = await startTargetWorker({
         ...s,
+        controlPlanePool,
         connection,
         logger: createLogger('silent'),
         ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {}),

@@ -4,7 +4,7 @@
  */
 import { loadConfig } from '../../../src/config.js';
 import { createSecretBox } from '../../../src/crypto/secret-box.js';
-import { createControlPlaneDb } from '../../../src/db/control-plane.js';
+import { createControlPlaneDb, createControlPlanePool } from '../../../src/db/control-plane.js';
 import { createTenantPools } from '../../../src/db/tenant-pools.js';
 import { createLogger } from '../../../src/logger.js';
 import { loadCatalog } from '../../../src/migrations/index.js';
@@ -27,6 +27,10 @@ const events = createRunEventBus({
 });
 await startTargetWorker({
   db,
+  controlPlanePool: createControlPlanePool(config.databaseUrl, {
+    maxConnections: config.workerConcurrency + 2,
+    applicationName: 'test-worker-process-hot-path',
+  }),
   config,
   catalog,
   queue,
