@@ -8,7 +8,7 @@ import { createSecretBox } from './crypto/secret-box.js';
 import { createControlPlaneDb, createControlPlanePool, type ControlPlaneDb } from './db/control-plane.js';
 import { createTenantPools } from './db/tenant-pools.js';
 import type { GraphqlServices } from './graphql/context.js';
-import { createGraphqlServer, createGraphqlYoga, type GraphqlYoga } from './graphql/server.js';
+import type { GraphqlYoga } from './graphql/server.js';
 import { createLogger, type Logger } from './logger.js';
 import { ensureDatabase, loadCatalog, migrateControlPlane } from './migrations/index.js';
 import type { MigrationCatalog } from './migrations/types.js';
@@ -32,7 +32,8 @@ export interface App {
   /** The HTTP server, when the api role runs. */
   readonly server?: Server;
   /** The GraphQL handler; tests call `yoga.fetch`. */
-  readonly yoga: GraphqlYoga;
+  /** The GraphQL server; present with the api role. */
+  readonly yoga?: GraphqlYoga;
   readonly db: ControlPlaneDb;
   readonly catalog: MigrationCatalog;
   readonly events: RunEventBus;
@@ -130,16 +131,24 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       closers.push({ name: 'worker', close: () => started.close() });
     }
 
-    const graphqlDeps = { config, db, services, events, eventsReady, redis: publishClient, logger };
-    let yoga: GraphqlYoga;
+    let yoga: GraphqlYoga | undefined;
     let server: Server | undefined;
     if (options.roles.api) {
-      const graphql = createGraphqlServer(graphqlDeps);
+      // Imported only for the api role: a worker-only process never loads the GraphQL stack,
+      // which keeps tens of MB of code out of its memory.
+      const { createGraphqlServer } = await import('./graphql/server.js');
+      const graphql = createGraphqlServer({
+        config,
+        db,
+        services,
+        events,
+        eventsReady,
+        redis: publishClient,
+        logger,
+      });
       yoga = graphql.yoga;
       server = graphql.server;
       closers.push({ name: 'http server', close: () => graphql.close() });
-    } else {
-      yoga = createGraphqlYoga(graphqlDeps);
     }
 
     async function listen(port = config.port): Promise<number> {

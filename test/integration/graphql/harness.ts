@@ -103,7 +103,7 @@ export function useApiHarness(overrides: Record<string, string> = {}): ApiHarnes
   ) {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (token !== null) headers.authorization = `Bearer ${token}`;
-    const response = await ready(app).yoga.fetch('http://localhost/graphql', {
+    const response = await ready(ready(app).yoga).fetch('http://localhost/graphql', {
       method: 'POST',
       headers,
       body: JSON.stringify({ query, variables }),
