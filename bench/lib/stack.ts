@@ -59,8 +59,9 @@ export async function startService(
 ): Promise<ServiceProcess> {
   // BENCH_PROFILE=1 writes a V8 CPU profile of each service to bench/results/profiles/.
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : [];
-  const child = spawn(process.execPath, [...profile, 'dist/main.js', role], {
-    env: { ...process.env, ...env },
+  const image = await imageEntrypoint();
+  const child = spawn(process.execPath, [...profile, ...image.nodeFlags, 'dist/main.js', role], {
+    env: { ...process.env, ...image.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';
@@ -140,4 +141,18 @@ export async function postgresCpuByDatabase(): Promise<Map<string, number>> {
       totals.set(match[1] as string, (totals.get(match[1] as string) ?? 0) + seconds);
   }
   return totals;
+}
+
+/**
+ * The node flags and environment the Dockerfile runs the service with, so the benchmarks measure
+ * the process as deployed: `ENTRYPOINT ["node", <flags>..., "dist/main.js"]` and its `ENV` lines
+ * that tune the runtime (MALLOC_ARENA_MAX).
+ */
+export async function imageEntrypoint(): Promise<{ nodeFlags: string[]; env: Record<string, string> }> {
+  const dockerfile = await readFile('Dockerfile', 'utf8');
+  const entrypoint = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile)?.[1];
+  const args = entrypoint ? (JSON.parse(entrypoint) as string[]) : ['node', 'dist/main.js'];
+  const nodeFlags = args.slice(1, args.indexOf('dist/main.js'));
+  const arenas = /MALLOC_ARENA_MAX=(\d+)/.exec(dockerfile)?.[1];
+  return { nodeFlags, env: arenas ? { MALLOC_ARENA_MAX: arenas } : {} };
 }
