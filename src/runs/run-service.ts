@@ -7,7 +7,7 @@ import type { ControlPlaneDb, ControlPlaneTx } from '../db/control-plane.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { TenantPools } from '../db/tenant-pools.js';
 import { NotFoundError, PreconditionFailedError, ValidationError } from '../errors.js';
-import type { MigrationRun, Tenant } from '../generated/prisma/client.js';
+import type { MigrationRun, Tenant, TenantDatabase } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { UnknownVersionError, fileNameOf, parseVersion, stampVersion } from '../migrations/index.js';
 import type { MigrationCatalog } from '../migrations/index.js';
@@ -17,14 +17,14 @@ import { ledgerTargetOf } from '../tenants/ledger-target.js';
 import { RunStatus, TargetStatus, isRunActive } from './run-decisions.js';
 import { lockRun, settleRun, withRunTransaction } from './run-state.js';
 import { createScheduler } from './scheduler.js';
-import { selectTargetDatabases } from './target-selection.js';
-import type { SelectedDatabase } from './target-selection.js';
+import { insertSelectedTargets } from './target-selection.js';
 import type {
   Actor,
   ProvisionRequest,
   RunService,
   StartMigrationRunRequest,
   StartRollbackRequest,
+  TenantSelector,
 } from './types.js';
 
 export interface RunServiceDeps {
@@ -54,22 +54,23 @@ export function createRunService(deps: RunServiceDeps): RunService {
     const concurrency = validateConcurrency(request.concurrency ?? config.defaultRunConcurrency);
     const canarySize = validatePositive(request.canarySize, 'canarySize');
     const maxFailures = validatePositive(request.maxFailures, 'maxFailures');
-    const databases = await selectTargetDatabases(db, request.tenants);
-    if (databases.length === 0) throw new PreconditionFailedError('No tenant database matches the selector');
-    const run = await insertRun(db, {
-      kind: 'MIGRATE',
-      targetVersion: file.version,
-      dryRun: request.dryRun ?? false,
-      concurrency,
-      canarySize,
-      maxFailures,
-      transactionMode: request.transactionMode ?? 'PER_TENANT',
-      requestedBy: actor.name,
-      databases,
-    });
+    const run = await insertFleetRun(
+      db,
+      {
+        kind: 'MIGRATE',
+        targetVersion: file.version,
+        dryRun: request.dryRun ?? false,
+        concurrency,
+        canarySize,
+        maxFailures,
+        transactionMode: request.transactionMode ?? 'PER_TENANT',
+        requestedBy: actor.name,
+      },
+      request.tenants,
+    );
     logger.info('migration run created', {
       runId: run.id,
-      targets: databases.length,
+      targets: run.total,
       targetVersion: file.version,
     });
     await dispatch(run.id);
@@ -83,23 +84,24 @@ export function createRunService(deps: RunServiceDeps): RunService {
       throw new ValidationError(`Unknown migration version "${request.targetVersion}"`, 'targetVersion');
     }
     const concurrency = validateConcurrency(request.concurrency ?? config.defaultRunConcurrency);
-    const databases = await selectTargetDatabases(db, request.tenants);
-    if (databases.length === 0) throw new PreconditionFailedError('No tenant database matches the selector');
-    assertReversible(catalog, databases, limit);
-    const run = await insertRun(db, {
-      kind: 'ROLLBACK',
-      targetVersion: file?.version ?? request.targetVersion,
-      dryRun: false,
-      concurrency,
-      canarySize: null,
-      maxFailures: null,
-      transactionMode: 'PER_TENANT',
-      requestedBy: actor.name,
-      databases,
-    });
+    const run = await insertFleetRun(
+      db,
+      {
+        kind: 'ROLLBACK',
+        targetVersion: file?.version ?? request.targetVersion,
+        dryRun: false,
+        concurrency,
+        canarySize: null,
+        maxFailures: null,
+        transactionMode: 'PER_TENANT',
+        requestedBy: actor.name,
+      },
+      request.tenants,
+      (versions) => assertReversible(catalog, versions, limit),
+    );
     logger.info('rollback run created', {
       runId: run.id,
-      targets: databases.length,
+      targets: run.total,
       targetVersion: run.targetVersion,
     });
     await dispatch(run.id);
@@ -226,11 +228,33 @@ interface NewRun {
   readonly maxFailures: number | null;
   readonly transactionMode: 'PER_TENANT' | 'PER_MIGRATION';
   readonly requestedBy: string;
-  readonly databases: readonly SelectedDatabase[];
+  readonly databases: readonly Pick<TenantDatabase, 'id' | 'tenantId' | 'schemaVersion'>[];
 }
 
-function insertRun(db: ControlPlaneDb, run: NewRun): Promise<MigrationRun> {
-  return db.$transaction((tx) => insertRunIn(tx, run));
+/**
+ * Inserts a run and, set-based, one target per selected tenant database, in one transaction;
+ * `check` sees the selected databases' distinct cached versions and may refuse (rolling it all
+ * back). PreconditionFailedError when nothing matches the selector.
+ */
+function insertFleetRun(
+  db: ControlPlaneDb,
+  fields: Omit<NewRun, 'databases'>,
+  selector: TenantSelector | null | undefined,
+  check: (versions: readonly (string | null)[]) => void = () => undefined,
+): Promise<MigrationRun> {
+  return db.$transaction(
+    async (tx) => {
+      const created = await tx.migrationRun.create({ data: { ...fields, status: RunStatus.QUEUED } });
+      const targets = await insertSelectedTargets(tx, created.id, selector, fields.canarySize);
+      if (targets.count === 0) throw new PreconditionFailedError('No tenant database matches the selector');
+      check(targets.versions);
+      return tx.migrationRun.update({
+        where: { id: created.id },
+        data: { total: targets.count, pending: targets.count },
+      });
+    },
+    { timeout: 120_000 },
+  );
 }
 
 /** Inserts the run (QUEUED) and its targets (PENDING, by position, the first `canarySize` canary). */
@@ -275,18 +299,18 @@ function validatePositive(value: number | null | undefined, field: string): numb
  */
 function assertReversible(
   catalog: MigrationCatalog,
-  databases: readonly SelectedDatabase[],
+  versions: readonly (string | null)[],
   limit: bigint,
 ): void {
-  for (const database of databases) {
-    const current = database.schemaVersion === null ? null : parseVersion(database.schemaVersion);
+  for (const version of versions) {
+    const current = version === null ? null : parseVersion(version);
     if (current === null) continue;
     const blocking = catalog.files.find(
       (file) => file.order > limit && file.order <= current && !file.reversible,
     );
     if (blocking) {
       throw new PreconditionFailedError(
-        `Cannot roll back to ${limit}: ${fileNameOf(blocking)} has no down file (tenant database ${database.id}); nothing was changed`,
+        `Cannot roll back to ${limit}: ${fileNameOf(blocking)} has no down file (tenants at version ${version}); nothing was changed`,
       );
     }
   }
