@@ -1,6 +1,14 @@
 import { createPubSub } from 'graphql-yoga';
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
+import { Repeater, SlidingBuffer } from '@repeaterjs/repeater';
 import type { Redis } from 'ioredis';
+
+// Events a subscriber may fall behind by before the oldest undelivered ones are dropped. A
+// subscriber slower than the fleet must not overflow (which would end its stream with an
+// error) nor hold memory without bound; the slots hold references to events shared by every
+// subscriber, so the cost is a pointer each. Progress in every event is current, and the
+// control-plane DB is the record, so a client that lost some can always re-read the run.
+export const SUBSCRIBER_BACKLOG = 4096;
 
 export const RunEventType = {
   SNAPSHOT: 'SNAPSHOT',
@@ -59,9 +67,8 @@ export interface RunEventBusDeps {
 export function createRunEventBus({ publishClient, subscribeClient, prefix }: RunEventBusDeps) {
   const runTopic = `${prefix}:run-events`;
   const tenantTopic = `${prefix}:tenant-events`;
-  const pubSub = createPubSub<Topics>({
-    eventTarget: createRedisEventTarget({ publishClient, subscribeClient }),
-  });
+  const eventTarget = createRedisEventTarget<CustomEvent<RunEvent>>({ publishClient, subscribeClient });
+  const pubSub = createPubSub<Topics>({ eventTarget });
 
   /** Publishes `event` to its run and, when it has one, its tenant. */
   function publish(event: RunEvent): void {
@@ -71,12 +78,24 @@ export function createRunEventBus({ publishClient, subscribeClient, prefix }: Ru
 
   /** Live events of one run, from now on. */
   function subscribeRun(runId: string): AsyncIterableIterator<RunEvent> {
-    return pubSub.subscribe(runTopic, runId) as AsyncIterableIterator<RunEvent>;
+    return subscribeTopic(`${runTopic}:${runId}`);
   }
 
   /** Live events touching one tenant, from now on. */
   function subscribeTenant(tenantId: string): AsyncIterableIterator<RunEvent> {
-    return pubSub.subscribe(tenantTopic, tenantId) as AsyncIterableIterator<RunEvent>;
+    return subscribeTopic(`${tenantTopic}:${tenantId}`);
+  }
+
+  // Topics are named as createPubSub names them (`<routing key>:<id>`); each subscription gets a
+  // buffer of its own (createPubSub would share one buffer instance between all of them).
+  function subscribeTopic(topic: string): AsyncIterableIterator<RunEvent> {
+    return new Repeater<RunEvent>((push, stop) => {
+      const listener = (event: CustomEvent<RunEvent>) => {
+        void push(event.detail);
+      };
+      eventTarget.addEventListener(topic, listener);
+      void stop.then(() => eventTarget.removeEventListener(topic, listener));
+    }, new SlidingBuffer(SUBSCRIBER_BACKLOG));
   }
 
   return { publish, subscribeRun, subscribeTenant };

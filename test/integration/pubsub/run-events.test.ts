@@ -1,0 +1,79 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createRunEventBus, RunEventType, SUBSCRIBER_BACKLOG } from '../../../src/pubsub/run-events.js';
+import type { RunEvent } from '../../../src/pubsub/run-events.js';
+import { createRedisConnection } from '../../../src/redis/connections.js';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+function event(runId: string, type: RunEvent['type'], n: number): RunEvent {
+  const progress = { total: n, pending: 0, running: 0, succeeded: n, failed: 0, skipped: 0, cancelled: 0 };
+  return { type, at: new Date().toISOString(), runId, runStatus: 'RUNNING', progress, version: String(n) };
+}
+
+describe('the run event bus', () => {
+  const prefix = `t-${randomUUID()}`;
+  const publishClient = createRedisConnection(REDIS_URL, 'test-publish');
+  const subscribeClient = createRedisConnection(REDIS_URL, 'test-subscribe');
+  const bus = createRunEventBus({ publishClient, subscribeClient, prefix });
+  const otherSubscribeClient = createRedisConnection(REDIS_URL, 'test-subscribe-2');
+  const other = createRunEventBus({
+    publishClient,
+    subscribeClient: otherSubscribeClient,
+    prefix: `t-${randomUUID()}`,
+  });
+
+  afterAll(() => {
+    // Pub/sub leaves no keys behind; only the connections need closing.
+    for (const client of [publishClient, subscribeClient, otherSubscribeClient]) client.disconnect();
+  });
+
+  it('keeps a subscriber that falls far behind alive: the oldest events go, the newest (RUN_FINISHED) arrive', async () => {
+    const runId = randomUUID();
+    const live = bus.subscribeRun(runId);
+    // A second subscriber reads everything, so the test knows when all events have arrived while
+    // `live` has not read any of them yet.
+    const probe = bus.subscribeRun(runId);
+    const probeFirst = probe.next();
+    const first = live.next();
+    // Let SUBSCRIBE reach Redis before publishing.
+    await subscribeClient.ping();
+    const total = SUBSCRIBER_BACKLOG + 1500;
+    for (let n = 1; n < total; n++) bus.publish(event(runId, RunEventType.MIGRATION_APPLIED, n));
+    bus.publish(event(runId, RunEventType.RUN_FINISHED, total));
+    let probed = [(await probeFirst).value as RunEvent];
+    while (probed.at(-1)?.type !== RunEventType.RUN_FINISHED)
+      probed = [(await probe.next()).value as RunEvent];
+    await probe.return?.();
+    const received: RunEvent[] = [(await first).value as RunEvent];
+    for (;;) {
+      const next = await live.next();
+      if (next.done) break;
+      received.push(next.value);
+      if (next.value.type === RunEventType.RUN_FINISHED) break;
+    }
+    await live.return?.();
+    expect(received.at(-1)?.type).toBe(RunEventType.RUN_FINISHED);
+    expect(received.length).toBeLessThanOrEqual(SUBSCRIBER_BACKLOG + 1);
+    expect(received.length).toBeGreaterThan(SUBSCRIBER_BACKLOG / 2);
+    // What arrives is in publication order.
+    const versions = received.map((e) => Number(e.version));
+    expect(versions).toEqual([...versions].sort((a, b) => a - b));
+  });
+
+  it('delivers events only to the deployment with the same prefix', async () => {
+    const runId = randomUUID();
+    const mine = bus.subscribeRun(runId);
+    const theirs = other.subscribeRun(runId);
+    const mineNext = mine.next();
+    const theirsNext = theirs.next();
+    await subscribeClient.ping();
+    bus.publish(event(runId, RunEventType.RUN_STARTED, 1));
+    // Published after ours on the same connection: if ours leaked across prefixes, it would come first.
+    other.publish(event(runId, RunEventType.RUN_FINISHED, 2));
+    expect(((await mineNext).value as RunEvent).type).toBe(RunEventType.RUN_STARTED);
+    expect(((await theirsNext).value as RunEvent).type).toBe(RunEventType.RUN_FINISHED);
+    await mine.return?.();
+    await theirs.return?.();
+  });
+});
