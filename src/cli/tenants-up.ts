@@ -19,6 +19,7 @@ import { createTargetQueue, queuePrefixOf } from '../queue/target-queue.js';
 import { startTargetWorker } from '../queue/target-worker.js';
 import type { TargetWorker } from '../queue/target-worker.js';
 import { createRedisConnection } from '../redis/connections.js';
+import { createAuditLog } from '../audit/audit-log.js';
 import { createRunService } from '../runs/run-service.js';
 import { assertControlPlaneReady } from './tenant-target.js';
 
@@ -98,15 +99,34 @@ export async function tenantsUpCommand(
       worker = await startTargetWorker({ ...deps, controlPlanePool, connection });
     }
     const service = createRunService(deps);
-    const run = await service.startMigrationRun(
-      {
-        targetVersion: input.to ?? null,
-        tenants: environment ? { environment: [environment] } : null,
-        concurrency,
-        dryRun: input['dry-run'] ?? false,
-      },
-      { name: `cli:${os.userInfo().username}` },
-    );
+    const request = {
+      targetVersion: input.to ?? null,
+      tenants: environment ? { environment: [environment] } : null,
+      concurrency,
+      dryRun: input['dry-run'] ?? false,
+    };
+    const actor = { name: `cli:${os.userInfo().username}` };
+    // The CLI starts runs as the API does, so it leaves the same audit trail.
+    const audit = createAuditLog({ db, logger });
+    const run = await service.startMigrationRun(request, actor).catch(async (error: unknown) => {
+      await audit.record({
+        actor: actor.name,
+        action: 'startMigrationRun',
+        targetType: 'MigrationRun',
+        input: request,
+        outcome: error instanceof AppError ? error.code : 'ERROR',
+        error: error instanceof Error ? error.message : String(error),
+      });
+      throw error;
+    });
+    await audit.record({
+      actor: actor.name,
+      action: 'startMigrationRun',
+      targetType: 'MigrationRun',
+      targetId: run.id,
+      input: request,
+      outcome: 'success',
+    });
     io.out(`run ${run.id}: ${run.total} target(s) to ${run.targetVersion}${run.dryRun ? ' (dry run)' : ''}`);
     if (!worker) io.out('waiting for workers (start one with `npm start` or `npm run start:worker`)');
 

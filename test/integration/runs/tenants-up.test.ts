@@ -32,6 +32,10 @@ describe('tenants up (CLI)', () => {
     expect(bar.at(-1)).toBe('[####################] 3/3 ok 3 failed 0\n');
     const prod = await h.db.tenantDatabase.findMany({ where: { tenant: { environment: 'PRODUCTION' } } });
     expect(prod.every((d) => d.schemaVersion === null)).toBe(true);
+    const audit = await h.db.auditLog.findMany({ where: { action: 'startMigrationRun' } });
+    expect(audit).toHaveLength(1);
+    expect(audit[0]).toMatchObject({ outcome: 'success', targetType: 'MigrationRun' });
+    expect(audit[0]?.actor).toMatch(/^cli:/);
   });
 
   it('exits non-zero and prints the failed targets with their errors', async () => {
