@@ -122,7 +122,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
         buildRunEvent(RunEventType.MIGRATION_APPLIED, run, {
           ...tenantDetails(target),
           version: step.version,
-          message: `${step.version}_${step.name} applied in ${step.executionMs} ms`,
+          message: `${step.version}_${step.name} ${run.kind === 'ROLLBACK' ? 'reverted' : 'applied'} in ${step.executionMs} ms`,
         }),
       );
     };

@@ -103,6 +103,9 @@ interface TargetMove {
   readonly canaryFailed: number;
 }
 
+// Long enough for hundreds of queued finishes of one run, short enough to surface a stuck lock.
+const FINISH_LOCK_TIMEOUT = '30s';
+
 /**
  * Records the end of a target in one transaction of two round trips: locks the run, updates the
  * target and its tenant database (and tenant, for PROVISION), decides from the run's counters,
@@ -118,10 +121,13 @@ export async function finishTarget(
   return withHotConnection(pool, async (send) => {
     // Two statements after BEGIN, not one: the second takes its snapshot after the run lock is
     // granted, so it sees every target change committed by the lock's previous holders.
+    // A finish stuck behind the run lock gives up (55P03, transient): the job is retried, the
+    // retry re-plans from the ledger, finds nothing to do and finishes the target then.
     const [locked, ended] = await send(
-      `BEGIN; EXECUTE ${STATEMENTS.lockRun.name}(${sqlArgs(runId)}); ${endTargetSql(runId, targetId, end)}`,
-      3,
-    ).then((results) => results.slice(1));
+      `BEGIN; SET LOCAL lock_timeout = '${FINISH_LOCK_TIMEOUT}'; ` +
+        `EXECUTE ${STATEMENTS.lockRun.name}(${sqlArgs(runId)}); ${endTargetSql(runId, targetId, end)}`,
+      4,
+    ).then((results) => results.slice(2));
     const run = locked?.rows[0] as MigrationRun | undefined;
     const move = ended?.rows[0] as TargetMove | undefined;
     if (!run || !move?.updated || move.status === null) {

@@ -1,7 +1,8 @@
-import type { MigrationRun, Prisma } from '../../generated/prisma/client.js';
+import type { Prisma } from '../../generated/prisma/client.js';
 import { ValidationError as AppValidationError } from '../../errors.js';
 import type { RunProgress } from '../../pubsub/run-events.js';
 import type { TenantSelector } from '../../runs/types.js';
+import { progressOfRun } from '../../runs/run-decisions.js';
 import { builder } from '../builder.js';
 import { tryDecodeId } from '../ids.js';
 import { actorOf, cleanQuery } from '../prisma-query.js';
@@ -19,19 +20,7 @@ import './migration-run-target.js';
 import { StampTenantSuccess } from './tenant.js';
 
 /** A run's progress from its counters (queued targets count as pending). */
-export function progressOf(
-  run: Pick<MigrationRun, 'total' | 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled'>,
-): RunProgress {
-  return {
-    total: run.total,
-    pending: run.pending,
-    running: run.running,
-    succeeded: run.succeeded,
-    failed: run.failed,
-    skipped: run.skipped,
-    cancelled: run.cancelled,
-  };
-}
+export const progressOf = progressOfRun;
 
 export const RunProgressRef = builder.objectRef<RunProgress>('RunProgress').implement({
   fields: (t) => ({
