@@ -105,6 +105,7 @@ async function benchFleetRollout(options: BenchOptions, upSql: string[]): Promis
       pushGoal('B5', `peak RSS ${role} (N=${n})`, mb, 'MB', '< 250', mb < 250);
     }
     rows.push({ case: 'B1', metric: `control plane, N=${n}`, value: round(n / seconds), unit: 'tenants/s' });
+    if (options.skipBaselines) return;
     const raw1 = await baseline('raw1', n, (url, schemas) => runRawFloor(url, upSql, schemas, 1));
     const raw4 = await baseline('raw4', n, (url, schemas) => runRawFloor(url, upSql, schemas, 4));
     const peer = await baseline('npm', n, (url, schemas) => runNodePgMigrate(url, CATALOG_DIR, schemas, 4));

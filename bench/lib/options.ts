@@ -15,20 +15,24 @@ export interface BenchOptions {
   readonly workerConcurrency: number;
   readonly workers: number;
   readonly outDir: string;
+  /** Skip B1's raw-floor and node-pg-migrate baselines (for a memory-only run at size). */
+  readonly skipBaselines: boolean;
 }
 
 const USAGE = `usage: npm run bench -- [--cases B1,B2,B3,B4,B5] [--tenants 1000] [--query-tenants 10000]
   [--provisions 100] [--subscribers 500] [--fanout-targets 1000] [--run-concurrency 8]
-  [--worker-concurrency 8] [--workers 1] [--quick] [--out bench/results]
+  [--worker-concurrency 8] [--workers 1] [--quick] [--skip-baselines] [--out bench/results]
   --quick: tiny sizes for a smoke run (tenants 20, query-tenants 200, provisions 5, subscribers 10, fanout-targets 20)`;
 
 /** Parses argv; throws with the usage text on anything unknown. */
 export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   const values = new Map<string, string>();
   let quick = false;
+  let skipBaselines = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (arg === '--quick') quick = true;
+    else if (arg === '--skip-baselines') skipBaselines = true;
     else if (arg === '--help' || arg === '-h') throw new Error(USAGE);
     else if (arg.startsWith('--') && argv[i + 1] !== undefined) values.set(arg.slice(2), argv[++i] as string);
     else throw new Error(`unknown argument ${arg}\n${USAGE}`);
@@ -67,5 +71,6 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     workers: int('workers', 1, 1),
     cases,
     outDir: values.get('out') ?? 'bench/results',
+    skipBaselines,
   };
 }
