@@ -5,32 +5,17 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Config } from '../config.js';
-import type { SecretBox } from '../crypto/secret-box.js';
-import type { ControlPlaneDb, ControlPlanePool } from '../db/control-plane.js';
-import type { TenantPools } from '../db/tenant-pools.js';
-import type { Logger } from '../logger.js';
-import type { MigrationCatalog } from '../migrations/index.js';
-import type { RunEventBus } from '../pubsub/run-events.js';
 import { TargetFailedError, createTargetProcessor } from '../runs/target-processor.js';
+import type { TargetProcessorDeps } from '../runs/target-processor.js';
 import { createReconciler } from './reconciler.js';
 import type { ReconcileReport } from './reconciler.js';
 import { TARGET_JOB_ATTEMPTS, TARGET_QUEUE_NAME } from './target-queue.js';
-import type { TargetJobData, TargetQueue } from './target-queue.js';
+import type { TargetJobData } from './target-queue.js';
 
-export interface TargetWorkerDeps {
-  readonly db: ControlPlaneDb;
-  /** The control-plane connections for claiming and finishing targets; the caller closes it after the worker. */
-  readonly controlPlanePool: ControlPlanePool;
-  readonly config: Config;
-  readonly catalog: MigrationCatalog;
-  readonly events: RunEventBus;
-  readonly tenantPools: TenantPools;
-  readonly secretBox: SecretBox;
-  readonly queue: TargetQueue;
+/** What the processor needs (the caller closes `controlPlanePool` after the worker), plus the Worker's own. */
+export interface TargetWorkerDeps extends TargetProcessorDeps {
   /** A connection for the Worker's blocking commands (BullMQ duplicates it as needed). */
   readonly connection: Redis;
-  readonly logger: Logger;
   /**
    * How long a job's lock lasts without renewal: a worker that died is noticed after about this
    * long. Default BullMQ's 30 s; tests shorten it.
