@@ -37,6 +37,12 @@ async function main(): Promise<void> {
     );
   }
   if (config.authDisabled) logger.warn('AUTH_DISABLED: every request is ADMIN');
+  else if (!config.bootstrapAdminToken && config.nodeEnv !== 'production') {
+    // The first login on a fresh machine: say how, without ever putting a token in a log.
+    logger.info(
+      'no BOOTSTRAP_ADMIN_TOKEN set: export one (16+ characters) or AUTH_DISABLED=true for a first login',
+    );
+  }
 
   const app: App = await createApp(config, { roles: ROLES[roleName as RoleName], logger });
   if (app.server) {
