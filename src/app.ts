@@ -83,6 +83,9 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     const publishClient = redis('publish', true);
     const subscribeClient = redis('subscribe');
     const queueConnection = redis('queue', true);
+    // Ready before the first subscription: a SUBSCRIBE queued while the subscriber connection is
+    // still connecting can overtake ioredis's ready check, which then fails in subscriber mode.
+    await Promise.all([publishClient.ping(), subscribeClient.ping()]);
     const events = createRunEventBus({ publishClient, subscribeClient, prefix: config.redisPrefix });
     // Commands on one connection run in order: once a PING answers, every SUBSCRIBE sent before it is live.
     const eventsReady = async () => {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRunEventBus, RunEventType, SUBSCRIBER_BACKLOG } from '../../../src/pubsub/run-events.js';
 import type { RunEvent } from '../../../src/pubsub/run-events.js';
 import { createRedisConnection } from '../../../src/redis/connections.js';
@@ -21,6 +21,12 @@ describe('the run event bus', () => {
     publishClient,
     subscribeClient: otherSubscribeClient,
     prefix: `t-${randomUUID()}`,
+  });
+
+  beforeAll(async () => {
+    // As in the service, connections are ready before anyone subscribes: a SUBSCRIBE queued
+    // while connecting can overtake ioredis's ready check, which then fails in subscriber mode.
+    await Promise.all([publishClient, subscribeClient, otherSubscribeClient].map((client) => client.ping()));
   });
 
   afterAll(() => {
