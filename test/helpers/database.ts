@@ -10,6 +10,10 @@ import { schemaLockKey } from '../../src/migrations/index.js';
 import type { MigrationTarget } from '../../src/migrations/index.js';
 import { controlPlaneTemplateName, testServerUrl } from './template.js';
 
+// How long a file's teardown waits for its sessions to close before dropping the database.
+const SESSION_DRAIN_MS = 3000;
+const SESSION_POLL_MS = 25;
+
 /** Options of `useTestDatabase`. */
 export interface TestDatabaseOptions {
   /** Clone the migrated control-plane template instead of starting empty. */
@@ -51,9 +55,19 @@ export function useTestDatabase(options: TestDatabaseOptions = {}): TestDatabase
     await pool?.end();
     if (name) {
       const database = name;
-      await withConnection(testServerUrl(), (client) =>
-        client.query(`DROP DATABASE IF EXISTS ${quoteDatabase(database)} WITH (FORCE)`),
-      );
+      await withConnection(testServerUrl(), async (client) => {
+        // pg-pool's end() resolves before its sockets have closed; give those sessions a moment
+        // to leave on their own, or FORCE kills them and their clients raise an unhandled 57P01.
+        for (let waited = 0; waited < SESSION_DRAIN_MS; waited += SESSION_POLL_MS) {
+          const { rows } = await client.query<{ n: number }>(
+            'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1',
+            [database],
+          );
+          if (rows[0]?.n === 0) break;
+          await new Promise((resolve) => setTimeout(resolve, SESSION_POLL_MS));
+        }
+        await client.query(`DROP DATABASE IF EXISTS ${quoteDatabase(database)} WITH (FORCE)`);
+      });
     }
   });
 
