@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { captureError } from '../../helpers/errors.js';
 import {
   CatalogError,
   UnknownVersionError,
@@ -100,12 +101,3 @@ describe('isTransactional', () => {
     expect(isTransactional('-- migrate:no-transactions\nSELECT 1;')).toBe(true);
   });
 });
-
-function captureError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected an error');
-}

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { captureError } from '../../helpers/errors.js';
 import {
   DriftError,
   DriftKind,
@@ -142,12 +143,3 @@ describe('groupSteps', () => {
     expect(renderPlanSql(planUp(mixed, planUp(mixed, []).steps.map((f) => ({ version: f.version, name: f.name, checksum: f.checksum, appliedAt: new Date(0), executionMs: 0 }))))).toContain('Nothing to do');
   });
 });
-
-function captureError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected an error');
-}
