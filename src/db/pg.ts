@@ -1,9 +1,8 @@
 /**
- * Small `pg` helpers shared by the migration engine and the CLI: identifier checks, scoped
- * clients and server URLs. Everything here is driver-level; nothing knows about tenants.
+ * Small `pg` helpers shared by the migration engine and the CLI: identifier checks and
+ * short-lived connections. Everything here is driver-level; nothing knows about tenants.
  */
 import pg from 'pg';
-import type { Pool, PoolClient } from 'pg';
 import { ValidationError } from '../errors.js';
 
 // Lowercase only, so the quoted name equals what an unquoted name in a migration file would fold to.
@@ -31,26 +30,6 @@ export function quoteSchema(schema: string): string {
 export function quoteDatabase(database: string): string {
   if (!DATABASE_NAME.test(database)) throw new InvalidIdentifierError('database', database);
   return pg.escapeIdentifier(database);
-}
-
-/** Whether `schema` is an acceptable schema name. */
-export function isValidSchemaName(schema: string): boolean {
-  return SCHEMA_NAME.test(schema);
-}
-
-/** Runs `fn` with a client checked out of `pool`, released in `finally` (destroyed if `fn` threw). */
-export async function withClient<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let failure: Error | undefined;
-  try {
-    return await fn(client);
-  } catch (error) {
-    failure = error instanceof Error ? error : new Error(String(error));
-    throw error;
-  } finally {
-    // A client that failed mid-transaction may be in any state: drop it rather than reuse it.
-    client.release(failure);
-  }
 }
 
 /** Runs `fn` on a short-lived single connection to `url`, closed in `finally`. */

@@ -1,5 +1,4 @@
-import { decodeGlobalID, encodeGlobalID } from '@pothos/plugin-relay';
-import { GraphQLError } from 'graphql';
+import { decodeGlobalID } from '@pothos/plugin-relay';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -11,20 +10,4 @@ export function tryDecodeId(globalId: string | number, typename: string): string
   } catch {
     return null;
   }
-}
-
-/** Like tryDecodeId, but a malformed id is a GraphQL error (code BAD_USER_INPUT) naming `argument`. */
-export function decodeId(globalId: string | number, typename: string, argument = 'id'): string {
-  const id = tryDecodeId(globalId, typename);
-  if (id === null) {
-    throw new GraphQLError(`"${argument}" is not a valid ${typename} id`, {
-      extensions: { code: 'BAD_USER_INPUT' },
-    });
-  }
-  return id;
-}
-
-/** The global id of a `typename` row. */
-export function encodeId(typename: string, id: string): string {
-  return encodeGlobalID(typename, id);
 }

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { PoolClient } from 'pg';
 import { fileNameOf } from './catalog.js';
 import { MigrationFailedError } from './errors.js';
+import { isStepTransactional } from './planner.js';
 import {
   deleteLedgerEntries,
   deleteLedgerEntry,
@@ -116,7 +117,7 @@ async function runFile(
 ): Promise<AppliedStep> {
   const sql = direction === 'up' ? file.upSql : file.downSql;
   if (sql === null) throw new Error(`${fileNameOf(file)} has no down file (planDown should have refused)`);
-  const transactional = direction === 'up' ? file.transactional : file.downTransactional;
+  const transactional = isStepTransactional({ direction }, file);
   const started = performance.now();
   if (transactional) {
     await runSql(client, schema, file, direction, sql, sql, 0);

@@ -6,7 +6,7 @@ import type { Pool, PoolClient } from 'pg';
 import { quoteSchema } from '../db/pg.js';
 import { BatchFailedError, applyFile, applyGroup, applyGroupBatched } from './apply-file.js';
 import { ensureAndReadLedger, ensureAndReadLedgerSql, ledgerFromResults, readLedger } from './ledger.js';
-import { assertNoDrift, groupSteps, planDown, planUp } from './planner.js';
+import { assertNoDrift, groupSteps, isStepTransactional, planDown, planUp } from './planner.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, withTargetSession, withTargetTransaction } from './target-session.js';
 import { TransactionMode } from './types.js';
 import type {
@@ -104,8 +104,7 @@ async function run(
       const group = groups[0];
       const first = group?.[0];
       if (!group || !first) return { kind: 'done', fromVersion: plan.fromVersion, toVersion: plan.fromVersion };
-      const transactional = direction === 'up' ? first.transactional : first.downTransactional;
-      if (!transactional) return { kind: 'alone', fromVersion: plan.fromVersion, file: first };
+      if (!isStepTransactional(plan, first)) return { kind: 'alone', fromVersion: plan.fromVersion, file: first };
       let applied: AppliedStep[];
       if (batched) {
         const batch = await applyGroupBatched(client, target.schema, group);
