@@ -1,7 +1,10 @@
 import type { ControlPlaneDb } from '../db/control-plane.js';
+import type { SubscriptionFanoutStats } from './subscription-fanout.js';
+
+const NO_FANOUT: SubscriptionFanoutStats = { executions: 0, sharedResults: 0, sseWrites: 0, sseEvents: 0 };
 
 /** In-process counters for `/metrics`, rendered in the Prometheus text format. */
-export function createMetrics() {
+export function createMetrics(fanout: Readonly<SubscriptionFanoutStats> = NO_FANOUT) {
   const httpRequests = new Map<string, number>();
   const graphqlOperations = new Map<string, number>();
 
@@ -34,6 +37,18 @@ export function createMetrics() {
       '# HELP graphql_operations_total GraphQL operations executed, by operation type.',
       '# TYPE graphql_operations_total counter',
       ...[...graphqlOperations].map(([labels, value]) => `graphql_operations_total{${labels}} ${value}`),
+      '# HELP graphql_subscription_event_executions_total Subscription events executed (once per event and distinct operation).',
+      '# TYPE graphql_subscription_event_executions_total counter',
+      `graphql_subscription_event_executions_total ${fanout.executions}`,
+      '# HELP graphql_subscription_shared_results_total Subscription events served from a shared execution.',
+      '# TYPE graphql_subscription_shared_results_total counter',
+      `graphql_subscription_shared_results_total ${fanout.sharedResults}`,
+      '# HELP sse_events_total Events sent on Server-Sent Events streams.',
+      '# TYPE sse_events_total counter',
+      `sse_events_total ${fanout.sseEvents}`,
+      '# HELP sse_writes_total Socket chunks written to Server-Sent Events streams (one or more events each).',
+      '# TYPE sse_writes_total counter',
+      `sse_writes_total ${fanout.sseWrites}`,
     ];
     const runs = await db.migrationRun.groupBy({ by: ['status'], _count: { _all: true } });
     lines.push(

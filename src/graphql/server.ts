@@ -13,6 +13,7 @@ import type { RunEventBus } from '../pubsub/run-events.js';
 import type { GraphqlContext, GraphqlServices } from './context.js';
 import { createMetrics } from './metrics.js';
 import { buildSchema } from './schema.js';
+import { createSubscriptionFanout, type SubscriptionFanout } from './subscription-fanout.js';
 
 // Expected failures whose message is meant for the caller; everything else is masked.
 const PUBLIC_APP_ERROR_CODES = new Set(['VALIDATION', 'NOT_FOUND', 'CONFLICT', 'PRECONDITION_FAILED']);
@@ -49,6 +50,8 @@ export interface GraphqlServer {
 export function createGraphqlYoga(
   deps: Omit<GraphqlServerDeps, 'redis'>,
   plugins: Plugin[] = [],
+  // Many clients watching one run share each event's execution and encoding.
+  fanout: SubscriptionFanout = createSubscriptionFanout(),
 ): GraphqlYoga {
   const { config, db, services, events, eventsReady, logger } = deps;
   return createYoga<ServerContext, GraphqlContext>({
@@ -56,7 +59,7 @@ export function createGraphqlYoga(
     graphqlEndpoint: '/graphql',
     graphiql: config.nodeEnv !== 'production',
     landingPage: false,
-    plugins,
+    plugins: [fanout.plugin, ...plugins],
     logging: {
       debug: (...args) => logger.debug(String(args[0]), { details: args.slice(1) }),
       info: (...args) => logger.info(String(args[0]), { details: args.slice(1) }),
@@ -88,7 +91,8 @@ export function createGraphqlYoga(
 /** The yoga instance, an http.Server around it with health and metrics, and graphql-ws on /graphql. */
 export function createGraphqlServer(deps: GraphqlServerDeps): GraphqlServer {
   const { db, redis, logger } = deps;
-  const metrics = createMetrics();
+  const fanout = createSubscriptionFanout();
+  const metrics = createMetrics(fanout.stats);
   const countOperations: Plugin = {
     onExecute: ({ args }) => countOperation(args),
     onSubscribe: ({ args }) => countOperation(args),
@@ -96,7 +100,7 @@ export function createGraphqlServer(deps: GraphqlServerDeps): GraphqlServer {
   function countOperation(args: ExecutionArgs): void {
     metrics.countGraphqlOperation(getOperationAST(args.document, args.operationName)?.operation ?? 'unknown');
   }
-  const yoga = createGraphqlYoga(deps, [countOperations]);
+  const yoga = createGraphqlYoga(deps, [countOperations], fanout);
 
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';

@@ -1,7 +1,7 @@
 import { createPubSub } from 'graphql-yoga';
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
-import { Repeater, SlidingBuffer } from '@repeaterjs/repeater';
 import type { Redis } from 'ioredis';
+import { createEventQueue } from './event-queue.js';
 
 // Events a subscriber may fall behind by before the oldest undelivered ones are dropped. A
 // subscriber slower than the fleet must not overflow (which would end its stream with an
@@ -87,15 +87,14 @@ export function createRunEventBus({ publishClient, subscribeClient, prefix }: Ru
   }
 
   // Topics are named as createPubSub names them (`<routing key>:<id>`); each subscription gets a
-  // buffer of its own (createPubSub would share one buffer instance between all of them).
+  // backlog of its own (createPubSub would share one buffer instance between all of them).
   function subscribeTopic(topic: string): AsyncIterableIterator<RunEvent> {
-    return new Repeater<RunEvent>((push, stop) => {
-      const listener = (event: CustomEvent<RunEvent>) => {
-        void push(event.detail);
-      };
-      eventTarget.addEventListener(topic, listener);
-      void stop.then(() => eventTarget.removeEventListener(topic, listener));
-    }, new SlidingBuffer(SUBSCRIBER_BACKLOG));
+    const listener = (event: CustomEvent<RunEvent>) => queue.push(event.detail);
+    const queue = createEventQueue<RunEvent>(SUBSCRIBER_BACKLOG, () =>
+      eventTarget.removeEventListener(topic, listener),
+    );
+    eventTarget.addEventListener(topic, listener);
+    return queue;
   }
 
   return { publish, subscribeRun, subscribeTenant };
