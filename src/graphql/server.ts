@@ -18,6 +18,8 @@ import { createSubscriptionFanout, type SubscriptionFanout } from './subscriptio
 // Expected failures whose message is meant for the caller; everything else is masked.
 const PUBLIC_APP_ERROR_CODES = new Set(['VALIDATION', 'NOT_FOUND', 'CONFLICT', 'PRECONDITION_FAILED']);
 const READY_TIMEOUT_MS = 2000;
+// yoga's own wording for a masked error.
+const UNEXPECTED_ERROR_MESSAGE = 'Unexpected error.';
 
 export interface GraphqlServerDeps {
   readonly config: Pick<Config, 'nodeEnv'>;
@@ -51,7 +53,7 @@ export function createGraphqlYoga(
   deps: Omit<GraphqlServerDeps, 'redis'>,
   plugins: Plugin[] = [],
   // Many clients watching one run share each event's execution and encoding.
-  fanout: SubscriptionFanout = createSubscriptionFanout(),
+  fanout: SubscriptionFanout = createSubscriptionFanoutFor(deps.logger),
 ): GraphqlYoga {
   const { config, db, services, events, eventsReady, logger } = deps;
   return createYoga<ServerContext, GraphqlContext>({
@@ -91,7 +93,7 @@ export function createGraphqlYoga(
 /** The yoga instance, an http.Server around it with health and metrics, and graphql-ws on /graphql. */
 export function createGraphqlServer(deps: GraphqlServerDeps): GraphqlServer {
   const { db, redis, logger } = deps;
-  const fanout = createSubscriptionFanout();
+  const fanout = createSubscriptionFanoutFor(logger);
   const metrics = createMetrics(fanout.stats);
   const countOperations: Plugin = {
     onExecute: ({ args }) => countOperation(args),
@@ -175,6 +177,12 @@ export function createGraphqlServer(deps: GraphqlServerDeps): GraphqlServer {
   }
 
   return { yoga, server, close };
+}
+
+function createSubscriptionFanoutFor(logger: Logger): SubscriptionFanout {
+  return createSubscriptionFanout({
+    maskError: (error) => maskError(error, UNEXPECTED_ERROR_MESSAGE, logger) as GraphQLError,
+  });
 }
 
 function maskError(error: unknown, message: string, logger: Logger): Error {

@@ -2,37 +2,47 @@
  * Serving one run's events to hundreds of subscribers at once.
  *
  * graphql-js executes every event once per subscriber and yoga writes each one to its socket as
- * two separate chunks: with 500 dashboards on a 1,000-tenant run that is 3.5 million executions
- * and 7 million socket writes. This plugin keeps the GraphQL semantics and removes the repetition:
+ * two chunks, through four layers of async iteration per subscriber: with 500 dashboards on a
+ * 1,000-tenant run that is 3.5 million executions, 7 million socket writes and tens of millions
+ * of promises. This plugin keeps the GraphQL semantics and removes the repetition:
  *
  * - Shared execution: an event published on the bus is one object shared by every listener of
  *   the process, so its execution result is remembered per (event, operation, variables, role)
  *   and every subscriber asking the same thing gets the same result object. Events that are not
- *   shared (each subscriber's own SNAPSHOT) execute as before.
- * - SSE encoding once and coalesced writes: a result is encoded to its `event: next` bytes once
- *   (remembered per result object), and each stream writes whatever accumulated at most every
- *   SSE_FLUSH_INTERVAL_MS (at once when it was idle), as one chunk. A stream whose client
- *   does not read stops pulling events, so the per-subscriber sliding backlog of the event bus
- *   bounds what it holds.
+ *   shared (each subscriber's own SNAPSHOT) execute alone. WebSocket subscriptions share too.
+ * - SSE without per-event promises: when a subscription's source is an EventQueue (ours are),
+ *   its SSE stream drains the queue itself: the queue says values are there, and the stream
+ *   takes all of them at once, executes (shared), encodes each result once (shared across
+ *   streams) and writes what accumulated as one chunk, at most every SSE_FLUSH_INTERVAL_MS
+ *   (at once when the stream was idle). It takes nothing while its client is not reading, so
+ *   the queue's sliding backlog bounds what a slow client holds.
  */
 import {
+  createSourceEventStream,
   execute,
   getOperationAST,
   type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,
+  type GraphQLError,
 } from 'graphql';
-import { createSourceEventStream } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { isEventQueue, type EventQueue } from '../pubsub/event-queue.js';
 import type { GraphqlContext } from './context.js';
 
 /** The longest a ready event waits so that it can share a socket write with the ones behind it. */
-export const SSE_FLUSH_INTERVAL_MS = 25;
+export const SSE_FLUSH_INTERVAL_MS = 50;
 /** Comment line sent when nothing else was, so proxies keep an idle stream open. */
 export const SSE_KEEPALIVE_INTERVAL_MS = 12_000;
 
-const KEEPALIVE = new TextEncoder().encode(':\n\n');
-const COMPLETE = new TextEncoder().encode('event: complete\ndata:\n\n');
+const KEEPALIVE = Buffer.from(':\n\n');
+const COMPLETE = Buffer.from('event: complete\ndata:\n\n');
+const SSE_HEADERS = {
+  'Content-Type': 'text/event-stream',
+  Connection: 'keep-alive',
+  'Cache-Control': 'no-cache',
+  'Content-Encoding': 'none',
+};
 
 type MaybePromise<T> = T | Promise<T>;
 
@@ -43,8 +53,13 @@ export interface SubscriptionFanoutStats {
   sharedResults: number;
   /** Socket chunks written to SSE streams (each holding one or more events). */
   sseWrites: number;
-  /** Events encoded into SSE streams. */
+  /** Events sent on SSE streams. */
   sseEvents: number;
+}
+
+export interface SubscriptionFanoutOptions {
+  /** What a subscriber sees of an error raised while executing an event (yoga's error masking). */
+  readonly maskError: (error: GraphQLError) => GraphQLError;
 }
 
 export interface SubscriptionFanout {
@@ -53,11 +68,18 @@ export interface SubscriptionFanout {
   readonly stats: Readonly<SubscriptionFanoutStats>;
 }
 
+/** A subscription whose source is an EventQueue, as its SSE stream needs it. */
+interface QueuedSubscription {
+  readonly queue: EventQueue<unknown>;
+  readonly resultOf: (payload: unknown) => MaybePromise<ExecutionResult>;
+}
+
 /** The yoga plugin and its counters. */
-export function createSubscriptionFanout(): SubscriptionFanout {
+export function createSubscriptionFanout({ maskError }: SubscriptionFanoutOptions): SubscriptionFanout {
   const stats: SubscriptionFanoutStats = { executions: 0, sharedResults: 0, sseWrites: 0, sseEvents: 0 };
   const sharedResults = new WeakMap<object, Map<string, MaybePromise<ExecutionResult>>>();
   const documentIds = new WeakMap<DocumentNode, number>();
+  const queuedByRequest = new WeakMap<Request, QueuedSubscription>();
   let nextDocumentId = 1;
 
   function sharingKey(args: ExecutionArgs): string {
@@ -67,7 +89,8 @@ export function createSubscriptionFanout(): SubscriptionFanout {
       documentIds.set(args.document, documentId);
     }
     const role = (args.contextValue as Partial<GraphqlContext> | undefined)?.principal?.role ?? '-';
-    return `${documentId}\u0000${args.operationName ?? ''}\u0000${role}\u0000${JSON.stringify(args.variableValues ?? {})}`;
+    const variables = JSON.stringify(args.variableValues ?? {});
+    return `${documentId}\u0000${args.operationName ?? ''}\u0000${role}\u0000${variables}`;
   }
 
   function executeEvent(args: ExecutionArgs, key: string, payload: unknown): MaybePromise<ExecutionResult> {
@@ -89,14 +112,21 @@ export function createSubscriptionFanout(): SubscriptionFanout {
     }
   }
 
-  // graphql's own subscribe() with the per-event execute shared; same errors, same ordering.
+  // graphql's own subscribe() with the per-event execution shared; same errors, same order.
   async function subscribeShared(
     args: ExecutionArgs,
   ): Promise<AsyncGenerator<ExecutionResult> | ExecutionResult> {
     const source = await createSourceEventStream(args);
     if (!isAsyncIterable(source)) return source;
     const key = sharingKey(args);
-    return mapEvents(source[Symbol.asyncIterator](), (payload) => executeEvent(args, key, payload));
+    const resultOf = (payload: unknown) => executeEvent(args, key, payload);
+    const request = (args.contextValue as { request?: Request } | undefined)?.request;
+    if (request && isEventQueue(source)) queuedByRequest.set(request, { queue: source, resultOf });
+    return mapEvents(source[Symbol.asyncIterator](), resultOf);
+  }
+
+  function maskResult(result: ExecutionResult): ExecutionResult {
+    return result.errors?.length ? { ...result, errors: result.errors.map(maskError) } : result;
   }
 
   const plugin: Plugin = {
@@ -105,18 +135,16 @@ export function createSubscriptionFanout(): SubscriptionFanout {
       if (operation?.operation === 'subscription') setSubscribeFn(subscribeShared as never);
     },
     onResultProcess({ request, result, setResultProcessor }) {
-      if (!isAsyncIterable(result) || !acceptsEventStream(request)) return;
+      const queued = queuedByRequest.get(request);
+      if (!queued || !isAsyncIterable(result) || !acceptsEventStream(request)) return;
+      // The stream drains the queue itself; yoga's iterator over it is only closed.
+      const iterator = result[Symbol.asyncIterator]();
       setResultProcessor(
-        (iterable, fetchAPI) =>
-          new fetchAPI.Response(sseStream(iterable as AsyncIterable<ExecutionResult>, fetchAPI, stats), {
-            status: 200,
-            headers: {
-              'Content-Type': 'text/event-stream',
-              Connection: 'keep-alive',
-              'Cache-Control': 'no-cache',
-              'Content-Encoding': 'none',
-            },
-          }),
+        (_result, fetchAPI) =>
+          new fetchAPI.Response(
+            queuedSseStream(queued, () => void iterator.return?.(), maskResult, fetchAPI, stats),
+            { status: 200, headers: SSE_HEADERS },
+          ),
         'text/event-stream',
       );
     },
@@ -140,13 +168,12 @@ async function* mapEvents<T>(
 }
 
 // One encoding of a result for every stream that sends it.
-const encodedResults = new WeakMap<object, Uint8Array>();
-const encoder = new TextEncoder();
+const encodedResults = new WeakMap<object, Buffer>();
 
-function encodeResult(result: ExecutionResult): Uint8Array {
+function encodeResult(result: ExecutionResult): Buffer {
   let bytes = encodedResults.get(result);
   if (!bytes) {
-    bytes = encoder.encode(`event: next\ndata: ${JSON.stringify(result)}\n\n`);
+    bytes = Buffer.from(`event: next\ndata: ${JSON.stringify(result)}\n\n`);
     encodedResults.set(result, bytes);
   }
   return bytes;
@@ -157,94 +184,77 @@ interface StreamFetchApi {
 }
 
 /**
- * The SSE body: pulls results while the stream asks for data, encodes each once, and writes what
- * accumulated as one chunk (at once after a quiet period, otherwise at most every
- * SSE_FLUSH_INTERVAL_MS). Ends with `event: complete` when the results end.
- *
- * Backpressure works through `pull` alone (yoga's fetch ponyfill does not report desiredSize):
- * each pull is answered by one written chunk, and no result is read between a written chunk and
- * the next pull, so a client that stops reading stops the reading of events.
+ * The SSE body of a queued subscription. Backpressure works through `pull` alone (yoga's fetch
+ * ponyfill does not report desiredSize, and only asks again once something was written): a
+ * pull asks for one chunk, and the queue is not drained between a written chunk and the next
+ * pull, which comes only while the client keeps reading.
  */
-function sseStream(
-  results: AsyncIterable<ExecutionResult>,
+function queuedSseStream(
+  { queue, resultOf }: QueuedSubscription,
+  release: () => void,
+  maskResult: (result: ExecutionResult) => ExecutionResult,
   fetchAPI: StreamFetchApi,
   stats: SubscriptionFanoutStats,
 ): ReadableStream<Uint8Array> {
-  const iterator = results[Symbol.asyncIterator]();
-  let pending: Uint8Array[] = [];
-  let pendingBytes = 0;
   let flushTimer: NodeJS.Timeout | undefined;
   let keepaliveTimer: NodeJS.Timeout | undefined;
   let lastFlushAt = 0;
+  let flushing = false;
   let closed = false;
-  let pumping = false;
-  /** Resolves the stream's outstanding pull; null while it has not asked for more. */
-  let demand: (() => void) | null = null;
+  /** The stream asked for a chunk and has not received it yet. */
+  let demand = false;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
 
-  function flush(): void {
-    clearTimeout(flushTimer);
+  function scheduleFlush(): void {
+    if (flushTimer || flushing || closed || !demand) return;
+    const wait = Math.max(0, lastFlushAt + SSE_FLUSH_INTERVAL_MS - performance.now());
+    flushTimer = setTimeout(() => void flush(), wait);
+  }
+
+  // Takes everything the queue holds, executes (shared) and encodes it in order, writes it.
+  async function flush(): Promise<void> {
     flushTimer = undefined;
-    if (closed || pending.length === 0) return;
-    const chunk = pending.length === 1 ? pending[0]! : concat(pending, pendingBytes);
-    pending = [];
-    pendingBytes = 0;
+    if (closed) return;
+    flushing = true;
+    try {
+      const chunks: Buffer[] = [];
+      for (const payload of queue.takeAll()) {
+        const result = resultOf(payload);
+        chunks.push(encodeResult(maskResult(isPromise(result) ? await result : result)));
+        if (closed) return;
+      }
+      const events = chunks.length;
+      const ended = queue.done;
+      if (ended) chunks.push(COMPLETE);
+      if (chunks.length > 0) write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), events);
+      if (ended) finish();
+    } catch (error) {
+      finish(error);
+    } finally {
+      flushing = false;
+    }
+    // Values that arrived while an execution was awaited.
+    scheduleFlush();
+  }
+
+  function write(chunk: Buffer, events: number): void {
     lastFlushAt = performance.now();
     stats.sseWrites++;
+    stats.sseEvents += events;
+    demand = false;
     controller.enqueue(chunk);
-    answerPull();
-  }
-
-  function answerPull(): void {
-    const resolve = demand;
-    demand = null;
-    resolve?.();
-  }
-
-  function scheduleFlush(): void {
-    if (flushTimer || closed) return;
-    const wait = Math.max(0, lastFlushAt + SSE_FLUSH_INTERVAL_MS - performance.now());
-    flushTimer = setTimeout(flush, wait);
   }
 
   function finish(error?: unknown): void {
     if (closed) return;
-    if (error === undefined) {
-      pending.push(COMPLETE);
-      pendingBytes += COMPLETE.byteLength;
-      flush();
-      controller.close();
-    } else {
-      controller.error(error);
-    }
     closed = true;
     clearTimeout(flushTimer);
     clearInterval(keepaliveTimer);
-    answerPull();
-  }
-
-  // Reads results while a pull is outstanding.
-  async function pump(): Promise<void> {
-    if (pumping) return;
-    pumping = true;
-    try {
-      while (!closed && demand) {
-        const next = await iterator.next();
-        if (closed) return;
-        if (next.value != null) {
-          const bytes = encodeResult(next.value);
-          pending.push(bytes);
-          pendingBytes += bytes.byteLength;
-          stats.sseEvents++;
-        }
-        if (next.done) return finish();
-        scheduleFlush();
-      }
-    } catch (error) {
-      finish(error);
-    } finally {
-      pumping = false;
-    }
+    queue.onAvailable(null);
+    void queue.return();
+    release();
+    if (error === undefined) controller.close();
+    else controller.error(error);
   }
 
   return new fetchAPI.ReadableStream<Uint8Array>({
@@ -253,35 +263,29 @@ function sseStream(
       // Some clients only surface the response once a first byte arrives.
       controller.enqueue(KEEPALIVE);
       keepaliveTimer = setInterval(() => {
-        if (!closed && pending.length === 0) controller.enqueue(KEEPALIVE);
+        if (!closed) controller.enqueue(KEEPALIVE);
       }, SSE_KEEPALIVE_INTERVAL_MS);
+      queue.onAvailable(scheduleFlush);
     },
     pull() {
       if (closed) return;
-      return new Promise<void>((resolve) => {
-        demand = resolve;
-        if (pending.length > 0) scheduleFlush();
-        void pump();
-      });
+      demand = true;
+      scheduleFlush();
     },
-    async cancel() {
+    cancel() {
+      if (closed) return;
       closed = true;
       clearTimeout(flushTimer);
       clearInterval(keepaliveTimer);
-      answerPull();
-      await iterator.return?.();
+      queue.onAvailable(null);
+      void queue.return();
+      release();
     },
   });
 }
 
-function concat(chunks: readonly Uint8Array[], byteLength: number): Uint8Array {
-  const out = new Uint8Array(byteLength);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
+function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {
+  return typeof (value as Promise<T> | undefined)?.then === 'function';
 }
 
 function acceptsEventStream(request: Request): boolean {

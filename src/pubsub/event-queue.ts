@@ -4,38 +4,108 @@
  * A live run with hundreds of subscribers pushes every event into hundreds of these, so a push
  * is a few array operations and no promise unless the reader is already waiting. At most
  * `backlog` undelivered values are kept; past that the oldest are dropped (the newest, such as
- * the event that ends a run, always arrive). `onClose` runs once, when the reader returns.
+ * the event that ends a run, always arrive). A reader can also take everything buffered at
+ * once (`takeAll`) after being told that values are there (`onAvailable`), which is how the
+ * SSE fan-out serves hundreds of streams without a promise per event and stream.
+ *
+ * The queue ends after delivering a value for which `endsWith` is true, or when the reader
+ * returns; `onClose` runs once then (the listener is removed).
  */
 export interface EventQueue<T> extends AsyncIterableIterator<T> {
-  /** Hands `value` to the reader, or keeps it until the reader asks. */
+  readonly [EVENT_QUEUE]: true;
+  /** Hands `value` to the reader, or keeps it until the reader asks. Ignored once ended. */
   push(value: T): void;
+  /** Puts `value` before everything buffered (a snapshot read after listening started). */
+  unshift(value: T): void;
+  /** Drops what is buffered, keeps `values`, and ends after they are delivered. */
+  endWith(values: readonly T[]): void;
+  /** Everything buffered, in order, up to and including an ending value. */
+  takeAll(): T[];
+  /** True once the last value was delivered (or the reader returned). */
+  readonly done: boolean;
+  /** Called on every push that the reader was not already waiting for; null to stop. */
+  onAvailable(callback: (() => void) | null): void;
   /** Values dropped because the reader fell more than `backlog` behind. */
   readonly dropped: number;
+  /** Ends the queue at once (the reader leaves). */
+  return(): Promise<IteratorResult<T>>;
 }
 
-export function createEventQueue<T>(backlog: number, onClose: () => void = () => {}): EventQueue<T> {
+const EVENT_QUEUE = Symbol('EventQueue');
+
+export interface EventQueueOptions<T> {
+  /** Undelivered values kept at most (the oldest are dropped past it). */
+  readonly backlog: number;
+  /** The queue ends after delivering a value for which this is true. */
+  readonly endsWith?: (value: T) => boolean;
+  /** Runs once when the queue ends or the reader returns. */
+  readonly onClose?: () => void;
+}
+
+export function createEventQueue<T>({ backlog, endsWith, onClose }: EventQueueOptions<T>): EventQueue<T> {
   if (!Number.isInteger(backlog) || backlog < 1) throw new RangeError(`backlog must be a positive integer`);
-  // A ring buffer: `head` is the oldest kept value, `size` how many are kept.
-  const ring: (T | undefined)[] = [];
+  // A ring buffer: `head` is the oldest kept value, `size` how many are kept. Values pushed
+  // before the front (unshift) may briefly exceed the backlog by one.
+  let ring: (T | undefined)[] = new Array<T | undefined>(backlog + 1);
   let head = 0;
   let size = 0;
   let dropped = 0;
   let waiting: ((result: IteratorResult<T>) => void) | null = null;
+  let available: (() => void) | null = null;
+  /** No more values are accepted (an ending value is buffered, or the reader returned). */
+  let sealed = false;
   let closed = false;
 
   function close(): void {
     if (closed) return;
     closed = true;
-    ring.length = 0;
+    sealed = true;
+    ring = [];
     size = 0;
+    available = null;
     const reader = waiting;
     waiting = null;
     reader?.({ value: undefined, done: true });
-    onClose();
+    onClose?.();
+  }
+
+  function shift(): T {
+    const value = ring[head] as T;
+    ring[head] = undefined;
+    head = (head + 1) % ring.length;
+    size--;
+    if (size === 0 && sealed) close();
+    return value;
+  }
+
+  function append(value: T): void {
+    if (size >= backlog) {
+      ring[head] = undefined;
+      head = (head + 1) % ring.length;
+      size--;
+      dropped++;
+    }
+    ring[(head + size) % ring.length] = value;
+    size++;
   }
 
   const queue: EventQueue<T> = {
+    [EVENT_QUEUE]: true,
     push(value: T): void {
+      if (sealed) return;
+      const ends = endsWith?.(value) ?? false;
+      if (waiting) {
+        const reader = waiting;
+        waiting = null;
+        reader({ value, done: false });
+        if (ends) close();
+        return;
+      }
+      append(value);
+      if (ends) sealed = true;
+      available?.();
+    },
+    unshift(value: T): void {
       if (closed) return;
       if (waiting) {
         const reader = waiting;
@@ -43,26 +113,50 @@ export function createEventQueue<T>(backlog: number, onClose: () => void = () =>
         reader({ value, done: false });
         return;
       }
-      if (size === backlog) {
+      if (size === ring.length) {
+        // Full: the newest stays, so the oldest buffered value makes room.
         ring[head] = undefined;
-        head = (head + 1) % backlog;
+        head = (head + 1) % ring.length;
         size--;
         dropped++;
       }
-      ring[(head + size) % backlog] = value;
+      head = (head - 1 + ring.length) % ring.length;
+      ring[head] = value;
       size++;
+      available?.();
+    },
+    endWith(values: readonly T[]): void {
+      if (closed) return;
+      ring = new Array<T | undefined>(backlog + 1);
+      head = 0;
+      size = 0;
+      sealed = true;
+      if (values.length === 0) return close();
+      for (const value of values) append(value);
+      if (waiting) {
+        const reader = waiting;
+        waiting = null;
+        reader({ value: shift(), done: false });
+      } else {
+        available?.();
+      }
+    },
+    takeAll(): T[] {
+      const values: T[] = [];
+      while (size > 0) values.push(shift());
+      return values;
+    },
+    get done() {
+      return closed;
+    },
+    onAvailable(callback: (() => void) | null): void {
+      available = callback;
     },
     get dropped() {
       return dropped;
     },
     next(): Promise<IteratorResult<T>> {
-      if (size > 0) {
-        const value = ring[head] as T;
-        ring[head] = undefined;
-        head = (head + 1) % backlog;
-        size--;
-        return Promise.resolve({ value, done: false });
-      }
+      if (size > 0) return Promise.resolve({ value: shift(), done: false });
       if (closed) return Promise.resolve({ value: undefined, done: true });
       if (waiting) return Promise.reject(new Error('EventQueue: next() called while a read is pending'));
       return new Promise((resolve) => {
@@ -78,4 +172,9 @@ export function createEventQueue<T>(backlog: number, onClose: () => void = () =>
     },
   };
   return queue;
+}
+
+/** True for queues made by createEventQueue (they can be drained without promises). */
+export function isEventQueue<T = unknown>(value: unknown): value is EventQueue<T> {
+  return typeof value === 'object' && value !== null && EVENT_QUEUE in value;
 }

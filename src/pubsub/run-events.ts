@@ -1,7 +1,7 @@
 import { createPubSub } from 'graphql-yoga';
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import type { Redis } from 'ioredis';
-import { createEventQueue } from './event-queue.js';
+import { createEventQueue, type EventQueue } from './event-queue.js';
 
 // Events a subscriber may fall behind by before the oldest undelivered ones are dropped. A
 // subscriber slower than the fleet must not overflow (which would end its stream with an
@@ -51,6 +51,10 @@ export interface RunEvent {
 
 type Topics = Record<string, [string, RunEvent]>;
 
+function isRunFinished(event: RunEvent): boolean {
+  return event.type === RunEventType.RUN_FINISHED;
+}
+
 export interface RunEventBusDeps {
   /** A connection used only to publish. */
   readonly publishClient: Redis;
@@ -76,23 +80,25 @@ export function createRunEventBus({ publishClient, subscribeClient, prefix }: Ru
     if (event.tenantId) pubSub.publish(tenantTopic, event.tenantId, event);
   }
 
-  /** Live events of one run, from now on. */
-  function subscribeRun(runId: string): AsyncIterableIterator<RunEvent> {
-    return subscribeTopic(`${runTopic}:${runId}`);
+  /** Live events of one run, from now on; the queue ends after RUN_FINISHED. */
+  function subscribeRun(runId: string): EventQueue<RunEvent> {
+    return subscribeTopic(`${runTopic}:${runId}`, isRunFinished);
   }
 
   /** Live events touching one tenant, from now on. */
-  function subscribeTenant(tenantId: string): AsyncIterableIterator<RunEvent> {
+  function subscribeTenant(tenantId: string): EventQueue<RunEvent> {
     return subscribeTopic(`${tenantTopic}:${tenantId}`);
   }
 
   // Topics are named as createPubSub names them (`<routing key>:<id>`); each subscription gets a
   // backlog of its own (createPubSub would share one buffer instance between all of them).
-  function subscribeTopic(topic: string): AsyncIterableIterator<RunEvent> {
+  function subscribeTopic(topic: string, endsWith?: (event: RunEvent) => boolean): EventQueue<RunEvent> {
     const listener = (event: CustomEvent<RunEvent>) => queue.push(event.detail);
-    const queue = createEventQueue<RunEvent>(SUBSCRIBER_BACKLOG, () =>
-      eventTarget.removeEventListener(topic, listener),
-    );
+    const queue = createEventQueue<RunEvent>({
+      backlog: SUBSCRIBER_BACKLOG,
+      ...(endsWith ? { endsWith } : {}),
+      onClose: () => eventTarget.removeEventListener(topic, listener),
+    });
     eventTarget.addEventListener(topic, listener);
     return queue;
   }

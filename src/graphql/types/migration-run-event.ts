@@ -1,5 +1,6 @@
 import { GraphQLError } from 'graphql';
 import type { MigrationRun } from '../../generated/prisma/client.js';
+import type { EventQueue } from '../../pubsub/event-queue.js';
 import { RunEventType, type RunEvent } from '../../pubsub/run-events.js';
 import { builder } from '../builder.js';
 import type { GraphqlContext } from '../context.js';
@@ -73,44 +74,43 @@ export function snapshotEvent(run: MigrationRun): RunEvent {
   };
 }
 
-async function* runEvents(context: GraphqlContext, globalId: string | number): AsyncGenerator<RunEvent> {
+/**
+ * The run's live events behind a SNAPSHOT of it. Listening starts before the snapshot is read,
+ * so nothing published in between is lost; an ended run yields only its SNAPSHOT. The queue
+ * ends after RUN_FINISHED. Unknown runs fail the subscription itself (NOT_FOUND).
+ */
+async function runEvents(context: GraphqlContext, globalId: string | number): Promise<EventQueue<RunEvent>> {
   const runId = tryDecodeId(globalId, 'MigrationRun');
   if (!runId) throw notFound();
-  // Listen before reading the snapshot, so nothing published in between is lost.
   const live = context.events.subscribeRun(runId);
-  let next = live.next();
   try {
     await context.eventsReady();
     const run = await context.db.migrationRun.findUnique({ where: { id: runId } });
     if (!run) throw notFound();
-    yield snapshotEvent(run);
-    if (ENDED_RUN_STATUSES.has(run.status)) return;
-    for (;;) {
-      const result = await next;
-      if (result.done) return;
-      yield result.value;
-      if (result.value.type === RunEventType.RUN_FINISHED) return;
-      next = live.next();
-    }
-  } finally {
-    await live.return?.();
+    if (ENDED_RUN_STATUSES.has(run.status)) live.endWith([snapshotEvent(run)]);
+    else live.unshift(snapshotEvent(run));
+    return live;
+  } catch (error) {
+    await live.return();
+    throw error;
   }
 }
 
-async function* tenantEvents(context: GraphqlContext, globalId: string | number): AsyncGenerator<RunEvent> {
+/** Live events touching one tenant, until the subscriber leaves. */
+async function tenantEvents(
+  context: GraphqlContext,
+  globalId: string | number,
+): Promise<EventQueue<RunEvent>> {
   const tenantId = tryDecodeId(globalId, 'Tenant');
   if (!tenantId) throw new GraphQLError('Tenant not found', { extensions: { code: 'NOT_FOUND' } });
   const live = context.events.subscribeTenant(tenantId);
   try {
     const exists = await context.db.tenant.findUnique({ where: { tenantId }, select: { tenantId: true } });
     if (!exists) throw new GraphQLError('Tenant not found', { extensions: { code: 'NOT_FOUND' } });
-    for (;;) {
-      const result = await live.next();
-      if (result.done) return;
-      yield result.value;
-    }
-  } finally {
-    await live.return?.();
+    return live;
+  } catch (error) {
+    await live.return();
+    throw error;
   }
 }
 

@@ -134,6 +134,29 @@ describe('many subscribers on one run', () => {
     expect(first.events.map((e) => e.type)).toEqual(['SNAPSHOT', 'MIGRATION_APPLIED', 'RUN_FINISHED']);
     expect(second.events.map((e) => e.type)).toEqual(['SNAPSHOT', 'RUN_FINISHED']);
   });
+
+  it('answers an unknown run or tenant with NOT_FOUND and ends the stream', async () => {
+    const unknownRun = encodeGlobalID('MigrationRun', '00000000-0000-4000-8000-000000000000');
+    const unknownTenant = encodeGlobalID('Tenant', '00000000-0000-4000-8000-000000000000');
+    for (const [query, id] of [
+      [EVENTS, unknownRun],
+      [EVENTS, 'not-an-id'],
+      [`subscription ($id: ID!) { tenantEvents(tenantId: $id) { type } }`, unknownTenant],
+    ] as const) {
+      const response = await fetch(`${base}/graphql`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'text/event-stream',
+          authorization: `Bearer ${BOOTSTRAP_TOKEN}`,
+        },
+        body: JSON.stringify({ query, variables: { id } }),
+      });
+      const text = await response.text();
+      expect(text).toContain('NOT_FOUND');
+      expect(text).not.toContain('"type"');
+    }
+  });
 });
 
 const FANOUT_COUNTERS = [

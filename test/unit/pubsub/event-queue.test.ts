@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createEventQueue } from '../../../src/pubsub/event-queue.js';
+import { createEventQueue, isEventQueue } from '../../../src/pubsub/event-queue.js';
 
 async function drain<T>(queue: AsyncIterator<T>, count: number): Promise<T[]> {
   const values: T[] = [];
@@ -13,34 +13,94 @@ async function drain<T>(queue: AsyncIterator<T>, count: number): Promise<T[]> {
 
 describe('createEventQueue', () => {
   it('hands a pushed value to a reader that is already waiting', async () => {
-    const queue = createEventQueue<number>(4);
+    const queue = createEventQueue<number>({ backlog: 4 });
     const pending = queue.next();
     queue.push(1);
     expect(await pending).toEqual({ value: 1, done: false });
+    expect(isEventQueue(queue)).toBe(true);
+    expect(isEventQueue({ next: () => null })).toBe(false);
   });
 
-  it('keeps values in order until read', async () => {
-    const queue = createEventQueue<number>(4);
+  it('keeps values in order until read, by next() or all at once', async () => {
+    const queue = createEventQueue<number>({ backlog: 4 });
     for (const n of [1, 2, 3]) queue.push(n);
-    expect(await drain(queue, 3)).toEqual([1, 2, 3]);
+    expect(await drain(queue, 2)).toEqual([1, 2]);
+    queue.push(4);
+    expect(queue.takeAll()).toEqual([3, 4]);
+    expect(queue.takeAll()).toEqual([]);
   });
 
   it('drops the oldest values past the backlog, keeping the newest in order', async () => {
-    const queue = createEventQueue<number>(3);
+    const queue = createEventQueue<number>({ backlog: 3 });
     for (let n = 1; n <= 10; n++) queue.push(n);
     expect(queue.dropped).toBe(7);
     expect(await drain(queue, 3)).toEqual([8, 9, 10]);
     // Wrapping around the ring keeps working after reads.
     for (let n = 11; n <= 15; n++) queue.push(n);
-    expect(await drain(queue, 3)).toEqual([13, 14, 15]);
+    expect(queue.takeAll()).toEqual([13, 14, 15]);
+  });
+
+  it('puts an unshifted value first, even when the backlog is full', () => {
+    const queue = createEventQueue<number>({ backlog: 2 });
+    for (const n of [1, 2]) queue.push(n);
+    queue.unshift(0);
+    expect(queue.takeAll()).toEqual([0, 1, 2]);
+    for (const n of [3, 4]) queue.push(n);
+    queue.unshift(-1);
+    // Full: the front value makes room, so the newest values and the new front remain.
+    queue.unshift(-2);
+    expect(queue.takeAll()).toEqual([-2, 3, 4]);
+  });
+
+  it('ends after delivering an ending value, and ignores what is pushed after it', async () => {
+    let closes = 0;
+    const queue = createEventQueue<string>({
+      backlog: 8,
+      endsWith: (v) => v === 'end',
+      onClose: () => closes++,
+    });
+    for (const v of ['a', 'end', 'late']) queue.push(v);
+    expect(closes).toBe(0);
+    expect(await drain(queue, 5)).toEqual(['a', 'end']);
+    expect(queue.done).toBe(true);
+    expect(closes).toBe(1);
+
+    const waiting = createEventQueue<string>({ backlog: 8, endsWith: (v) => v === 'end' });
+    const next = waiting.next();
+    waiting.push('end');
+    expect(await next).toEqual({ value: 'end', done: false });
+    expect(await waiting.next()).toEqual({ value: undefined, done: true });
+  });
+
+  it('endWith replaces what is buffered and ends after it', async () => {
+    const queue = createEventQueue<string>({ backlog: 8 });
+    for (const v of ['stale-1', 'stale-2']) queue.push(v);
+    queue.endWith(['snapshot']);
+    queue.push('live');
+    expect(queue.takeAll()).toEqual(['snapshot']);
+    expect(queue.done).toBe(true);
+    expect(await queue.next()).toEqual({ value: undefined, done: true });
+  });
+
+  it('tells a draining reader when values arrive', () => {
+    const queue = createEventQueue<number>({ backlog: 4 });
+    let calls = 0;
+    queue.onAvailable(() => calls++);
+    queue.push(1);
+    queue.unshift(0);
+    expect(calls).toBe(2);
+    queue.onAvailable(null);
+    queue.push(2);
+    expect(calls).toBe(2);
+    expect(queue.takeAll()).toEqual([0, 1, 2]);
   });
 
   it('ends a waiting reader and calls onClose once when returned; later pushes are ignored', async () => {
     let closes = 0;
-    const queue = createEventQueue<number>(2, () => closes++);
+    const queue = createEventQueue<number>({ backlog: 2, onClose: () => closes++ });
     const pending = queue.next();
-    await queue.return!();
-    await queue.return!();
+    await queue.return();
+    await queue.return();
     expect(await pending).toEqual({ value: undefined, done: true });
     queue.push(1);
     expect(await queue.next()).toEqual({ value: undefined, done: true });
@@ -48,9 +108,9 @@ describe('createEventQueue', () => {
   });
 
   it('refuses a second concurrent read and a backlog that is not a positive integer', async () => {
-    const queue = createEventQueue<number>(2);
+    const queue = createEventQueue<number>({ backlog: 2 });
     void queue.next();
     await expect(queue.next()).rejects.toThrow(/pending/);
-    expect(() => createEventQueue(0)).toThrow(RangeError);
+    expect(() => createEventQueue({ backlog: 0 })).toThrow(RangeError);
   });
 });
