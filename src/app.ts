@@ -20,6 +20,9 @@ import { createRunService } from './runs/run-service.js';
 import { createSystemConfigService } from './system-config/system-config-service.js';
 import { createTenantService } from './tenants/tenant-service.js';
 
+// Each API statement on the plain pool is one short round trip; a few connections serve many requests.
+const API_POOL_CONNECTIONS = 4;
+
 export interface AppOptions {
   /** `api` serves HTTP/WebSocket; `worker` runs tenant jobs and the reconciler. */
   readonly roles: { readonly api: boolean; readonly worker: boolean };
@@ -99,8 +102,23 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     closers.push({ name: 'queue', close: () => queue.close() });
     const secretBox = createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey });
     const runs = createRunService({ db, config, catalog, queue, events, tenantPools, secretBox, logger });
+    // For the API's hot statements (registering a tenant); opens connections only when used.
+    const apiPool = createControlPlanePool(config.databaseUrl, {
+      maxConnections: API_POOL_CONNECTIONS,
+      applicationName: 'tenant-control-plane-api',
+    });
+    closers.push({ name: 'control-plane api pool', close: () => apiPool.end() });
     const services: GraphqlServices = {
-      tenants: createTenantService({ db, config, runs, secretBox, tenantPools, catalog, logger }),
+      tenants: createTenantService({
+        db,
+        controlPlanePool: apiPool,
+        config,
+        queue,
+        secretBox,
+        tenantPools,
+        catalog,
+        logger,
+      }),
       systemConfig: createSystemConfigService({ db }),
       tokens: createTokenService({ db, config, logger }),
       audit: createAuditLog({ db, logger }),

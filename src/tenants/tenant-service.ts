@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { databaseOf, withDatabase, type Config } from '../config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
-import type { ControlPlaneDb } from '../db/control-plane.js';
+import type { ControlPlaneDb, ControlPlanePool } from '../db/control-plane.js';
 import { quoteDatabase, quoteSchema, withConnection } from '../db/pg.js';
 import type { TenantPools } from '../db/tenant-pools.js';
 import { ConflictError, NotFoundError, PreconditionFailedError, ValidationError } from '../errors.js';
@@ -10,16 +10,21 @@ import type { IsolationMode, TenantEnvironment, TenantStatus } from '../generate
 import type { Logger } from '../logger.js';
 import { getHistory, getStatus, type HistoryEntry } from '../migrations/index.js';
 import type { MigrationCatalog, MigrationFile } from '../migrations/types.js';
-import type { Actor, RunService } from '../runs/types.js';
+import type { TargetQueue } from '../queue/target-queue.js';
+import type { Actor } from '../runs/types.js';
 import { ledgerTargetOf } from './ledger-target.js';
 import { isTenantObjectName, tenantObjectName, validateTenantName } from './naming.js';
+import { REGISTRATION_CONSTRAINTS, registerTenant, type RegisteredTenant } from './tenant-registration.js';
 
 const ENDED_TARGET_STATUSES = ['SUCCEEDED', 'FAILED', 'SKIPPED', 'CANCELLED'] as const;
 
 export interface TenantServiceDeps {
   readonly db: ControlPlaneDb;
+  /** Plain pg connections to the control-plane DB, for registering tenants in one statement. */
+  readonly controlPlanePool: ControlPlanePool;
   readonly config: Pick<Config, 'tenantDatabaseUrl'>;
-  readonly runs: Pick<RunService, 'createProvisionRun' | 'dispatch'>;
+  /** Where a new tenant's provisioning job goes. */
+  readonly queue: Pick<TargetQueue, 'enqueue'>;
   readonly secretBox: SecretBox;
   readonly tenantPools: TenantPools;
   readonly catalog: MigrationCatalog;
@@ -88,61 +93,53 @@ export function tenantLocation(
 /** Tenants: creating (with a provisioning run), renaming, status changes, deletion, ledger reads. */
 export function createTenantService({
   db,
+  controlPlanePool,
   config,
-  runs,
+  queue,
   secretBox,
   tenantPools,
   catalog,
   logger,
 }: TenantServiceDeps) {
-  /** Validates, inserts the tenant, its database row and a PROVISION run in one transaction, then dispatches the run. */
+  /**
+   * Validates, registers the tenant, its database row and its PROVISION run (target admitted) in
+   * one statement, then enqueues the provisioning job. ConflictError when the name or the
+   * schema/database is taken; nothing is created then.
+   */
   async function createTenant(
     input: CreateTenantInput,
     actor: Actor,
   ): Promise<{ tenant: Tenant; provisioning: MigrationRun }> {
     const name = validateTenantName(input.name);
     const location = tenantLocation(config.tenantDatabaseUrl, name, input.isolation ?? 'SCHEMA');
-    if (await db.tenant.findUnique({ where: { name }, select: { tenantId: true } })) {
-      throw new ConflictError(`Tenant "${name}" already exists`);
-    }
-    let created: { tenant: Tenant; provisioning: MigrationRun };
+    let registered: RegisteredTenant;
     try {
-      created = await db.$transaction(async (tx) => {
-        const tenant = await tx.tenant.create({
-          data: { name, environment: input.environment ?? 'DEVELOPMENT', status: 'PENDING' },
-        });
-        const database = await tx.tenantDatabase.create({
-          data: {
-            tenantId: tenant.tenantId,
-            isolation: location.isolation,
-            host: location.host,
-            port: location.port,
-            databaseName: location.databaseName,
-            schemaName: location.schemaName,
-            status: 'INACTIVE',
-            connectionStringEncrypted: secretBox.seal(location.connectionString),
-          },
-        });
-        const provisioning = await runs.createProvisionRun(
-          tx,
-          { tenantId: tenant.tenantId, tenantDatabaseId: database.id },
-          actor,
-        );
-        return { tenant, provisioning };
+      registered = await registerTenant(controlPlanePool, {
+        name,
+        environment: input.environment ?? 'DEVELOPMENT',
+        isolation: location.isolation,
+        host: location.host,
+        port: location.port,
+        databaseName: location.databaseName,
+        schemaName: location.schemaName,
+        connectionStringEncrypted: secretBox.seal(location.connectionString),
+        targetVersion: catalog.latest,
+        requestedBy: actor.name,
       });
     } catch (error) {
       if (isUniqueViolation(error)) {
-        throw new ConflictError(
-          `Tenant "${name}" or its ${location.schemaName ? 'schema' : 'database'} already exists`,
-          {
-            cause: error,
-          },
-        );
+        const takenName = (error as { constraint?: unknown }).constraint === REGISTRATION_CONSTRAINTS.name;
+        const message = takenName
+          ? `Tenant "${name}" already exists`
+          : `Tenant "${name}" or its ${location.schemaName ? 'schema' : 'database'} already exists`;
+        throw new ConflictError(message, { cause: error });
       }
       throw error;
     }
-    await runs.dispatch(created.provisioning.id);
-    return created;
+    const { tenant, provisioning, targetId } = registered;
+    // If this fails the target stays QUEUED without a job; the reconciler enqueues it.
+    await queue.enqueue([{ targetId, runId: provisioning.id }]);
+    return { tenant, provisioning };
   }
 
   /** Renames a tenant (the schema keeps its name) or changes its environment. */

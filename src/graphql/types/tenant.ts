@@ -1,4 +1,5 @@
-import type { Prisma } from '../../generated/prisma/client.js';
+import { selectsOnlyColumns } from '../../db/control-plane-rows.js';
+import type { MigrationRun, Prisma, Tenant } from '../../generated/prisma/client.js';
 import { forbiddenError, builder } from '../builder.js';
 import { tryDecodeId } from '../ids.js';
 import { actorOf, cleanQuery } from '../prisma-query.js';
@@ -100,6 +101,9 @@ builder.queryField('tenant', (t) =>
 interface CreateTenantPayload {
   readonly tenantId: string;
   readonly provisioningRunId: string;
+  /** The rows as createTenant inserted them: they answer a selection of columns without a query. */
+  readonly tenant: Tenant;
+  readonly provisioning: MigrationRun;
 }
 
 const CreateTenantSuccess = builder.objectRef<CreateTenantPayload>('CreateTenantSuccess').implement({
@@ -107,15 +111,22 @@ const CreateTenantSuccess = builder.objectRef<CreateTenantPayload>('CreateTenant
     tenant: t.prismaField({
       type: 'Tenant',
       resolve: (query, payload, _args, context) =>
-        context.db.tenant.findUniqueOrThrow({ ...cleanQuery(query), where: { tenantId: payload.tenantId } }),
+        selectsOnlyColumns(query)
+          ? payload.tenant
+          : context.db.tenant.findUniqueOrThrow({
+              ...cleanQuery(query),
+              where: { tenantId: payload.tenantId },
+            }),
     }),
     provisioning: t.prismaField({
       type: 'MigrationRun',
       resolve: (query, payload, _args, context) =>
-        context.db.migrationRun.findUniqueOrThrow({
-          ...cleanQuery(query),
-          where: { id: payload.provisioningRunId },
-        }),
+        selectsOnlyColumns(query)
+          ? payload.provisioning
+          : context.db.migrationRun.findUniqueOrThrow({
+              ...cleanQuery(query),
+              where: { id: payload.provisioningRunId },
+            }),
     }),
   }),
 });
@@ -186,7 +197,7 @@ builder.mutationField('createTenant', (t) =>
     errors: { types: [ValidationError, ConflictError], union: { name: 'CreateTenantResult' } },
     resolve: async (_root, { input }, context) => {
       const { tenant, provisioning } = await context.services.tenants.createTenant(input, actorOf(context));
-      return { tenantId: tenant.tenantId, provisioningRunId: provisioning.id };
+      return { tenantId: tenant.tenantId, provisioningRunId: provisioning.id, tenant, provisioning };
     },
   }),
 );

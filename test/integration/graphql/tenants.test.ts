@@ -120,9 +120,17 @@ describe('tenants through the API', () => {
     ).toContain(api.tenantName('beta'));
   });
 
-  it('refuses a duplicate name with ConflictError', async () => {
+  it('refuses a duplicate name with ConflictError and creates nothing', async () => {
+    const count = () =>
+      Promise.all([
+        api.app.db.tenant.count(),
+        api.app.db.tenantDatabase.count(),
+        api.app.db.migrationRun.count(),
+      ]);
+    const before = await count();
     const result = await createTenant({ name: api.tenantName('alpha') });
     expect(result).toMatchObject({ __typename: 'ConflictError', code: 'CONFLICT' });
+    expect(await count()).toEqual(before);
   });
 
   it('refuses bad names with ValidationError and creates nothing', async () => {

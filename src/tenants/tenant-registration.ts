@@ -1,0 +1,115 @@
+/**
+ * Registering a new tenant in the control plane: its row (PENDING), its database row (INACTIVE,
+ * connection string sealed), its PROVISION run and that run's one target, in one statement.
+ *
+ * Why one statement on a plain pg pool and not a Prisma transaction: createTenant is on the path
+ * of every provisioning, and on small VMs its cost was round trips (BEGIN, four inserts, a lookup,
+ * COMMIT, then a second transaction of eight statements to admit the target). One statement is
+ * atomic on its own: a duplicate name or location fails it whole and leaves nothing behind. It is
+ * sent as a named prepared statement, so the server plans it once per connection.
+ *
+ * The run and its target are inserted as the first settle of the run would leave them (see
+ * runs/run-state.ts settleRun): a PROVISION run has one target and a window of one, so that
+ * target is admitted at once (QUEUED, counted as pending). The caller enqueues its job after this
+ * returns; if the process dies in between, the reconciler finds a QUEUED target without a job and
+ * enqueues it, as it does for any admitted target.
+ */
+import type { ControlPlanePool } from '../db/control-plane.js';
+import { runColumns, tenantColumns, unprefixRow } from '../db/control-plane-rows.js';
+import type { MigrationRun, Tenant } from '../generated/prisma/client.js';
+import type { IsolationMode, TenantEnvironment } from '../generated/prisma/enums.js';
+
+/** What a new tenant is registered with. */
+export interface TenantRegistration {
+  readonly name: string;
+  readonly environment: TenantEnvironment;
+  readonly isolation: IsolationMode;
+  readonly host: string;
+  readonly port: number;
+  readonly databaseName: string;
+  readonly schemaName: string | null;
+  /** The tenant database's connection string, already sealed. */
+  readonly connectionStringEncrypted: string;
+  /** The catalog version provisioning brings the tenant to (null: an empty catalog). */
+  readonly targetVersion: string | null;
+  readonly requestedBy: string;
+}
+
+/** The rows a registration inserted, in the Prisma client's shapes. */
+export interface RegisteredTenant {
+  readonly tenant: Tenant;
+  readonly provisioning: MigrationRun;
+  /** The provisioning run's one target, admitted (QUEUED): enqueue its job. */
+  readonly targetId: string;
+}
+
+/** Unique constraints a registration can hit, by the name PostgreSQL reports. */
+export const REGISTRATION_CONSTRAINTS = {
+  name: 'tenants_name_key',
+  location: 'uq_tenant_databases_location',
+} as const;
+
+/**
+ * Inserts the tenant, its database, its PROVISION run and the run's admitted target in one
+ * statement. A duplicate name or location throws pg's unique violation (23505, `constraint` one of
+ * REGISTRATION_CONSTRAINTS) and inserts nothing.
+ */
+export async function registerTenant(
+  pool: ControlPlanePool,
+  registration: TenantRegistration,
+): Promise<RegisteredTenant> {
+  const result = await pool.query<Record<string, unknown>>({
+    name: 'register_tenant',
+    text: REGISTER_TENANT,
+    values: [
+      registration.name,
+      registration.environment.toLowerCase(),
+      registration.isolation.toLowerCase(),
+      registration.host,
+      registration.port,
+      registration.databaseName,
+      registration.schemaName,
+      registration.connectionStringEncrypted,
+      registration.targetVersion,
+      registration.requestedBy,
+    ],
+  });
+  const row = result.rows[0];
+  if (!row) throw new Error(`registering tenant "${registration.name}" returned no row`);
+  return {
+    tenant: unprefixRow<Tenant>(row, 't_'),
+    provisioning: unprefixRow<MigrationRun>(row, 'r_'),
+    targetId: row.targetId as string,
+  };
+}
+
+// $1 name, $2 environment, $3 isolation, $4 host, $5 port, $6 database name, $7 schema name,
+// $8 sealed connection string, $9 target version, $10 requested by. Every data-modifying CTE runs
+// exactly once, whether or not the final SELECT reads it.
+const REGISTER_TENANT = `
+  WITH tenant AS (
+    INSERT INTO control_plane.tenants (name, environment, status)
+    VALUES ($1::varchar, $2::text::control_plane.tenant_environment, 'pending')
+    RETURNING *
+  ), db AS (
+    INSERT INTO control_plane.tenant_databases
+      (tenant_id, isolation, host, port, database_name, schema_name, status, connection_string_encrypted)
+    SELECT tenant.tenant_id, $3::text::control_plane.isolation_mode, $4::varchar, $5::int, $6::varchar,
+      $7::varchar, 'inactive', $8::text
+    FROM tenant
+    RETURNING id, tenant_id, schema_version
+  ), run AS (
+    INSERT INTO control_plane.migration_runs
+      (kind, status, target_version, dry_run, concurrency, max_failures, canary_size, transaction_mode,
+       requested_by, total, pending)
+    VALUES ('provision', 'queued', $9::varchar, false, 1, NULL, NULL, 'per_tenant', $10::varchar, 1, 1)
+    RETURNING *
+  ), target AS (
+    INSERT INTO control_plane.migration_run_targets
+      (run_id, tenant_id, tenant_database_id, position, canary, status, from_version)
+    SELECT run.id, db.tenant_id, db.id, 0, false, 'queued', db.schema_version
+    FROM run, db
+    RETURNING id
+  )
+  SELECT ${tenantColumns('tenant', 't_')}, ${runColumns('run', 'r_')}, target.id::text AS "targetId"
+  FROM tenant, run, target`;
