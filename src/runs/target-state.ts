@@ -1,21 +1,21 @@
 /**
- * The hot path of a target's life in the control plane: claiming it in one statement, and
- * finishing it in one transaction of three statements that applies exact deltas to the run's
+ * The hot path of a target's life in the control plane: claiming it in one round trip, and
+ * finishing it in one transaction of two round trips that applies exact deltas to the run's
  * counters.
  *
  * Why this one path bypasses Prisma: it runs twice per target, and on small VMs its cost was
  * mostly per-message overhead (Prisma's query interpreter, one socket write per protocol message,
  * and planning the big statements on every execution since Prisma sends unnamed statements). Here
- * it goes over a dedicated pg pool (ControlPlanePool) in three round trips per target: the claim,
- * then `BEGIN` + run lock + target update, then the run update + `COMMIT`. Each round trip is one
+ * it goes over a dedicated pg pool (ControlPlanePool) in three round trips per target: the claim
+ * (`BEGIN` + run lock + claim + `COMMIT`), then `BEGIN` + run lock + target update, then the run
+ * update + `COMMIT`. Each round trip is one
  * simple-protocol string (one socket write) of `EXECUTE`s of statements PREPAREd once per
  * connection, so the server plans them once; their arguments are escaped literals (a string of
  * several statements cannot carry $n parameters). Prisma stays the typed client everywhere else,
  * including the careful paths in run-state.ts; rows are mapped to its shapes (RUN_FIELDS and co).
  *
- * Lock order is always the run row first, then its targets. Every transaction that changes a
- * target's status also writes its run row before it commits; `claimTarget` relies on that to
- * know that the target it read is still as it was (see there).
+ * Lock order is always the run row first, then its targets, and every transaction that changes
+ * a target's status holds its run's lock: under it, a statement sees the targets as they are.
  */
 import pg from 'pg';
 import type { ControlPlanePool } from '../db/control-plane.js';
@@ -41,39 +41,34 @@ export interface ClaimedTarget {
 
 /**
  * Marks a QUEUED (or, re-delivered after a crash, RUNNING) target of an active run RUNNING in one
- * statement: counts an attempt, starts the run, moves the counters (QUEUED → RUNNING only, so a
- * re-delivery does not count twice) and returns what the worker needs. Returns null for anything
- * unusual (no such target, target not in flight, run not active, or the run kept changing between
- * the statement's snapshot and its lock); the caller then takes the careful path under the run lock.
+ * round trip: locks the run row, then counts an attempt, starts the run, moves the counters
+ * (QUEUED → RUNNING only, so a re-delivery does not count twice) and returns what the worker
+ * needs. Returns null for anything unusual (no such target, target not in flight, run not
+ * active); the caller then takes the careful path under the run lock.
  *
- * Why the snapshot is safe: the run row is updated only if its `xmin` is still the one the
- * statement's snapshot saw. Every transaction that changes a target's status writes the run row
- * while holding its lock, so an unchanged `xmin` proves no target changed since the snapshot.
+ * The claim is a statement of its own after the lock statement, so (READ COMMITTED) its snapshot
+ * is taken once the lock is granted and sees every change committed by the lock's previous
+ * holders. An earlier version claimed without the lock and detected races through the run row's
+ * xmin: with a few workers finishing targets of the same run, two claims in three raced and
+ * half the targets fell back to the careful path.
  */
 export async function claimTarget(pool: ControlPlanePool, targetId: string): Promise<ClaimedTarget | null> {
-  // Another transaction changed the run between the snapshot and the lock: a fresh snapshot
-  // usually succeeds, and is far cheaper than the careful path.
-  for (let tries = 0; tries < CLAIM_TRIES; tries += 1) {
-    const claimed = await withHotConnection(pool, (send) => claimOnce(send, targetId));
-    if (claimed !== RACED) return claimed;
-  }
-  return null;
-}
-
-const CLAIM_TRIES = 3;
-const RACED = Symbol('raced');
-
-async function claimOnce(send: Send, targetId: string): Promise<ClaimedTarget | null | typeof RACED> {
-  const [claim] = await send(`EXECUTE ${STATEMENTS.claimTarget.name}(${sqlArgs(targetId)})`, 1);
-  const row = claim?.rows[0];
-  if (!row) return null;
-  if (row.t_id === null) return RACED;
-  return {
-    run: unprefix<MigrationRun>(row, 'r_'),
-    target: unprefix<MigrationRunTarget>(row, 't_'),
-    database: unprefix<TenantDatabase>(row, 'd_'),
-    runStarted: row.runStarted === true,
-  };
+  return withHotConnection(pool, async (send) => {
+    const [claim] = await send(
+      `BEGIN; SET LOCAL lock_timeout = '${FINISH_LOCK_TIMEOUT}'; ` +
+        `EXECUTE ${STATEMENTS.lockRunOfTarget.name}(${sqlArgs(targetId)}); ` +
+        `EXECUTE ${STATEMENTS.claimTarget.name}(${sqlArgs(targetId)}); COMMIT`,
+      2,
+    );
+    const row = claim?.rows[0];
+    if (!row) return null;
+    return {
+      run: unprefix<MigrationRun>(row, 'r_'),
+      target: unprefix<MigrationRunTarget>(row, 't_'),
+      database: unprefix<TenantDatabase>(row, 'd_'),
+      runStarted: row.runStarted === true,
+    };
+  });
 }
 
 /** How a target ended, with what its row and its tenant database record. */
@@ -344,7 +339,7 @@ const STATEMENTS = {
     name: 'hot_claim_target',
     text: `
       WITH s AS (
-        SELECT r.id, r.xmin AS seen, r.status AS run_status, t.status AS target_status
+        SELECT r.id, r.status AS run_status, t.status AS target_status
         FROM control_plane.migration_run_targets t
         JOIN control_plane.migration_runs r ON r.id = t.run_id
         WHERE t.id = $1::uuid
@@ -355,7 +350,7 @@ const STATEMENTS = {
           started_at = coalesce(r.started_at, now()),
           pending = r.pending - (s.target_status = 'queued')::int,
           running = r.running + (s.target_status = 'queued')::int
-        FROM s WHERE r.id = s.id AND r.xmin = s.seen
+        FROM s WHERE r.id = s.id
         RETURNING r.*, s.run_status AS old_run_status
       ), t AS (
         UPDATE control_plane.migration_run_targets t SET
@@ -367,8 +362,14 @@ const STATEMENTS = {
       )
       SELECT ${columns(RUN_FIELDS, 'r', 'r_')}, ${columns(TARGET_FIELDS, 't', 't_')},
         ${columns(DATABASE_FIELDS, 'd', 'd_')}, r.old_run_status = 'queued' AS "runStarted"
-      FROM s LEFT JOIN r ON r.id = s.id LEFT JOIN t ON t.run_id = r.id
-      LEFT JOIN control_plane.tenant_databases d ON d.id = t.tenant_database_id`,
+      FROM r JOIN t ON t.run_id = r.id
+      JOIN control_plane.tenant_databases d ON d.id = t.tenant_database_id`,
+  },
+  // $1 target: locks its run's row for the rest of the transaction.
+  lockRunOfTarget: {
+    name: 'hot_lock_run_of_target',
+    text: `SELECT 1 FROM control_plane.migration_runs r
+      WHERE r.id = (SELECT t.run_id FROM control_plane.migration_run_targets t WHERE t.id = $1::uuid) FOR UPDATE`,
   },
   // $1 run: locks the run row for the rest of the transaction.
   lockRun: {
