@@ -16,7 +16,7 @@ import { createRunEventBus, type RunEventBus } from './pubsub/run-events.js';
 import { createTargetQueue, queuePrefixOf } from './queue/target-queue.js';
 import { startTargetWorker, type TargetWorker } from './queue/target-worker.js';
 import { createRedisConnection } from './redis/connections.js';
-import { createRunService } from './runs/run-service.js';
+import { createRunReader, createRunService } from './runs/run-service.js';
 import { createSystemConfigService } from './system-config/system-config-service.js';
 import { createTenantService } from './tenants/tenant-service.js';
 
@@ -102,7 +102,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     closers.push({ name: 'queue', close: () => queue.close() });
     const secretBox = createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey });
     const runs = createRunService({ db, config, catalog, queue, events, tenantPools, secretBox, logger });
-    // For the API's hot statements (registering a tenant); opens connections only when used.
+    // For the API's hot statements (registering a tenant, reading a run); opens connections only when used.
     const apiPool = createControlPlanePool(config.databaseUrl, {
       maxConnections: API_POOL_CONNECTIONS,
       applicationName: 'tenant-control-plane-api',
@@ -123,6 +123,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       tokens: createTokenService({ db, config, logger }),
       audit: createAuditLog({ db, logger }),
       runs,
+      runReader: createRunReader({ pool: apiPool }),
       catalog,
     };
 

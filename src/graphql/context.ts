@@ -5,6 +5,7 @@ import type { ControlPlaneDb } from '../db/control-plane.js';
 import type { Logger } from '../logger.js';
 import type { MigrationCatalog } from '../migrations/types.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
+import type { RunReader } from '../runs/run-service.js';
 import type { RunService } from '../runs/types.js';
 import type { SystemConfigService } from '../system-config/system-config-service.js';
 import type { TenantService } from '../tenants/tenant-service.js';
@@ -16,6 +17,7 @@ export interface GraphqlServices {
   readonly tokens: TokenService;
   readonly audit: AuditLog;
   readonly runs: RunService;
+  readonly runReader: RunReader;
   readonly catalog: MigrationCatalog;
 }
 

@@ -3,7 +3,8 @@
  * machinery. Each mutation commits to the control-plane DB first, then hands work to the queue.
  */
 import type { Config } from '../config.js';
-import type { ControlPlaneDb, ControlPlaneTx } from '../db/control-plane.js';
+import type { ControlPlaneDb, ControlPlanePool, ControlPlaneTx } from '../db/control-plane.js';
+import { runColumns } from '../db/control-plane-rows.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { TenantPools } from '../db/tenant-pools.js';
 import { NotFoundError, PreconditionFailedError, ValidationError } from '../errors.js';
@@ -37,6 +38,27 @@ export interface RunServiceDeps {
   readonly secretBox: SecretBox;
   readonly logger: Logger;
 }
+
+/** Reads of single runs for the API's hot path (see createRunReader). */
+export interface RunReader {
+  /** The run with this id as stored now, or null. */
+  findRun(runId: string): Promise<MigrationRun | null>;
+}
+
+/**
+ * Reads a run by primary key over a plain pg pool, as one named prepared statement, in the
+ * Prisma client's shape. Progress polling asks for exactly this, often; through Prisma the read
+ * cost ~0.3 ms more CPU than the query itself on a 2-vCPU VM, a third of such a request's work.
+ */
+export function createRunReader({ pool }: { pool: ControlPlanePool }): RunReader {
+  async function findRun(runId: string): Promise<MigrationRun | null> {
+    const result = await pool.query<MigrationRun>({ name: 'find_run', text: FIND_RUN, values: [runId] });
+    return result.rows[0] ?? null;
+  }
+  return { findRun };
+}
+
+const FIND_RUN = `SELECT ${runColumns('r')} FROM control_plane.migration_runs r WHERE r.id = $1::uuid`;
 
 /** Most targets of one run in the window at once; more would only queue behind the workers. */
 export const MAX_RUN_CONCURRENCY = 1000;

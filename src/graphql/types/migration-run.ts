@@ -1,3 +1,4 @@
+import { selectsOnlyColumns } from '../../db/control-plane-rows.js';
 import type { Prisma } from '../../generated/prisma/client.js';
 import { ValidationError as AppValidationError } from '../../errors.js';
 import type { RunProgress } from '../../pubsub/run-events.js';
@@ -102,7 +103,10 @@ builder.queryField('migrationRun', (t) =>
     args: { id: t.arg.id({ required: true }) },
     resolve: (query, _root, args, context) => {
       const id = tryDecodeId(args.id, 'MigrationRun');
-      return id ? context.db.migrationRun.findUnique({ ...cleanQuery(query), where: { id } }) : null;
+      if (!id) return null;
+      // Progress polling selects only columns: one prepared statement instead of a Prisma query.
+      if (selectsOnlyColumns(query)) return context.services.runReader.findRun(id);
+      return context.db.migrationRun.findUnique({ ...cleanQuery(query), where: { id } });
     },
   }),
 );
