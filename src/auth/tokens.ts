@@ -11,6 +11,11 @@ import { isApiRole, type ApiRole } from './roles.js';
 export const TOKEN_PREFIX = 'cpt_';
 // Writing last_used_at on every request would turn each read into a write; once a minute is enough.
 const LAST_USED_THROTTLE_MS = 60_000;
+// How long a token lookup is reused. Revoking through this process takes effect at once; another
+// API process still accepts the revoked token for at most this long.
+export const TOKEN_CACHE_TTL_MS = 5_000;
+// Lookups kept at once (unknown tokens included, so a flood of them cannot grow memory without bound).
+const TOKEN_CACHE_MAX = 10_000;
 const TOKEN_NAME_MAX = 255;
 
 /** A fresh API token: `cpt_` + 32 random bytes, base64url. */
@@ -34,6 +39,14 @@ export interface TokenServiceDeps {
   readonly db: ControlPlaneDb;
   readonly config: Pick<Config, 'bootstrapAdminToken' | 'authDisabled'>;
   readonly logger: Logger;
+  /** The clock of the lookup cache (tests move it). */
+  readonly now?: () => number;
+}
+
+// A cached lookup: the token's principal, or null for an unknown or revoked token.
+interface CachedLookup {
+  readonly principal: Principal | null;
+  readonly expiresAt: number;
 }
 
 export interface CreatedApiToken {
@@ -43,8 +56,13 @@ export interface CreatedApiToken {
 }
 
 /** API tokens: authenticating requests, issuing and revoking tokens. */
-export function createTokenService({ db, config, logger }: TokenServiceDeps) {
+export function createTokenService({ db, config, logger, now = Date.now }: TokenServiceDeps) {
   const lastUsedWrites = new Map<string, number>();
+  // By token hash. Every request of a client carries the same token, and each lookup was a
+  // control-plane query on the path of every request.
+  const lookups = new Map<string, CachedLookup>();
+  // Counts revocations, so a lookup that read the row before a revocation does not cache it after.
+  let revocations = 0;
 
   /** The principal of an `Authorization` header value; null when missing, unknown or revoked. */
   async function authenticate(authorization: string | null | undefined): Promise<Principal | null> {
@@ -56,10 +74,31 @@ export function createTokenService({ db, config, logger }: TokenServiceDeps) {
       return { kind: 'bootstrap', name: 'bootstrap-admin', role: 'ADMIN', tokenId: null };
     }
     if (!token.startsWith(TOKEN_PREFIX)) return null;
-    const row = await db.apiToken.findUnique({ where: { tokenHash: hashApiToken(token) } });
-    if (!row || row.revokedAt) return null;
-    touch(row.id);
-    return { kind: 'token', name: row.name, role: row.role, tokenId: row.id };
+    const principal = await lookUp(hashApiToken(token));
+    if (principal?.tokenId) touch(principal.tokenId);
+    return principal;
+  }
+
+  async function lookUp(tokenHash: string): Promise<Principal | null> {
+    const cached = lookups.get(tokenHash);
+    if (cached && cached.expiresAt > now()) return cached.principal;
+    const seen = revocations;
+    const row = await db.apiToken.findUnique({ where: { tokenHash } });
+    const principal: Principal | null =
+      row && !row.revokedAt ? { kind: 'token', name: row.name, role: row.role, tokenId: row.id } : null;
+    if (seen !== revocations) return principal;
+    lookups.delete(tokenHash);
+    if (lookups.size >= TOKEN_CACHE_MAX) lookups.delete(lookups.keys().next().value as string);
+    lookups.set(tokenHash, { principal, expiresAt: now() + TOKEN_CACHE_TTL_MS });
+    return principal;
+  }
+
+  /** Drops the cached lookups of one token (by its id), so a revocation holds from the next request. */
+  function forget(tokenId: string): void {
+    revocations += 1;
+    for (const [tokenHash, cached] of lookups) {
+      if (cached.principal?.tokenId === tokenId) lookups.delete(tokenHash);
+    }
   }
 
   /** Issues a token; the value is returned here once and only its hash is stored. */
@@ -84,7 +123,9 @@ export function createTokenService({ db, config, logger }: TokenServiceDeps) {
     const existing = await db.apiToken.findUnique({ where: { id } });
     if (!existing) throw new NotFoundError('API token not found');
     if (existing.revokedAt) return existing;
-    return db.apiToken.update({ where: { id }, data: { revokedAt: new Date() } });
+    const revoked = await db.apiToken.update({ where: { id }, data: { revokedAt: new Date() } });
+    forget(id);
+    return revoked;
   }
 
   function touch(tokenId: string): void {

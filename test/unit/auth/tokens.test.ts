@@ -6,6 +6,7 @@ import {
   generateApiToken,
   hashApiToken,
   secretsEqual,
+  TOKEN_CACHE_TTL_MS,
   TOKEN_PREFIX,
 } from '../../../src/auth/tokens.js';
 import type { ControlPlaneDb } from '../../../src/db/control-plane.js';
@@ -81,6 +82,88 @@ describe('authenticate', () => {
       config: { bootstrapAdminToken: null, authDisabled: true },
     });
     expect(await service.authenticate(null)).toMatchObject({ role: 'ADMIN' });
+  });
+});
+
+describe('token lookup cache', () => {
+  const logger = createLogger('silent');
+  const config = { bootstrapAdminToken: null, authDisabled: false };
+
+  // An api_tokens table of one row, counting the lookups that reach it.
+  function fakeTokens(token: string) {
+    const row = {
+      id: 'token-1',
+      name: 'ci',
+      role: 'OPERATOR',
+      tokenHash: hashApiToken(token),
+      revokedAt: null as Date | null,
+      lastUsedAt: null as Date | null,
+    };
+    let lookups = 0;
+    let beforeLookup: () => Promise<void> = async () => undefined;
+    const db = {
+      apiToken: {
+        findUnique: async ({ where }: { where: { tokenHash?: string; id?: string } }) => {
+          if (where.tokenHash !== undefined) {
+            lookups += 1;
+            const snapshot = { ...row };
+            await beforeLookup();
+            return where.tokenHash === row.tokenHash ? snapshot : null;
+          }
+          return where.id === row.id ? { ...row } : null;
+        },
+        update: async ({ data }: { data: Partial<typeof row> }) => Object.assign(row, data),
+      },
+    } as unknown as ControlPlaneDb;
+    return {
+      db,
+      get lookups() {
+        return lookups;
+      },
+      onLookup(fn: () => Promise<void>) {
+        beforeLookup = fn;
+      },
+    };
+  }
+
+  it('reuses a lookup for TOKEN_CACHE_TTL_MS, then reads the token again', async () => {
+    const token = generateApiToken();
+    const tokens = fakeTokens(token);
+    let clock = 1_000_000;
+    const service = createTokenService({ db: tokens.db, logger, config, now: () => clock });
+    for (let i = 0; i < 3; i++) {
+      expect(await service.authenticate(`Bearer ${token}`)).toMatchObject({
+        role: 'OPERATOR',
+        tokenId: 'token-1',
+      });
+    }
+    expect(tokens.lookups).toBe(1);
+    clock += TOKEN_CACHE_TTL_MS + 1;
+    await service.authenticate(`Bearer ${token}`);
+    expect(tokens.lookups).toBe(2);
+  });
+
+  it('refuses a token from the request after its revocation, though its lookup was cached', async () => {
+    const token = generateApiToken();
+    const tokens = fakeTokens(token);
+    const service = createTokenService({ db: tokens.db, logger, config });
+    expect(await service.authenticate(`Bearer ${token}`)).not.toBeNull();
+    await service.revokeToken('token-1');
+    expect(await service.authenticate(`Bearer ${token}`)).toBeNull();
+  });
+
+  it('does not cache a lookup that read the token before a revocation committed', async () => {
+    const token = generateApiToken();
+    const tokens = fakeTokens(token);
+    const service = createTokenService({ db: tokens.db, logger, config });
+    // The revocation lands while the lookup is in flight: that request may still pass, the next not.
+    tokens.onLookup(async () => {
+      tokens.onLookup(async () => undefined);
+      await service.revokeToken('token-1');
+    });
+    await service.authenticate(`Bearer ${token}`);
+    expect(await service.authenticate(`Bearer ${token}`)).toBeNull();
+    expect(tokens.lookups).toBe(2);
   });
 });
 
