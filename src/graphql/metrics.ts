@@ -1,7 +1,13 @@
 import type { ControlPlaneDb } from '../db/control-plane.js';
 import type { SubscriptionFanoutStats } from './subscription-fanout.js';
 
-const NO_FANOUT: SubscriptionFanoutStats = { executions: 0, sharedResults: 0, sseWrites: 0, sseEvents: 0 };
+const NO_FANOUT: SubscriptionFanoutStats = {
+  executions: 0,
+  sharedResults: 0,
+  sseWrites: 0,
+  sseEvents: 0,
+  sseStreams: 0,
+};
 
 /** In-process counters for `/metrics`, rendered in the Prometheus text format. */
 export function createMetrics(fanout: Readonly<SubscriptionFanoutStats> = NO_FANOUT) {
@@ -49,6 +55,9 @@ export function createMetrics(fanout: Readonly<SubscriptionFanoutStats> = NO_FAN
       '# HELP sse_writes_total Socket chunks written to Server-Sent Events streams (one or more events each).',
       '# TYPE sse_writes_total counter',
       `sse_writes_total ${fanout.sseWrites}`,
+      '# HELP sse_streams Server-Sent Events subscription streams open now.',
+      '# TYPE sse_streams gauge',
+      `sse_streams ${fanout.sseStreams}`,
     ];
     const runs = await db.migrationRun.groupBy({ by: ['status'], _count: { _all: true } });
     lines.push(

@@ -13,7 +13,7 @@
  * - SSE without per-event promises: when a subscription's source is an EventQueue (ours are),
  *   its SSE stream drains the queue itself: the queue says values are there, and the stream
  *   takes all of them at once, executes (shared), encodes each result once (shared across
- *   streams) and writes what accumulated as one chunk, at most every SSE_FLUSH_INTERVAL_MS
+ *   streams) and writes what accumulated as one chunk, at most once per flush interval
  *   (at once when the stream was idle). It takes nothing while its client is not reading, so
  *   the queue's sliding backlog bounds what a slow client holds.
  */
@@ -30,8 +30,21 @@ import type { Plugin } from 'graphql-yoga';
 import { isEventQueue, type EventQueue } from '../pubsub/event-queue.js';
 import type { GraphqlContext } from './context.js';
 
-/** The longest a ready event waits so that it can share a socket write with the ones behind it. */
-export const SSE_FLUSH_INTERVAL_MS = 50;
+/**
+ * How often a busy SSE stream writes: every socket write costs tens of microseconds of CPU on a
+ * small VM, so the interval grows with the number of open streams to keep the process at about
+ * SSE_WRITES_PER_SECOND writes in all, between these bounds (a stream that was idle writes at
+ * once; the interval only spaces the writes of a busy one).
+ */
+export const SSE_FLUSH_INTERVAL_MIN_MS = 10;
+export const SSE_FLUSH_INTERVAL_MAX_MS = 100;
+export const SSE_WRITES_PER_SECOND = 5000;
+
+/** The flush interval for `streams` open SSE streams. */
+export function sseFlushIntervalMs(streams: number): number {
+  const spread = (streams * 1000) / SSE_WRITES_PER_SECOND;
+  return Math.min(SSE_FLUSH_INTERVAL_MAX_MS, Math.max(SSE_FLUSH_INTERVAL_MIN_MS, spread));
+}
 /** Comment line sent when nothing else was, so proxies keep an idle stream open. */
 export const SSE_KEEPALIVE_INTERVAL_MS = 12_000;
 
@@ -55,6 +68,8 @@ export interface SubscriptionFanoutStats {
   sseWrites: number;
   /** Events sent on SSE streams. */
   sseEvents: number;
+  /** SSE streams open now. */
+  sseStreams: number;
 }
 
 export interface SubscriptionFanoutOptions {
@@ -76,7 +91,13 @@ interface QueuedSubscription {
 
 /** The yoga plugin and its counters. */
 export function createSubscriptionFanout({ maskError }: SubscriptionFanoutOptions): SubscriptionFanout {
-  const stats: SubscriptionFanoutStats = { executions: 0, sharedResults: 0, sseWrites: 0, sseEvents: 0 };
+  const stats: SubscriptionFanoutStats = {
+    executions: 0,
+    sharedResults: 0,
+    sseWrites: 0,
+    sseEvents: 0,
+    sseStreams: 0,
+  };
   const sharedResults = new WeakMap<object, Map<string, MaybePromise<ExecutionResult>>>();
   const documentIds = new WeakMap<DocumentNode, number>();
   const queuedByRequest = new WeakMap<Request, QueuedSubscription>();
@@ -207,7 +228,7 @@ function queuedSseStream(
 
   function scheduleFlush(): void {
     if (flushTimer || flushing || closed || !demand) return;
-    const wait = Math.max(0, lastFlushAt + SSE_FLUSH_INTERVAL_MS - performance.now());
+    const wait = Math.max(0, lastFlushAt + sseFlushIntervalMs(stats.sseStreams) - performance.now());
     flushTimer = setTimeout(() => void flush(), wait);
   }
 
@@ -246,20 +267,28 @@ function queuedSseStream(
   }
 
   function finish(error?: unknown): void {
-    if (closed) return;
+    if (!stop()) return;
+    if (error === undefined) controller.close();
+    else controller.error(error);
+  }
+
+  /** Ends the stream's own work (timers, queue, yoga's iterator) once; false if it had ended. */
+  function stop(): boolean {
+    if (closed) return false;
     closed = true;
+    stats.sseStreams--;
     clearTimeout(flushTimer);
     clearInterval(keepaliveTimer);
     queue.onAvailable(null);
     void queue.return();
     release();
-    if (error === undefined) controller.close();
-    else controller.error(error);
+    return true;
   }
 
   return new fetchAPI.ReadableStream<Uint8Array>({
     start(streamController) {
       controller = streamController;
+      stats.sseStreams++;
       // Some clients only surface the response once a first byte arrives.
       controller.enqueue(KEEPALIVE);
       keepaliveTimer = setInterval(() => {
@@ -273,13 +302,7 @@ function queuedSseStream(
       scheduleFlush();
     },
     cancel() {
-      if (closed) return;
-      closed = true;
-      clearTimeout(flushTimer);
-      clearInterval(keepaliveTimer);
-      queue.onAvailable(null);
-      void queue.return();
-      release();
+      stop();
     },
   });
 }

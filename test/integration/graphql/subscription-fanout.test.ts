@@ -116,6 +116,8 @@ describe('many subscribers on one run', () => {
     ).toBe(11 * live);
     // A burst published at once leaves in a few writes per stream, not one per event.
     expect(Math.max(...received.map((s) => s.chunks))).toBeLessThan(live / 2);
+    // Ended streams let go of their queue and timers.
+    await expectEventually(async () => expect((await fanout()).sse_streams).toBe(0));
   });
 
   it('gives a late subscriber its own SNAPSHOT and only what follows', async () => {
@@ -160,6 +162,7 @@ describe('many subscribers on one run', () => {
 });
 
 const FANOUT_COUNTERS = [
+  'sse_streams',
   'graphql_subscription_event_executions_total',
   'graphql_subscription_shared_results_total',
   'sse_events_total',
