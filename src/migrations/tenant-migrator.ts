@@ -6,6 +6,7 @@ import type { Pool, PoolClient } from 'pg';
 import { quoteSchema } from '../db/pg.js';
 import { BatchFailedError, applyFile, applyGroup, applyGroupBatched } from './apply-file.js';
 import { ensureAndReadLedger, ensureAndReadLedgerSql, ledgerFromResults, readLedger } from './ledger.js';
+import { migrateUpInOneTrip } from './one-trip.js';
 import { assertNoDrift, groupSteps, isStepTransactional, planDown, planUp } from './planner.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, withTargetSession, withTargetTransaction } from './target-session.js';
 import { TransactionMode } from './types.js';
@@ -33,6 +34,16 @@ export async function migrateUp(
 ): Promise<MigrateResult> {
   const toVersion = options.toVersion ?? null;
   if (toVersion) catalog.require(toVersion);
+  if (options.expectedVersion !== undefined) {
+    const moved = await migrateUpInOneTrip(pool, target, catalog, {
+      ...options,
+      expectedVersion: options.expectedVersion,
+    });
+    if (moved) {
+      for (const step of moved.steps) await options.onApplied?.(step);
+      return moved;
+    }
+  }
   return run(pool, target, options, 'up', {
     // The ledger is ensured and read in the round trip that takes the lock.
     opening: ensureAndReadLedgerSql(target.schema),

@@ -79,6 +79,12 @@ export interface MigrateOptions {
   readonly lockTimeoutMs?: number;
   /** Called after each file is committed (PER_MIGRATION, no-transaction) or after the group commits. */
   readonly onApplied?: (step: AppliedStep) => void | Promise<void>;
+  /**
+   * Where the caller believes the target is (the control plane's cached version; null for a new,
+   * empty ledger). When given, the whole move is first tried as one round trip guarded by that
+   * belief (see one-trip.ts); a wrong belief only costs the careful path.
+   */
+  readonly expectedVersion?: string | null;
 }
 
 export interface AppliedStep {

@@ -230,6 +230,8 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       mode,
       lockTimeoutMs,
       onApplied,
+      // The cached version lets the engine try the whole move in one round trip.
+      expectedVersion: database.schemaVersion,
     });
     return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
   }
