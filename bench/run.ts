@@ -193,7 +193,7 @@ async function benchProvisioning(options: BenchOptions, upSql: string[]): Promis
 /** B3: the tenants page and run progress at fleet size, against bare SQL for the same rows. */
 async function benchFleetQueries(options: BenchOptions): Promise<void> {
   const stack = await startStack('b3', options, { worker: false });
-  const iterations = 200;
+  const iterations = 1000;
   try {
     await seedSchemaTenants(stack.config, 'q', options.queryTenants, false);
     const tenantsQuery = `query($filter: TenantFilter) { tenants(first: 50, filter: $filter) { totalCount
@@ -483,7 +483,7 @@ async function countLedgers(tenantUrl: string, n: number): Promise<number> {
 }
 
 async function sample(iterations: number, fn: () => Promise<unknown>): Promise<Summary> {
-  for (let i = 0; i < Math.min(20, iterations); i++) await fn(); // warm-up
+  for (let i = 0; i < Math.min(100, iterations); i++) await fn(); // warm-up
   const samples: number[] = [];
   for (let i = 0; i < iterations; i++) {
     const begin = performance.now();

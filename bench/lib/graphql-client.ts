@@ -1,25 +1,53 @@
 import http from 'node:http';
-/** Minimal GraphQL-over-HTTP and GraphQL-over-SSE clients for the benchmarks (Node's fetch). */
+/** Minimal GraphQL-over-HTTP and GraphQL-over-SSE clients for the benchmarks (node:http). */
 export interface GraphqlEndpoint {
   readonly url: string;
   readonly token: string;
 }
 
+// Requests reuse their connections, as any real client (browser, curl with keep-alive) would.
+const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 16 });
+
 /** Runs one operation; throws on transport or GraphQL errors. */
-export async function gql<T = Record<string, unknown>>(
+export function gql<T = Record<string, unknown>>(
   endpoint: GraphqlEndpoint,
   query: string,
   variables: Record<string, unknown> = {},
 ): Promise<T> {
-  const response = await fetch(endpoint.url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${endpoint.token}` },
-    body: JSON.stringify({ query, variables }),
+  const body = JSON.stringify({ query, variables });
+  return new Promise<T>((resolve, reject) => {
+    const request = http.request(
+      endpoint.url,
+      {
+        method: 'POST',
+        agent: keepAlive,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          authorization: `Bearer ${endpoint.token}`,
+        },
+      },
+      (response) => {
+        response.setEncoding('utf8');
+        let text = '';
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('error', reject);
+        response.on('end', () => {
+          try {
+            const parsed = JSON.parse(text) as { data?: T; errors?: { message: string }[] };
+            if (parsed.errors?.length)
+              throw new Error(`GraphQL error: ${parsed.errors.map((e) => e.message).join('; ')}`);
+            if (!parsed.data) throw new Error(`GraphQL response without data (HTTP ${response.statusCode})`);
+            resolve(parsed.data);
+          } catch (error) {
+            reject(error as Error);
+          }
+        });
+      },
+    );
+    request.on('error', reject);
+    request.end(body);
   });
-  const body = (await response.json()) as { data?: T; errors?: { message: string }[] };
-  if (body.errors?.length) throw new Error(`GraphQL error: ${body.errors.map((e) => e.message).join('; ')}`);
-  if (!body.data) throw new Error(`GraphQL response without data (HTTP ${response.status})`);
-  return body.data;
 }
 
 /**

@@ -20,8 +20,8 @@ export interface BenchOptions {
 }
 
 const USAGE = `usage: npm run bench -- [--cases B1,B2,B3,B4,B5] [--tenants 1000] [--query-tenants 10000]
-  [--provisions 100] [--subscribers 500] [--fanout-targets 1000] [--run-concurrency 8]
-  [--worker-concurrency 8] [--workers 1] [--quick] [--skip-baselines] [--out bench/results]
+  [--provisions 100] [--subscribers 500] [--fanout-targets 1000] [--run-concurrency 4]
+  [--worker-concurrency 4] [--workers 1] [--quick] [--skip-baselines] [--out bench/results]
   --quick: tiny sizes for a smoke run (tenants 20, query-tenants 200, provisions 5, subscribers 10, fanout-targets 20)`;
 
 /** Parses argv; throws with the usage text on anything unknown. */
@@ -66,8 +66,8 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     provisions: int('provisions', 100, 5),
     subscribers: int('subscribers', 500, 10),
     fanoutTargets: int('fanout-targets', 1000, 20),
-    runConcurrency: int('run-concurrency', 8, 4),
-    workerConcurrency: int('worker-concurrency', 8, 4),
+    runConcurrency: int('run-concurrency', 4, 4),
+    workerConcurrency: int('worker-concurrency', 4, 4),
     workers: int('workers', 1, 1),
     cases,
     outDir: values.get('out') ?? 'bench/results',

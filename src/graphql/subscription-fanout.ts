@@ -36,9 +36,9 @@ import type { GraphqlContext } from './context.js';
  * SSE_WRITES_PER_SECOND writes in all, between these bounds (a stream that was idle writes at
  * once; the interval only spaces the writes of a busy one).
  */
-export const SSE_FLUSH_INTERVAL_MIN_MS = 10;
-export const SSE_FLUSH_INTERVAL_MAX_MS = 100;
-export const SSE_WRITES_PER_SECOND = 5000;
+export const SSE_FLUSH_INTERVAL_MIN_MS = 25;
+export const SSE_FLUSH_INTERVAL_MAX_MS = 50;
+export const SSE_WRITES_PER_SECOND = 10_000;
 
 /** The flush interval for `streams` open SSE streams. */
 export function sseFlushIntervalMs(streams: number): number {
