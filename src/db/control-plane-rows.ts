@@ -1,9 +1,10 @@
 /**
  * Select lists that return control-plane rows in the Prisma client's shapes (camelCase keys,
  * UPPER enum labels, Dates), for the few statements that go over a plain pg pool instead of
- * Prisma (see tenants/tenant-registration.ts and runs/run-reader.ts).
+ * Prisma (tenants/tenant-registration.ts, runs/run-service.ts's run reads and the hot path of
+ * runs/target-state.ts).
  */
-import type { MigrationRun, Tenant } from '../generated/prisma/client.js';
+import type { MigrationRun, MigrationRunTarget, Tenant, TenantDatabase } from '../generated/prisma/client.js';
 
 // Columns as the Prisma client names and spells them ($ stands for the table alias).
 const TENANT_FIELDS = {
@@ -40,6 +41,44 @@ const RUN_FIELDS = {
   finishedAt: '$.finished_at',
 } satisfies Record<keyof MigrationRun, string>;
 
+const TARGET_FIELDS = {
+  id: '$.id::text',
+  runId: '$.run_id::text',
+  tenantId: '$.tenant_id::text',
+  tenantDatabaseId: '$.tenant_database_id::text',
+  position: '$.position',
+  canary: '$.canary',
+  status: 'upper($.status::text)',
+  fromVersion: '$.from_version',
+  toVersion: '$.to_version',
+  appliedVersions: '$.applied_versions',
+  plannedSql: '$.planned_sql',
+  error: '$.error',
+  errorCode: '$.error_code',
+  attempts: '$.attempts',
+  createdAt: '$.created_at',
+  updatedAt: '$.updated_at',
+  startedAt: '$.started_at',
+  finishedAt: '$.finished_at',
+  durationMs: '$.duration_ms',
+} satisfies Record<keyof MigrationRunTarget, string>;
+
+const DATABASE_FIELDS = {
+  id: '$.id::text',
+  tenantId: '$.tenant_id::text',
+  connectionStringEncrypted: '$.connection_string_encrypted',
+  databaseName: '$.database_name',
+  host: '$.host',
+  port: '$.port',
+  status: 'upper($.status::text)',
+  isolation: 'upper($.isolation::text)',
+  schemaName: '$.schema_name',
+  schemaVersion: '$.schema_version',
+  lastError: '$.last_error',
+  createdAt: '$.created_at',
+  updatedAt: '$.updated_at',
+} satisfies Record<keyof TenantDatabase, string>;
+
 /** The select list of a `control_plane.tenants` row aliased `alias`, keys prefixed with `prefix`. */
 export function tenantColumns(alias: string, prefix = ''): string {
   return columns(TENANT_FIELDS, alias, prefix);
@@ -48,6 +87,16 @@ export function tenantColumns(alias: string, prefix = ''): string {
 /** The select list of a `control_plane.migration_runs` row aliased `alias`, keys prefixed with `prefix`. */
 export function runColumns(alias: string, prefix = ''): string {
   return columns(RUN_FIELDS, alias, prefix);
+}
+
+/** The select list of a `control_plane.migration_run_targets` row aliased `alias`, keys prefixed with `prefix`. */
+export function targetColumns(alias: string, prefix = ''): string {
+  return columns(TARGET_FIELDS, alias, prefix);
+}
+
+/** The select list of a `control_plane.tenant_databases` row aliased `alias`, keys prefixed with `prefix`. */
+export function databaseColumns(alias: string, prefix = ''): string {
+  return columns(DATABASE_FIELDS, alias, prefix);
 }
 
 /**

@@ -19,6 +19,7 @@
  */
 import pg from 'pg';
 import type { ControlPlanePool } from '../db/control-plane.js';
+import { databaseColumns, runColumns, targetColumns, unprefixRow } from '../db/control-plane-rows.js';
 import type { MigrationRun, MigrationRunTarget, TenantDatabase } from '../generated/prisma/client.js';
 import {
   RunStatus,
@@ -63,9 +64,9 @@ export async function claimTarget(pool: ControlPlanePool, targetId: string): Pro
     const row = claim?.rows[0];
     if (!row) return null;
     return {
-      run: unprefix<MigrationRun>(row, 'r_'),
-      target: unprefix<MigrationRunTarget>(row, 't_'),
-      database: unprefix<TenantDatabase>(row, 'd_'),
+      run: unprefixRow<MigrationRun>(row, 'r_'),
+      target: unprefixRow<MigrationRunTarget>(row, 't_'),
+      database: unprefixRow<TenantDatabase>(row, 'd_'),
       runStarted: row.runStarted === true,
     };
   });
@@ -241,69 +242,6 @@ function sqlLiteral(value: string | number | boolean | null | readonly string[])
     : `ARRAY[${value.map((item) => pg.escapeLiteral(item)).join(', ')}]::text[]`;
 }
 
-// Columns as the Prisma client names and spells them ($ stands for the table alias).
-const RUN_FIELDS = {
-  id: '$.id::text',
-  kind: 'upper($.kind::text)',
-  status: 'upper($.status::text)',
-  targetVersion: '$.target_version',
-  dryRun: '$.dry_run',
-  concurrency: '$.concurrency',
-  maxFailures: '$.max_failures',
-  canarySize: '$.canary_size',
-  transactionMode: 'upper($.transaction_mode::text)',
-  requestedBy: '$.requested_by',
-  total: '$.total',
-  pending: '$.pending',
-  running: '$.running',
-  succeeded: '$.succeeded',
-  failed: '$.failed',
-  skipped: '$.skipped',
-  cancelled: '$.cancelled',
-  createdAt: '$.created_at',
-  updatedAt: '$.updated_at',
-  startedAt: '$.started_at',
-  finishedAt: '$.finished_at',
-} satisfies Record<keyof MigrationRun, string>;
-
-const TARGET_FIELDS = {
-  id: '$.id::text',
-  runId: '$.run_id::text',
-  tenantId: '$.tenant_id::text',
-  tenantDatabaseId: '$.tenant_database_id::text',
-  position: '$.position',
-  canary: '$.canary',
-  status: 'upper($.status::text)',
-  fromVersion: '$.from_version',
-  toVersion: '$.to_version',
-  appliedVersions: '$.applied_versions',
-  plannedSql: '$.planned_sql',
-  error: '$.error',
-  errorCode: '$.error_code',
-  attempts: '$.attempts',
-  createdAt: '$.created_at',
-  updatedAt: '$.updated_at',
-  startedAt: '$.started_at',
-  finishedAt: '$.finished_at',
-  durationMs: '$.duration_ms',
-} satisfies Record<keyof MigrationRunTarget, string>;
-
-const DATABASE_FIELDS = {
-  id: '$.id::text',
-  tenantId: '$.tenant_id::text',
-  connectionStringEncrypted: '$.connection_string_encrypted',
-  databaseName: '$.database_name',
-  host: '$.host',
-  port: '$.port',
-  status: 'upper($.status::text)',
-  isolation: 'upper($.isolation::text)',
-  schemaName: '$.schema_name',
-  schemaVersion: '$.schema_version',
-  lastError: '$.last_error',
-  createdAt: '$.created_at',
-  updatedAt: '$.updated_at',
-} satisfies Record<keyof TenantDatabase, string>;
-
 // Served by the partial index idx_run_targets_canary: touches at most canary_size rows.
 const CANARY_COUNTS = `
   CASE WHEN run.canary_size IS NULL THEN 0 ELSE (SELECT count(*)::int FROM control_plane.migration_run_targets
@@ -360,8 +298,8 @@ const STATEMENTS = {
         FROM r WHERE t.id = $1::uuid AND t.run_id = r.id AND t.status IN ('queued', 'running')
         RETURNING t.*
       )
-      SELECT ${columns(RUN_FIELDS, 'r', 'r_')}, ${columns(TARGET_FIELDS, 't', 't_')},
-        ${columns(DATABASE_FIELDS, 'd', 'd_')}, r.old_run_status = 'queued' AS "runStarted"
+      SELECT ${runColumns('r', 'r_')}, ${targetColumns('t', 't_')},
+        ${databaseColumns('d', 'd_')}, r.old_run_status = 'queued' AS "runStarted"
       FROM r JOIN t ON t.run_id = r.id
       JOIN control_plane.tenant_databases d ON d.id = t.tenant_database_id`,
   },
@@ -374,7 +312,7 @@ const STATEMENTS = {
   // $1 run: locks the run row for the rest of the transaction.
   lockRun: {
     name: 'hot_lock_run',
-    text: `SELECT ${columns(RUN_FIELDS, 'r', '')} FROM control_plane.migration_runs r WHERE r.id = $1::uuid FOR UPDATE`,
+    text: `SELECT ${runColumns('r')} FROM control_plane.migration_runs r WHERE r.id = $1::uuid FOR UPDATE`,
   },
   // $1 target, $2 run, $3 from version, $4 to version, $5 applied versions, $6 planned SQL.
   endSucceeded: {
@@ -452,7 +390,7 @@ const STATEMENTS = {
         WHERE r.id = $1::uuid
         RETURNING r.*
       )
-      SELECT ${columns(RUN_FIELDS, 'r', '')}, ARRAY(SELECT id::text FROM admitted ORDER BY position) AS admitted
+      SELECT ${runColumns('r')}, ARRAY(SELECT id::text FROM admitted ORDER BY position) AS admitted
       FROM r`,
   },
 } as const;
@@ -460,17 +398,3 @@ const STATEMENTS = {
 const PREPARE_ALL = Object.values(STATEMENTS)
   .map(({ name, text }) => `PREPARE ${name} AS ${text};\n`)
   .join('');
-
-function columns(fields: Record<string, string>, alias: string, prefix: string): string {
-  return Object.entries(fields)
-    .map(([name, expr]) => `${expr.replaceAll('$.', `${alias}.`)} AS "${prefix}${name}"`)
-    .join(', ');
-}
-
-function unprefix<T>(row: Record<string, unknown>, prefix: string): T {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(row)) {
-    if (key.startsWith(prefix)) out[key.slice(prefix.length)] = value;
-  }
-  return out as T;
-}

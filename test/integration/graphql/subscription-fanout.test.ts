@@ -41,17 +41,22 @@ describe('many subscribers on one run', () => {
     };
   }
 
-  /** Subscribes over real HTTP and collects every event until the server ends the stream. */
-  async function subscribe(query: string, globalId: string): Promise<{ done: Promise<Received> }> {
-    const response = await fetch(`${base}/graphql`, {
+  /** POSTs a subscription with `Accept: text/event-stream` as the admin. */
+  function openStream(query: string, id: string): Promise<Response> {
+    return fetch(`${base}/graphql`, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
         accept: 'text/event-stream',
         authorization: `Bearer ${BOOTSTRAP_TOKEN}`,
       },
-      body: JSON.stringify({ query, variables: { id: globalId } }),
+      body: JSON.stringify({ query, variables: { id } }),
     });
+  }
+
+  /** Subscribes over real HTTP and collects every event until the server ends the stream. */
+  async function subscribe(query: string, globalId: string): Promise<{ done: Promise<Received> }> {
+    const response = await openStream(query, globalId);
     expect(response.headers.get('content-type')).toContain('text/event-stream');
     const reader = response.body!.getReader();
     const decoder = new TextDecoder();
@@ -145,16 +150,7 @@ describe('many subscribers on one run', () => {
       [EVENTS, 'not-an-id'],
       [`subscription ($id: ID!) { tenantEvents(tenantId: $id) { type } }`, unknownTenant],
     ] as const) {
-      const response = await fetch(`${base}/graphql`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'text/event-stream',
-          authorization: `Bearer ${BOOTSTRAP_TOKEN}`,
-        },
-        body: JSON.stringify({ query, variables: { id } }),
-      });
-      const text = await response.text();
+      const text = await (await openStream(query, id)).text();
       expect(text).toContain('NOT_FOUND');
       expect(text).not.toContain('"type"');
     }
