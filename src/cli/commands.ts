@@ -3,8 +3,8 @@
  * handler; `tenants` (fleet-wide runs through the queue) registers here when it lands.
  */
 import pg from 'pg';
+import { UsageError } from './usage-error.js';
 import type { Config } from '../config.js';
-import { AppError } from '../errors.js';
 import {
   CONTROL_PLANE_TARGET,
   DriftError,
@@ -43,13 +43,6 @@ export interface CommandIo {
 
 /** A command group's handler. */
 export type CommandHandler = (config: Config, input: CommandInput, io: CommandIo) => Promise<void>;
-
-/** Bad command-line usage: the CLI prints the usage text and exits 2. */
-export class UsageError extends AppError<'USAGE'> {
-  constructor(message: string) {
-    super('USAGE', message);
-  }
-}
 
 /** The command groups, by first argument. */
 export const COMMANDS: Readonly<Record<string, CommandHandler>> = {

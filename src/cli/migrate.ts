@@ -5,7 +5,8 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { AppError } from '../errors.js';
-import { COMMANDS, UsageError } from './commands.js';
+import { COMMANDS } from './commands.js';
+import { UsageError } from './usage-error.js';
 import type { CommandInput } from './commands.js';
 
 /** The usage text printed on bad usage and for --help. */

@@ -9,7 +9,8 @@ import type { Config } from '../config.js';
 import { createSecretBox } from '../crypto/secret-box.js';
 import { createControlPlaneDb, createControlPlanePool } from '../db/control-plane.js';
 import { createTenantPools } from '../db/tenant-pools.js';
-import { AppError, ValidationError } from '../errors.js';
+import { AppError } from '../errors.js';
+import { UsageError } from './usage-error.js';
 import type { TenantEnvironment } from '../generated/prisma/enums.js';
 import { createLogger } from '../logger.js';
 import { loadCatalog } from '../migrations/index.js';
@@ -65,7 +66,7 @@ export async function tenantsUpCommand(
   sink: ProgressSink = process.stderr,
 ): Promise<void> {
   if (input.action !== 'up')
-    throw new ValidationError(`unknown action "tenants ${input.action ?? ''}"; try "tenants up"`, 'action');
+    throw new UsageError(`unknown action "tenants ${input.action ?? ''}"; try "tenants up"`);
   const environment = parseEnvironment(input.environment);
   const concurrency = parseConcurrency(input.concurrency);
   await assertControlPlaneReady(config);
@@ -211,7 +212,7 @@ function formatCounts(p: RunProgress): string {
 function parseEnvironment(value: string | undefined): TenantEnvironment | null {
   if (value === undefined) return null;
   if (!ENVIRONMENTS.includes(value.toLowerCase())) {
-    throw new ValidationError(`--environment must be one of ${ENVIRONMENTS.join(', ')}`, 'environment');
+    throw new UsageError(`--environment must be one of ${ENVIRONMENTS.join(', ')}`);
   }
   return value.toUpperCase() as TenantEnvironment;
 }
@@ -219,7 +220,6 @@ function parseEnvironment(value: string | undefined): TenantEnvironment | null {
 function parseConcurrency(value: string | undefined): number | null {
   if (value === undefined) return null;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new ValidationError('--concurrency must be a positive integer', 'concurrency');
+  if (!Number.isInteger(n) || n < 1) throw new UsageError('--concurrency must be a positive integer');
   return n;
 }

@@ -88,6 +88,15 @@ describe('npm run migrate', () => {
     expect(usage.stderr).toContain('Usage: npm run migrate');
     const unknown = await runCli(['tenant', 'up', '--tenant', 'x', '--bogus'], env());
     expect(unknown.code).toBe(2);
+    for (const args of [
+      ['tenants', 'up', '--concurrency', '0'],
+      ['tenants', 'up', '--environment', 'moon'],
+      ['tenants', 'down'],
+    ]) {
+      const fleetUsage = await runCli(args, env());
+      expect(fleetUsage.code).toBe(2);
+      expect(fleetUsage.stderr).toContain('Usage: npm run migrate');
+    }
     const badConfig = await runCli(['tenant', 'status', '--tenant', 'x'], { ...env(), PORT: 'eighty' });
     expect(badConfig).toMatchObject({
       code: 1,
