@@ -218,6 +218,8 @@ function queuedSseStream(
   stats: SubscriptionFanoutStats,
 ): ReadableStream<Uint8Array> {
   let flushTimer: NodeJS.Timeout | undefined;
+  /** The pending flush timer is the immediate one for the stream's end. */
+  let flushingNow = false;
   let keepaliveTimer: NodeJS.Timeout | undefined;
   let lastFlushAt = 0;
   let flushing = false;
@@ -226,15 +228,23 @@ function queuedSseStream(
   let demand = false;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
 
+  // The stream's last chunk never waits: nothing would share its write anyway.
   function scheduleFlush(): void {
-    if (flushTimer || flushing || closed || !demand) return;
-    const wait = Math.max(0, lastFlushAt + sseFlushIntervalMs(stats.sseStreams) - performance.now());
+    if (flushing || closed || !demand) return;
+    const now = queue.ending;
+    if (flushTimer && (flushingNow || !now)) return;
+    clearTimeout(flushTimer);
+    flushingNow = now;
+    const wait = now
+      ? 0
+      : Math.max(0, lastFlushAt + sseFlushIntervalMs(stats.sseStreams) - performance.now());
     flushTimer = setTimeout(() => void flush(), wait);
   }
 
   // Takes everything the queue holds, executes (shared) and encodes it in order, writes it.
   async function flush(): Promise<void> {
     flushTimer = undefined;
+    flushingNow = false;
     if (closed) return;
     flushing = true;
     try {

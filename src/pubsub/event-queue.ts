@@ -23,6 +23,8 @@ export interface EventQueue<T> extends AsyncIterableIterator<T> {
   takeAll(): T[];
   /** True once the last value was delivered (or the reader returned). */
   readonly done: boolean;
+  /** True while the value that ends the queue is buffered: what is left is all there will be. */
+  readonly ending: boolean;
   /** Called on every push that the reader was not already waiting for; null to stop. */
   onAvailable(callback: (() => void) | null): void;
   /** Values dropped because the reader fell more than `backlog` behind. */
@@ -148,6 +150,9 @@ export function createEventQueue<T>({ backlog, endsWith, onClose }: EventQueueOp
     },
     get done() {
       return closed;
+    },
+    get ending() {
+      return sealed && !closed;
     },
     onAvailable(callback: (() => void) | null): void {
       available = callback;

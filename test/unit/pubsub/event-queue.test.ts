@@ -59,10 +59,13 @@ describe('createEventQueue', () => {
       endsWith: (v) => v === 'end',
       onClose: () => closes++,
     });
+    expect(queue.ending).toBe(false);
     for (const v of ['a', 'end', 'late']) queue.push(v);
+    expect(queue.ending).toBe(true);
     expect(closes).toBe(0);
     expect(await drain(queue, 5)).toEqual(['a', 'end']);
     expect(queue.done).toBe(true);
+    expect(queue.ending).toBe(false);
     expect(closes).toBe(1);
 
     const waiting = createEventQueue<string>({ backlog: 8, endsWith: (v) => v === 'end' });
