@@ -52,11 +52,16 @@ export interface ClaimedTarget {
  * holders. An earlier version claimed without the lock and detected races through the run row's
  * xmin: with a few workers finishing targets of the same run, two claims in three raced and
  * half the targets fell back to the careful path.
+ *
+ * The claim commits without waiting for its WAL flush (synchronous_commit off): a claim lost to
+ * a server crash leaves the target QUEUED, its job is delivered again (or re-enqueued by the
+ * reconciler) and the claim is simply made again; the tenant's own work is guarded by its ledger.
+ * The finish, which other readers act on, commits durably.
  */
 export async function claimTarget(pool: ControlPlanePool, targetId: string): Promise<ClaimedTarget | null> {
   return withHotConnection(pool, async (send) => {
     const [claim] = await send(
-      `BEGIN; SET LOCAL lock_timeout = '${FINISH_LOCK_TIMEOUT}'; ` +
+      `BEGIN; SET LOCAL lock_timeout = '${FINISH_LOCK_TIMEOUT}'; SET LOCAL synchronous_commit = off; ` +
         `EXECUTE ${STATEMENTS.lockRunOfTarget.name}(${sqlArgs(targetId)}); ` +
         `EXECUTE ${STATEMENTS.claimTarget.name}(${sqlArgs(targetId)}); COMMIT`,
       2,
