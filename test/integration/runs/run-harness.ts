@@ -1,10 +1,11 @@
 /**
  * A run machinery of its own for one test file: control-plane DB clone, Redis prefix, queue,
- * event bus, run service and (on demand) workers, all closed and cleaned up in afterAll.
+ * event bus, run service and (on demand) workers, all closed and cleaned up in afterAll (workers
+ * after each test).
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { Redis } from 'ioredis';
 import { loadConfig } from '../../../src/config.js';
 import type { Config } from '../../../src/config.js';
@@ -104,6 +105,11 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
     const logger = createLogger('silent');
     const service = createRunService({ db, config, catalog, queue, events, tenantPools, secretBox, logger });
     state = { config, db, catalog, queue, events, service, secretBox, tenantPools, env };
+  });
+
+  // A test that failed half-way must not leave its worker taking the next test's jobs.
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((worker) => worker.close()));
   });
 
   afterAll(async () => {
