@@ -1,7 +1,10 @@
+import { connect } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RunEventType, type RunEvent } from '../../../src/pubsub/run-events.js';
+import { RunEventType, SUBSCRIBER_BACKLOG, type RunEvent } from '../../../src/pubsub/run-events.js';
 import { expectEventually } from '../../helpers/eventually.js';
+import { SSE_FLUSH_INTERVAL_MAX_MS } from '../../../src/graphql/subscription-fanout.js';
 import { BOOTSTRAP_TOKEN, useApiHarness } from './harness.js';
 
 const EVENTS = `subscription ($id: ID!) { migrationRunEvents(runId: $id) { type version progress { total succeeded } } }`;
@@ -140,6 +143,54 @@ describe('many subscribers on one run', () => {
     const [first, second] = await Promise.all([early.done, late.done]);
     expect(first.events.map((e) => e.type)).toEqual(['SNAPSHOT', 'MIGRATION_APPLIED', 'RUN_FINISHED']);
     expect(second.events.map((e) => e.type)).toEqual(['SNAPSHOT', 'RUN_FINISHED']);
+  });
+
+  it('stops taking events for a client that does not read; it later gets the newest ones and RUN_FINISHED', async () => {
+    const { runId, globalId } = await createRunningRun();
+    const port = new URL(base).port;
+    const body = JSON.stringify({
+      query: `subscription ($id: ID!) { migrationRunEvents(runId: $id) { type version message } }`,
+      variables: { id: globalId },
+    });
+    const socket = connect(Number(port), '127.0.0.1');
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    const ended = new Promise<void>((resolve) => socket.on('end', resolve));
+    socket.write(
+      `POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+        `Accept: text/event-stream\r\nAuthorization: Bearer ${BOOTSTRAP_TOKEN}\r\nConnection: close\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    await expectEventually(() => expect(text).toContain('SNAPSHOT'));
+    // From now on the client reads nothing: 30 MB of events is more than the sockets can buffer.
+    socket.pause();
+    // A listener on the same bus connection and channel (already subscribed by the stream, so
+    // live at once): once it has RUN_FINISHED, so has the stream's queue.
+    const probe = api.app.events.subscribeRun(runId);
+    // In batches far smaller than the backlog, each given time for several flushes: a stream
+    // that kept taking events would lose none of them, one that stops taking must drop the oldest.
+    const batch = 500;
+    const published = 30 * batch;
+    const filler = 'x'.repeat(2000);
+    for (let n = 1; n <= published; n++) {
+      api.app.events.publish({ ...runEvent(runId, RunEventType.MIGRATION_APPLIED, n), message: filler });
+      if (n % batch === 0) {
+        for (let got = 0; got < batch; got++) await probe.next();
+        await delay(3 * SSE_FLUSH_INTERVAL_MAX_MS);
+      }
+    }
+    api.app.events.publish(runEvent(runId, RunEventType.RUN_FINISHED, published + 1));
+    for (let next = await probe.next(); !next.done; next = await probe.next());
+    socket.resume();
+    await ended;
+    const versions = [...text.matchAll(/"version":"(\d+)"/g)].map((match) => Number(match[1]));
+    expect(text).toContain('"type":"RUN_FINISHED"');
+    expect(versions.at(-1)).toBe(published + 1);
+    // What arrives is in order, and the oldest events were dropped instead of buffered.
+    expect(versions).toEqual([...versions].sort((a, b) => a - b));
+    expect(versions.length).toBeLessThan(published);
+    expect(versions.length).toBeGreaterThanOrEqual(SUBSCRIBER_BACKLOG);
   });
 
   it('answers an unknown run or tenant with NOT_FOUND and ends the stream', async () => {
