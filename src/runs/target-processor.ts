@@ -176,6 +176,13 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       where: { id: targetId },
       data: { status: TargetStatus.RUNNING, attempts: { increment: 1 }, startedAt: target.startedAt ?? now },
     });
+    // As claimTarget does: the database is MIGRATING until the finish.
+    if (!run.dryRun) {
+      await tx.tenantDatabase.update({
+        where: { id: target.tenantDatabaseId },
+        data: { status: 'MIGRATING' },
+      });
+    }
     const runStarted = run.status === RunStatus.QUEUED;
     if (runStarted) {
       await tx.migrationRun.update({

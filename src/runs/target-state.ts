@@ -53,6 +53,11 @@ export interface ClaimedTarget {
  * xmin: with a few workers finishing targets of the same run, two claims in three raced and
  * half the targets fell back to the careful path.
  *
+ * The claim marks the tenant database MIGRATING (not for a dry run); the finish sets it ACTIVE
+ * again, or ERROR for a failed provisioning (a failed migration leaves the tenant whole at its
+ * version, so ACTIVE, with lastError). The database row keeps its pre-claim values in what the
+ * claim returns.
+ *
  * The claim commits without waiting for its WAL flush (synchronous_commit off): a claim lost to
  * a server crash leaves the target QUEUED, its job is delivered again (or re-enqueued by the
  * reconciler) and the claim is simply made again; the tenant's own work is guarded by its ledger.
@@ -302,6 +307,10 @@ const STATEMENTS = {
           started_at = coalesce(t.started_at, now())
         FROM r WHERE t.id = $1::uuid AND t.run_id = r.id AND t.status IN ('queued', 'running')
         RETURNING t.*
+      ), db AS (
+        UPDATE control_plane.tenant_databases d SET status = 'migrating'
+        FROM r, t WHERE d.id = t.tenant_database_id AND NOT r.dry_run AND d.status <> 'migrating'
+        RETURNING d.id
       )
       SELECT ${runColumns('r', 'r_')}, ${targetColumns('t', 't_')},
         ${databaseColumns('d', 'd_')}, r.old_run_status = 'queued' AS "runStarted"
@@ -356,7 +365,9 @@ const STATEMENTS = {
       ), db AS (
         UPDATE control_plane.tenant_databases d SET
           last_error = $6::text,
-          status = CASE WHEN run.kind = 'provision' THEN 'error'::control_plane.database_status ELSE d.status END,
+          status = CASE WHEN run.kind = 'provision' THEN 'error'::control_plane.database_status
+                        WHEN d.status = 'migrating' THEN 'active'::control_plane.database_status
+                        ELSE d.status END,
           schema_version = CASE WHEN $4::boolean THEN $5::varchar ELSE d.schema_version END
         FROM old, run WHERE d.id = old.tenant_database_id AND EXISTS (SELECT 1 FROM upd)
         RETURNING d.id

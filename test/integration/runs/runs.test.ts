@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { createControlPlanePool } from '../../../src/db/control-plane.js';
 import { PreconditionFailedError, ValidationError, NotFoundError } from '../../../src/errors.js';
+import { claimTarget, finishTarget } from '../../../src/runs/target-state.js';
 import { expectEventually } from '../../helpers/eventually.js';
 import { ACTOR, useRunHarness } from './run-harness.js';
 import {
@@ -317,6 +319,68 @@ describe('migration runs', () => {
     for (const t of targets)
       appliedPerTenant.set(t.tenantId, (appliedPerTenant.get(t.tenantId) ?? 0) + t.appliedVersions.length);
     expect([...appliedPerTenant.values()].every((n) => n === 3)).toBe(true);
+  });
+
+  it('shows a tenant database MIGRATING while its target runs, and ACTIVE again however it ends', async () => {
+    const ids = await h.createTenants('dbstatus', 3);
+    const pool = createControlPlanePool(h.config.databaseUrl, { maxConnections: 1, applicationName: 'test' });
+    const statusOf = async (targetId: string) => {
+      const target = await h.db.migrationRunTarget.findUniqueOrThrow({
+        where: { id: targetId },
+        include: { tenantDatabase: true },
+      });
+      return target.tenantDatabase;
+    };
+    try {
+      const dry = await h.service.startMigrationRun({ tenants: { ids: [ids[0]!] }, dryRun: true }, ACTOR);
+      const [dryTarget] = await h.db.migrationRunTarget.findMany({ where: { runId: dry.id } });
+      expect(await claimTarget(pool, dryTarget!.id)).not.toBeNull();
+      // A dry run touches nothing, the status included.
+      expect((await statusOf(dryTarget!.id)).status).toBe('ACTIVE');
+      await finishTarget(pool, dry.id, dryTarget!.id, {
+        status: 'SUCCEEDED',
+        fromVersion: null,
+        toVersion: null,
+        appliedVersions: [],
+        plannedSql: '-- nothing',
+      });
+      expect((await statusOf(dryTarget!.id)).status).toBe('ACTIVE');
+
+      const run = await h.service.startMigrationRun({ tenants: { ids }, concurrency: 3 }, ACTOR);
+      const [failing, succeeding, untouched] = await h.db.migrationRunTarget.findMany({
+        where: { runId: run.id },
+        orderBy: { position: 'asc' },
+      });
+      for (const target of [failing!, succeeding!]) {
+        expect(await claimTarget(pool, target.id)).not.toBeNull();
+        expect((await statusOf(target.id)).status).toBe('MIGRATING');
+      }
+      expect((await statusOf(untouched!.id)).status).toBe('ACTIVE');
+
+      await finishTarget(pool, run.id, failing!.id, {
+        status: 'FAILED',
+        appliedVersions: [],
+        reached: undefined,
+        error: 'boom',
+        errorCode: 'XX000',
+      });
+      expect(await statusOf(failing!.id)).toMatchObject({ status: 'ACTIVE', lastError: 'boom' });
+      await finishTarget(pool, run.id, succeeding!.id, {
+        status: 'SUCCEEDED',
+        fromVersion: null,
+        toVersion: '0001',
+        appliedVersions: ['0001'],
+        plannedSql: null,
+      });
+      expect(await statusOf(succeeding!.id)).toMatchObject({
+        status: 'ACTIVE',
+        lastError: null,
+        schemaVersion: '0001',
+      });
+      await h.service.cancelRun(run.id, ACTOR);
+    } finally {
+      await pool.end();
+    }
   });
 
   it('cancels a run: pending targets are cancelled and nothing more starts', async () => {
