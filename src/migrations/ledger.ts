@@ -45,16 +45,20 @@ export function ledgerFromResults(results: readonly { rows: unknown[] }[]): Ledg
 /**
  * An INSERT of ledger rows with the values as escaped literals, so it can travel in the same
  * simple-protocol round trip as the COMMIT. The values are the catalog's own (digits, file name,
- * hex checksum, integer) and are escaped regardless.
+ * hex checksum, integer) and are escaped regardless. An execution time is milliseconds, or an SQL
+ * expression computing them on the server (trusted: built by the engine, never from input).
  */
 export function insertLedgerEntriesSql(
   schema: string,
-  entries: readonly { readonly file: Pick<MigrationFile, 'version' | 'name' | 'checksum'>; readonly executionMs: number }[],
+  entries: readonly {
+    readonly file: Pick<MigrationFile, 'version' | 'name' | 'checksum'>;
+    readonly executionMs: number | { readonly sql: string };
+  }[],
 ): string {
-  const rows = entries.map(
-    ({ file, executionMs }) =>
-      `(${escapeLiteral(file.version)}, ${escapeLiteral(file.name)}, ${escapeLiteral(file.checksum)}, ${Math.max(0, Math.round(executionMs))})`,
-  );
+  const rows = entries.map(({ file, executionMs }) => {
+    const ms = typeof executionMs === 'number' ? String(Math.max(0, Math.round(executionMs))) : executionMs.sql;
+    return `(${escapeLiteral(file.version)}, ${escapeLiteral(file.name)}, ${escapeLiteral(file.checksum)}, ${ms})`;
+  });
   return `INSERT INTO ${quoteSchema(schema)}.${LEDGER_TABLE} (version, name, checksum, execution_ms) VALUES ${rows.join(', ')}`;
 }
 

@@ -35,27 +35,62 @@ export async function withTargetTransaction<T>(
   fn: (client: PoolClient, tx: TargetTransaction) => Promise<T>,
   options: TargetTransactionOptions = {},
 ): Promise<T> {
-  const schema = quoteSchema(target.schema);
-  const key = lockKeyLiteral(advisoryLockKey(target.lockKey));
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    // One round trip opens the locked transaction; the key is a validated integer literal.
+  const opening = openingSql(target, lockTimeoutMs);
+  return withRollbackOnError(pool, async (client) => {
+    // One round trip opens the locked transaction.
     const opened = (await client.query(
-      `BEGIN; SET LOCAL lock_timeout = ${lockTimeout(lockTimeoutMs)}; ` +
-        `SELECT pg_advisory_xact_lock(${key}); SET LOCAL search_path TO ${schema}, public` +
-        (options.opening ? `; ${options.opening}` : ''),
+      opening + (options.opening ? `; ${options.opening}` : ''),
     )) as unknown as QueryResult[];
     let prelude = '';
     const result = await fn(client, {
       // BEGIN, SET, the lock and SET come first.
-      opening: opened.slice(4),
+      opening: opened.slice(OPENING_STATEMENTS),
       commitWith: (sql) => {
         prelude += `${sql};\n`;
       },
     });
     await client.query(`${prelude}COMMIT`);
     return result;
+  });
+}
+
+/**
+ * A whole transaction in one round trip: opens it as withTargetTransaction does, runs `body`
+ * (statements separated by `;`) and commits. Returns the results of `body`'s statements; any
+ * error rolls everything back and is rethrown unchanged.
+ */
+export async function runTargetTransaction(
+  pool: Pool,
+  target: MigrationTarget,
+  lockTimeoutMs: number,
+  body: string,
+): Promise<QueryResult[]> {
+  const sql = `${openingSql(target, lockTimeoutMs)};\n${body};\nCOMMIT`;
+  return withRollbackOnError(pool, async (client) => {
+    const results = (await client.query(sql)) as unknown as QueryResult[];
+    return results.slice(OPENING_STATEMENTS, -1);
+  });
+}
+
+// BEGIN, SET LOCAL lock_timeout, the lock, SET LOCAL search_path.
+const OPENING_STATEMENTS = 4;
+
+/** The statements that open a target's transaction; the key and timeout are validated literals. */
+function openingSql(target: MigrationTarget, lockTimeoutMs: number): string {
+  const schema = quoteSchema(target.schema);
+  const key = lockKeyLiteral(advisoryLockKey(target.lockKey));
+  return (
+    `BEGIN; SET LOCAL lock_timeout = ${lockTimeout(lockTimeoutMs)}; ` +
+    `SELECT pg_advisory_xact_lock(${key}); SET LOCAL search_path TO ${schema}, public`
+  );
+}
+
+/** Runs `fn` on a pooled connection; on error rolls back, then rethrows the original error. */
+async function withRollbackOnError<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    return await fn(client);
   } catch (error) {
     // The original error is what the caller needs; a failed ROLLBACK only means this
     // connection is unusable, so it is destroyed instead of returned to the pool.

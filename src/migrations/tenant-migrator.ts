@@ -34,17 +34,21 @@ export async function migrateUp(
 ): Promise<MigrateResult> {
   const toVersion = options.toVersion ?? null;
   if (toVersion) catalog.require(toVersion);
+  let batched = true;
   if (options.expectedVersion !== undefined) {
-    const moved = await migrateUpInOneTrip(pool, target, catalog, {
+    const attempt = await migrateUpInOneTrip(pool, target, catalog, {
       ...options,
       expectedVersion: options.expectedVersion,
     });
-    if (moved) {
-      for (const step of moved.steps) await options.onApplied?.(step);
-      return moved;
+    if (attempt.kind === 'moved') {
+      for (const step of attempt.result.steps) await options.onApplied?.(step);
+      return attempt.result;
     }
+    // The same files just failed as one batch: go file by file at once, to name the failing one.
+    batched = attempt.kind !== 'failed';
   }
   return run(pool, target, options, 'up', {
+    batch: batched,
     // The ledger is ensured and read in the round trip that takes the lock.
     opening: ensureAndReadLedgerSql(target.schema),
     replan: async (client, opening) => {
@@ -69,6 +73,11 @@ export async function migrateDown(
 }
 
 interface Planner {
+  /**
+   * Send each transactional group in one round trip (up only); after a batch fails, the round is
+   * replayed file by file so the error names the file, line and SQLSTATE.
+   */
+  readonly batch?: boolean;
   /** Statements sent with the opening of each round's transaction; their results reach `replan`. */
   readonly opening?: string;
   /** Plans from the ledger as it is now (`opening` is null on a session without the opening). */
@@ -99,9 +108,7 @@ async function run(
   const steps: AppliedStep[] = [];
   let fromVersion: string | null = null;
   let firstRound = true;
-  // Up groups go in one round trip; after a batch fails, the round is replayed file by file so
-  // the error names the file, line and SQLSTATE.
-  let batched = direction === 'up';
+  let batched = planner.batch ?? false;
 
   for (;;) {
     // Each round re-reads the ledger under the lock: another process may have moved the target.

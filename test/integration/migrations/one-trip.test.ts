@@ -9,9 +9,17 @@ import {
   loadCatalog,
   migrateUp,
 } from '../../../src/migrations/index.js';
-import { migrateUpInOneTrip } from '../../../src/migrations/one-trip.js';
+import { migrateUpInOneTrip, type OneTripOutcome } from '../../../src/migrations/one-trip.js';
+import type { MigrateResult } from '../../../src/migrations/index.js';
 import { useTestDatabase } from '../../helpers/database.js';
 import { fixtureDir, ledgerVersions, tablesIn } from './fixtures.js';
+
+const NOT_APPLICABLE = { kind: 'not-applicable' };
+
+function moved(outcome: OneTripOutcome): MigrateResult {
+  if (outcome.kind !== 'moved') throw new Error(`expected a move, got ${outcome.kind}`);
+  return outcome.result;
+}
 
 describe('migrateUpInOneTrip', () => {
   const db = useTestDatabase();
@@ -20,10 +28,10 @@ describe('migrateUpInOneTrip', () => {
     const catalog = await loadCatalog(fixtureDir('basic'));
     const target = await db.createTenantSchema('onetrip');
     const fresh = await migrateUpInOneTrip(db.pool, target, catalog, { expectedVersion: null, toVersion: '0002' });
-    expect(fresh).toMatchObject({ fromVersion: null, toVersion: '0002' });
-    expect(fresh?.steps.map((s) => s.version)).toEqual(['0001', '0002']);
+    expect(fresh).toMatchObject({ kind: 'moved', result: { fromVersion: null, toVersion: '0002' } });
+    expect(moved(fresh).steps.map((s) => s.version)).toEqual(['0001', '0002']);
     const rest = await migrateUpInOneTrip(db.pool, target, catalog, { expectedVersion: '0002' });
-    expect(rest?.steps.map((s) => s.version)).toEqual(['0010']);
+    expect(moved(rest).steps.map((s) => s.version)).toEqual(['0010']);
     expect(await ledgerVersions(db.pool, target.schema)).toEqual(['0001', '0002', '0010']);
     const timed = await db.pool.query<{ execution_ms: number }>(
       `SELECT execution_ms FROM ${target.schema}.schema_migrations`,
@@ -35,19 +43,24 @@ describe('migrateUpInOneTrip', () => {
     const catalog = await loadCatalog(fixtureDir('basic'));
     const target = await db.createTenantSchema('onetrip_wrong');
     await migrateUp(db.pool, target, catalog, { toVersion: '0001' });
-    for (const expectedVersion of [null, '0002', '9999']) {
-      expect(await migrateUpInOneTrip(db.pool, target, catalog, { expectedVersion })).toBeNull();
+    for (const expectedVersion of [null, '0002']) {
+      expect(await migrateUpInOneTrip(db.pool, target, catalog, { expectedVersion })).toEqual({
+        kind: 'unexpected-ledger',
+      });
     }
+    expect(await migrateUpInOneTrip(db.pool, target, catalog, { expectedVersion: '9999' })).toEqual(NOT_APPLICABLE);
     expect(await ledgerVersions(db.pool, target.schema)).toEqual(['0001']);
     expect(await tablesIn(db.pool, target.schema)).toEqual(['schema_migrations', 'widgets']);
     // Nothing pending, PER_MIGRATION: not its case.
-    expect(await migrateUpInOneTrip(db.pool, target, catalog, { expectedVersion: '0001', toVersion: '0001' })).toBeNull();
+    expect(await migrateUpInOneTrip(db.pool, target, catalog, { expectedVersion: '0001', toVersion: '0001' })).toEqual(
+      NOT_APPLICABLE,
+    );
     expect(
       await migrateUpInOneTrip(db.pool, target, catalog, {
         expectedVersion: '0001',
         mode: TransactionMode.PER_MIGRATION,
       }),
-    ).toBeNull();
+    ).toEqual(NOT_APPLICABLE);
   });
 
   it('declines a drifted ledger, which the careful path then reports', async () => {
@@ -57,7 +70,9 @@ describe('migrateUpInOneTrip', () => {
     await migrateUp(db.pool, target, await loadCatalog(dir), { toVersion: '0001' });
     await writeFile(path.join(dir, '0001_create_widgets.up.sql'), 'CREATE TABLE widgets (id bigint PRIMARY KEY);\n');
     const edited = await loadCatalog(dir);
-    expect(await migrateUpInOneTrip(db.pool, target, edited, { expectedVersion: '0001' })).toBeNull();
+    expect(await migrateUpInOneTrip(db.pool, target, edited, { expectedVersion: '0001' })).toEqual({
+      kind: 'unexpected-ledger',
+    });
     const error = await migrateUp(db.pool, target, edited, { expectedVersion: '0001' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DriftError);
     expect(await ledgerVersions(db.pool, target.schema)).toEqual(['0001']);
@@ -66,7 +81,7 @@ describe('migrateUpInOneTrip', () => {
   it('rolls back a failing file whole; migrateUp then names the file', async () => {
     const catalog = await loadCatalog(fixtureDir('failing'));
     const target = await db.createTenantSchema('onetrip_fail');
-    expect(await migrateUpInOneTrip(db.pool, target, catalog, { expectedVersion: null })).toBeNull();
+    expect(await migrateUpInOneTrip(db.pool, target, catalog, { expectedVersion: null })).toEqual({ kind: 'failed' });
     // Whole: not even the ledger table it created stays.
     expect(await tablesIn(db.pool, target.schema)).toEqual([]);
     const error = await migrateUp(db.pool, target, catalog, { expectedVersion: null }).catch((e: unknown) => e);
