@@ -178,7 +178,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       const http = server;
       await new Promise<void>((resolve, reject) => {
         http.once('error', reject);
-        http.listen(port, () => {
+        http.listen(port, config.host, () => {
           http.off('error', reject);
           resolve();
         });

@@ -21,6 +21,22 @@ const Env = z.object({
     .regex(/^[A-Za-z0-9_:{}.-]{1,64}$/, 'must be 1-64 letters, digits or _ : { } . -')
     .default('cp'),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  /** Interface to listen on; default every interface, or 127.0.0.1 while AUTH_DISABLED. */
+  HOST: z.string().min(1).optional(),
+  /** Origins (scheme://host[:port], comma-separated) that browsers may call the API from. */
+  CORS_ORIGINS: z
+    .string()
+    .transform((value) =>
+      value
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter(Boolean),
+    )
+    .refine(
+      (origins) => origins.every(isOrigin),
+      'must be comma-separated origins such as https://console.example.com',
+    )
+    .default([]),
   MIGRATIONS_DIR: z.string().min(1).default('migrations/tenant'),
   CONTROL_PLANE_MIGRATIONS_DIR: z.string().min(1).default('migrations/control_plane'),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(4),
@@ -45,6 +61,10 @@ export interface Config {
   readonly redisUrl: string;
   readonly redisPrefix: string;
   readonly port: number;
+  /** Interface the HTTP server binds. */
+  readonly host: string;
+  /** Browser origins granted CORS; empty: none. */
+  readonly corsOrigins: readonly string[];
   readonly migrationsDir: string;
   readonly controlPlaneMigrationsDir: string;
   readonly workerConcurrency: number;
@@ -75,6 +95,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (production && !e.ENCRYPTION_KEY) {
     throw new ConfigError('Invalid ENCRYPTION_KEY: required when NODE_ENV=production (32 bytes, base64)');
   }
+  // An open ADMIN API must be an explicit, local-only choice: refused in production, loopback elsewhere.
+  if (production && e.AUTH_DISABLED) {
+    throw new ConfigError('Invalid AUTH_DISABLED: refused when NODE_ENV=production');
+  }
+  if (e.AUTH_DISABLED && e.HOST !== undefined && !isLoopback(e.HOST)) {
+    throw new ConfigError(
+      'Invalid HOST: must be a loopback address (127.0.0.1 or ::1) while AUTH_DISABLED=true',
+    );
+  }
   const encryptionKey = decodeKey(e.ENCRYPTION_KEY ?? DEVELOPMENT_ENCRYPTION_KEY);
   return Object.freeze({
     nodeEnv: e.NODE_ENV,
@@ -83,6 +112,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
     port: e.PORT,
+    host: e.HOST ?? (e.AUTH_DISABLED ? '127.0.0.1' : '::'),
+    corsOrigins: Object.freeze(e.CORS_ORIGINS),
     migrationsDir: e.MIGRATIONS_DIR,
     controlPlaneMigrationsDir: e.CONTROL_PLANE_MIGRATIONS_DIR,
     workerConcurrency: e.WORKER_CONCURRENCY,
@@ -91,8 +122,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     encryptionKeyId: keyId(encryptionKey),
     usingDevelopmentKey: !e.ENCRYPTION_KEY,
     bootstrapAdminToken: e.BOOTSTRAP_ADMIN_TOKEN ?? null,
-    // Never honoured in production: a stray variable must not open the API.
-    authDisabled: e.AUTH_DISABLED && !production,
+    authDisabled: e.AUTH_DISABLED,
     lockTimeoutMs: e.LOCK_TIMEOUT_MS,
     tenantPoolSize: e.TENANT_POOL_SIZE,
     reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
@@ -129,6 +159,19 @@ function keyId(key: Buffer): string {
 
 function createHashHex(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+function isLoopback(host: string): boolean {
+  return host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return ['http:', 'https:'].includes(url.protocol) && url.origin === value;
+  } catch {
+    return false;
+  }
 }
 
 function isPostgresUrl(value: string): boolean {

@@ -36,18 +36,23 @@ async function main(): Promise<void> {
       'ENCRYPTION_KEY is not set: using the fixed development key; never do this with real tenants',
     );
   }
-  if (config.authDisabled) logger.warn('AUTH_DISABLED: every request is ADMIN');
-  else if (!config.bootstrapAdminToken && config.nodeEnv !== 'production') {
+  if (config.authDisabled) {
+    logger.warn('AUTH_DISABLED: every request is ADMIN; listening on the loopback interface only', {
+      host: config.host,
+    });
+  } else if (!config.bootstrapAdminToken) {
     // The first login on a fresh machine: say how, without ever putting a token in a log.
     logger.info(
-      'no BOOTSTRAP_ADMIN_TOKEN set: export one (16+ characters) or AUTH_DISABLED=true for a first login',
+      'no API token yet? create one (printed once): npm run migrate -- token create --name admin --role ADMIN',
     );
   }
 
   const app: App = await createApp(config, { roles: ROLES[roleName as RoleName], logger });
   if (app.server) {
     const port = await app.listen(config.port);
-    logger.info('listening', { url: `http://localhost:${port}/graphql` });
+    const shown = config.host === '::' || config.host === '0.0.0.0' ? 'localhost' : config.host;
+    const base = `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`;
+    logger.info('listening', { url: `${base}/graphql`, host: config.host });
   }
   if (app.worker) logger.info('worker started', { concurrency: config.workerConcurrency });
 

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { GraphQLError, getOperationAST, type ExecutionArgs } from 'graphql';
-import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { createYoga, type CORSOptions, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Redis } from 'ioredis';
 import { WebSocketServer } from 'ws';
@@ -13,6 +14,7 @@ import type { RunEventBus } from '../pubsub/run-events.js';
 import type { GraphqlContext, GraphqlServices } from './context.js';
 import { createMetrics } from './metrics.js';
 import { buildSchema } from './schema.js';
+import { useJsonOnly } from './use-json-only.js';
 import { createSubscriptionFanout, type SubscriptionFanout } from './subscription-fanout.js';
 
 // Expected failures whose message is meant for the caller; everything else is masked.
@@ -22,7 +24,7 @@ const READY_TIMEOUT_MS = 2000;
 const UNEXPECTED_ERROR_MESSAGE = 'Unexpected error.';
 
 export interface GraphqlServerDeps {
-  readonly config: Pick<Config, 'nodeEnv'>;
+  readonly config: Pick<Config, 'nodeEnv' | 'corsOrigins'>;
   readonly db: ControlPlaneDb;
   readonly services: GraphqlServices;
   readonly events: RunEventBus;
@@ -59,9 +61,15 @@ export function createGraphqlYoga(
   return createYoga<ServerContext, GraphqlContext>({
     schema: buildSchema(),
     graphqlEndpoint: '/graphql',
+    // GraphiQL from the service itself (bundled), not a CDN: internal networks often have no internet.
     graphiql: config.nodeEnv !== 'production',
+    renderGraphiQL,
     landingPage: false,
-    plugins: [fanout.plugin, ...plugins],
+    // Closed unless origins are listed: a page on another origin must not drive the API with a
+    // developer's credentials (or at all while auth is disabled).
+    cors: corsOptions(config.corsOrigins),
+    plugins: [useJsonOnly(), fanout.plugin, ...plugins],
+    multipart: false,
     logging: {
       debug: (...args) => logger.debug(String(args[0]), { details: args.slice(1) }),
       info: (...args) => logger.info(String(args[0]), { details: args.slice(1) }),
@@ -183,6 +191,21 @@ function createSubscriptionFanoutFor(logger: Logger): SubscriptionFanout {
   return createSubscriptionFanout({
     maskError: (error) => maskError(error, UNEXPECTED_ERROR_MESSAGE, logger) as GraphQLError,
   });
+}
+
+// A request from an unlisted origin gets no CORS header at all (not even another origin's).
+function corsOptions(origins: readonly string[]): (request: Request) => CORSOptions {
+  const allowed = new Set(origins);
+  return (request) => {
+    const origin = request.headers.get('origin');
+    if (origin === null || !allowed.has(origin)) return false;
+    return {
+      origin: [origin],
+      credentials: true,
+      methods: ['GET', 'POST', 'OPTIONS'],
+      allowedHeaders: ['authorization', 'content-type', 'accept'],
+    };
+  };
 }
 
 function maskError(error: unknown, message: string, logger: Logger): Error {

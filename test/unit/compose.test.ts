@@ -72,6 +72,14 @@ describe('docker-compose.yml', () => {
     expect(ports.some((port) => /(^|:)4000:4000$/.test(port) || /:-4000}:4000$/.test(port))).toBe(true);
   });
 
+  // PostgreSQL runs with trust auth and Redis without a password: on every interface they would be
+  // open to the whole network. Every published port is bound to the loopback interface.
+  it.each(Object.keys(services))('binds every published port of %s to 127.0.0.1', (name) => {
+    for (const port of (services[name]?.ports ?? []).map(String)) {
+      expect(port, `${name} ${port}`).toMatch(/^127\.0\.0\.1:/);
+    }
+  });
+
   it.skipIf(!composeCommand)('is accepted by docker compose config', () => {
     const [command, ...args] = composeCommand ?? [];
     const result = spawnSync(command!, [...args, '-f', composePath, 'config', '-q'], {

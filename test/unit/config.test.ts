@@ -51,10 +51,29 @@ describe('loadConfig', () => {
     expect(loadConfig({ PORT: '', ENCRYPTION_KEY: '' }).port).toBe(4000);
   });
 
-  it('never disables auth in production', () => {
+  it('refuses AUTH_DISABLED in production instead of ignoring it', () => {
+    const error = configError({ NODE_ENV: 'production', ENCRYPTION_KEY: validKey, AUTH_DISABLED: 'true' });
+    expect(error.message).toContain('AUTH_DISABLED');
+  });
+
+  it('listens on every interface by default and on loopback only while auth is disabled', () => {
+    expect(loadConfig({}).host).toBe('::');
+    expect(loadConfig({ HOST: '10.0.0.5' }).host).toBe('10.0.0.5');
+    expect(loadConfig({ AUTH_DISABLED: 'true' }).host).toBe('127.0.0.1');
+    expect(loadConfig({ AUTH_DISABLED: 'true', HOST: '::1' }).host).toBe('::1');
+    for (const host of ['0.0.0.0', '::', '192.168.1.10', 'example.com']) {
+      expect(configError({ AUTH_DISABLED: 'true', HOST: host }).message).toContain('HOST');
+    }
+  });
+
+  it('closes CORS unless CORS_ORIGINS lists origins', () => {
+    expect(loadConfig({}).corsOrigins).toEqual([]);
     expect(
-      loadConfig({ NODE_ENV: 'production', ENCRYPTION_KEY: validKey, AUTH_DISABLED: 'true' }).authDisabled,
-    ).toBe(false);
+      loadConfig({ CORS_ORIGINS: 'https://console.example.com, http://localhost:5173' }).corsOrigins,
+    ).toEqual(['https://console.example.com', 'http://localhost:5173']);
+    for (const bad of ['*', 'console.example.com', 'https://console.example.com/path', 'ftp://x.example']) {
+      expect(configError({ CORS_ORIGINS: bad }).message).toContain('CORS_ORIGINS');
+    }
   });
 
   it.each([
