@@ -66,11 +66,7 @@ describe('an API with auth disabled, against cross-site requests that need no pr
 
   // A page on any origin may send these without asking (no preflight); none may run a mutation.
   it.each([
-    [
-      'text/plain',
-      (body: string) => ({ 'content-type': 'text/plain' }) as Record<string, string>,
-      (b: string) => b,
-    ],
+    ['text/plain', () => ({ 'content-type': 'text/plain' }) as Record<string, string>, (b: string) => b],
     [
       'multipart/form-data',
       () => ({}) as Record<string, string>,
