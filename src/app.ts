@@ -147,7 +147,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
         queue,
         connection: workerConnection,
         logger,
-        ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {}),
+        lockDurationMs: options.lockDurationMs ?? config.workerLockDurationMs,
       });
       const started = worker;
       closers.push({ name: 'worker', close: () => started.close() });

@@ -51,6 +51,8 @@ const Env = z.object({
   TENANT_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
   /** How often a worker looks for targets the queue lost, in milliseconds. */
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(1000).default(30000),
+  /** How long a worker's hold on a job lasts without renewal: a dead worker's jobs move on after about this. */
+  WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
@@ -79,6 +81,7 @@ export interface Config {
   readonly lockTimeoutMs: number;
   readonly tenantPoolSize: number;
   readonly reconcileIntervalMs: number;
+  readonly workerLockDurationMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
 
@@ -126,6 +129,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     lockTimeoutMs: e.LOCK_TIMEOUT_MS,
     tenantPoolSize: e.TENANT_POOL_SIZE,
     reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
+    workerLockDurationMs: e.WORKER_LOCK_DURATION_MS,
     logLevel: e.LOG_LEVEL,
   });
 }
