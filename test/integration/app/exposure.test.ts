@@ -69,7 +69,7 @@ describe('an API with auth disabled, against cross-site requests that need no pr
     ['text/plain', () => ({ 'content-type': 'text/plain' }) as Record<string, string>, (b: string) => b],
     [
       'multipart/form-data',
-      () => ({}) as Record<string, string>,
+      (_body: string) => ({}) as Record<string, string>,
       (body: string) => {
         const form = new FormData();
         form.set('operations', body);
@@ -79,7 +79,7 @@ describe('an API with auth disabled, against cross-site requests that need no pr
     ],
     [
       'application/x-www-form-urlencoded',
-      () => ({ 'content-type': 'application/x-www-form-urlencoded' }) as Record<string, string>,
+      (_body: string) => ({ 'content-type': 'application/x-www-form-urlencoded' }) as Record<string, string>,
       (body: string) =>
         new URLSearchParams({ query: (JSON.parse(body) as { query: string }).query }).toString(),
     ],
