@@ -13,6 +13,7 @@ import { createLogger, type Logger } from './logger.js';
 import { ensureDatabase, loadCatalog, migrateControlPlane } from './migrations/index.js';
 import type { MigrationCatalog } from './migrations/types.js';
 import { createRunEventBus, type RunEventBus } from './pubsub/run-events.js';
+import { createTokenRevocationBus } from './pubsub/token-revocations.js';
 import { createTargetQueue, queuePrefixOf } from './queue/target-queue.js';
 import { startTargetWorker, type TargetWorker } from './queue/target-worker.js';
 import { createRedisConnection } from './redis/connections.js';
@@ -90,6 +91,11 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     // still connecting can overtake ioredis's ready check, which then fails in subscriber mode.
     await Promise.all([publishClient.ping(), subscribeClient.ping()]);
     const events = createRunEventBus({ publishClient, subscribeClient, prefix: config.redisPrefix });
+    const revocations = createTokenRevocationBus({
+      publishClient,
+      subscribeClient,
+      prefix: config.redisPrefix,
+    });
     // Commands on one connection run in order: once a PING answers, every SUBSCRIBE sent before it is live.
     const eventsReady = async () => {
       await subscribeClient.ping();
@@ -120,7 +126,16 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
         logger,
       }),
       systemConfig: createSystemConfigService({ db }),
-      tokens: createTokenService({ db, config, logger }),
+      tokens: createTokenService({
+        db,
+        config,
+        logger,
+        // Every API process ends the token's open streams; a missed announcement is caught by their re-check.
+        onRevoked: (tokenId) =>
+          revocations.publish(tokenId).catch((error: unknown) => {
+            logger.warn('could not announce a token revocation', { tokenId, error });
+          }),
+      }),
       audit: createAuditLog({ db, logger }),
       runs,
       runReader: createRunReader({ pool: apiPool }),
@@ -166,6 +181,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
         events,
         eventsReady,
         redis: publishClient,
+        revocations,
         logger,
       });
       yoga = graphql.yoga;

@@ -54,6 +54,21 @@ const Env = z.object({
   /** How long a worker's hold on a job lasts without renewal: a dead worker's jobs move on after about this. */
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  /** Largest WebSocket frame accepted, in bytes; a larger one closes the socket (1009) unread. */
+  WS_MAX_PAYLOAD_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(25 * 1024 * 1024)
+    .default(1024 * 1024),
+  /** Subscriptions open at once on one WebSocket. */
+  SUBSCRIPTIONS_PER_SOCKET: z.coerce.number().int().min(1).max(100_000).default(100),
+  /** Subscriptions (SSE and WebSocket) open at once with one token, in one API process. */
+  SUBSCRIPTIONS_PER_TOKEN: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+  /** Subscriptions (SSE and WebSocket) open at once in one API process. */
+  SUBSCRIPTIONS_PER_PROCESS: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  /** How often each API process re-checks the tokens of its open streams, in milliseconds. */
+  STREAM_RECHECK_INTERVAL_MS: z.coerce.number().int().min(100).default(60_000),
 });
 
 export interface Config {
@@ -83,6 +98,11 @@ export interface Config {
   readonly reconcileIntervalMs: number;
   readonly workerLockDurationMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  readonly wsMaxPayloadBytes: number;
+  readonly subscriptionsPerSocket: number;
+  readonly subscriptionsPerToken: number;
+  readonly subscriptionsPerProcess: number;
+  readonly streamRecheckIntervalMs: number;
 }
 
 /** Parses the environment into a frozen Config; throws ConfigError with one line naming the variable. */
@@ -131,6 +151,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
     workerLockDurationMs: e.WORKER_LOCK_DURATION_MS,
     logLevel: e.LOG_LEVEL,
+    wsMaxPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,
+    subscriptionsPerSocket: e.SUBSCRIPTIONS_PER_SOCKET,
+    subscriptionsPerToken: e.SUBSCRIPTIONS_PER_TOKEN,
+    subscriptionsPerProcess: e.SUBSCRIPTIONS_PER_PROCESS,
+    streamRecheckIntervalMs: e.STREAM_RECHECK_INTERVAL_MS,
   });
 }
 

@@ -41,6 +41,8 @@ export interface TokenServiceDeps {
   readonly logger: Logger;
   /** The clock of the lookup cache (tests move it). */
   readonly now?: () => number;
+  /** Told after a token is revoked (ends its open streams in every API process). */
+  readonly onRevoked?: (tokenId: string) => Promise<void>;
 }
 
 // A cached lookup: the token's principal, or null for an unknown or revoked token.
@@ -56,7 +58,7 @@ export interface CreatedApiToken {
 }
 
 /** API tokens: authenticating requests, issuing and revoking tokens. */
-export function createTokenService({ db, config, logger, now = Date.now }: TokenServiceDeps) {
+export function createTokenService({ db, config, logger, now = Date.now, onRevoked }: TokenServiceDeps) {
   const lastUsedWrites = new Map<string, number>();
   // By token hash. Every request of a client carries the same token, and each lookup was a
   // control-plane query on the path of every request.
@@ -125,6 +127,7 @@ export function createTokenService({ db, config, logger, now = Date.now }: Token
     if (existing.revokedAt) return existing;
     const revoked = await db.apiToken.update({ where: { id }, data: { revokedAt: new Date() } });
     forget(id);
+    await onRevoked?.(id);
     return revoked;
   }
 
@@ -140,6 +143,6 @@ export function createTokenService({ db, config, logger, now = Date.now }: Token
       });
   }
 
-  return { authenticate, createToken, revokeToken };
+  return { authenticate, createToken, revokeToken, forget };
 }
 export type TokenService = ReturnType<typeof createTokenService>;

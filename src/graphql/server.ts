@@ -3,19 +3,21 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { GraphQLError, getOperationAST, type ExecutionArgs } from 'graphql';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type CORSOptions, type Plugin, type YogaServerInstance } from 'graphql-yoga';
-import { useServer } from 'graphql-ws/use/ws';
 import type { Redis } from 'ioredis';
-import { WebSocketServer } from 'ws';
 import type { Config } from '../config.js';
 import type { ControlPlaneDb } from '../db/control-plane.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
+import type { TokenRevocationBus } from '../pubsub/token-revocations.js';
 import type { GraphqlContext, GraphqlServices } from './context.js';
 import { createMetrics } from './metrics.js';
 import { buildSchema } from './schema.js';
 import { useJsonOnly } from './use-json-only.js';
 import { createSubscriptionFanout, type SubscriptionFanout } from './subscription-fanout.js';
+import { createSubscriptionRegistry, type SubscriptionRegistry } from './subscription-registry.js';
+import { useStreamRevocation } from './use-stream-revocation.js';
+import { useWebSocket } from './use-websocket.js';
 
 // Expected failures whose message is meant for the caller; everything else is masked.
 const PUBLIC_APP_ERROR_CODES = new Set(['VALIDATION', 'NOT_FOUND', 'CONFLICT', 'PRECONDITION_FAILED']);
@@ -24,7 +26,16 @@ const READY_TIMEOUT_MS = 2000;
 const UNEXPECTED_ERROR_MESSAGE = 'Unexpected error.';
 
 export interface GraphqlServerDeps {
-  readonly config: Pick<Config, 'nodeEnv' | 'corsOrigins'>;
+  readonly config: Pick<
+    Config,
+    | 'nodeEnv'
+    | 'corsOrigins'
+    | 'wsMaxPayloadBytes'
+    | 'subscriptionsPerSocket'
+    | 'subscriptionsPerToken'
+    | 'subscriptionsPerProcess'
+    | 'streamRecheckIntervalMs'
+  >;
   readonly db: ControlPlaneDb;
   readonly services: GraphqlServices;
   readonly events: RunEventBus;
@@ -32,6 +43,8 @@ export interface GraphqlServerDeps {
   readonly eventsReady: () => Promise<void>;
   /** Pinged by /readyz. */
   readonly redis: Redis;
+  /** Revocations from every API process: their tokens' streams end here too. */
+  readonly revocations: TokenRevocationBus;
   readonly logger: Logger;
 }
 
@@ -52,7 +65,9 @@ export interface GraphqlServer {
 
 /** Creates the yoga instance for the schema, with auth in the context and masked unexpected errors. */
 export function createGraphqlYoga(
-  deps: Omit<GraphqlServerDeps, 'redis'>,
+  deps: Omit<GraphqlServerDeps, 'redis' | 'revocations' | 'config'> & {
+    readonly config: Pick<Config, 'nodeEnv' | 'corsOrigins'>;
+  },
   plugins: Plugin[] = [],
   // Many clients watching one run share each event's execution and encoding.
   fanout: SubscriptionFanout = createSubscriptionFanoutFor(deps.logger),
@@ -100,8 +115,9 @@ export function createGraphqlYoga(
 
 /** The yoga instance, an http.Server around it with health and metrics, and graphql-ws on /graphql. */
 export function createGraphqlServer(deps: GraphqlServerDeps): GraphqlServer {
-  const { db, redis, logger } = deps;
-  const fanout = createSubscriptionFanoutFor(logger);
+  const { config, db, redis, services, revocations, logger } = deps;
+  const registry = createSubscriptionRegistry(config);
+  const fanout = createSubscriptionFanoutFor(logger, registry);
   const metrics = createMetrics(fanout.stats);
   const countOperations: Plugin = {
     onExecute: ({ args }) => countOperation(args),
@@ -130,35 +146,22 @@ export function createGraphqlServer(deps: GraphqlServerDeps): GraphqlServer {
     return yoga(req, res);
   });
 
-  const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
-  const wsHandle = useServer(
-    {
-      execute: (args) => (args.rootValue as { execute: (a: typeof args) => unknown }).execute(args) as never,
-      subscribe: (args) =>
-        (args.rootValue as { subscribe: (a: typeof args) => unknown }).subscribe(args) as never,
-      onSubscribe: async (ctx, _id, payload) => {
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params: payload,
-          connectionParams: ctx.connectionParams ?? {},
-        });
-        const document = parse(payload.query);
-        const errors = validate(schema, document);
-        if (errors.length > 0) return errors;
-        return {
-          schema,
-          operationName: payload.operationName,
-          document,
-          variableValues: payload.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe },
-        };
-      },
-    },
-    wsServer,
-  );
+  const webSocket = useWebSocket({
+    server,
+    yoga,
+    config,
+    authenticate: (authorization) => services.tokens.authenticate(authorization),
+    maskError: (error) => maskError(error, UNEXPECTED_ERROR_MESSAGE, logger) as GraphQLError,
+    logger,
+  });
+  const streamRevocation = useStreamRevocation({
+    config,
+    db,
+    revocations,
+    tokens: services.tokens,
+    streams: [registry, webSocket],
+    logger,
+  });
 
   async function ready(): Promise<boolean> {
     try {
@@ -171,8 +174,8 @@ export function createGraphqlServer(deps: GraphqlServerDeps): GraphqlServer {
   }
 
   async function close(): Promise<void> {
-    await wsHandle.dispose();
-    await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+    streamRevocation.stop();
+    await webSocket.close();
     await new Promise<void>((resolve, reject) => {
       server.close((error) =>
         error && (error as NodeJS.ErrnoException).code !== 'ERR_SERVER_NOT_RUNNING'
@@ -187,9 +190,10 @@ export function createGraphqlServer(deps: GraphqlServerDeps): GraphqlServer {
   return { yoga, server, close };
 }
 
-function createSubscriptionFanoutFor(logger: Logger): SubscriptionFanout {
+function createSubscriptionFanoutFor(logger: Logger, registry?: SubscriptionRegistry): SubscriptionFanout {
   return createSubscriptionFanout({
     maskError: (error) => maskError(error, UNEXPECTED_ERROR_MESSAGE, logger) as GraphQLError,
+    ...(registry ? { registry } : {}),
   });
 }
 

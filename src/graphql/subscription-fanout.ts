@@ -16,19 +16,23 @@
  *   streams) and writes what accumulated as one chunk, at most once per flush interval
  *   (at once when the stream was idle). It takes nothing while its client is not reading, so
  *   the queue's sliding backlog bounds what a slow client holds.
+ * - Limits and revocation: each subscription holds a slot in the SubscriptionRegistry (per
+ *   token, per process) while it is open, and ends with an UNAUTHENTICATED error when its
+ *   token is revoked.
  */
 import {
   createSourceEventStream,
   execute,
   getOperationAST,
+  GraphQLError,
   type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,
-  type GraphQLError,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { isEventQueue, type EventQueue } from '../pubsub/event-queue.js';
 import type { GraphqlContext } from './context.js';
+import type { SubscriptionLease, SubscriptionRegistry } from './subscription-registry.js';
 
 /**
  * How often a busy SSE stream writes: every socket write costs tens of microseconds of CPU on a
@@ -49,6 +53,15 @@ export function sseFlushIntervalMs(streams: number): number {
 export const SSE_KEEPALIVE_INTERVAL_MS = 12_000;
 
 const KEEPALIVE = Buffer.from(':\n\n');
+// Put at the end of a revoked subscription's queue; it becomes REVOKED_RESULT.
+const STREAM_REVOKED = Object.freeze({ revoked: true });
+const REVOKED_RESULT: ExecutionResult = Object.freeze({
+  errors: [
+    new GraphQLError('The token of this subscription was revoked', {
+      extensions: { code: 'UNAUTHENTICATED' },
+    }),
+  ],
+});
 const COMPLETE = Buffer.from('event: complete\ndata:\n\n');
 const SSE_HEADERS = {
   'Content-Type': 'text/event-stream',
@@ -75,6 +88,8 @@ export interface SubscriptionFanoutStats {
 export interface SubscriptionFanoutOptions {
   /** What a subscriber sees of an error raised while executing an event (yoga's error masking). */
   readonly maskError: (error: GraphQLError) => GraphQLError;
+  /** Caps open subscriptions and ends a revoked token's; none when absent. */
+  readonly registry?: SubscriptionRegistry;
 }
 
 export interface SubscriptionFanout {
@@ -90,7 +105,10 @@ interface QueuedSubscription {
 }
 
 /** The yoga plugin and its counters. */
-export function createSubscriptionFanout({ maskError }: SubscriptionFanoutOptions): SubscriptionFanout {
+export function createSubscriptionFanout({
+  maskError,
+  registry,
+}: SubscriptionFanoutOptions): SubscriptionFanout {
   const stats: SubscriptionFanoutStats = {
     executions: 0,
     sharedResults: 0,
@@ -136,14 +154,45 @@ export function createSubscriptionFanout({ maskError }: SubscriptionFanoutOption
   // graphql's own subscribe() with the per-event execution shared; same errors, same order.
   async function subscribeShared(
     args: ExecutionArgs,
-  ): Promise<AsyncGenerator<ExecutionResult> | ExecutionResult> {
-    const source = await createSourceEventStream(args);
-    if (!isAsyncIterable(source)) return source;
+  ): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
+    const context = args.contextValue as Partial<GraphqlContext> | undefined;
+    // Ends the source once it exists; the token may be revoked before that.
+    let revokeSource: (() => void) | null = null;
+    let revoked = false;
+    let lease: SubscriptionLease | undefined;
+    if (registry && context?.principal) {
+      try {
+        lease = registry.acquire(context.principal, () => {
+          revoked = true;
+          revokeSource?.();
+        });
+      } catch (error) {
+        if (error instanceof GraphQLError) return { errors: [error] };
+        throw error;
+      }
+    }
+    let source: Awaited<ReturnType<typeof createSourceEventStream>>;
+    try {
+      source = await createSourceEventStream(args);
+    } catch (error) {
+      lease?.release();
+      throw error;
+    }
+    if (!isAsyncIterable(source)) {
+      lease?.release();
+      return source;
+    }
     const key = sharingKey(args);
-    const resultOf = (payload: unknown) => executeEvent(args, key, payload);
-    const request = (args.contextValue as { request?: Request } | undefined)?.request;
-    if (request && isEventQueue(source)) queuedByRequest.set(request, { queue: source, resultOf });
-    return mapEvents(source[Symbol.asyncIterator](), resultOf);
+    const resultOf = (payload: unknown) =>
+      payload === STREAM_REVOKED ? REVOKED_RESULT : executeEvent(args, key, payload);
+    const request = (context as { request?: Request } | undefined)?.request;
+    const queue = isEventQueue(source) ? source : null;
+    if (request && queue) queuedByRequest.set(request, { queue, resultOf });
+    const mapped = mapEvents(source[Symbol.asyncIterator](), resultOf, () => lease?.release());
+    // A queue delivers what it holds, then the revocation error, then ends (SSE and WebSocket alike).
+    revokeSource = () => (queue ? queue.endWith([STREAM_REVOKED]) : void mapped.return());
+    if (revoked) revokeSource();
+    return mapped;
   }
 
   function maskResult(result: ExecutionResult): ExecutionResult {
@@ -173,19 +222,52 @@ export function createSubscriptionFanout({ maskError }: SubscriptionFanoutOption
   return { plugin, stats };
 }
 
-async function* mapEvents<T>(
+/**
+ * `source` with each value mapped, ending `source` and calling `onEnd` once when it ends or the
+ * reader returns. Not an async generator: a generator's return() waits until its body reaches a
+ * `yield`, so a subscription parked on a quiet topic could never be ended from outside and held
+ * its queue and Redis channel forever after its WebSocket closed.
+ */
+function mapEvents<T>(
   source: AsyncIterator<unknown>,
   map: (payload: unknown) => MaybePromise<T>,
-): AsyncGenerator<T> {
-  try {
-    for (;;) {
-      const next = await source.next();
-      if (next.done) return;
-      yield await map(next.value);
-    }
-  } finally {
+  onEnd: () => void,
+): AsyncIterableIterator<T> & { return(): Promise<IteratorResult<T>> } {
+  let ended = false;
+  async function end(): Promise<void> {
+    if (ended) return;
+    ended = true;
+    onEnd();
     await source.return?.();
   }
+  const iterator = {
+    async next(): Promise<IteratorResult<T>> {
+      if (ended) return { value: undefined, done: true };
+      try {
+        const next = await source.next();
+        if (next.done || ended) {
+          await end();
+          return { value: undefined, done: true };
+        }
+        return { value: await map(next.value), done: false };
+      } catch (error) {
+        await end();
+        throw error;
+      }
+    },
+    async return(): Promise<IteratorResult<T>> {
+      await end();
+      return { value: undefined, done: true };
+    },
+    async throw(error: unknown): Promise<IteratorResult<T>> {
+      await end();
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
 }
 
 // One encoding of a result for every stream that sends it.

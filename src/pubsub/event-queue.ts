@@ -34,6 +34,8 @@ export interface EventQueue<T> extends AsyncIterableIterator<T> {
 }
 
 const EVENT_QUEUE = Symbol('EventQueue');
+// Slots a new queue starts with; enough for a snapshot and a few live events.
+const INITIAL_RING_SIZE = 8;
 
 export interface EventQueueOptions<T> {
   /** Undelivered values kept at most (the oldest are dropped past it). */
@@ -47,8 +49,11 @@ export interface EventQueueOptions<T> {
 export function createEventQueue<T>({ backlog, endsWith, onClose }: EventQueueOptions<T>): EventQueue<T> {
   if (!Number.isInteger(backlog) || backlog < 1) throw new RangeError(`backlog must be a positive integer`);
   // A ring buffer: `head` is the oldest kept value, `size` how many are kept. Values pushed
-  // before the front (unshift) may briefly exceed the backlog by one.
-  let ring: (T | undefined)[] = new Array<T | undefined>(backlog + 1);
+  // before the front (unshift) may briefly exceed the backlog by one. The ring starts small and
+  // doubles when full: most subscribers never hold more than a few values, and a ring of the
+  // whole backlog per subscriber made thousands of idle subscriptions cost hundreds of MB.
+  const capacity = backlog + 1;
+  let ring: (T | undefined)[] = new Array<T | undefined>(Math.min(capacity, INITIAL_RING_SIZE));
   let head = 0;
   let size = 0;
   let dropped = 0;
@@ -80,13 +85,27 @@ export function createEventQueue<T>({ backlog, endsWith, onClose }: EventQueueOp
     return value;
   }
 
+  function dropOldest(): void {
+    ring[head] = undefined;
+    head = (head + 1) % ring.length;
+    size--;
+    dropped++;
+  }
+
+  /** Makes room for one more value if the ring may still grow; false when it is at capacity. */
+  function grow(): boolean {
+    if (size < ring.length) return true;
+    if (ring.length >= capacity) return false;
+    const larger = new Array<T | undefined>(Math.min(capacity, ring.length * 2));
+    for (let i = 0; i < size; i++) larger[i] = ring[(head + i) % ring.length];
+    ring = larger;
+    head = 0;
+    return true;
+  }
+
   function append(value: T): void {
-    if (size >= backlog) {
-      ring[head] = undefined;
-      head = (head + 1) % ring.length;
-      size--;
-      dropped++;
-    }
+    if (size >= backlog) dropOldest();
+    else grow();
     ring[(head + size) % ring.length] = value;
     size++;
   }
@@ -115,13 +134,8 @@ export function createEventQueue<T>({ backlog, endsWith, onClose }: EventQueueOp
         reader({ value, done: false });
         return;
       }
-      if (size === ring.length) {
-        // Full: the newest stays, so the oldest buffered value makes room.
-        ring[head] = undefined;
-        head = (head + 1) % ring.length;
-        size--;
-        dropped++;
-      }
+      // Full: the newest stays, so the oldest buffered value makes room.
+      if (!grow()) dropOldest();
       head = (head - 1 + ring.length) % ring.length;
       ring[head] = value;
       size++;
@@ -129,7 +143,7 @@ export function createEventQueue<T>({ backlog, endsWith, onClose }: EventQueueOp
     },
     endWith(values: readonly T[]): void {
       if (closed) return;
-      ring = new Array<T | undefined>(backlog + 1);
+      ring = new Array<T | undefined>(Math.min(capacity, INITIAL_RING_SIZE));
       head = 0;
       size = 0;
       sealed = true;

@@ -74,10 +74,20 @@ export function snapshotEvent(run: MigrationRun): RunEvent {
   };
 }
 
+/** The RUN_FINISHED event of `run`, which has ended, as stored now. */
+export function finishedEvent(run: MigrationRun): RunEvent {
+  return {
+    ...snapshotEvent(run),
+    type: RunEventType.RUN_FINISHED,
+    at: (run.finishedAt ?? new Date()).toISOString(),
+  };
+}
+
 /**
  * The run's live events behind a SNAPSHOT of it. Listening starts before the snapshot is read,
- * so nothing published in between is lost; an ended run yields only its SNAPSHOT. The queue
- * ends after RUN_FINISHED. Unknown runs fail the subscription itself (NOT_FOUND).
+ * so nothing published in between is lost; an ended run yields its SNAPSHOT and RUN_FINISHED,
+ * as every stream ends with RUN_FINISHED. The queue ends after RUN_FINISHED. Unknown runs fail
+ * the subscription itself (NOT_FOUND).
  */
 async function runEvents(context: GraphqlContext, globalId: string | number): Promise<EventQueue<RunEvent>> {
   const runId = tryDecodeId(globalId, 'MigrationRun');
@@ -87,7 +97,7 @@ async function runEvents(context: GraphqlContext, globalId: string | number): Pr
     await context.eventsReady();
     const run = await context.db.migrationRun.findUnique({ where: { id: runId } });
     if (!run) throw notFound();
-    if (ENDED_RUN_STATUSES.has(run.status)) live.endWith([snapshotEvent(run)]);
+    if (ENDED_RUN_STATUSES.has(run.status)) live.endWith([snapshotEvent(run), finishedEvent(run)]);
     else live.unshift(snapshotEvent(run));
     return live;
   } catch (error) {

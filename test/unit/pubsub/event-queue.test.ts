@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { createEventQueue, isEventQueue } from '../../../src/pubsub/event-queue.js';
 
@@ -116,4 +118,29 @@ describe('createEventQueue', () => {
     await expect(queue.next()).rejects.toThrow(/pending/);
     expect(() => createEventQueue({ backlog: 0 })).toThrow(RangeError);
   });
+
+  it('allocates its ring as values arrive: 5,000 idle queues with a 4,096 backlog hold under 20 MB', () => {
+    const before = usedHeap();
+    const queues = Array.from({ length: 5000 }, () => createEventQueue<number>({ backlog: 4096 }));
+    queues.forEach((queue, n) => queue.push(n));
+    expect(usedHeap() - before).toBeLessThan(20 * 1024 * 1024);
+    expect(queues[4999]!.takeAll()).toEqual([4999]);
+  });
+
+  it('keeps order and drops the oldest past the backlog while its ring grows', () => {
+    const queue = createEventQueue<number>({ backlog: 100 });
+    for (let n = 1; n <= 30; n++) queue.push(n);
+    expect(queue.takeAll()).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    for (let n = 1; n <= 250; n++) queue.push(n);
+    queue.unshift(0);
+    expect(queue.takeAll()).toEqual([0, ...Array.from({ length: 100 }, (_, i) => i + 151)]);
+    expect(queue.dropped).toBe(150);
+  });
 });
+
+/** The heap in use after a full collection. */
+function usedHeap(): number {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  return process.memoryUsage().heapUsed;
+}
