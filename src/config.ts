@@ -36,7 +36,28 @@ const Env = z.object({
   /** How often a worker looks for targets the queue lost, in milliseconds. */
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(1000).default(30000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  /** Most aliased fields in one GraphQL operation (`__typename` not counted). */
+  GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(1).max(1000).default(15),
+  /** Deepest selection in one GraphQL operation (introspection not counted). */
+  GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(1).max(100).default(10),
+  /** Most lexical tokens in one GraphQL document. */
+  GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(100).max(100_000).default(1000),
+  /** Most directives in one GraphQL operation. */
+  GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(1).max(1000).default(50),
+  /** Highest cost of one GraphQL operation; a read of a tenant's own database costs 25 per tenant. */
+  GRAPHQL_MAX_COST: z.coerce.number().int().min(1).max(10_000_000).default(5000),
+  /** `statement_timeout` of the API's reads of tenant databases (ledgers), in milliseconds. */
+  TENANT_READ_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(3000),
 });
+
+/** Limits every GraphQL operation is checked against before it runs. */
+export interface GraphqlLimits {
+  readonly maxAliases: number;
+  readonly maxDepth: number;
+  readonly maxTokens: number;
+  readonly maxDirectives: number;
+  readonly maxCost: number;
+}
 
 export interface Config {
   readonly nodeEnv: 'development' | 'production' | 'test';
@@ -60,6 +81,8 @@ export interface Config {
   readonly tenantPoolSize: number;
   readonly reconcileIntervalMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  readonly graphqlLimits: GraphqlLimits;
+  readonly tenantReadTimeoutMs: number;
 }
 
 /** Parses the environment into a frozen Config; throws ConfigError with one line naming the variable. */
@@ -97,6 +120,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     tenantPoolSize: e.TENANT_POOL_SIZE,
     reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
     logLevel: e.LOG_LEVEL,
+    graphqlLimits: Object.freeze({
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+      maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
+      maxCost: e.GRAPHQL_MAX_COST,
+    }),
+    tenantReadTimeoutMs: e.TENANT_READ_TIMEOUT_MS,
   });
 }
 
