@@ -14,6 +14,7 @@ import type { GraphqlContext, GraphqlServices } from './context.js';
 import { createMetrics } from './metrics.js';
 import { buildSchema } from './schema.js';
 import { createSubscriptionFanout, type SubscriptionFanout } from './subscription-fanout.js';
+import { useLimits } from './use-limits.js';
 
 // Expected failures whose message is meant for the caller; everything else is masked.
 const PUBLIC_APP_ERROR_CODES = new Set(['VALIDATION', 'NOT_FOUND', 'CONFLICT', 'PRECONDITION_FAILED']);
@@ -22,7 +23,7 @@ const READY_TIMEOUT_MS = 2000;
 const UNEXPECTED_ERROR_MESSAGE = 'Unexpected error.';
 
 export interface GraphqlServerDeps {
-  readonly config: Pick<Config, 'nodeEnv'>;
+  readonly config: Pick<Config, 'nodeEnv' | 'graphqlLimits'>;
   readonly db: ControlPlaneDb;
   readonly services: GraphqlServices;
   readonly events: RunEventBus;
@@ -61,7 +62,11 @@ export function createGraphqlYoga(
     graphqlEndpoint: '/graphql',
     graphiql: config.nodeEnv !== 'production',
     landingPage: false,
-    plugins: [fanout.plugin, ...plugins],
+    plugins: [
+      fanout.plugin,
+      useLimits({ limits: config.graphqlLimits, authenticate: services.tokens.authenticate }),
+      ...plugins,
+    ],
     logging: {
       debug: (...args) => logger.debug(String(args[0]), { details: args.slice(1) }),
       info: (...args) => logger.info(String(args[0]), { details: args.slice(1) }),
@@ -188,9 +193,13 @@ function createSubscriptionFanoutFor(logger: Logger): SubscriptionFanout {
 function maskError(error: unknown, message: string, logger: Logger): Error {
   const graphqlError = isGraphQLError(error) ? error : null;
   const original = graphqlError ? graphqlError.originalError : error;
+  const location = { nodes: graphqlError?.nodes, path: graphqlError?.path };
+  // Pothos refusing arguments (a negative page size, `before` with `after`) is bad input, not a bug.
+  if (original instanceof Error && original.name === 'PothosValidationError') {
+    return new GraphQLError(original.message, { ...location, extensions: { code: 'VALIDATION' } });
+  }
   // graphql may be loaded twice (ESM and CJS builds), so recognise its errors by shape, not class.
   if (graphqlError && (!original || isGraphQLError(original))) return graphqlError;
-  const location = { nodes: graphqlError?.nodes, path: graphqlError?.path };
   if (original instanceof AppError && PUBLIC_APP_ERROR_CODES.has(original.code)) {
     return new GraphQLError(original.message, { ...location, extensions: { code: original.code } });
   }
