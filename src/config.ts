@@ -48,6 +48,8 @@ const Env = z.object({
   GRAPHQL_MAX_COST: z.coerce.number().int().min(1).max(10_000_000).default(5000),
   /** `statement_timeout` of the API's reads of tenant databases (ledgers), in milliseconds. */
   TENANT_READ_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(3000),
+  /** A token that may read /metrics only, for Prometheus scrapers; any API token may too. */
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
 });
 
 /** Limits every GraphQL operation is checked against before it runs. */
@@ -83,6 +85,7 @@ export interface Config {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   readonly graphqlLimits: GraphqlLimits;
   readonly tenantReadTimeoutMs: number;
+  readonly metricsToken: string | null;
 }
 
 /** Parses the environment into a frozen Config; throws ConfigError with one line naming the variable. */
@@ -128,6 +131,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxCost: e.GRAPHQL_MAX_COST,
     }),
     tenantReadTimeoutMs: e.TENANT_READ_TIMEOUT_MS,
+    metricsToken: e.METRICS_TOKEN ?? null,
   });
 }
 

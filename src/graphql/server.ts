@@ -11,7 +11,7 @@ import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
 import type { GraphqlContext, GraphqlServices } from './context.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, isMetricsReader } from './metrics.js';
 import { buildSchema } from './schema.js';
 import { createSubscriptionFanout, type SubscriptionFanout } from './subscription-fanout.js';
 import { useLimits } from './use-limits.js';
@@ -23,7 +23,7 @@ const READY_TIMEOUT_MS = 2000;
 const UNEXPECTED_ERROR_MESSAGE = 'Unexpected error.';
 
 export interface GraphqlServerDeps {
-  readonly config: Pick<Config, 'nodeEnv' | 'graphqlLimits'>;
+  readonly config: Pick<Config, 'nodeEnv' | 'graphqlLimits' | 'metricsToken'>;
   readonly db: ControlPlaneDb;
   readonly services: GraphqlServices;
   readonly events: RunEventBus;
@@ -116,13 +116,18 @@ export function createGraphqlServer(deps: GraphqlServerDeps): GraphqlServer {
     if (path === '/readyz')
       return void ready().then((ok) => sendText(res, ok ? 200 : 503, ok ? 'ready\n' : 'not ready\n'));
     if (path === '/metrics') {
-      return void metrics.render(db).then(
-        (text) => sendText(res, 200, text, 'text/plain; version=0.0.4; charset=utf-8'),
-        (error: unknown) => {
-          logger.error('metrics failed', { error });
-          sendText(res, 500, 'metrics unavailable\n');
-        },
-      );
+      return void isMetricsReader(req.headers.authorization, deps)
+        .then((allowed) => (allowed ? metrics.render(db) : null))
+        .then(
+          (text) =>
+            text === null
+              ? sendUnauthorized(res)
+              : sendText(res, 200, text, 'text/plain; version=0.0.4; charset=utf-8'),
+          (error: unknown) => {
+            logger.error('metrics failed', { error });
+            sendText(res, 500, 'metrics unavailable\n');
+          },
+        );
     }
     return yoga(req, res);
   });
@@ -223,6 +228,15 @@ function sendText(
 ): void {
   res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
   res.end(body);
+}
+
+function sendUnauthorized(res: ServerResponse): void {
+  res.writeHead(401, {
+    'content-type': 'text/plain; charset=utf-8',
+    'cache-control': 'no-store',
+    'www-authenticate': 'Bearer realm="metrics"',
+  });
+  res.end('send an API token or METRICS_TOKEN as "Authorization: Bearer <token>"\n');
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
