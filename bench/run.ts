@@ -301,7 +301,9 @@ async function benchFanout(options: BenchOptions): Promise<void> {
 
 /** The API's subscription fan-out counters from /metrics (executions, shared results, SSE writes). */
 async function fanoutCounters(endpoint: GraphqlEndpoint): Promise<Record<string, number>> {
-  const text = await (await fetch(new URL('/metrics', endpoint.url))).text();
+  const text = await (
+    await fetch(new URL('/metrics', endpoint.url), { headers: { authorization: `Bearer ${endpoint.token}` } })
+  ).text();
   const counters: Record<string, number> = {};
   for (const match of text.matchAll(/^((?:graphql_subscription|sse)_[a-z_]+) (\d+)$/gm))
     counters[match[1]!] = Number(match[2]);

@@ -23,6 +23,9 @@ import { createTenantService } from './tenants/tenant-service.js';
 
 // Each API statement on the plain pool is one short round trip; a few connections serve many requests.
 const API_POOL_CONNECTIONS = 4;
+// API reads of a tenant database are short ledger reads; a few connections per database bound what
+// one busy console can take from a tenant server.
+const API_TENANT_READ_CONNECTIONS = 3;
 
 export interface AppOptions {
   /** `api` serves HTTP/WebSocket; `worker` runs tenant jobs and the reconciler. */
@@ -73,6 +76,13 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     closers.push({ name: 'control-plane db', close: () => db.$disconnect() });
     const tenantPools = createTenantPools({ maxPerDatabase: config.tenantPoolSize });
     closers.push({ name: 'tenant pools', close: () => tenantPools.close() });
+    // The API reads tenant ledgers through pools of its own, never through the worker's.
+    const tenantReadPools = createTenantPools({
+      maxPerDatabase: API_TENANT_READ_CONNECTIONS,
+      statementTimeoutMs: config.tenantReadTimeoutMs,
+      applicationName: 'tenant-control-plane-api',
+    });
+    closers.push({ name: 'tenant read pools', close: () => tenantReadPools.close() });
 
     // Auto-pipelining batches the commands issued in one tick into one write; only for connections
     // that never block (BullMQ's worker connection must not pipeline: taskforcesh/bullmq#457).
@@ -122,6 +132,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
         queue,
         secretBox,
         tenantPools,
+        readPools: tenantReadPools,
         catalog,
         logger,
       }),

@@ -69,7 +69,30 @@ const Env = z.object({
   SUBSCRIPTIONS_PER_PROCESS: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
   /** How often each API process re-checks the tokens of its open streams, in milliseconds. */
   STREAM_RECHECK_INTERVAL_MS: z.coerce.number().int().min(100).default(60_000),
+  /** Most aliased fields in one GraphQL operation (`__typename` not counted). */
+  GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(1).max(1000).default(15),
+  /** Deepest selection in one GraphQL operation (introspection not counted). */
+  GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(1).max(100).default(10),
+  /** Most lexical tokens in one GraphQL document. */
+  GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(100).max(100_000).default(1000),
+  /** Most directives in one GraphQL operation. */
+  GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(1).max(1000).default(50),
+  /** Highest cost of one GraphQL operation; a read of a tenant's own database costs 25 per tenant. */
+  GRAPHQL_MAX_COST: z.coerce.number().int().min(1).max(10_000_000).default(5000),
+  /** `statement_timeout` of the API's reads of tenant databases (ledgers), in milliseconds. */
+  TENANT_READ_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(3000),
+  /** A token that may read /metrics only, for Prometheus scrapers; any API token may too. */
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
 });
+
+/** Limits every GraphQL operation is checked against before it runs. */
+export interface GraphqlLimits {
+  readonly maxAliases: number;
+  readonly maxDepth: number;
+  readonly maxTokens: number;
+  readonly maxDirectives: number;
+  readonly maxCost: number;
+}
 
 export interface Config {
   readonly nodeEnv: 'development' | 'production' | 'test';
@@ -103,6 +126,9 @@ export interface Config {
   readonly subscriptionsPerToken: number;
   readonly subscriptionsPerProcess: number;
   readonly streamRecheckIntervalMs: number;
+  readonly graphqlLimits: GraphqlLimits;
+  readonly tenantReadTimeoutMs: number;
+  readonly metricsToken: string | null;
 }
 
 /** Parses the environment into a frozen Config; throws ConfigError with one line naming the variable. */
@@ -156,6 +182,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     subscriptionsPerToken: e.SUBSCRIPTIONS_PER_TOKEN,
     subscriptionsPerProcess: e.SUBSCRIPTIONS_PER_PROCESS,
     streamRecheckIntervalMs: e.STREAM_RECHECK_INTERVAL_MS,
+    graphqlLimits: Object.freeze({
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+      maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
+      maxCost: e.GRAPHQL_MAX_COST,
+    }),
+    tenantReadTimeoutMs: e.TENANT_READ_TIMEOUT_MS,
+    metricsToken: e.METRICS_TOKEN ?? null,
   });
 }
 

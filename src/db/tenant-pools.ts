@@ -7,6 +7,10 @@ export interface TenantPoolsOptions {
   readonly idleCloseMs?: number;
   /** Most pools kept open at once; the least recently used is closed beyond it. */
   readonly maxPools?: number;
+  /** `statement_timeout` of every connection, in milliseconds; none by default (migrations may run long). */
+  readonly statementTimeoutMs?: number;
+  /** `application_name` of every connection, so each set of pools is visible in pg_stat_activity. */
+  readonly applicationName?: string;
 }
 
 /**
@@ -17,6 +21,8 @@ export function createTenantPools({
   maxPerDatabase,
   idleCloseMs = 60_000,
   maxPools = 64,
+  statementTimeoutMs,
+  applicationName = 'tenant-control-plane',
 }: TenantPoolsOptions) {
   const pools = new Map<string, { pool: pg.Pool; lastUsed: number }>();
   let closed = false;
@@ -34,7 +40,8 @@ export function createTenantPools({
       connectionString,
       max: maxPerDatabase,
       idleTimeoutMillis: 30_000,
-      application_name: 'tenant-control-plane',
+      application_name: applicationName,
+      ...(statementTimeoutMs ? { statement_timeout: statementTimeoutMs } : {}),
     });
     // An idle client losing its connection must not crash the process; the next query reconnects.
     pool.on('error', () => undefined);

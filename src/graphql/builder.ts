@@ -1,4 +1,5 @@
 import SchemaBuilder from '@pothos/core';
+import ComplexityPlugin from '@pothos/plugin-complexity';
 import ErrorsPlugin from '@pothos/plugin-errors';
 import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
@@ -25,8 +26,11 @@ export const builder = new SchemaBuilder<{
   };
 }>({
   // Scope auth first, so a denied field fails before any other plugin or resolver runs.
-  plugins: [ScopeAuthPlugin, ErrorsPlugin, ValidationPlugin, RelayPlugin, PrismaPlugin],
+  plugins: [ScopeAuthPlugin, ErrorsPlugin, ValidationPlugin, RelayPlugin, PrismaPlugin, ComplexityPlugin],
   defaultFieldNullability: false,
+  // Fields carry their cost (./cost.ts); use-limits.ts checks an operation's total before it runs,
+  // with the request's variables, so the plugin's own per-resolver check stays off.
+  complexity: { disabled: true, defaultComplexity: 1, defaultListMultiplier: 10 },
   scopeAuth: {
     authorizeOnSubscribe: true,
     authScopes: (context) => ({
@@ -39,7 +43,9 @@ export const builder = new SchemaBuilder<{
   relay: {
     clientMutationId: 'omit',
     cursorType: 'String',
-    edgesFieldOptions: { nullable: false },
+    // A connection's cost multiplies its selection by its page size (connectionCost), so its
+    // edges list does not multiply again.
+    edgesFieldOptions: { nullable: false, complexity: { field: 1, multiplier: 1 } },
     nodeFieldOptions: { nullable: false },
     nodeQueryOptions: { authScopes: { viewer: true } },
     nodesQueryOptions: false,

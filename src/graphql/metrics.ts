@@ -1,3 +1,7 @@
+import { parseBearer } from '../auth/principal.js';
+import type { TokenService } from '../auth/tokens.js';
+import { secretsEqual } from '../auth/tokens.js';
+import type { Config } from '../config.js';
 import type { ControlPlaneDb } from '../db/control-plane.js';
 import type { SubscriptionFanoutStats } from './subscription-fanout.js';
 
@@ -8,6 +12,22 @@ const NO_FANOUT: SubscriptionFanoutStats = {
   sseEvents: 0,
   sseStreams: 0,
 };
+
+/**
+ * Whether an `Authorization` header value may read `/metrics`: `Bearer METRICS_TOKEN` (for
+ * Prometheus scrapers, which need no API role) or any valid API token, whatever its role.
+ */
+export async function isMetricsReader(
+  authorization: string | undefined,
+  deps: {
+    readonly config: Pick<Config, 'metricsToken'>;
+    readonly services: { readonly tokens: Pick<TokenService, 'authenticate'> };
+  },
+): Promise<boolean> {
+  const token = parseBearer(authorization);
+  if (token && deps.config.metricsToken && secretsEqual(token, deps.config.metricsToken)) return true;
+  return (await deps.services.tokens.authenticate(authorization ?? null)) !== null;
+}
 
 /** In-process counters for `/metrics`, rendered in the Prometheus text format. */
 export function createMetrics(fanout: Readonly<SubscriptionFanoutStats> = NO_FANOUT) {

@@ -11,11 +11,12 @@ import type { Logger } from '../logger.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
 import type { TokenRevocationBus } from '../pubsub/token-revocations.js';
 import type { GraphqlContext, GraphqlServices } from './context.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, isMetricsReader } from './metrics.js';
 import { buildSchema } from './schema.js';
 import { useJsonOnly } from './use-json-only.js';
 import { createSubscriptionFanout, type SubscriptionFanout } from './subscription-fanout.js';
 import { createSubscriptionRegistry, type SubscriptionRegistry } from './subscription-registry.js';
+import { useLimits } from './use-limits.js';
 import { useStreamRevocation } from './use-stream-revocation.js';
 import { useWebSocket } from './use-websocket.js';
 
@@ -30,6 +31,8 @@ export interface GraphqlServerDeps {
     Config,
     | 'nodeEnv'
     | 'corsOrigins'
+    | 'graphqlLimits'
+    | 'metricsToken'
     | 'wsMaxPayloadBytes'
     | 'subscriptionsPerSocket'
     | 'subscriptionsPerToken'
@@ -66,7 +69,7 @@ export interface GraphqlServer {
 /** Creates the yoga instance for the schema, with auth in the context and masked unexpected errors. */
 export function createGraphqlYoga(
   deps: Omit<GraphqlServerDeps, 'redis' | 'revocations' | 'config'> & {
-    readonly config: Pick<Config, 'nodeEnv' | 'corsOrigins'>;
+    readonly config: Pick<Config, 'nodeEnv' | 'corsOrigins' | 'graphqlLimits'>;
   },
   plugins: Plugin[] = [],
   // Many clients watching one run share each event's execution and encoding.
@@ -83,7 +86,12 @@ export function createGraphqlYoga(
     // Closed unless origins are listed: a page on another origin must not drive the API with a
     // developer's credentials (or at all while auth is disabled).
     cors: corsOptions(config.corsOrigins),
-    plugins: [useJsonOnly(), fanout.plugin, ...plugins],
+    plugins: [
+      useJsonOnly(),
+      fanout.plugin,
+      useLimits({ limits: config.graphqlLimits, authenticate: services.tokens.authenticate }),
+      ...plugins,
+    ],
     multipart: false,
     logging: {
       debug: (...args) => logger.debug(String(args[0]), { details: args.slice(1) }),
@@ -135,13 +143,18 @@ export function createGraphqlServer(deps: GraphqlServerDeps): GraphqlServer {
     if (path === '/readyz')
       return void ready().then((ok) => sendText(res, ok ? 200 : 503, ok ? 'ready\n' : 'not ready\n'));
     if (path === '/metrics') {
-      return void metrics.render(db).then(
-        (text) => sendText(res, 200, text, 'text/plain; version=0.0.4; charset=utf-8'),
-        (error: unknown) => {
-          logger.error('metrics failed', { error });
-          sendText(res, 500, 'metrics unavailable\n');
-        },
-      );
+      return void isMetricsReader(req.headers.authorization, deps)
+        .then((allowed) => (allowed ? metrics.render(db) : null))
+        .then(
+          (text) =>
+            text === null
+              ? sendUnauthorized(res)
+              : sendText(res, 200, text, 'text/plain; version=0.0.4; charset=utf-8'),
+          (error: unknown) => {
+            logger.error('metrics failed', { error });
+            sendText(res, 500, 'metrics unavailable\n');
+          },
+        );
     }
     return yoga(req, res);
   });
@@ -215,9 +228,13 @@ function corsOptions(origins: readonly string[]): (request: Request) => CORSOpti
 function maskError(error: unknown, message: string, logger: Logger): Error {
   const graphqlError = isGraphQLError(error) ? error : null;
   const original = graphqlError ? graphqlError.originalError : error;
+  const location = { nodes: graphqlError?.nodes, path: graphqlError?.path };
+  // Pothos refusing arguments (a negative page size, `before` with `after`) is bad input, not a bug.
+  if (original instanceof Error && original.name === 'PothosValidationError') {
+    return new GraphQLError(original.message, { ...location, extensions: { code: 'VALIDATION' } });
+  }
   // graphql may be loaded twice (ESM and CJS builds), so recognise its errors by shape, not class.
   if (graphqlError && (!original || isGraphQLError(original))) return graphqlError;
-  const location = { nodes: graphqlError?.nodes, path: graphqlError?.path };
   if (original instanceof AppError && PUBLIC_APP_ERROR_CODES.has(original.code)) {
     return new GraphQLError(original.message, { ...location, extensions: { code: original.code } });
   }
@@ -241,6 +258,15 @@ function sendText(
 ): void {
   res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
   res.end(body);
+}
+
+function sendUnauthorized(res: ServerResponse): void {
+  res.writeHead(401, {
+    'content-type': 'text/plain; charset=utf-8',
+    'cache-control': 'no-store',
+    'www-authenticate': 'Bearer realm="metrics"',
+  });
+  res.end('send an API token or METRICS_TOKEN as "Authorization: Bearer <token>"\n');
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

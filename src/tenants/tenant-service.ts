@@ -4,7 +4,13 @@ import type { SecretBox } from '../crypto/secret-box.js';
 import type { ControlPlaneDb, ControlPlanePool } from '../db/control-plane.js';
 import { quoteDatabase, quoteSchema, withConnection } from '../db/pg.js';
 import type { TenantPools } from '../db/tenant-pools.js';
-import { ConflictError, NotFoundError, PreconditionFailedError, ValidationError } from '../errors.js';
+import {
+  AppError,
+  ConflictError,
+  NotFoundError,
+  PreconditionFailedError,
+  ValidationError,
+} from '../errors.js';
 import { Prisma, type MigrationRun, type Tenant, type TenantDatabase } from '../generated/prisma/client.js';
 import type { IsolationMode, TenantEnvironment, TenantStatus } from '../generated/prisma/enums.js';
 import type { Logger } from '../logger.js';
@@ -17,16 +23,35 @@ import { isTenantObjectName, tenantObjectName, validateTenantName } from './nami
 import { REGISTRATION_CONSTRAINTS, registerTenant, type RegisteredTenant } from './tenant-registration.js';
 
 const ENDED_TARGET_STATUSES = ['SUCCEEDED', 'FAILED', 'SKIPPED', 'CANCELLED'] as const;
+// SQLSTATE of a statement the read pools' statement_timeout cancelled.
+const QUERY_CANCELED = '57014';
+
+/** A read of a tenant's own database outlasted TENANT_READ_TIMEOUT_MS and was cancelled. */
+export class TenantReadTimeoutError extends AppError<'TENANT_DATABASE_TIMEOUT'> {
+  constructor(timeoutMs: number, options?: ErrorOptions) {
+    super(
+      'TENANT_DATABASE_TIMEOUT',
+      `Reading the tenant database took longer than ${timeoutMs} ms and was cancelled; try again later`,
+      options,
+    );
+  }
+}
 
 export interface TenantServiceDeps {
   readonly db: ControlPlaneDb;
   /** Plain pg connections to the control-plane DB, for registering tenants in one statement. */
   readonly controlPlanePool: ControlPlanePool;
-  readonly config: Pick<Config, 'tenantDatabaseUrl'>;
+  readonly config: Pick<Config, 'tenantDatabaseUrl' | 'tenantReadTimeoutMs'>;
   /** Where a new tenant's provisioning job goes. */
   readonly queue: Pick<TargetQueue, 'enqueue'>;
   readonly secretBox: SecretBox;
+  /** For changing tenant databases (dropping a tenant's data). */
   readonly tenantPools: TenantPools;
+  /**
+   * For reading tenant ledgers on behalf of API callers: pools of their own with a
+   * `statement_timeout`, so a flood of reads can neither starve nor outlast the worker's.
+   */
+  readonly readPools: TenantPools;
   readonly catalog: MigrationCatalog;
   readonly logger: Logger;
 }
@@ -98,6 +123,7 @@ export function createTenantService({
   queue,
   secretBox,
   tenantPools,
+  readPools,
   catalog,
   logger,
 }: TenantServiceDeps) {
@@ -208,17 +234,32 @@ export function createTenantService({
   /** Catalog files the tenant database has not applied yet, read from its own ledger. */
   async function pendingMigrations(database: TenantDatabase | undefined): Promise<readonly MigrationFile[]> {
     if (!database) return [];
-    const pool = await ledgerPool(database);
-    if (!pool) return catalog.files;
-    return (await getStatus(pool, ledgerTargetOf(database), catalog)).pending;
+    return readingLedger(async () => {
+      const pool = await ledgerPool(database);
+      if (!pool) return catalog.files;
+      return (await getStatus(pool, ledgerTargetOf(database), catalog)).pending;
+    });
   }
 
   /** The tenant database's ledger, oldest first, each row checked against the catalog. */
   async function migrationHistory(database: TenantDatabase | undefined): Promise<readonly HistoryEntry[]> {
     if (!database) return [];
-    const pool = await ledgerPool(database);
-    if (!pool) return [];
-    return getHistory(pool, ledgerTargetOf(database), catalog);
+    return readingLedger(async () => {
+      const pool = await ledgerPool(database);
+      if (!pool) return [];
+      return getHistory(pool, ledgerTargetOf(database), catalog);
+    });
+  }
+
+  async function readingLedger<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (error) {
+      if ((error as { code?: unknown }).code === QUERY_CANCELED) {
+        throw new TenantReadTimeoutError(config.tenantReadTimeoutMs, { cause: error });
+      }
+      throw error;
+    }
   }
 
   async function requireTenant(tenantId: string): Promise<Tenant> {
@@ -229,7 +270,7 @@ export function createTenantService({
 
   // null when the tenant database does not exist (not provisioned yet, or dropped).
   async function ledgerPool(database: TenantDatabase): Promise<Pool | null> {
-    const pool = tenantPools.poolFor(secretBox.open(database.connectionStringEncrypted));
+    const pool = readPools.poolFor(secretBox.open(database.connectionStringEncrypted));
     if (database.isolation !== 'DATABASE') return pool;
     try {
       await pool.query('SELECT 1');

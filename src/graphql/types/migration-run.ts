@@ -5,7 +5,8 @@ import type { RunProgress } from '../../pubsub/run-events.js';
 import type { TenantSelector } from '../../runs/types.js';
 import { progressOfRun } from '../../runs/run-decisions.js';
 import { builder } from '../builder.js';
-import { tryDecodeId } from '../ids.js';
+import { connectionCost } from '../cost.js';
+import { checkedPageSize, tryDecodeId } from '../ids.js';
 import { actorOf, cleanQuery } from '../prisma-query.js';
 import {
   RunKindEnum,
@@ -19,6 +20,9 @@ import {
 import { NotFoundError, PreconditionFailedError, ValidationError } from './errors.js';
 import './migration-run-target.js';
 import { StampTenantSuccess } from './tenant.js';
+
+const RUNS_PAGE = { defaultSize: 20, maxSize: 100 } as const;
+const TARGETS_PAGE = { defaultSize: 50, maxSize: 500 } as const;
 
 /** A run's progress from its counters (queued targets count as pending). */
 export const progressOf = progressOfRun;
@@ -58,8 +62,9 @@ export const MigrationRunRef = builder.prismaNode('MigrationRun', {
         cursor: 'id',
         args: { status: t.arg({ type: [TargetStatusEnum], required: false }) },
         totalCount: true,
-        defaultSize: 50,
-        maxSize: 500,
+        defaultSize: TARGETS_PAGE.defaultSize,
+        maxSize: checkedPageSize(TARGETS_PAGE.maxSize),
+        complexity: connectionCost(TARGETS_PAGE.defaultSize, TARGETS_PAGE.maxSize),
         query: (args) => ({
           where: args.status?.length ? { status: { in: storedTargetStatuses(args.status) } } : {},
           orderBy: [{ position: 'asc' }, { id: 'asc' }],
@@ -79,8 +84,9 @@ builder.queryField('migrationRuns', (t) =>
       description: 'Runs, newest first',
       authScopes: { viewer: true },
       args: { status: t.arg({ type: [RunStatusEnum], required: false }) },
-      defaultSize: 20,
-      maxSize: 100,
+      defaultSize: RUNS_PAGE.defaultSize,
+      maxSize: checkedPageSize(RUNS_PAGE.maxSize),
+      complexity: connectionCost(RUNS_PAGE.defaultSize, RUNS_PAGE.maxSize),
       resolve: (query, _root, args, context) =>
         context.db.migrationRun.findMany({
           ...cleanQuery(query),

@@ -1,13 +1,18 @@
+import { GraphQLError } from 'graphql';
 import { selectsOnlyColumns } from '../../db/control-plane-rows.js';
 import type { MigrationRun, Prisma, Tenant } from '../../generated/prisma/client.js';
 import { forbiddenError, builder } from '../builder.js';
-import { tryDecodeId } from '../ids.js';
+import { connectionCost, SMALL_LIST, TENANT_DATABASE_READ } from '../cost.js';
+import { checkedPageSize, tryDecodeId } from '../ids.js';
 import { actorOf, cleanQuery } from '../prisma-query.js';
 import { hasRole } from '../../auth/roles.js';
+import { TenantReadTimeoutError } from '../../tenants/tenant-service.js';
 import { IsolationModeEnum, TenantEnvironmentEnum, TenantStatusEnum } from './enums.js';
 import { ConflictError, NotFoundError, PreconditionFailedError, ValidationError } from './errors.js';
 import { AppliedMigrationRef, MigrationRef } from './migration.js';
 import './tenant-database.js';
+
+const TENANTS_PAGE = { defaultSize: 20, maxSize: 100 } as const;
 
 // The first database of a tenant is its primary one; every field that needs it asks the same way,
 // so the prisma plugin merges them into one relation load.
@@ -25,7 +30,7 @@ export const TenantRef = builder.prismaNode('Tenant', {
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
     deletedAt: t.expose('deletedAt', { type: 'DateTime', nullable: true }),
-    databases: t.relation('databases', { query: DATABASES_QUERY }),
+    databases: t.relation('databases', { query: DATABASES_QUERY, complexity: SMALL_LIST }),
     schemaVersion: t.string({
       nullable: true,
       description: 'Highest applied version on its primary database (cached by the control plane)',
@@ -36,13 +41,17 @@ export const TenantRef = builder.prismaNode('Tenant', {
       type: [MigrationRef],
       description: "Catalog files not applied yet, read from the tenant's own ledger",
       select: { databases: DATABASES_QUERY },
-      resolve: (tenant, _args, context) => context.services.tenants.pendingMigrations(tenant.databases[0]),
+      complexity: TENANT_DATABASE_READ,
+      resolve: (tenant, _args, context) =>
+        readingTenantDatabase(() => context.services.tenants.pendingMigrations(tenant.databases[0])),
     }),
     migrationHistory: t.field({
       type: [AppliedMigrationRef],
       description: 'Read from the tenant database itself',
       select: { databases: DATABASES_QUERY },
-      resolve: (tenant, _args, context) => context.services.tenants.migrationHistory(tenant.databases[0]),
+      complexity: TENANT_DATABASE_READ,
+      resolve: (tenant, _args, context) =>
+        readingTenantDatabase(() => context.services.tenants.migrationHistory(tenant.databases[0])),
     }),
   }),
 });
@@ -63,8 +72,9 @@ builder.queryField('tenants', (t) =>
       cursor: 'tenantId',
       authScopes: { viewer: true },
       args: { filter: t.arg({ type: TenantFilter, required: false }) },
-      defaultSize: 20,
-      maxSize: 100,
+      defaultSize: TENANTS_PAGE.defaultSize,
+      maxSize: checkedPageSize(TENANTS_PAGE.maxSize),
+      complexity: connectionCost(TENANTS_PAGE.defaultSize, TENANTS_PAGE.maxSize),
       resolve: (query, _root, args, context) =>
         context.db.tenant.findMany({
           ...cleanQuery(query),
@@ -276,6 +286,23 @@ function tenantWhere(
   if (filter?.environment?.length) {
     where.environment = { in: filter.environment as Prisma.EnumTenantEnvironmentFilter['in'] };
   }
-  if (filter?.nameContains) where.name = { contains: filter.nameContains, mode: 'insensitive' };
+  if (filter?.nameContains) {
+    where.name = { contains: escapeLikePattern(filter.nameContains), mode: 'insensitive' };
+  }
   return where;
+}
+
+/** `text` as a literal inside a LIKE pattern: Prisma's `contains` passes `%`, `_` and `\` through. */
+export function escapeLikePattern(text: string): string {
+  return text.replace(/[\\%_]/g, (character) => `\\${character}`);
+}
+
+/** Runs a read of a tenant's own database; one the read timeout ended is a clear error, not a masked one. */
+async function readingTenantDatabase<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    if (!(error instanceof TenantReadTimeoutError)) throw error;
+    throw new GraphQLError(error.message, { extensions: { code: error.code } });
+  }
 }

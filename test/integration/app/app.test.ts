@@ -15,7 +15,9 @@ describe('the app over HTTP, SSE and WebSocket', () => {
   it('answers health, readiness and metrics', async () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
-    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const metrics = await (
+      await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${BOOTSTRAP_TOKEN}` } })
+    ).text();
     expect(metrics).toContain('process_resident_memory_bytes');
     expect(metrics).toContain('http_requests_total{route="/healthz",status="200"}');
     expect(metrics).toContain('graphql_operations_total');

@@ -218,7 +218,9 @@ const FANOUT_COUNTERS = [
 
 /** The fan-out counters of /metrics. */
 async function metric(base: string): Promise<Record<(typeof FANOUT_COUNTERS)[number], number>> {
-  const text = await (await fetch(`${base}/metrics`)).text();
+  const text = await (
+    await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${BOOTSTRAP_TOKEN}` } })
+  ).text();
   const values = new Map<string, number>();
   for (const line of text.split('\n')) {
     const match = /^([a-z_]+) (\d+)$/.exec(line);

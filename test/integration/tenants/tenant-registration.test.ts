@@ -25,6 +25,7 @@ describe('registering a tenant', () => {
       queue: h.queue,
       secretBox: h.secretBox,
       tenantPools: h.tenantPools,
+      readPools: h.tenantPools,
       catalog: h.catalog,
       logger: createLogger('silent'),
     });
