@@ -12,6 +12,8 @@ const KEY_A = randomBytes(32).toString('base64');
 const KEY_B = randomBytes(32).toString('base64');
 const ID_A = loadConfig({ ENCRYPTION_KEY: KEY_A }).encryptionKeyId;
 const ID_B = loadConfig({ ENCRYPTION_KEY: KEY_B }).encryptionKeyId;
+// Seven CLI processes in one test: each pays tsx's start-up, slow on a loaded 2-core machine.
+const SPAWNING_TEST_TIMEOUT_MS = 240_000;
 
 interface CliOutcome {
   readonly code: number | null;
@@ -75,56 +77,64 @@ describe('rotating ENCRYPTION_KEY', () => {
     return Object.fromEntries(rows.map((row) => [row.name, row.sealed]));
   }
 
-  it('opens old ciphertexts with ENCRYPTION_KEYS_PREVIOUS, reseals them, then works with the new key alone', async () => {
-    for (const name of ['rot_a', 'rot_b', 'rot_c']) await registerUnderKeyA(name);
-    const onlyB = env({ ENCRYPTION_KEY: KEY_B });
-    const rotating = env({ ENCRYPTION_KEY: KEY_B, ENCRYPTION_KEYS_PREVIOUS: KEY_A });
+  it(
+    'opens old ciphertexts with ENCRYPTION_KEYS_PREVIOUS, reseals them, then works with the new key alone',
+    async () => {
+      for (const name of ['rot_a', 'rot_b', 'rot_c']) await registerUnderKeyA(name);
+      const onlyB = env({ ENCRYPTION_KEY: KEY_B });
+      const rotating = env({ ENCRYPTION_KEY: KEY_B, ENCRYPTION_KEYS_PREVIOUS: KEY_A });
 
-    const refused = await runCli(['tenant', 'up', '--tenant', 'rot_a'], onlyB);
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain(`encryption key ${ID_A}`);
-    expect(refused.stderr).toContain('ENCRYPTION_KEYS_PREVIOUS');
-    for (const secret of [KEY_A, KEY_B]) expect(refused.stderr).not.toContain(secret);
+      const refused = await runCli(['tenant', 'up', '--tenant', 'rot_a'], onlyB);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`encryption key ${ID_A}`);
+      expect(refused.stderr).toContain('ENCRYPTION_KEYS_PREVIOUS');
+      for (const secret of [KEY_A, KEY_B]) expect(refused.stderr).not.toContain(secret);
 
-    const up = await runCli(['tenant', 'up', '--tenant', 'rot_a', '--to', '0002'], rotating);
-    expect(up.code, up.stderr).toBe(0);
-    expect(await ledgerVersions(db.pool, 'tenant_rot_a')).toEqual(['0001', '0002']);
+      const up = await runCli(['tenant', 'up', '--tenant', 'rot_a', '--to', '0002'], rotating);
+      expect(up.code, up.stderr).toBe(0);
+      expect(await ledgerVersions(db.pool, 'tenant_rot_a')).toEqual(['0001', '0002']);
 
-    const reseal = await runCli(['secrets', 'reseal'], rotating);
-    expect(reseal.code, reseal.stderr).toBe(0);
-    expect(reseal.stdout).toContain(`secrets reseal: 3 resealed under key ${ID_B}, 0 already current`);
-    expect(reseal.stderr).toContain('resealing connection strings: 3/3 checked, 3 resealed, 0 failed');
-    const sealed = await sealedOf();
-    expect(Object.values(sealed).every((value) => value.startsWith(`v2.${ID_B}.`))).toBe(true);
+      const reseal = await runCli(['secrets', 'reseal'], rotating);
+      expect(reseal.code, reseal.stderr).toBe(0);
+      expect(reseal.stdout).toContain(`secrets reseal: 3 resealed under key ${ID_B}, 0 already current`);
+      expect(reseal.stderr).toContain('resealing connection strings: 3/3 checked, 3 resealed, 0 failed');
+      const sealed = await sealedOf();
+      expect(Object.values(sealed).every((value) => value.startsWith(`v2.${ID_B}.`))).toBe(true);
 
-    const again = await runCli(['secrets', 'reseal'], rotating);
-    expect(again.code, again.stderr).toBe(0);
-    expect(again.stdout).toContain(`secrets reseal: 0 resealed under key ${ID_B}, 3 already current`);
-    expect(await sealedOf()).toEqual(sealed);
+      const again = await runCli(['secrets', 'reseal'], rotating);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout).toContain(`secrets reseal: 0 resealed under key ${ID_B}, 3 already current`);
+      expect(await sealedOf()).toEqual(sealed);
 
-    const status = await runCli(['tenant', 'status', '--tenant', 'rot_a'], onlyB);
-    expect(status.code, status.stderr).toBe(0);
-    expect(status.stdout).toContain('current version: 0002');
-    const upB = await runCli(['tenant', 'up', '--tenant', 'rot_b'], onlyB);
-    expect(upB.code, upB.stderr).toBe(0);
-    expect(await ledgerVersions(db.pool, 'tenant_rot_b')).toEqual(['0001', '0002', '0003', '0004']);
-  });
+      const status = await runCli(['tenant', 'status', '--tenant', 'rot_a'], onlyB);
+      expect(status.code, status.stderr).toBe(0);
+      expect(status.stdout).toContain('current version: 0002');
+      const upB = await runCli(['tenant', 'up', '--tenant', 'rot_b'], onlyB);
+      expect(upB.code, upB.stderr).toBe(0);
+      expect(await ledgerVersions(db.pool, 'tenant_rot_b')).toEqual(['0001', '0002', '0003', '0004']);
+    },
+    SPAWNING_TEST_TIMEOUT_MS,
+  );
 
-  it('refuses a connection string copied from another row', async () => {
-    const onlyB = env({ ENCRYPTION_KEY: KEY_B });
-    await db.pool.query(
-      `UPDATE control_plane.tenant_databases
+  it(
+    'refuses a connection string copied from another row',
+    async () => {
+      const onlyB = env({ ENCRYPTION_KEY: KEY_B });
+      await db.pool.query(
+        `UPDATE control_plane.tenant_databases
           SET connection_string_encrypted = (SELECT d.connection_string_encrypted
              FROM control_plane.tenant_databases d JOIN control_plane.tenants t USING (tenant_id)
             WHERE t.name = 'rot_a')
         WHERE tenant_id = (SELECT tenant_id FROM control_plane.tenants WHERE name = 'rot_c')`,
-    );
-    const copied = await runCli(['tenant', 'status', '--tenant', 'rot_c'], onlyB);
-    expect(copied.code).toBe(1);
-    expect(copied.stderr).toMatch(
-      /^error: Sealed secret failed authentication with key \w+ \(tampered, or copied/,
-    );
-    const original = await runCli(['tenant', 'status', '--tenant', 'rot_a'], onlyB);
-    expect(original.code, original.stderr).toBe(0);
-  });
+      );
+      const copied = await runCli(['tenant', 'status', '--tenant', 'rot_c'], onlyB);
+      expect(copied.code).toBe(1);
+      expect(copied.stderr).toMatch(
+        /^error: Sealed secret failed authentication with key \w+ \(tampered, or copied/,
+      );
+      const original = await runCli(['tenant', 'status', '--tenant', 'rot_a'], onlyB);
+      expect(original.code, original.stderr).toBe(0);
+    },
+    SPAWNING_TEST_TIMEOUT_MS,
+  );
 });
