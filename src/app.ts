@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { createAuditLog } from './audit/audit-log.js';
 import { createTokenService } from './auth/tokens.js';
 import type { Config } from './config.js';
-import { createSecretBox } from './crypto/secret-box.js';
+import { createSecretBoxFromConfig } from './crypto/secret-box.js';
 import { createControlPlaneDb, createControlPlanePool, type ControlPlaneDb } from './db/control-plane.js';
 import { createTenantPools } from './db/tenant-pools.js';
 import type { GraphqlServices } from './graphql/context.js';
@@ -116,7 +116,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       prefix: queuePrefixOf(config.redisPrefix),
     });
     closers.push({ name: 'queue', close: () => queue.close() });
-    const secretBox = createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey });
+    const secretBox = createSecretBoxFromConfig(config);
     const runs = createRunService({ db, config, catalog, queue, events, tenantPools, secretBox, logger });
     // For the API's hot statements (registering a tenant, reading a run); opens connections only when used.
     const apiPool = createControlPlanePool(config.databaseUrl, {

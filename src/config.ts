@@ -5,6 +5,13 @@ import { ConfigError } from './errors.js';
 const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/control_plane';
 // A fixed development key, so a fresh clone runs with zero configuration. Refused in production.
 const DEVELOPMENT_ENCRYPTION_KEY = Buffer.alloc(32, 'tenant-control-plane-dev-key!!!!').toString('base64');
+// Keys anyone can read in this repository: the development key and the one docker-compose.yml
+// used to default to. Production refuses them as ENCRYPTION_KEY (they stay allowed in
+// ENCRYPTION_KEYS_PREVIOUS, which is how a deployment moves its secrets off them).
+const PUBLISHED_ENCRYPTION_KEYS = [
+  DEVELOPMENT_ENCRYPTION_KEY,
+  'ZG9ja2VyLWNvbXBvc2UtbG9jYWwtb25seS1rZXkhISE=',
+];
 
 const postgresUrl = z.string().refine(isPostgresUrl, 'must be a postgres:// or postgresql:// URL');
 const redisUrl = z.string().refine(isRedisUrl, 'must be a redis:// or rediss:// URL');
@@ -43,6 +50,8 @@ const Env = z.object({
   /** Targets of one run queued or running at once when a run does not say. */
   DEFAULT_RUN_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),
   ENCRYPTION_KEY: z.string().optional(),
+  /** Comma-separated older keys (base64, 32 bytes each): they open ciphertexts, never seal. */
+  ENCRYPTION_KEYS_PREVIOUS: z.string().optional(),
   BOOTSTRAP_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   AUTH_DISABLED: flag.default(false),
   /** `SET LOCAL lock_timeout` for tenant DDL, in milliseconds. */
@@ -114,6 +123,8 @@ export interface Config {
   /** Identifies the key inside each ciphertext, so keys can be rotated. */
   readonly encryptionKeyId: string;
   readonly usingDevelopmentKey: boolean;
+  /** Older keys, for opening what they sealed until `secrets reseal` has run. */
+  readonly previousEncryptionKeys: readonly { readonly id: string; readonly key: Buffer }[];
   readonly bootstrapAdminToken: string | null;
   readonly authDisabled: boolean;
   readonly lockTimeoutMs: number;
@@ -153,7 +164,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'Invalid HOST: must be a loopback address (127.0.0.1 or ::1) while AUTH_DISABLED=true',
     );
   }
-  const encryptionKey = decodeKey(e.ENCRYPTION_KEY ?? DEVELOPMENT_ENCRYPTION_KEY);
+  if (production && e.ENCRYPTION_KEY !== undefined && PUBLISHED_ENCRYPTION_KEYS.includes(e.ENCRYPTION_KEY)) {
+    throw new ConfigError(
+      'Invalid ENCRYPTION_KEY: a published development key is refused when NODE_ENV=production; set your own (openssl rand -base64 32) and move the old one to ENCRYPTION_KEYS_PREVIOUS',
+    );
+  }
+  const encryptionKey = decodeKey(e.ENCRYPTION_KEY ?? DEVELOPMENT_ENCRYPTION_KEY, 'ENCRYPTION_KEY:');
+  const encryptionKeyId = keyId(encryptionKey);
+  const previousEncryptionKeys = parsePreviousKeys(e.ENCRYPTION_KEYS_PREVIOUS ?? '').filter(
+    (previous) => previous.id !== encryptionKeyId,
+  );
   return Object.freeze({
     nodeEnv: e.NODE_ENV,
     databaseUrl: e.DATABASE_URL,
@@ -168,8 +188,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerConcurrency: e.WORKER_CONCURRENCY,
     defaultRunConcurrency: e.DEFAULT_RUN_CONCURRENCY,
     encryptionKey,
-    encryptionKeyId: keyId(encryptionKey),
+    encryptionKeyId,
     usingDevelopmentKey: !e.ENCRYPTION_KEY,
+    previousEncryptionKeys: Object.freeze(previousEncryptionKeys),
     bootstrapAdminToken: e.BOOTSTRAP_ADMIN_TOKEN ?? null,
     authDisabled: e.AUTH_DISABLED,
     lockTimeoutMs: e.LOCK_TIMEOUT_MS,
@@ -206,14 +227,26 @@ export function databaseOf(url: string): string {
   return decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || 'postgres';
 }
 
-function decodeKey(value: string): Buffer {
+// `subject` names what is bad in the one-line error, e.g. `ENCRYPTION_KEY:`.
+function decodeKey(value: string, subject: string): Buffer {
   const key = /^[A-Za-z0-9+/]+={0,2}$/.test(value) ? Buffer.from(value, 'base64') : Buffer.alloc(0);
   if (key.length !== 32) {
-    throw new ConfigError(
-      `Invalid ENCRYPTION_KEY: must be 32 bytes encoded as base64 (got ${key.length} bytes)`,
-    );
+    throw new ConfigError(`Invalid ${subject} must be 32 bytes encoded as base64 (got ${key.length} bytes)`);
   }
   return key;
+}
+
+function parsePreviousKeys(value: string): { id: string; key: Buffer }[] {
+  const keys = new Map<string, Buffer>();
+  value
+    .split(',')
+    .map((entry) => entry.trim())
+    .forEach((entry, index) => {
+      if (entry === '') return;
+      const key = decodeKey(entry, `ENCRYPTION_KEYS_PREVIOUS: entry ${index + 1}`);
+      keys.set(keyId(key), key);
+    });
+  return [...keys].map(([id, key]) => ({ id, key }));
 }
 
 function keyId(key: Buffer): string {

@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { createSecretBox } from '../../src/crypto/secret-box.js';
+import { createSecretBoxFromConfig } from '../../src/crypto/secret-box.js';
 import type { Config } from '../../src/config.js';
 
 /**
@@ -7,9 +8,8 @@ import type { Config } from '../../src/config.js';
  * creates their empty schemas on the tenant server, in bulk: setup, not part of any measurement.
  */
 export async function seedSchemaTenants(config: Config, prefix: string, count: number, withSchemas = true) {
-  const box = createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey });
+  const box = createSecretBoxFromConfig(config);
   const tenantUrl = new URL(config.tenantDatabaseUrl);
-  const sealed = box.seal(config.tenantDatabaseUrl);
   const names = Array.from({ length: count }, (_, i) => `${prefix}_${String(i + 1).padStart(5, '0')}`);
   const schemas = names.map((name) => `tenant_${name}`);
   const cp = new pg.Client({ connectionString: config.databaseUrl });
@@ -17,19 +17,23 @@ export async function seedSchemaTenants(config: Config, prefix: string, count: n
   try {
     for (let offset = 0; offset < count; offset += 2000) {
       const slice = names.slice(offset, offset + 2000);
+      // Each row's connection string is sealed bound to that row's id, so ids are chosen here.
+      const ids = slice.map(() => randomUUID());
       await cp.query(
         `WITH t AS (
            INSERT INTO control_plane.tenants (name, environment, status)
            SELECT unnest($1::text[]), 'production', 'active' RETURNING tenant_id, name)
          INSERT INTO control_plane.tenant_databases
-           (tenant_id, connection_string_encrypted, database_name, host, port, status, isolation, schema_name)
-         SELECT tenant_id, $2, $3, $4, $5, 'active', 'schema', 'tenant_' || name FROM t`,
+           (id, tenant_id, connection_string_encrypted, database_name, host, port, status, isolation, schema_name)
+         SELECT d.id, t.tenant_id, d.sealed, $3, $4, $5, 'active', 'schema', 'tenant_' || t.name
+         FROM t JOIN unnest($1::text[], $6::uuid[], $2::text[]) AS d(name, id, sealed) ON d.name = t.name`,
         [
           slice,
-          sealed,
+          ids.map((id) => box.sealConnectionString(id, config.tenantDatabaseUrl)),
           decodeURIComponent(tenantUrl.pathname.slice(1)),
           tenantUrl.hostname,
           Number(tenantUrl.port || 5432),
+          ids,
         ],
       );
     }

@@ -22,6 +22,7 @@ import {
 } from '../migrations/index.js';
 import { formatHistory, formatMigrateResult, formatStamp, formatStatus } from './format.js';
 import { recordCachedVersion, resolveTenantTarget } from './tenant-target.js';
+import { secretsCommand } from './secrets-reseal.js';
 import { tenantsUpCommand } from './tenants-up.js';
 
 /** The parsed command line a handler receives. */
@@ -50,6 +51,7 @@ export const COMMANDS: Readonly<Record<string, CommandHandler>> = {
   tenant: tenantCommand,
   plan: planCommand,
   tenants: (config, input, io) => tenantsUpCommand(config, input, io),
+  secrets: (config, input, io) => secretsCommand(config, input, io),
 };
 
 async function controlPlaneCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {

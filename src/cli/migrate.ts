@@ -18,6 +18,7 @@ export const USAGE = `Usage: npm run migrate -- <command>
   tenants up [--environment <env>] [--concurrency N] [--to <version>] [--dry-run] [--with-worker]
                                                every tenant through the queue, with a progress bar;
                                                needs a running worker (npm start) unless --with-worker
+  secrets reseal                               re-encrypt stored connection strings under ENCRYPTION_KEY
 
 A tenant name "acme" means schema tenant_acme on TENANT_DATABASE_URL.
 \`tenant down\` needs --to (--to 0 reverts everything); \`tenant stamp\` records versions <= --to without running them.`;

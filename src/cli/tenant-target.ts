@@ -5,7 +5,7 @@
  * used on its own), `--tenant acme` means schema `tenant_acme` on TENANT_DATABASE_URL.
  */
 import { databaseOf, type Config } from '../config.js';
-import { createSecretBox } from '../crypto/secret-box.js';
+import { createSecretBoxFromConfig } from '../crypto/secret-box.js';
 import { quoteSchema, withConnection } from '../db/pg.js';
 import { AppError, NotFoundError } from '../errors.js';
 import { schemaLockKey } from '../migrations/index.js';
@@ -43,9 +43,12 @@ export async function resolveTenantTarget(config: Config, name: string): Promise
   if (!registered) {
     throw new NotFoundError(`No tenant named "${name}" in the control plane (see the tenants query)`);
   }
-  const secretBox = createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey });
+  const secretBox = createSecretBoxFromConfig(config);
   return {
-    databaseUrl: secretBox.open(registered.connection_string_encrypted),
+    databaseUrl: secretBox.openConnectionString({
+      id: registered.id,
+      connectionStringEncrypted: registered.connection_string_encrypted,
+    }),
     target: ledgerTargetOf({ databaseName: registered.database_name, schemaName: registered.schema_name }),
     tenantDatabaseId: registered.id,
   };

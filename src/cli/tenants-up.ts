@@ -6,7 +6,7 @@
 import os from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Config } from '../config.js';
-import { createSecretBox } from '../crypto/secret-box.js';
+import { createSecretBoxFromConfig } from '../crypto/secret-box.js';
 import { createControlPlaneDb, createControlPlanePool } from '../db/control-plane.js';
 import { createTenantPools } from '../db/tenant-pools.js';
 import { AppError } from '../errors.js';
@@ -88,7 +88,7 @@ export async function tenantsUpCommand(
   const tenantPools = createTenantPools({ maxPerDatabase: config.tenantPoolSize });
   const queue = createTargetQueue({ connection: queueConnection, prefix: queuePrefixOf(config.redisPrefix) });
   const events = createRunEventBus({ publishClient, subscribeClient, prefix: config.redisPrefix });
-  const secretBox = createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey });
+  const secretBox = createSecretBoxFromConfig(config);
   const logger = createLogger(config.logLevel === 'debug' ? 'debug' : 'warn');
   let worker: TargetWorker | null = null;
   try {

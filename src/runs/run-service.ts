@@ -190,7 +190,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
     if (limit === null || (limit !== 0n && !catalog.find(version))) {
       throw new ValidationError(`Unknown migration version "${version}"`, 'version');
     }
-    const pool = tenantPools.poolFor(secretBox.open(database.connectionStringEncrypted));
+    const pool = tenantPools.poolFor(secretBox.openConnectionString(database));
     try {
       const result = await stampVersion(pool, ledgerTargetOf(database), catalog, version, {
         lockTimeoutMs: config.lockTimeoutMs,

@@ -207,7 +207,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     database: TenantDatabase,
     onApplied: (step: AppliedStep) => void,
   ): Promise<TargetResult> {
-    const connectionString = secretBox.open(database.connectionStringEncrypted);
+    const connectionString = secretBox.openConnectionString(database);
     const pool = tenantPools.poolFor(connectionString);
     const target = ledgerTargetOf(database);
     const mode = run.transactionMode;
@@ -305,7 +305,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
 
   async function readReachedVersion(database: TenantDatabase): Promise<string | null | undefined> {
     try {
-      const pool = tenantPools.poolFor(secretBox.open(database.connectionStringEncrypted));
+      const pool = tenantPools.poolFor(secretBox.openConnectionString(database));
       return highestVersion(await readLedger(pool, ledgerTargetOf(database).schema));
     } catch (error) {
       // The tenant server may be the thing that failed; the cached version then stays as it was.

@@ -28,7 +28,12 @@ export interface TenantRegistration {
   readonly port: number;
   readonly databaseName: string;
   readonly schemaName: string | null;
-  /** The tenant database's connection string, already sealed. */
+  /**
+   * The tenant database row's id, chosen by the caller: the connection string is sealed bound to
+   * it (additional authenticated data), so it must be known before the row is inserted.
+   */
+  readonly tenantDatabaseId: string;
+  /** The tenant database's connection string, already sealed for `tenantDatabaseId`. */
   readonly connectionStringEncrypted: string;
   /** The catalog version provisioning brings the tenant to (null: an empty catalog). */
   readonly targetVersion: string | null;
@@ -72,6 +77,7 @@ export async function registerTenant(
       registration.connectionStringEncrypted,
       registration.targetVersion,
       registration.requestedBy,
+      registration.tenantDatabaseId,
     ],
   });
   const row = result.rows[0];
@@ -84,7 +90,7 @@ export async function registerTenant(
 }
 
 // $1 name, $2 environment, $3 isolation, $4 host, $5 port, $6 database name, $7 schema name,
-// $8 sealed connection string, $9 target version, $10 requested by. Every data-modifying CTE runs
+// $8 sealed connection string, $9 target version, $10 requested by, $11 tenant database id. Every data-modifying CTE runs
 // exactly once, whether or not the final SELECT reads it.
 const REGISTER_TENANT = `
   WITH tenant AS (
@@ -93,8 +99,8 @@ const REGISTER_TENANT = `
     RETURNING *
   ), db AS (
     INSERT INTO control_plane.tenant_databases
-      (tenant_id, isolation, host, port, database_name, schema_name, status, connection_string_encrypted)
-    SELECT tenant.tenant_id, $3::text::control_plane.isolation_mode, $4::varchar, $5::int, $6::varchar,
+      (id, tenant_id, isolation, host, port, database_name, schema_name, status, connection_string_encrypted)
+    SELECT $11::uuid, tenant.tenant_id, $3::text::control_plane.isolation_mode, $4::varchar, $5::int, $6::varchar,
       $7::varchar, 'inactive', $8::text
     FROM tenant
     RETURNING id, tenant_id, schema_version

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import { databaseOf, withDatabase, type Config } from '../config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
@@ -138,6 +139,8 @@ export function createTenantService({
   ): Promise<{ tenant: Tenant; provisioning: MigrationRun }> {
     const name = validateTenantName(input.name);
     const location = tenantLocation(config.tenantDatabaseUrl, name, input.isolation ?? 'SCHEMA');
+    // Chosen here so the connection string can be sealed bound to its row in the same statement.
+    const tenantDatabaseId = randomUUID();
     let registered: RegisteredTenant;
     try {
       registered = await registerTenant(controlPlanePool, {
@@ -148,7 +151,11 @@ export function createTenantService({
         port: location.port,
         databaseName: location.databaseName,
         schemaName: location.schemaName,
-        connectionStringEncrypted: secretBox.seal(location.connectionString),
+        tenantDatabaseId,
+        connectionStringEncrypted: secretBox.sealConnectionString(
+          tenantDatabaseId,
+          location.connectionString,
+        ),
         targetVersion: catalog.latest,
         requestedBy: actor.name,
       });
@@ -270,7 +277,7 @@ export function createTenantService({
 
   // null when the tenant database does not exist (not provisioned yet, or dropped).
   async function ledgerPool(database: TenantDatabase): Promise<Pool | null> {
-    const pool = readPools.poolFor(secretBox.open(database.connectionStringEncrypted));
+    const pool = readPools.poolFor(secretBox.openConnectionString(database));
     if (database.isolation !== 'DATABASE') return pool;
     try {
       await pool.query('SELECT 1');
@@ -282,7 +289,7 @@ export function createTenantService({
   }
 
   async function dropTenantData(database: TenantDatabase): Promise<void> {
-    const connectionString = secretBox.open(database.connectionStringEncrypted);
+    const connectionString = secretBox.openConnectionString(database);
     if (database.isolation === 'DATABASE') {
       if (!isTenantObjectName(database.databaseName)) {
         throw new PreconditionFailedError(

@@ -60,6 +60,14 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('requires ENCRYPTION_KEY from the environment instead of shipping one under production', () => {
+    for (const name of ['api', 'worker', 'migrate']) {
+      const environment = environmentOf(name);
+      expect(environment.ENCRYPTION_KEY, name).toMatch(/^\$\{ENCRYPTION_KEY:\?[^}]+\}$/);
+      expect(environment.ENCRYPTION_KEYS_PREVIOUS, name).toBe('${ENCRYPTION_KEYS_PREVIOUS:-}');
+    }
+  });
+
   it('points the app at the compose postgres and redis', () => {
     const environment = environmentOf('api');
     expect(environment.DATABASE_URL).toMatch(/^postgres(ql)?:\/\/[^/]*@postgres:5432\//);
@@ -80,15 +88,21 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it.skipIf(!composeCommand)('is accepted by docker compose config', () => {
+  it.skipIf(!composeCommand)('is accepted by docker compose config once ENCRYPTION_KEY is set', () => {
     const [command, ...args] = composeCommand ?? [];
-    const result = spawnSync(command!, [...args, '-f', composePath, 'config', '-q'], {
-      cwd: root,
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
+    const config = (env: Record<string, string | undefined>) =>
+      spawnSync(command!, [...args, '-f', composePath, 'config', '-q'], {
+        cwd: root,
+        encoding: 'utf8',
+        timeout: 30_000,
+        env: { ...process.env, ...env },
+      });
+    const result = config({ ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64') });
     expect(result.stderr).not.toMatch(/error/i);
     expect(result.status).toBe(0);
+    const withoutKey = config({ ENCRYPTION_KEY: '' });
+    expect(withoutKey.status).not.toBe(0);
+    expect(withoutKey.stderr).toContain('set ENCRYPTION_KEY');
   });
 });
 

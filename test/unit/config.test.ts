@@ -92,6 +92,51 @@ describe('loadConfig', () => {
     expect(error.message).not.toContain('\n');
   });
 
+  it('refuses in production the development key and the key compose used to ship', () => {
+    const developmentKey = Buffer.alloc(32, 'tenant-control-plane-dev-key!!!!').toString('base64');
+    const composeKey = 'ZG9ja2VyLWNvbXBvc2UtbG9jYWwtb25seS1rZXkhISE=';
+    for (const key of [developmentKey, composeKey]) {
+      const error = configError({ NODE_ENV: 'production', ENCRYPTION_KEY: key });
+      expect(error.message).toMatch(/^Invalid ENCRYPTION_KEY: .*published/);
+      expect(error.message).not.toContain(key);
+    }
+    // Outside production they stay usable, and a published key may be a previous key anywhere.
+    expect(loadConfig({ ENCRYPTION_KEY: composeKey }).usingDevelopmentKey).toBe(false);
+    expect(
+      loadConfig({ NODE_ENV: 'production', ENCRYPTION_KEY: validKey, ENCRYPTION_KEYS_PREVIOUS: composeKey })
+        .previousEncryptionKeys,
+    ).toHaveLength(1);
+  });
+
+  it('loads ENCRYPTION_KEYS_PREVIOUS for decrypting, each with its key id', () => {
+    const older = Buffer.alloc(32, 8).toString('base64');
+    const oldest = Buffer.alloc(32, 9).toString('base64');
+    const config = loadConfig({
+      ENCRYPTION_KEY: validKey,
+      ENCRYPTION_KEYS_PREVIOUS: ` ${older}, ${oldest} ,`,
+    });
+    expect(config.previousEncryptionKeys.map((k) => k.key.toString('base64'))).toEqual([older, oldest]);
+    expect(config.previousEncryptionKeys.map((k) => k.id)).toEqual([
+      expect.stringMatching(/^[0-9a-f]{8}$/),
+      expect.stringMatching(/^[0-9a-f]{8}$/),
+    ]);
+    expect(config.previousEncryptionKeys[0]!.id).not.toBe(config.encryptionKeyId);
+    // The current key repeated among the previous ones is harmless and dropped.
+    expect(
+      loadConfig({ ENCRYPTION_KEY: validKey, ENCRYPTION_KEYS_PREVIOUS: validKey }).previousEncryptionKeys,
+    ).toEqual([]);
+    expect(loadConfig({}).previousEncryptionKeys).toEqual([]);
+  });
+
+  it('names the bad entry of ENCRYPTION_KEYS_PREVIOUS by position, never its value', () => {
+    const short = Buffer.alloc(16, 3).toString('base64');
+    const error = configError({ ENCRYPTION_KEYS_PREVIOUS: `${validKey},${short}` });
+    expect(error.message).toBe(
+      'Invalid ENCRYPTION_KEYS_PREVIOUS: entry 2 must be 32 bytes encoded as base64 (got 16 bytes)',
+    );
+    expect(error.message).not.toContain(short);
+  });
+
   it('keeps the key out of the error message', () => {
     const badKey = Buffer.alloc(31, 1).toString('base64');
     expect(configError({ ENCRYPTION_KEY: badKey }).message).not.toContain(badKey);

@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
-import { createSecretBox } from '../../../src/crypto/secret-box.js';
+import { createSecretBoxFromConfig } from '../../../src/crypto/secret-box.js';
 import { useTestDatabase } from '../../helpers/database.js';
 import { ledgerVersions, tablesIn } from '../migrations/fixtures.js';
 
@@ -119,13 +120,14 @@ describe('npm run migrate with a control plane', () => {
 
   async function registerTenant(name: string, schema: string): Promise<string> {
     const config = loadConfig(env());
-    const box = createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey });
+    const box = createSecretBoxFromConfig(config);
+    const id = randomUUID();
     const { rows } = await db.pool.query<{ id: string }>(
       `WITH t AS (INSERT INTO control_plane.tenants (name, status) VALUES ($1, 'active') RETURNING tenant_id)
        INSERT INTO control_plane.tenant_databases
-         (tenant_id, connection_string_encrypted, database_name, host, port, status, isolation, schema_name)
-       SELECT tenant_id, $2, $3, '127.0.0.1', 5432, 'active', 'schema', $4 FROM t RETURNING id`,
-      [name, box.seal(db.url), db.name, schema],
+         (id, tenant_id, connection_string_encrypted, database_name, host, port, status, isolation, schema_name)
+       SELECT $5, tenant_id, $2, $3, '127.0.0.1', 5432, 'active', 'schema', $4 FROM t RETURNING id`,
+      [name, box.sealConnectionString(id, db.url), db.name, schema, id],
     );
     return rows[0]!.id;
   }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { withDatabase } from '../../../src/config.js';
 import { quoteDatabase, withConnection } from '../../../src/db/pg.js';
@@ -16,6 +16,7 @@ describe('provisioning runs and irreversible rollbacks', () => {
       isolation === 'SCHEMA' ? h.database.name : `cpt_tenantdb_${randomBytes(4).toString('hex')}`;
     if (isolation === 'DATABASE') createdDatabases.push(databaseName);
     const connection = isolation === 'SCHEMA' ? h.database.url : withDatabase(h.database.url, databaseName);
+    const databaseId = randomUUID();
     return h.db.$transaction(async (tx) => {
       const tenant = await tx.tenant.create({
         data: {
@@ -23,7 +24,8 @@ describe('provisioning runs and irreversible rollbacks', () => {
           status: 'PENDING',
           databases: {
             create: {
-              connectionStringEncrypted: h.secretBox.seal(connection),
+              id: databaseId,
+              connectionStringEncrypted: h.secretBox.sealConnectionString(databaseId, connection),
               databaseName,
               host: '127.0.0.1',
               port: 5432,

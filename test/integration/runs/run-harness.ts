@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { Redis } from 'ioredis';
 import { loadConfig } from '../../../src/config.js';
 import type { Config } from '../../../src/config.js';
-import { createSecretBox } from '../../../src/crypto/secret-box.js';
+import { createSecretBoxFromConfig } from '../../../src/crypto/secret-box.js';
 import type { SecretBox } from '../../../src/crypto/secret-box.js';
 import { createControlPlaneDb, createControlPlanePool } from '../../../src/db/control-plane.js';
 import type { ControlPlaneDb, ControlPlanePool } from '../../../src/db/control-plane.js';
@@ -100,7 +100,7 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
       subscribeClient: connect('subscribe'),
       prefix: config.redisPrefix,
     });
-    const secretBox = createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey });
+    const secretBox = createSecretBoxFromConfig(config);
     const tenantPools = createTenantPools({ maxPerDatabase: 10 });
     const logger = createLogger('silent');
     const service = createRunService({ db, config, catalog, queue, events, tenantPools, secretBox, logger });
@@ -189,6 +189,7 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
       const ids: string[] = [];
       for (let i = 0; i < count; i += 1) {
         const name = `${namePrefix}_${String(i).padStart(3, '0')}`;
+        const databaseId = randomUUID();
         const tenant = await s.db.tenant.create({
           data: {
             name,
@@ -196,7 +197,8 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
             status: 'ACTIVE',
             databases: {
               create: {
-                connectionStringEncrypted: s.secretBox.seal(database.url),
+                id: databaseId,
+                connectionStringEncrypted: s.secretBox.sealConnectionString(databaseId, database.url),
                 databaseName: database.name,
                 host: '127.0.0.1',
                 port: 5432,

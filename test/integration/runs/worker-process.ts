@@ -3,7 +3,7 @@
  * same environment as the service; prints "ready" once it takes jobs.
  */
 import { loadConfig } from '../../../src/config.js';
-import { createSecretBox } from '../../../src/crypto/secret-box.js';
+import { createSecretBoxFromConfig } from '../../../src/crypto/secret-box.js';
 import { createControlPlaneDb, createControlPlanePool } from '../../../src/db/control-plane.js';
 import { createTenantPools } from '../../../src/db/tenant-pools.js';
 import { createLogger } from '../../../src/logger.js';
@@ -36,7 +36,7 @@ await startTargetWorker({
   queue,
   events,
   tenantPools: createTenantPools({ maxPerDatabase: 10 }),
-  secretBox: createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey }),
+  secretBox: createSecretBoxFromConfig(config),
   connection: createRedisConnection(config.redisUrl, 'child-worker'),
   logger: createLogger(config.logLevel),
   lockDurationMs: Number(process.env.TEST_LOCK_DURATION_MS ?? 1000),

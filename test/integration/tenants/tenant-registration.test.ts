@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createControlPlanePool, type ControlPlanePool } from '../../../src/db/control-plane.js';
 import { ConflictError, ValidationError } from '../../../src/errors.js';
@@ -48,12 +49,14 @@ describe('registering a tenant', () => {
 
     // The same tenant registered the way it was before: Prisma inserts, createProvisionRun, dispatch.
     const location = tenantLocation(h.config.tenantDatabaseUrl, 'reg-old', 'SCHEMA');
+    const oldDatabaseId = randomUUID();
     const old = await h.db.$transaction(async (tx) => {
       const tenant = await tx.tenant.create({
         data: { name: 'reg-old', environment: 'STAGING', status: 'PENDING' },
       });
       const database = await tx.tenantDatabase.create({
         data: {
+          id: oldDatabaseId,
           tenantId: tenant.tenantId,
           isolation: location.isolation,
           host: location.host,
@@ -61,7 +64,10 @@ describe('registering a tenant', () => {
           databaseName: location.databaseName,
           schemaName: location.schemaName,
           status: 'INACTIVE',
-          connectionStringEncrypted: h.secretBox.seal(location.connectionString),
+          connectionStringEncrypted: h.secretBox.sealConnectionString(
+            oldDatabaseId,
+            location.connectionString,
+          ),
         },
       });
       const run = await h.service.createProvisionRun(
@@ -93,7 +99,7 @@ describe('registering a tenant', () => {
         tenantFields,
         databases: databases.map(
           ({
-            id: _d,
+            id,
             tenantId: _dt,
             schemaName: _s,
             connectionStringEncrypted,
@@ -102,7 +108,7 @@ describe('registering a tenant', () => {
             ...rest
           }) => ({
             ...rest,
-            connectsTo: h.secretBox.open(connectionStringEncrypted),
+            connectsTo: h.secretBox.openConnectionString({ id, connectionStringEncrypted }),
           }),
         ),
         runFields,
@@ -162,6 +168,7 @@ describe('registering a tenant', () => {
 
   it('provisions a tenant whose job was never enqueued (a crash after the insert) through the reconciler', async () => {
     const location = tenantLocation(h.config.tenantDatabaseUrl, 'reg-lost', 'SCHEMA');
+    const tenantDatabaseId = randomUUID();
     const registered = await registerTenant(pool, {
       name: 'reg-lost',
       environment: 'DEVELOPMENT',
@@ -170,7 +177,11 @@ describe('registering a tenant', () => {
       port: location.port,
       databaseName: location.databaseName,
       schemaName: location.schemaName,
-      connectionStringEncrypted: h.secretBox.seal(location.connectionString),
+      tenantDatabaseId,
+      connectionStringEncrypted: h.secretBox.sealConnectionString(
+        tenantDatabaseId,
+        location.connectionString,
+      ),
       targetVersion: h.catalog.latest,
       requestedBy: ACTOR.name,
     });
