@@ -4,9 +4,15 @@ import { cleanQuery } from '../prisma-query.js';
 import { ApiRoleEnum } from './enums.js';
 import { NotFoundError, ValidationError } from './errors.js';
 
-/** Never exposes the token or its hash. */
+/**
+ * Never exposes the token or its hash. ADMIN only, whatever the path to it (`node`, a mutation's
+ * payload, any later field): the check runs on the type itself, so `node(id:)` of a token fails
+ * with FORBIDDEN for lower roles instead of resolving the row.
+ */
 export const ApiTokenRef = builder.prismaNode('ApiToken', {
   id: { field: 'id' },
+  authScopes: { admin: true },
+  runScopesOnType: true,
   fields: (t) => ({
     name: t.exposeString('name'),
     role: t.expose('role', { type: ApiRoleEnum }),
