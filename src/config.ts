@@ -36,6 +36,10 @@ const Env = z.object({
   /** How often a worker looks for targets the queue lost, in milliseconds. */
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(1000).default(30000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  /** Days an audit row is kept; 0 keeps every row forever. */
+  AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36500).default(90),
+  /** How often the API prunes audit rows older than AUDIT_RETENTION_DAYS, in milliseconds. */
+  AUDIT_PRUNE_INTERVAL_MS: z.coerce.number().int().min(1000).default(3_600_000),
 });
 
 export interface Config {
@@ -60,6 +64,8 @@ export interface Config {
   readonly tenantPoolSize: number;
   readonly reconcileIntervalMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  readonly auditRetentionDays: number;
+  readonly auditPruneIntervalMs: number;
 }
 
 /** Parses the environment into a frozen Config; throws ConfigError with one line naming the variable. */
@@ -97,6 +103,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     tenantPoolSize: e.TENANT_POOL_SIZE,
     reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
     logLevel: e.LOG_LEVEL,
+    auditRetentionDays: e.AUDIT_RETENTION_DAYS,
+    auditPruneIntervalMs: e.AUDIT_PRUNE_INTERVAL_MS,
   });
 }
 
