@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   else if (!config.bootstrapAdminToken && config.nodeEnv !== 'production') {
     // The first login on a fresh machine: say how, without ever putting a token in a log.
     logger.info(
-      'no BOOTSTRAP_ADMIN_TOKEN set: export one (16+ characters) or AUTH_DISABLED=true for a first login',
+      'first login: `npm run migrate -- token create --name <name> --role ADMIN` prints a token (or export BOOTSTRAP_ADMIN_TOKEN, 16+ characters)',
     );
   }
 

@@ -23,6 +23,7 @@ import {
 import { formatHistory, formatMigrateResult, formatStamp, formatStatus } from './format.js';
 import { recordCachedVersion, resolveTenantTarget } from './tenant-target.js';
 import { tenantsUpCommand } from './tenants-up.js';
+import { tokenCommand } from './token-command.js';
 
 /** The parsed command line a handler receives. */
 export interface CommandInput {
@@ -34,6 +35,8 @@ export interface CommandInput {
   readonly concurrency?: string | undefined;
   readonly 'dry-run'?: boolean | undefined;
   readonly 'with-worker'?: boolean | undefined;
+  readonly name?: string | undefined;
+  readonly role?: string | undefined;
 }
 
 /** Where a command writes; the entry point passes process streams, tests may capture. */
@@ -50,6 +53,7 @@ export const COMMANDS: Readonly<Record<string, CommandHandler>> = {
   tenant: tenantCommand,
   plan: planCommand,
   tenants: (config, input, io) => tenantsUpCommand(config, input, io),
+  token: tokenCommand,
 };
 
 async function controlPlaneCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {
