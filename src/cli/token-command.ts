@@ -13,14 +13,29 @@ import { createControlPlaneDb } from '../db/control-plane.js';
 import { AppError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { migrateControlPlane } from '../migrations/index.js';
-import type { CommandInput, CommandIo } from './commands.js';
 import { UsageError } from './usage-error.js';
+
+/** The parsed command line `token` reads (a subset of the CLI's CommandInput). */
+export interface TokenCommandInput {
+  readonly action: string | undefined;
+  readonly name?: string | undefined;
+  readonly role?: string | undefined;
+}
+
+/** Where the command prints the token. */
+export interface TokenCommandIo {
+  readonly out: (line: string) => void;
+}
 
 // api_tokens.name is varchar(255).
 const NAME_MAX = 255;
 
 /** The `token` command group. */
-export async function tokenCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {
+export async function tokenCommand(
+  config: Config,
+  input: TokenCommandInput,
+  io: TokenCommandIo,
+): Promise<void> {
   if (input.action !== 'create') {
     throw new UsageError(`unknown action "token ${input.action ?? ''}": use create`);
   }
