@@ -69,18 +69,23 @@ export function capInput(input: unknown): { value: unknown; truncated: boolean }
   const json = JSON.stringify(input ?? null);
   if (Buffer.byteLength(json, 'utf8') <= AUDIT_INPUT_MAX_BYTES) return { value: input, truncated: false };
   const bytes = Buffer.from(json, 'utf8');
-  // Stored as a JSON string, the head grows by its escapes: shrink it until the stored form fits.
-  let limit = AUDIT_INPUT_MAX_BYTES - 2;
-  for (;;) {
-    // A character split at the cut decodes to U+FFFD: drop it.
-    const head = bytes
-      .subarray(0, limit)
+  // A character split at the cut decodes to U+FFFD: drop it.
+  const headOf = (length: number) =>
+    bytes
+      .subarray(0, length)
       .toString('utf8')
       .replace(/\uFFFD$/, '');
-    const stored = Buffer.byteLength(JSON.stringify(head), 'utf8');
-    if (stored <= AUDIT_INPUT_MAX_BYTES) return { value: head, truncated: true };
-    limit -= stored - AUDIT_INPUT_MAX_BYTES;
+  const storedSize = (head: string) => Buffer.byteLength(JSON.stringify(head), 'utf8');
+  // Stored as a JSON string, the head grows by its escapes (up to 6 bytes for one): find the
+  // longest head whose stored form fits, by bisection.
+  let fits = 0;
+  let tooLong = AUDIT_INPUT_MAX_BYTES + 1;
+  while (tooLong - fits > 1) {
+    const middle = Math.floor((fits + tooLong) / 2);
+    if (storedSize(headOf(middle)) <= AUDIT_INPUT_MAX_BYTES) fits = middle;
+    else tooLong = middle;
   }
+  return { value: headOf(fits), truncated: true };
 }
 
 /** A JSON-safe copy of `input` with secret-named keys replaced and secret-looking strings redacted. */

@@ -14,7 +14,8 @@ import {
 } from '../../../src/auth/tokens.js';
 import type { ControlPlaneDb } from '../../../src/db/control-plane.js';
 import { createLogger } from '../../../src/logger.js';
-import { redactInput } from '../../../src/audit/audit-log.js';
+import { capInput, redactInput } from '../../../src/audit/audit-log.js';
+import { AUDIT_INPUT_MAX_BYTES } from '../../../src/audit/audit-retention.js';
 
 // The deployment's token signing key (control_plane.token_signing_key in a real database).
 const SIGNING_KEY = randomBytes(32);
@@ -288,5 +289,30 @@ describe('audit input redaction', () => {
       token: '[redacted]',
       nested: { connectionString: '[redacted]', note: 'see [redacted]', list: [{ password: '[redacted]' }] },
     });
+  });
+});
+
+describe('audit input cap', () => {
+  it('keeps an input that fits whole', () => {
+    expect(capInput({ key: 'a', value: [1, 2] })).toEqual({
+      value: { key: 'a', value: [1, 2] },
+      truncated: false,
+    });
+  });
+
+  it('stores at most AUDIT_INPUT_MAX_BYTES, escapes and multi-byte characters included', () => {
+    for (const filler of ['"', '\\', 'é', '😀', 'x']) {
+      const { value, truncated } = capInput({ key: 'k', value: filler.repeat(20_000) });
+      expect(truncated).toBe(true);
+      expect(typeof value).toBe('string');
+      expect(Buffer.byteLength(JSON.stringify(value), 'utf8')).toBeLessThanOrEqual(AUDIT_INPUT_MAX_BYTES);
+      expect(Buffer.byteLength(JSON.stringify(value), 'utf8')).toBeGreaterThan(AUDIT_INPUT_MAX_BYTES - 64);
+      expect(value as string).not.toContain('\uFFFD');
+      expect((value as string).startsWith('{"key":"k"')).toBe(true);
+    }
+  });
+
+  it('drops NUL, which PostgreSQL jsonb refuses, so such a call is still logged', () => {
+    expect(redactInput({ ['a\u0000b']: 'c\u0000d' })).toEqual({ ab: 'cd' });
   });
 });
