@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import { createAuditLog } from './audit/audit-log.js';
+import { startAuditPruner } from './audit/audit-retention.js';
 import { createTokenService } from './auth/tokens.js';
 import type { Config } from './config.js';
 import { createSecretBoxFromConfig } from './crypto/secret-box.js';
@@ -198,6 +199,9 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       yoga = graphql.yoga;
       server = graphql.server;
       closers.push({ name: 'http server', close: () => graphql.close() });
+      // The API writes the audit log, so it keeps it within AUDIT_RETENTION_DAYS.
+      const pruner = startAuditPruner({ db, config, logger });
+      closers.push({ name: 'audit pruner', close: () => pruner.stop() });
     }
 
     async function listen(port = config.port): Promise<number> {

@@ -92,6 +92,10 @@ const Env = z.object({
   TENANT_READ_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(3000),
   /** A token that may read /metrics only, for Prometheus scrapers; any API token may too. */
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Days an audit row is kept; 0 keeps every row forever. */
+  AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36500).default(90),
+  /** How often the API prunes audit rows older than AUDIT_RETENTION_DAYS, in milliseconds. */
+  AUDIT_PRUNE_INTERVAL_MS: z.coerce.number().int().min(1000).default(3_600_000),
 });
 
 /** Limits every GraphQL operation is checked against before it runs. */
@@ -140,6 +144,8 @@ export interface Config {
   readonly graphqlLimits: GraphqlLimits;
   readonly tenantReadTimeoutMs: number;
   readonly metricsToken: string | null;
+  readonly auditRetentionDays: number;
+  readonly auditPruneIntervalMs: number;
 }
 
 /** Parses the environment into a frozen Config; throws ConfigError with one line naming the variable. */
@@ -212,6 +218,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }),
     tenantReadTimeoutMs: e.TENANT_READ_TIMEOUT_MS,
     metricsToken: e.METRICS_TOKEN ?? null,
+    auditRetentionDays: e.AUDIT_RETENTION_DAYS,
+    auditPruneIntervalMs: e.AUDIT_PRUNE_INTERVAL_MS,
   });
 }
 

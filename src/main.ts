@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   } else if (!config.bootstrapAdminToken) {
     // The first login on a fresh machine: say how, without ever putting a token in a log.
     logger.info(
-      'no API token yet? create one (printed once): npm run migrate -- token create --name admin --role ADMIN',
+      'first login: `npm run migrate -- token create --name <name> --role ADMIN` prints a token (or export BOOTSTRAP_ADMIN_TOKEN, 16+ characters)',
     );
   }
 

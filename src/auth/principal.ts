@@ -2,11 +2,12 @@ import type { ApiRole } from './roles.js';
 
 /** Who is calling: an API token, the bootstrap token, or anyone while AUTH_DISABLED. */
 export interface Principal {
-  readonly kind: 'token' | 'bootstrap' | 'auth-disabled';
+  /** Recorded as the audit row's actor kind. */
+  readonly kind: 'api-token' | 'bootstrap' | 'auth-disabled';
   /** Shown as `viewer.name`, recorded as the actor of audit rows and runs. */
   readonly name: string;
   readonly role: ApiRole;
-  /** The api_tokens row, for kind `token`. */
+  /** The api_tokens row, for kind `api-token`: what the audit log records, as names can change hands. */
   readonly tokenId: string | null;
 }
 

@@ -24,6 +24,7 @@ import { formatHistory, formatMigrateResult, formatStamp, formatStatus } from '.
 import { recordCachedVersion, resolveTenantTarget } from './tenant-target.js';
 import { secretsCommand } from './secrets-reseal.js';
 import { tenantsUpCommand } from './tenants-up.js';
+import { tokenCommand } from './token-command.js';
 
 /** The parsed command line a handler receives. */
 export interface CommandInput {
@@ -35,6 +36,8 @@ export interface CommandInput {
   readonly concurrency?: string | undefined;
   readonly 'dry-run'?: boolean | undefined;
   readonly 'with-worker'?: boolean | undefined;
+  readonly name?: string | undefined;
+  readonly role?: string | undefined;
 }
 
 /** Where a command writes; the entry point passes process streams, tests may capture. */
@@ -52,6 +55,7 @@ export const COMMANDS: Readonly<Record<string, CommandHandler>> = {
   plan: planCommand,
   tenants: (config, input, io) => tenantsUpCommand(config, input, io),
   secrets: (config, input, io) => secretsCommand(config, input, io),
+  token: tokenCommand,
 };
 
 async function controlPlaneCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {

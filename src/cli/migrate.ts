@@ -19,6 +19,8 @@ export const USAGE = `Usage: npm run migrate -- <command>
                                                every tenant through the queue, with a progress bar;
                                                needs a running worker (npm start) unless --with-worker
   secrets reseal                               re-encrypt stored connection strings under ENCRYPTION_KEY
+  token create --name <name> --role VIEWER|OPERATOR|ADMIN
+                                               issue an API token; prints it once on stdout
 
 A tenant name "acme" means schema tenant_acme on TENANT_DATABASE_URL.
 \`tenant down\` needs --to (--to 0 reverts everything); \`tenant stamp\` records versions <= --to without running them.`;
@@ -39,6 +41,8 @@ export async function runMigrateCli(argv: readonly string[]): Promise<number> {
         concurrency: { type: 'string' },
         'dry-run': { type: 'boolean' },
         'with-worker': { type: 'boolean' },
+        name: { type: 'string' },
+        role: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });

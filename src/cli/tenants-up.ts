@@ -112,6 +112,7 @@ export async function tenantsUpCommand(
     const run = await service.startMigrationRun(request, actor).catch(async (error: unknown) => {
       await audit.record({
         actor: actor.name,
+        actorKind: 'cli',
         action: 'startMigrationRun',
         targetType: 'MigrationRun',
         input: request,
@@ -122,6 +123,7 @@ export async function tenantsUpCommand(
     });
     await audit.record({
       actor: actor.name,
+      actorKind: 'cli',
       action: 'startMigrationRun',
       targetType: 'MigrationRun',
       targetId: run.id,

@@ -20,10 +20,15 @@ const TARGET_TYPES: Readonly<Record<string, string>> = {
   revokeApiToken: 'ApiToken',
 };
 
+// Outcomes of a call refused before it ran: recorded without its input, which nobody was
+// allowed to send (a refused 5 MB input used to be stored whole).
+const DENIED_OUTCOMES = new Set(['FORBIDDEN', 'UNAUTHENTICATED']);
+
 /**
- * Wraps every Mutation field so each call writes one audit row (actor, mutation, target, input
- * without secrets, outcome), whatever the field's own code does. Requests without a valid token
- * are not recorded: they name no actor and would let anyone fill the log.
+ * Wraps every Mutation field so each call writes one audit row (actor with its token id and kind,
+ * mutation, target, input without secrets and capped, outcome), whatever the field's own code
+ * does. Requests without a valid token are not recorded: they name no actor and would let anyone
+ * fill the log.
  */
 export function auditMutations(schema: GraphQLSchema): GraphQLSchema {
   const mutation = schema.getMutationType();
@@ -58,13 +63,17 @@ function audited(
       error = thrown instanceof Error ? thrown.message : String(thrown);
       throw thrown;
     } finally {
-      if (context.principal) {
+      const principal = context.principal;
+      if (principal) {
+        const denied = DENIED_OUTCOMES.has(outcome);
         await context.services.audit.record({
-          actor: context.principal.name,
+          actor: principal.name,
+          actorKind: principal.kind,
+          actorTokenId: principal.tokenId,
           action,
           targetType,
-          targetId: targetIdOf(result, input, targetType),
-          input,
+          targetId: denied ? null : targetIdOf(result, input, targetType),
+          ...(denied ? {} : { input }),
           outcome,
           error,
         });

@@ -2,11 +2,17 @@ import { builder } from '../builder.js';
 import { tryDecodeId } from '../ids.js';
 import { cleanQuery } from '../prisma-query.js';
 import { ApiRoleEnum } from './enums.js';
-import { NotFoundError, ValidationError } from './errors.js';
+import { ConflictError, NotFoundError, ValidationError } from './errors.js';
 
-/** Never exposes the token or its hash. */
+/**
+ * Never exposes the token or its hash. ADMIN only, whatever the path to it (`node`, a mutation's
+ * payload, any later field): the check runs on the type itself, so `node(id:)` of a token fails
+ * with FORBIDDEN for lower roles instead of resolving the row.
+ */
 export const ApiTokenRef = builder.prismaNode('ApiToken', {
   id: { field: 'id' },
+  authScopes: { admin: true },
+  runScopesOnType: true,
   fields: (t) => ({
     name: t.exposeString('name'),
     role: t.expose('role', { type: ApiRoleEnum }),
@@ -57,10 +63,11 @@ const RevokeApiTokenSuccess = builder.objectRef<{ apiTokenId: string }>('RevokeA
 builder.mutationField('createApiToken', (t) =>
   t.field({
     type: CreateApiTokenSuccess,
-    description: 'ADMIN. The token is in the response once and never again',
+    description:
+      'ADMIN. The token is in the response once and never again. Names are unique: a taken one is a ConflictError',
     authScopes: { admin: true },
     args: { input: t.arg({ type: CreateApiTokenInput, required: true }) },
-    errors: { types: [ValidationError], union: { name: 'CreateApiTokenResult' } },
+    errors: { types: [ValidationError, ConflictError], union: { name: 'CreateApiTokenResult' } },
     resolve: async (_root, { input }, context) => {
       const created = await context.services.tokens.createToken(
         input,

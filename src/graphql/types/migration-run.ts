@@ -1,10 +1,14 @@
+import { mayActOnRun, roleForRunKind } from '../../auth/run-roles.js';
+import type { ApiRole } from '../../auth/roles.js';
 import { selectsOnlyColumns } from '../../db/control-plane-rows.js';
 import type { Prisma } from '../../generated/prisma/client.js';
+import type { RunKind } from '../../generated/prisma/enums.js';
 import { ValidationError as AppValidationError } from '../../errors.js';
 import type { RunProgress } from '../../pubsub/run-events.js';
 import type { TenantSelector } from '../../runs/types.js';
 import { progressOfRun } from '../../runs/run-decisions.js';
-import { builder } from '../builder.js';
+import { builder, forbiddenError } from '../builder.js';
+import type { GraphqlContext } from '../context.js';
 import { connectionCost } from '../cost.js';
 import { checkedPageSize, tryDecodeId } from '../ids.js';
 import { actorOf, cleanQuery } from '../prisma-query.js';
@@ -180,7 +184,7 @@ const RetryMigrationRunSuccess = runSuccess('RetryMigrationRunSuccess');
 builder.mutationField('startMigrationRun', (t) =>
   t.field({
     type: StartMigrationRunSuccess,
-    authScopes: { operator: true },
+    authScopes: scopesForRunKind('MIGRATE'),
     args: { input: t.arg({ type: StartMigrationRunInput, required: true }) },
     errors: {
       types: [ValidationError, NotFoundError, PreconditionFailedError],
@@ -200,7 +204,7 @@ builder.mutationField('startRollback', (t) =>
   t.field({
     type: StartRollbackSuccess,
     description: 'ADMIN. PRECONDITION_FAILED when a step has no down file',
-    authScopes: { admin: true },
+    authScopes: scopesForRunKind('ROLLBACK'),
     args: { input: t.arg({ type: StartRollbackInput, required: true }) },
     errors: {
       types: [ValidationError, NotFoundError, PreconditionFailedError],
@@ -219,11 +223,13 @@ builder.mutationField('startRollback', (t) =>
 builder.mutationField('cancelMigrationRun', (t) =>
   t.field({
     type: CancelMigrationRunSuccess,
+    description: 'Needs the role that starting a run of its kind needs (ADMIN for a ROLLBACK)',
     authScopes: { operator: true },
     args: { input: t.arg({ type: RunIdInput, required: true }) },
     errors: { types: [NotFoundError, PreconditionFailedError], union: { name: 'CancelMigrationRunResult' } },
     resolve: async (_root, { input }, context) => {
-      const run = await context.services.runs.cancelRun(runIdOf(input.id), actorOf(context));
+      const runId = await authorizedRunId(context, input.id);
+      const run = await context.services.runs.cancelRun(runId, actorOf(context));
       return { runId: run.id };
     },
   }),
@@ -232,12 +238,14 @@ builder.mutationField('cancelMigrationRun', (t) =>
 builder.mutationField('retryMigrationRun', (t) =>
   t.field({
     type: RetryMigrationRunSuccess,
-    description: 'Re-queues the FAILED and CANCELLED targets of that run',
+    description:
+      'Re-queues the FAILED and CANCELLED targets of that run. Needs the role that starting a run of its kind needs (ADMIN for a ROLLBACK)',
     authScopes: { operator: true },
     args: { input: t.arg({ type: RunIdInput, required: true }) },
     errors: { types: [NotFoundError, PreconditionFailedError], union: { name: 'RetryMigrationRunResult' } },
     resolve: async (_root, { input }, context) => {
-      const run = await context.services.runs.retryRun(runIdOf(input.id), actorOf(context));
+      const runId = await authorizedRunId(context, input.id);
+      const run = await context.services.runs.retryRun(runId, actorOf(context));
       return { runId: run.id };
     },
   }),
@@ -261,6 +269,33 @@ builder.mutationField('stampTenant', (t) =>
     },
   }),
 );
+
+const ROLE_SCOPES: Readonly<Record<ApiRole, 'viewer' | 'operator' | 'admin'>> = {
+  VIEWER: 'viewer',
+  OPERATOR: 'operator',
+  ADMIN: 'admin',
+};
+
+/** The auth scopes of a mutation that starts a run of `kind` (see RUN_KIND_ROLES). */
+function scopesForRunKind(kind: RunKind): { viewer?: boolean; operator?: boolean; admin?: boolean } {
+  return { [ROLE_SCOPES[roleForRunKind(kind)]]: true };
+}
+
+/**
+ * The run's id once the caller is known to hold the role its kind needs; FORBIDDEN otherwise,
+ * before anything is changed. A run's kind never changes, so reading it first is race-free.
+ */
+async function authorizedRunId(context: GraphqlContext, globalId: string | number): Promise<string> {
+  const id = runIdOf(globalId);
+  const run = await context.db.migrationRun.findUnique({ where: { id }, select: { kind: true } });
+  if (!run) throw new NotFoundError('Migration run not found');
+  if (!mayActOnRun(context.principal?.role, run.kind)) {
+    throw forbiddenError(
+      `Acting on a ${run.kind} run needs the ${roleForRunKind(run.kind)} role, as starting one does`,
+    );
+  }
+  return id;
+}
 
 function runIdOf(globalId: string | number): string {
   const id = tryDecodeId(globalId, 'MigrationRun');

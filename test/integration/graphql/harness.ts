@@ -54,6 +54,7 @@ export function useApiHarness(overrides: Record<string, string> = {}): ApiHarnes
   const responseBodies: string[] = [];
   const suffix = randomBytes(3).toString('hex');
   const usedNames: string[] = [];
+  let tokensCreated = 0;
   let app: App | undefined;
   let config: Config | undefined;
   let redis: Redis | undefined;
@@ -129,7 +130,8 @@ export function useApiHarness(overrides: Record<string, string> = {}): ApiHarnes
       return name;
     },
     gql,
-    async createToken(role, name = `${role.toLowerCase()}-token`) {
+    // Token names are unique: the default name carries a counter.
+    async createToken(role, name = `${role.toLowerCase()}-token-${++tokensCreated}`) {
       const result = await gql<{ createApiToken: { token?: string } }>(
         `mutation ($input: CreateApiTokenInput!) { createApiToken(input: $input) { ... on CreateApiTokenSuccess { token } } }`,
         { input: { name, role } },

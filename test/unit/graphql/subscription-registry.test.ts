@@ -3,7 +3,7 @@ import type { Principal } from '../../../src/auth/principal.js';
 import { loadConfig } from '../../../src/config.js';
 import { createSubscriptionRegistry } from '../../../src/graphql/subscription-registry.js';
 
-const token = (tokenId: string): Principal => ({ kind: 'token', name: tokenId, role: 'VIEWER', tokenId });
+const token = (tokenId: string): Principal => ({ kind: 'api-token', name: tokenId, role: 'VIEWER', tokenId });
 const bootstrap: Principal = { kind: 'bootstrap', name: 'bootstrap-admin', role: 'ADMIN', tokenId: null };
 
 function limitOf(run: () => unknown): unknown {
