@@ -2,7 +2,8 @@
  * The migration CLI's commands. `COMMANDS` is the dispatch point: a command group maps to a
  * handler; `tenants` (fleet-wide runs through the queue) registers here when it lands.
  */
-import pg from 'pg';
+import type pg from 'pg';
+import { createPgPool } from '../db/pg.js';
 import { UsageError } from './usage-error.js';
 import type { Config } from '../config.js';
 import {
@@ -157,7 +158,7 @@ function parseMode(mode: string | undefined): TransactionMode {
 }
 
 async function withPool<T>(url: string, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
-  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  const pool = createPgPool({ connectionString: url, max: 2, applicationName: 'tenant-control-plane-cli' });
   try {
     return await fn(pool);
   } finally {
