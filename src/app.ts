@@ -68,9 +68,9 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   };
 
   try {
-    const db = createControlPlaneDb(config.databaseUrl);
+    const db = createControlPlaneDb(config.databaseUrl, { logger });
     closers.push({ name: 'control-plane db', close: () => db.$disconnect() });
-    const tenantPools = createTenantPools({ maxPerDatabase: config.tenantPoolSize });
+    const tenantPools = createTenantPools({ maxPerServer: config.tenantPoolSize, logger });
     closers.push({ name: 'tenant pools', close: () => tenantPools.close() });
 
     // Auto-pipelining batches the commands issued in one tick into one write; only for connections
@@ -106,6 +106,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     const apiPool = createControlPlanePool(config.databaseUrl, {
       maxConnections: API_POOL_CONNECTIONS,
       applicationName: 'tenant-control-plane-api',
+      logger,
     });
     closers.push({ name: 'control-plane api pool', close: () => apiPool.end() });
     const services: GraphqlServices = {
@@ -134,6 +135,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       const controlPlanePool = createControlPlanePool(config.databaseUrl, {
         maxConnections: config.workerConcurrency + 2,
         applicationName: 'tenant-control-plane-hot-path',
+        logger,
       });
       closers.push({ name: 'control-plane pool', close: () => controlPlanePool.end() });
       worker = await startTargetWorker({
