@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { PoolClient } from 'pg';
 import { fileNameOf } from './catalog.js';
 import { MigrationFailedError } from './errors.js';
+import { mentionsExtension, prepareDatabaseSql, relocateExtensionsSql } from './extensions.js';
 import { isStepTransactional } from './planner.js';
 import {
   deleteLedgerEntries,
@@ -74,7 +75,13 @@ export async function applyGroupBatched(
   files: readonly MigrationFile[],
 ): Promise<{ steps: AppliedStep[]; ledgerSql: string }> {
   // "\n;" ends a file whose last line is a comment or lacks its semicolon.
-  const batch = [`SELECT clock_timestamp() AS ${MARKER}`, ...files.map((file) => `${file.upSql}\n;SELECT clock_timestamp() AS ${MARKER}`)].join(';\n');
+  const extensions = files.some((file) => mentionsExtension(file.upSql));
+  const batch = [
+    ...(extensions ? [prepareDatabaseSql({ lock: true, revokePublicCreate: false })] : []),
+    `SELECT clock_timestamp() AS ${MARKER}`,
+    ...files.map((file) => `${file.upSql}\n;SELECT clock_timestamp() AS ${MARKER}`),
+    ...(extensions ? [relocateExtensionsSql(schema)] : []),
+  ].join(';\n');
   let results: { fields: { name: string }[]; rows: Record<string, unknown>[] }[];
   try {
     const raw = (await client.query(batch)) as unknown;
@@ -119,6 +126,8 @@ async function runFile(
   if (sql === null) throw new Error(`${fileNameOf(file)} has no down file (planDown should have refused)`);
   const transactional = isStepTransactional({ direction }, file);
   const started = performance.now();
+  const extensions = mentionsExtension(sql);
+  if (extensions) await client.query(prepareDatabaseSql({ lock: true, revokePublicCreate: false }));
   if (transactional) {
     await runSql(client, schema, file, direction, sql, sql, 0);
   } else {
@@ -127,6 +136,7 @@ async function runFile(
       await runSql(client, schema, file, direction, sql, statement.text, statement.offset);
     }
   }
+  if (extensions) await runSql(client, schema, file, direction, sql, relocateExtensionsSql(schema), 0);
   const executionMs = Math.round(performance.now() - started);
   return { version: file.version, name: file.name, executionMs };
 }

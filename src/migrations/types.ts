@@ -85,6 +85,11 @@ export interface MigrateOptions {
    * belief (see one-trip.ts); a wrong belief only costs the careful path.
    */
   readonly expectedVersion?: string | null;
+  /**
+   * Provisioning: also make the target's database safe to share (the extensions schema exists,
+   * nobody but its owner may CREATE in `public`), in the same round trip as the first files.
+   */
+  readonly prepareDatabase?: boolean;
 }
 
 export interface AppliedStep {
