@@ -54,6 +54,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   await migrateControlPlane(config.databaseUrl, config.controlPlaneMigrationsDir);
   await ensureDatabase(config.tenantDatabaseUrl);
   const catalog = await loadCatalog(config.migrationsDir);
+  for (const warning of catalog.warnings) logger.warn('catalog warning', { ...warning });
 
   // Everything opened so far, closed in reverse on failure or close().
   const closers: { name: string; close: () => Promise<unknown> }[] = [];

@@ -142,6 +142,7 @@ async function planCommand(config: Config, input: CommandInput, io: CommandIo): 
   await withPool(databaseUrl, async (pool) => {
     const plan = await previewUp(pool, target, catalog, input.to ?? null);
     if (plan.drift.length > 0) throw new DriftError(target.schema, plan.drift);
+    for (const warning of catalog.warnings) io.out(`-- warning: ${warning.message}`);
     io.out(renderPlanSql(plan, { schema: target.schema, mode: parseMode(input.mode) }).trimEnd());
   });
 }

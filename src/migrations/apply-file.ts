@@ -3,7 +3,9 @@
  * any pg failure into a MigrationFailedError that names the schema, file, line and SQLSTATE.
  */
 import { performance } from 'node:perf_hooks';
+import pg from 'pg';
 import type { PoolClient } from 'pg';
+import { quoteSchema } from '../db/pg.js';
 import { fileNameOf } from './catalog.js';
 import { MigrationFailedError } from './errors.js';
 import { mentionsExtension, prepareDatabaseSql, relocateExtensionsSql } from './extensions.js';
@@ -137,6 +139,9 @@ async function runFile(
     }
   }
   if (extensions) await runSql(client, schema, file, direction, sql, relocateExtensionsSql(schema), 0);
+  // A failed CONCURRENTLY build leaves an INVALID index that IF NOT EXISTS then skips on the retry:
+  // the file must not be recorded while one exists.
+  if (!transactional) await runSql(client, schema, file, direction, sql, invalidIndexCheckSql(schema), 0);
   const executionMs = Math.round(performance.now() - started);
   return { version: file.version, name: file.name, executionMs };
 }
@@ -156,4 +161,21 @@ async function runSql(
   } catch (error) {
     throw new MigrationFailedError(schema, fileNameOf(file, direction), file.version, fileSql, error, offset);
   }
+}
+
+/**
+ * Raises (SQLSTATE 55000) when the schema has an INVALID index, naming each and what to do.
+ * Run after a no-transaction file, whose `CREATE INDEX CONCURRENTLY` leaves one when it fails.
+ */
+function invalidIndexCheckSql(schema: string): string {
+  const literal = pg.escapeLiteral(quoteSchema(schema));
+  return `DO $cp$ DECLARE names text; BEGIN
+    SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ' ORDER BY c.relname) INTO names
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relnamespace = to_regnamespace(${literal}) AND NOT i.indisvalid;
+    IF names IS NOT NULL THEN
+      RAISE EXCEPTION 'invalid index % left by a failed CREATE INDEX CONCURRENTLY; the file is not recorded as applied: run DROP INDEX CONCURRENTLY % (for each), fix the cause, then retry', names, names
+        USING ERRCODE = '55000';
+    END IF;
+  END $cp$`;
 }
