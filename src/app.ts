@@ -24,7 +24,7 @@ import { createTenantService } from './tenants/tenant-service.js';
 
 // Each API statement on the plain pool is one short round trip; a few connections serve many requests.
 const API_POOL_CONNECTIONS = 4;
-// API reads of a tenant database are short ledger reads; a few connections per database bound what
+// API reads of a tenant database are short ledger reads; a few connections per server bound what
 // one busy console can take from a tenant server.
 const API_TENANT_READ_CONNECTIONS = 3;
 
@@ -59,6 +59,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   await migrateControlPlane(config.databaseUrl, config.controlPlaneMigrationsDir);
   await ensureDatabase(config.tenantDatabaseUrl);
   const catalog = await loadCatalog(config.migrationsDir);
+  for (const warning of catalog.warnings) logger.warn('catalog warning', { ...warning });
 
   // Everything opened so far, closed in reverse on failure or close().
   const closers: { name: string; close: () => Promise<unknown> }[] = [];
@@ -73,13 +74,14 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   };
 
   try {
-    const db = createControlPlaneDb(config.databaseUrl);
+    const db = createControlPlaneDb(config.databaseUrl, { logger });
     closers.push({ name: 'control-plane db', close: () => db.$disconnect() });
-    const tenantPools = createTenantPools({ maxPerDatabase: config.tenantPoolSize });
+    const tenantPools = createTenantPools({ maxPerServer: config.tenantPoolSize, logger });
     closers.push({ name: 'tenant pools', close: () => tenantPools.close() });
     // The API reads tenant ledgers through pools of its own, never through the worker's.
     const tenantReadPools = createTenantPools({
-      maxPerDatabase: API_TENANT_READ_CONNECTIONS,
+      maxPerServer: API_TENANT_READ_CONNECTIONS,
+      logger,
       statementTimeoutMs: config.tenantReadTimeoutMs,
       applicationName: 'tenant-control-plane-api',
     });
@@ -123,6 +125,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     const apiPool = createControlPlanePool(config.databaseUrl, {
       maxConnections: API_POOL_CONNECTIONS,
       applicationName: 'tenant-control-plane-api',
+      logger,
     });
     closers.push({ name: 'control-plane api pool', close: () => apiPool.end() });
     const services: GraphqlServices = {
@@ -161,6 +164,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       const controlPlanePool = createControlPlanePool(config.databaseUrl, {
         maxConnections: config.workerConcurrency + 2,
         applicationName: 'tenant-control-plane-hot-path',
+        logger,
       });
       closers.push({ name: 'control-plane pool', close: () => controlPlanePool.end() });
       worker = await startTargetWorker({

@@ -2,7 +2,8 @@
  * The migration CLI's commands. `COMMANDS` is the dispatch point: a command group maps to a
  * handler; `tenants` (fleet-wide runs through the queue) registers here when it lands.
  */
-import pg from 'pg';
+import type pg from 'pg';
+import { createPgPool } from '../db/pg.js';
 import { UsageError } from './usage-error.js';
 import type { Config } from '../config.js';
 import {
@@ -147,6 +148,7 @@ async function planCommand(config: Config, input: CommandInput, io: CommandIo): 
   await withPool(databaseUrl, async (pool) => {
     const plan = await previewUp(pool, target, catalog, input.to ?? null);
     if (plan.drift.length > 0) throw new DriftError(target.schema, plan.drift);
+    for (const warning of catalog.warnings) io.out(`-- warning: ${warning.message}`);
     io.out(renderPlanSql(plan, { schema: target.schema, mode: parseMode(input.mode) }).trimEnd());
   });
 }
@@ -163,7 +165,7 @@ function parseMode(mode: string | undefined): TransactionMode {
 }
 
 async function withPool<T>(url: string, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
-  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  const pool = createPgPool({ connectionString: url, max: 2, applicationName: 'tenant-control-plane-cli' });
   try {
     return await fn(pool);
   } finally {

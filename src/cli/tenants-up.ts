@@ -85,7 +85,7 @@ export async function tenantsUpCommand(
     maxConnections: config.workerConcurrency + 2,
     applicationName: 'tenant-control-plane-cli-hot-path',
   });
-  const tenantPools = createTenantPools({ maxPerDatabase: config.tenantPoolSize });
+  const tenantPools = createTenantPools({ maxPerServer: config.tenantPoolSize });
   const queue = createTargetQueue({ connection: queueConnection, prefix: queuePrefixOf(config.redisPrefix) });
   const events = createRunEventBus({ publishClient, subscribeClient, prefix: config.redisPrefix });
   const secretBox = createSecretBoxFromConfig(config);

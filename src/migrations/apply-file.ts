@@ -3,9 +3,12 @@
  * any pg failure into a MigrationFailedError that names the schema, file, line and SQLSTATE.
  */
 import { performance } from 'node:perf_hooks';
+import pg from 'pg';
 import type { PoolClient } from 'pg';
+import { quoteSchema } from '../db/pg.js';
 import { fileNameOf } from './catalog.js';
 import { MigrationFailedError } from './errors.js';
+import { mentionsExtension, prepareDatabaseSql, relocateExtensionsSql } from './extensions.js';
 import { isStepTransactional } from './planner.js';
 import {
   deleteLedgerEntries,
@@ -74,7 +77,13 @@ export async function applyGroupBatched(
   files: readonly MigrationFile[],
 ): Promise<{ steps: AppliedStep[]; ledgerSql: string }> {
   // "\n;" ends a file whose last line is a comment or lacks its semicolon.
-  const batch = [`SELECT clock_timestamp() AS ${MARKER}`, ...files.map((file) => `${file.upSql}\n;SELECT clock_timestamp() AS ${MARKER}`)].join(';\n');
+  const extensions = files.some((file) => mentionsExtension(file.upSql));
+  const batch = [
+    ...(extensions ? [prepareDatabaseSql({ lock: true, revokePublicCreate: false })] : []),
+    `SELECT clock_timestamp() AS ${MARKER}`,
+    ...files.map((file) => `${file.upSql}\n;SELECT clock_timestamp() AS ${MARKER}`),
+    ...(extensions ? [relocateExtensionsSql(schema)] : []),
+  ].join(';\n');
   let results: { fields: { name: string }[]; rows: Record<string, unknown>[] }[];
   try {
     const raw = (await client.query(batch)) as unknown;
@@ -119,6 +128,8 @@ async function runFile(
   if (sql === null) throw new Error(`${fileNameOf(file)} has no down file (planDown should have refused)`);
   const transactional = isStepTransactional({ direction }, file);
   const started = performance.now();
+  const extensions = mentionsExtension(sql);
+  if (extensions) await client.query(prepareDatabaseSql({ lock: true, revokePublicCreate: false }));
   if (transactional) {
     await runSql(client, schema, file, direction, sql, sql, 0);
   } else {
@@ -127,6 +138,10 @@ async function runFile(
       await runSql(client, schema, file, direction, sql, statement.text, statement.offset);
     }
   }
+  if (extensions) await runSql(client, schema, file, direction, sql, relocateExtensionsSql(schema), 0);
+  // A failed CONCURRENTLY build leaves an INVALID index that IF NOT EXISTS then skips on the retry:
+  // the file must not be recorded while one exists.
+  if (!transactional) await runSql(client, schema, file, direction, sql, invalidIndexCheckSql(schema), 0);
   const executionMs = Math.round(performance.now() - started);
   return { version: file.version, name: file.name, executionMs };
 }
@@ -146,4 +161,21 @@ async function runSql(
   } catch (error) {
     throw new MigrationFailedError(schema, fileNameOf(file, direction), file.version, fileSql, error, offset);
   }
+}
+
+/**
+ * Raises (SQLSTATE 55000) when the schema has an INVALID index, naming each and what to do.
+ * Run after a no-transaction file, whose `CREATE INDEX CONCURRENTLY` leaves one when it fails.
+ */
+function invalidIndexCheckSql(schema: string): string {
+  const literal = pg.escapeLiteral(quoteSchema(schema));
+  return `DO $cp$ DECLARE names text; BEGIN
+    SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ' ORDER BY c.relname) INTO names
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relnamespace = to_regnamespace(${literal}) AND NOT i.indisvalid;
+    IF names IS NOT NULL THEN
+      RAISE EXCEPTION 'invalid index % left by a failed CREATE INDEX CONCURRENTLY; the file is not recorded as applied: run DROP INDEX CONCURRENTLY % (for each), fix the cause, then retry', names, names
+        USING ERRCODE = '55000';
+    END IF;
+  END $cp$`;
 }

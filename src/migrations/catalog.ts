@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CatalogError, UnknownVersionError } from './errors.js';
-import type { MigrationCatalog, MigrationFile } from './types.js';
+import { splitSqlStatements } from './sql-statements.js';
+import type { CatalogWarning, MigrationCatalog, MigrationFile } from './types.js';
 
 const FILE_NAME = /^(\d+)_([A-Za-z0-9_]+)\.(up|down)\.sql$/;
 const NO_TRANSACTION = /^--\s*migrate:no-transaction\s*$/;
@@ -120,11 +121,44 @@ export function buildCatalog(dir: string, sources: readonly CatalogSource[]): Mi
         reversible: down !== null,
       };
     });
-  return createCatalog(dir, files);
+  const warnings = files.flatMap((file) => [
+    ...(file.transactional ? [] : warningsOf(fileNameOf(file, 'up'), file.upSql)),
+    ...(file.downTransactional || file.downSql === null ? [] : warningsOf(fileNameOf(file, 'down'), file.downSql)),
+  ]);
+  return createCatalog(dir, files, warnings);
+}
+
+// A CONCURRENTLY build that fails leaves an INVALID index; without IF NOT EXISTS the replay fails on it.
+const NON_IDEMPOTENT_CONCURRENT_INDEX = /^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?!IF\s+NOT\s+EXISTS\b)/i;
+const LEADING_COMMENTS = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*/;
+
+/**
+ * Warnings for a no-transaction file: one that fails half-way is replayed from its first
+ * statement, so every statement must be idempotent.
+ */
+function warningsOf(fileName: string, sql: string): CatalogWarning[] {
+  const warnings: CatalogWarning[] = [];
+  for (const statement of splitSqlStatements(sql)) {
+    const leading = LEADING_COMMENTS.exec(statement.text)?.[0].length ?? 0;
+    if (!NON_IDEMPOTENT_CONCURRENT_INDEX.test(statement.text.slice(leading))) continue;
+    const line = sql.slice(0, statement.offset + leading).split('\n').length;
+    warnings.push({
+      file: fileName,
+      line,
+      message:
+        `${fileName} line ${line}: CREATE INDEX CONCURRENTLY without IF NOT EXISTS; a no-transaction file ` +
+        'that fails half-way is replayed from its first statement, so make every statement idempotent',
+    });
+  }
+  return warnings;
 }
 
 /** Wraps ordered files in the MigrationCatalog interface (find/require by numeric version). */
-export function createCatalog(dir: string, files: readonly MigrationFile[]): MigrationCatalog {
+export function createCatalog(
+  dir: string,
+  files: readonly MigrationFile[],
+  warnings: readonly CatalogWarning[] = [],
+): MigrationCatalog {
   const byOrder = new Map(files.map((file) => [file.order, file]));
   function find(version: string): MigrationFile | undefined {
     const order = parseVersion(version);
@@ -133,6 +167,7 @@ export function createCatalog(dir: string, files: readonly MigrationFile[]): Mig
   return Object.freeze({
     dir,
     files: Object.freeze([...files]),
+    warnings: Object.freeze([...warnings]),
     latest: files.at(-1)?.version ?? null,
     find,
     require(version: string): MigrationFile {

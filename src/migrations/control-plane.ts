@@ -2,9 +2,8 @@
  * Migrating the control plane's own database with the same engine: create the database when
  * missing, then apply `migrations/control_plane` to schema `control_plane`.
  */
-import pg from 'pg';
 import { databaseOf, withDatabase } from '../config.js';
-import { quoteDatabase, withConnection } from '../db/pg.js';
+import { createPgPool, quoteDatabase, withConnection } from '../db/pg.js';
 import { loadCatalog } from './catalog.js';
 import { migrateUp } from './tenant-migrator.js';
 import type { MigrateOptions, MigrateResult, MigrationTarget } from './types.js';
@@ -29,7 +28,7 @@ export async function migrateControlPlane(
 ): Promise<MigrateResult> {
   const catalog = await loadCatalog(dir);
   if (options.createDatabase ?? true) await ensureDatabase(databaseUrl);
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  const pool = createPgPool({ connectionString: databaseUrl, max: 2, applicationName: 'tenant-control-plane-migrate' });
   try {
     return await migrateUp(pool, CONTROL_PLANE_TARGET, catalog, {
       lockTimeoutMs: options.lockTimeoutMs ?? 30_000,

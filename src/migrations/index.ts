@@ -17,6 +17,7 @@ export { LEDGER_TABLE, ensureLedger, readLedger, hasLedger, insertLedgerEntry, d
 export { advisoryLockKey, schemaLockKey } from './advisory-lock.js';
 export { DEFAULT_LOCK_TIMEOUT_MS, withTargetTransaction, withTargetSession } from './target-session.js';
 export { migrateUp, migrateDown } from './tenant-migrator.js';
+export { EXTENSIONS_SCHEMA, searchPathOf } from './extensions.js';
 export type { MigrateDownOptions } from './tenant-migrator.js';
 export { stampVersion } from './stamp.js';
 export type { StampResult } from './stamp.js';

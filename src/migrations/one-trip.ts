@@ -15,6 +15,7 @@
  */
 import pg from 'pg';
 import { quoteSchema } from '../db/pg.js';
+import { mentionsExtension, prepareDatabaseSql, relocateExtensionsSql } from './extensions.js';
 import { ensureAndReadLedgerSql, insertLedgerEntriesSql, LEDGER_TABLE } from './ledger.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, runTargetTransaction } from './target-session.js';
 import { TransactionMode } from './types.js';
@@ -67,7 +68,11 @@ export async function migrateUpInOneTrip(
       executionMs: { sql: `greatest(0, round(extract(epoch FROM ${marked(i + 1)} - ${marked(i)}) * 1000))::int` },
     })),
   );
+  const extensions = pending.some((file) => mentionsExtension(file.upSql));
   const body = [
+    ...(extensions || options.prepareDatabase
+      ? [prepareDatabaseSql({ lock: extensions, revokePublicCreate: options.prepareDatabase ?? false })]
+      : []),
     ensureAndReadLedgerSql(target.schema),
     `DO $cp$ BEGIN
        IF (SELECT coalesce(string_agg(version || ':' || checksum, ',' ORDER BY version::numeric), '') FROM ${ledger})
@@ -78,6 +83,7 @@ export async function migrateUpInOneTrip(
     mark(0),
     // "\n;" ends a file whose last line is a comment or lacks its semicolon.
     ...pending.map((file, i) => `${file.upSql}\n;${mark(i + 1)}`),
+    ...(extensions ? [relocateExtensionsSql(target.schema)] : []),
     `${insert} RETURNING version, execution_ms`,
   ].join(';\n');
 

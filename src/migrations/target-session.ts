@@ -6,6 +6,7 @@
 import type { Pool, PoolClient, QueryResult } from 'pg';
 import { quoteSchema } from '../db/pg.js';
 import { advisoryLockKey } from './advisory-lock.js';
+import { searchPathOf } from './extensions.js';
 import type { MigrationTarget } from './types.js';
 
 /** `lock_timeout` when the caller does not say: long enough for a busy tenant, short enough to retry. */
@@ -26,6 +27,7 @@ export interface TargetTransactionOptions {
 
 /**
  * Runs `fn` inside `BEGIN; SET LOCAL lock_timeout; pg_advisory_xact_lock; SET LOCAL search_path`
+ * (the target's schema, then the extensions schema; never `public`)
  * and commits; any error rolls everything back and is rethrown unchanged.
  */
 export async function withTargetTransaction<T>(
@@ -77,11 +79,10 @@ const OPENING_STATEMENTS = 4;
 
 /** The statements that open a target's transaction; the key and timeout are validated literals. */
 function openingSql(target: MigrationTarget, lockTimeoutMs: number): string {
-  const schema = quoteSchema(target.schema);
   const key = lockKeyLiteral(advisoryLockKey(target.lockKey));
   return (
     `BEGIN; SET LOCAL lock_timeout = ${lockTimeout(lockTimeoutMs)}; ` +
-    `SELECT pg_advisory_xact_lock(${key}); SET LOCAL search_path TO ${schema}, public`
+    `SELECT pg_advisory_xact_lock(${key}); SET LOCAL search_path TO ${searchPathOf(target.schema)}`
   );
 }
 
@@ -114,7 +115,7 @@ export async function withTargetSession<T>(
   lockTimeoutMs: number,
   fn: (client: PoolClient) => Promise<T>,
 ): Promise<T> {
-  const schema = quoteSchema(target.schema);
+  quoteSchema(target.schema);
   const key = advisoryLockKey(target.lockKey);
   const client = await pool.connect();
   let locked = false;
@@ -122,7 +123,7 @@ export async function withTargetSession<T>(
     await client.query(`SET lock_timeout = ${lockTimeout(lockTimeoutMs)}`);
     await client.query('SELECT pg_advisory_lock($1::bigint)', [key]);
     locked = true;
-    await client.query(`SET search_path TO ${schema}, public`);
+    await client.query(`SET search_path TO ${searchPathOf(target.schema)}`);
     return await fn(client);
   } finally {
     try {

@@ -5,6 +5,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { quoteSchema } from '../db/pg.js';
 import { BatchFailedError, applyFile, applyGroup, applyGroupBatched } from './apply-file.js';
+import { prepareDatabaseSql } from './extensions.js';
 import { ensureAndReadLedger, ensureAndReadLedgerSql, ledgerFromResults, readLedger } from './ledger.js';
 import { migrateUpInOneTrip } from './one-trip.js';
 import { assertNoDrift, groupSteps, isStepTransactional, planDown, planUp } from './planner.js';
@@ -50,7 +51,10 @@ export async function migrateUp(
   return run(pool, target, options, 'up', {
     batch: batched,
     // The ledger is ensured and read in the round trip that takes the lock.
-    opening: ensureAndReadLedgerSql(target.schema),
+    opening: [
+      ...(options.prepareDatabase ? [prepareDatabaseSql({ lock: false, revokePublicCreate: true })] : []),
+      ensureAndReadLedgerSql(target.schema),
+    ].join(';\n'),
     replan: async (client, opening) => {
       const ledger = opening ? ledgerFromResults(opening) : await ensureAndReadLedger(client, target.schema);
       const plan = planUp(catalog, ledger, toVersion);

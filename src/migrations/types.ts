@@ -25,10 +25,21 @@ export interface MigrationFile {
   readonly reversible: boolean;
 }
 
+/** Something a catalog file does that works but is risky; the CLI's `plan` and the API log show it. */
+export interface CatalogWarning {
+  /** The file name, e.g. `0004_index_orders.up.sql`. */
+  readonly file: string;
+  /** 1-based line of the statement. */
+  readonly line: number;
+  readonly message: string;
+}
+
 /** An ordered, validated set of migration files. */
 export interface MigrationCatalog {
   readonly dir: string;
   readonly files: readonly MigrationFile[];
+  /** Risky but valid statements found at load (e.g. a non-idempotent CREATE INDEX CONCURRENTLY). */
+  readonly warnings: readonly CatalogWarning[];
   /** The highest version, or null for an empty catalog. */
   readonly latest: string | null;
   /** Finds a file by version; "3", "03" and "0003" all name version 3. */
@@ -85,6 +96,11 @@ export interface MigrateOptions {
    * belief (see one-trip.ts); a wrong belief only costs the careful path.
    */
   readonly expectedVersion?: string | null;
+  /**
+   * Provisioning: also make the target's database safe to share (the extensions schema exists,
+   * nobody but its owner may CREATE in `public`), in the same round trip as the first files.
+   */
+  readonly prepareDatabase?: boolean;
 }
 
 export interface AppliedStep {

@@ -40,5 +40,7 @@ export async function provisionTenant({
     ...options,
     toVersion: catalog.latest,
     expectedVersion: null,
+    // The tenants database is shared: create its extensions schema and revoke CREATE on public.
+    prepareDatabase: true,
   });
 }

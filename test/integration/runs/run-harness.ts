@@ -101,7 +101,7 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
       prefix: config.redisPrefix,
     });
     const secretBox = createSecretBoxFromConfig(config);
-    const tenantPools = createTenantPools({ maxPerDatabase: 10 });
+    const tenantPools = createTenantPools({ maxPerServer: 10 });
     const logger = createLogger('silent');
     const service = createRunService({ db, config, catalog, queue, events, tenantPools, secretBox, logger });
     state = { config, db, catalog, queue, events, service, secretBox, tenantPools, env };

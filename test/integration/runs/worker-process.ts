@@ -35,7 +35,7 @@ await startTargetWorker({
   catalog,
   queue,
   events,
-  tenantPools: createTenantPools({ maxPerDatabase: 10 }),
+  tenantPools: createTenantPools({ maxPerServer: 10 }),
   secretBox: createSecretBoxFromConfig(config),
   connection: createRedisConnection(config.redisUrl, 'child-worker'),
   logger: createLogger(config.logLevel),

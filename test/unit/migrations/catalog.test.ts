@@ -101,3 +101,33 @@ describe('isTransactional', () => {
     expect(isTransactional('-- migrate:no-transactions\nSELECT 1;')).toBe(true);
   });
 });
+
+describe('catalog warnings', () => {
+  it('warns about a CREATE INDEX CONCURRENTLY without IF NOT EXISTS in a no-transaction file, naming file and line', () => {
+    const catalog = buildCatalog('/catalog', [
+      source('0001_create_items.up.sql', 'CREATE TABLE items (id int, sku text);'),
+      source(
+        '0002_index_items.up.sql',
+        '-- migrate:no-transaction\n-- CREATE INDEX CONCURRENTLY in a comment is fine\n' +
+          'CREATE INDEX CONCURRENTLY IF NOT EXISTS items_id_idx ON items (id);\n' +
+          'create unique index\n  concurrently items_sku_key ON items (sku);\n',
+      ),
+      source('0002_index_items.down.sql', '-- migrate:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS items_sku_key;\n'),
+    ]);
+    expect(catalog.warnings).toEqual([
+      {
+        file: '0002_index_items.up.sql',
+        line: 4,
+        message: expect.stringMatching(/CREATE INDEX CONCURRENTLY without IF NOT EXISTS.*replayed from its first statement/),
+      },
+    ]);
+  });
+
+  it('has no warnings for idempotent no-transaction files and for transactional ones', () => {
+    const catalog = buildCatalog('/catalog', [
+      source('0001_a.up.sql', 'CREATE TABLE a (id int);'),
+      source('0002_b.up.sql', '-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS a_id ON a (id);'),
+    ]);
+    expect(catalog.warnings).toEqual([]);
+  });
+});
