@@ -54,8 +54,13 @@ export function prepareDatabaseSql({
     IF ${lock ? 'true' : needed} THEN
       PERFORM pg_advisory_xact_lock(${EXTENSIONS_LOCK}::bigint);
       IF to_regnamespace('${EXTENSIONS_SCHEMA}') IS NULL THEN
-        CREATE SCHEMA ${EXTENSIONS_SCHEMA};
-        GRANT USAGE ON SCHEMA ${EXTENSIONS_SCHEMA} TO PUBLIC;
+        -- The check above can miss a schema that a transaction we waited for just committed (its
+        -- catalog change is not seen yet): the creator granted USAGE, so nothing is left to do.
+        BEGIN
+          CREATE SCHEMA ${EXTENSIONS_SCHEMA};
+          GRANT USAGE ON SCHEMA ${EXTENSIONS_SCHEMA} TO PUBLIC;
+        EXCEPTION WHEN duplicate_schema OR unique_violation THEN NULL;
+        END;
       END IF;
       ${revokePublicCreate ? `IF ${publicCreate} THEN REVOKE CREATE ON SCHEMA public FROM PUBLIC; END IF;` : ''}
     END IF;

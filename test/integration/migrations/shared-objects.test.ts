@@ -8,6 +8,8 @@ import {
   migrateUp,
 } from '../../../src/migrations/index.js';
 import type { MigrationTarget } from '../../../src/migrations/index.js';
+import { withConnection } from '../../../src/db/pg.js';
+import { prepareDatabaseSql } from '../../../src/migrations/extensions.js';
 import { provisionTenant } from '../../../src/tenants/provisioner.js';
 import { useTestDatabase } from '../../helpers/database.js';
 import { fixtureDir, ledgerVersions, tablesIn } from './fixtures.js';
@@ -94,5 +96,26 @@ describe('what a tenant file can reach', () => {
     );
     expect(rows).toEqual([{ create: false }]);
     expect(await ledgerVersions(db.pool, 'tenant_hardened')).toEqual(['0001', '0002', '0010']);
+  });
+});
+
+describe('the first provisionings of a tenants database', () => {
+  const fresh = useTestDatabase();
+
+  it('prepare the database at once, whichever creates the extensions schema', async () => {
+    // Found by the fault suite: the first provisionings of a database raced on CREATE SCHEMA
+    // (42P06) while the first of them still held the extensions lock in its transaction.
+    const results = await Promise.allSettled(
+      Array.from({ length: 6 }, () =>
+        withConnection(fresh.url, (client) =>
+          client.query(
+            `BEGIN; ${prepareDatabaseSql({ lock: false, revokePublicCreate: true })}; SELECT pg_sleep(0.2); COMMIT`,
+          ),
+        ),
+      ),
+    );
+    expect(results.filter((result) => result.status === 'rejected')).toEqual([]);
+    const schema = await fresh.pool.query('SELECT to_regnamespace($1) IS NOT NULL AS present', [EXTENSIONS_SCHEMA]);
+    expect(schema.rows[0]).toEqual({ present: true });
   });
 });
