@@ -11,8 +11,6 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
-    // TODO(issue 10): the reduced fault suite joins `npm test` once pools survive a PostgreSQL restart.
-    exclude: ['**/node_modules/**', ...(process.env.CHAOS_TENANTS ? [] : ['test/chaos/**'])],
     // Each integration file has its own database and Redis prefix, so files run in parallel.
     pool: 'forks',
     maxWorkers: 3,
