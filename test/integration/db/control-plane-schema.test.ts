@@ -128,7 +128,7 @@ describe('migrateControlPlane on an empty database', () => {
     expect(result.steps).toEqual([]);
     const after = await db.pool.query(`SELECT * FROM control_plane.schema_migrations ORDER BY version`);
     expect(after.rows).toEqual(before.rows);
-    expect(after.rows.map((r: { version: string }) => r.version)).toEqual(['0001', '0002', '0003']);
+    expect(after.rows.map((r: { version: string }) => r.version)).toEqual(['0001', '0002', '0003', '0007']);
     const tenants = await db.pool.query(`SELECT count(*)::int AS n FROM control_plane.tenants`);
     expect(tenants.rows[0]).toEqual({ n: 1 });
   });
