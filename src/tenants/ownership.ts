@@ -60,6 +60,7 @@ export function ownershipQuery(location: OwnedLocation): string {
     return `SELECT shobj_description(oid, 'pg_database') AS marker FROM pg_database WHERE datname = ${pg.escapeLiteral(location.databaseName)}`;
   }
   const schema = schemaOf(location);
+  quoteSchema(schema);
   return `SELECT obj_description(oid, 'pg_namespace') AS marker FROM pg_namespace WHERE nspname = ${pg.escapeLiteral(schema)}`;
 }
 
