@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { ConfigError } from './errors.js';
+import { TENANT_OBJECT_PREFIX, TENANT_OBJECT_PREFIX_PATTERN } from './tenants/naming.js';
 
 const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/control_plane';
 // A fixed development key, so a fresh clone runs with zero configuration. Refused in production.
@@ -36,6 +37,15 @@ const Env = z.object({
   /** How often a worker looks for targets the queue lost, in milliseconds. */
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(1000).default(30000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  /** Prefix of new tenant schemas and databases; give each deployment sharing a tenant server its own. */
+  TENANT_OBJECT_PREFIX: z
+    .string()
+    .regex(
+      TENANT_OBJECT_PREFIX_PATTERN,
+      'must be 1-13 lowercase letters, digits or _, starting with a letter',
+    )
+    .refine((prefix) => !prefix.startsWith('pg_'), 'must not start with pg_ (reserved by PostgreSQL)')
+    .default(TENANT_OBJECT_PREFIX),
 });
 
 export interface Config {
@@ -60,6 +70,7 @@ export interface Config {
   readonly tenantPoolSize: number;
   readonly reconcileIntervalMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  readonly tenantObjectPrefix: string;
 }
 
 /** Parses the environment into a frozen Config; throws ConfigError with one line naming the variable. */
@@ -97,6 +108,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     tenantPoolSize: e.TENANT_POOL_SIZE,
     reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
     logLevel: e.LOG_LEVEL,
+    tenantObjectPrefix: e.TENANT_OBJECT_PREFIX,
   });
 }
 
