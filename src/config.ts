@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { ConfigError } from './errors.js';
+import { TENANT_OBJECT_PREFIX, TENANT_OBJECT_PREFIX_PATTERN } from './tenants/naming.js';
 
 const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/control_plane';
 // A fixed development key, so a fresh clone runs with zero configuration. Refused in production.
@@ -96,6 +97,15 @@ const Env = z.object({
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36500).default(90),
   /** How often the API prunes audit rows older than AUDIT_RETENTION_DAYS, in milliseconds. */
   AUDIT_PRUNE_INTERVAL_MS: z.coerce.number().int().min(1000).default(3_600_000),
+  /** Prefix of new tenant schemas and databases; give each deployment sharing a tenant server its own. */
+  TENANT_OBJECT_PREFIX: z
+    .string()
+    .regex(
+      TENANT_OBJECT_PREFIX_PATTERN,
+      'must be 1-13 lowercase letters, digits or _, starting with a letter',
+    )
+    .refine((prefix) => !prefix.startsWith('pg_'), 'must not start with pg_ (reserved by PostgreSQL)')
+    .default(TENANT_OBJECT_PREFIX),
 });
 
 /** Limits every GraphQL operation is checked against before it runs. */
@@ -146,6 +156,7 @@ export interface Config {
   readonly metricsToken: string | null;
   readonly auditRetentionDays: number;
   readonly auditPruneIntervalMs: number;
+  readonly tenantObjectPrefix: string;
 }
 
 /** Parses the environment into a frozen Config; throws ConfigError with one line naming the variable. */
@@ -220,6 +231,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsToken: e.METRICS_TOKEN ?? null,
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     auditPruneIntervalMs: e.AUDIT_PRUNE_INTERVAL_MS,
+    tenantObjectPrefix: e.TENANT_OBJECT_PREFIX,
   });
 }
 

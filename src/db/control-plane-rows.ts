@@ -75,6 +75,7 @@ const DATABASE_FIELDS = {
   schemaName: '$.schema_name',
   schemaVersion: '$.schema_version',
   lastError: '$.last_error',
+  adoptUnmarked: '$.adopt_unmarked',
   createdAt: '$.created_at',
   updatedAt: '$.updated_at',
 } satisfies Record<keyof TenantDatabase, string>;

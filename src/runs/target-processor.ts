@@ -25,6 +25,7 @@ import { RunEventType } from '../pubsub/run-events.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
 import type { TargetQueue } from '../queue/target-queue.js';
 import { ledgerTargetOf } from '../tenants/ledger-target.js';
+import { createDeploymentIdReader } from '../tenants/deployment.js';
 import { provisionTenant } from '../tenants/provisioner.js';
 import { RunStatus, TargetStatus, isRunActive, isTargetEnded } from './run-decisions.js';
 import { buildRunEvent } from './run-events.js';
@@ -95,6 +96,8 @@ type StartOutcome =
 export function createTargetProcessor(deps: TargetProcessorDeps) {
   const { db, controlPlanePool, config, catalog, events, tenantPools, secretBox, logger } = deps;
   const scheduler = createScheduler(deps);
+  // The ownership marker provisioning writes (issue 10 item 7).
+  const deploymentId = createDeploymentIdReader(db);
 
   /**
    * Processes one delivery of a target job. Resolves when the target ended (or needs nothing);
@@ -218,6 +221,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
         connectionString,
         pool,
         catalog,
+        deploymentId: await deploymentId(),
         options: { mode, lockTimeoutMs, onApplied },
       });
       return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };

@@ -13,8 +13,13 @@ const RESERVED_NAMES: ReadonlySet<string> = new Set([
   'control_plane',
   'tenants',
 ]);
-/** Prefix of every tenant schema and tenant database. */
+/**
+ * Default prefix of tenant schemas and databases (TENANT_OBJECT_PREFIX); every name had it before
+ * the prefix was configurable, so existing rows keep matching `isTenantObjectName`.
+ */
 export const TENANT_OBJECT_PREFIX = 'tenant_';
+/** A prefix: a lowercase letter, then lowercase letters, digits or `_`; at most 13 characters, so prefix + name fits in 63. */
+export const TENANT_OBJECT_PREFIX_PATTERN = /^[a-z][a-z0-9_]{0,12}$/;
 
 /** Why `name` is not an acceptable tenant name, or null when it is. */
 export function tenantNameProblem(name: string): string | null {
@@ -32,13 +37,20 @@ export function validateTenantName(name: string, field = 'name'): string {
   return name;
 }
 
-/** The schema (SCHEMA isolation) or database (DATABASE isolation) of a tenant: `tenant_` + name, `-` as `_`. */
-export function tenantObjectName(name: string): string {
+/**
+ * The schema (SCHEMA isolation) or database (DATABASE isolation) of a new tenant: the deployment's
+ * prefix + name, `-` as `_`. Only for registering a tenant: afterwards its name is read from its
+ * row, so a later change of prefix or a rename never points at another object.
+ */
+export function tenantObjectName(name: string, prefix: string = TENANT_OBJECT_PREFIX): string {
   validateTenantName(name);
-  return TENANT_OBJECT_PREFIX + name.replace(/-/g, '_');
+  if (!TENANT_OBJECT_PREFIX_PATTERN.test(prefix) || prefix.startsWith('pg_')) {
+    throw new Error(`Invalid tenant object prefix "${prefix}"`);
+  }
+  return prefix + name.replace(/-/g, '_');
 }
 
-/** Whether `identifier` has the shape of a name `tenantObjectName` produces (safe to drop). */
+/** Whether `identifier` has the shape every tenant name had before prefixes were configurable (`tenant_…`). */
 export function isTenantObjectName(identifier: string): boolean {
   return /^tenant_[a-z][a-z0-9_]{2,49}$/.test(identifier);
 }

@@ -15,12 +15,14 @@ import {
 import { Prisma, type MigrationRun, type Tenant, type TenantDatabase } from '../generated/prisma/client.js';
 import type { IsolationMode, TenantEnvironment, TenantStatus } from '../generated/prisma/enums.js';
 import type { Logger } from '../logger.js';
-import { getHistory, getStatus, type HistoryEntry } from '../migrations/index.js';
+import { getHistory, getStatus, withTargetTransaction, type HistoryEntry } from '../migrations/index.js';
 import type { MigrationCatalog, MigrationFile } from '../migrations/types.js';
 import type { TargetQueue } from '../queue/target-queue.js';
 import type { Actor } from '../runs/types.js';
+import { createDeploymentIdReader } from './deployment.js';
 import { ledgerTargetOf } from './ledger-target.js';
-import { isTenantObjectName, tenantObjectName, validateTenantName } from './naming.js';
+import { tenantObjectName, validateTenantName } from './naming.js';
+import { assertOwned, objectNameOf, type Ownership } from './ownership.js';
 import { REGISTRATION_CONSTRAINTS, registerTenant, type RegisteredTenant } from './tenant-registration.js';
 
 const ENDED_TARGET_STATUSES = ['SUCCEEDED', 'FAILED', 'SKIPPED', 'CANCELLED'] as const;
@@ -42,7 +44,10 @@ export interface TenantServiceDeps {
   readonly db: ControlPlaneDb;
   /** Plain pg connections to the control-plane DB, for registering tenants in one statement. */
   readonly controlPlanePool: ControlPlanePool;
-  readonly config: Pick<Config, 'tenantDatabaseUrl' | 'tenantReadTimeoutMs'>;
+  readonly config: Pick<
+    Config,
+    'tenantDatabaseUrl' | 'tenantReadTimeoutMs' | 'tenantObjectPrefix' | 'lockTimeoutMs'
+  >;
   /** Where a new tenant's provisioning job goes. */
   readonly queue: Pick<TargetQueue, 'enqueue'>;
   readonly secretBox: SecretBox;
@@ -75,7 +80,7 @@ export interface DeleteTenantInput {
   readonly dropData?: boolean | null;
 }
 
-/** Where a tenant lives on the tenant server, derived from its name and isolation. */
+/** Where a new tenant lives on the tenant server, derived from its name, isolation and the deployment's prefix. */
 export interface TenantLocation {
   readonly isolation: IsolationMode;
   readonly host: string;
@@ -86,13 +91,14 @@ export interface TenantLocation {
   readonly connectionString: string;
 }
 
-/** Where a new tenant named `name` goes on the server of `tenantDatabaseUrl`. */
+/** Where a new tenant named `name` goes on the server of `tenantDatabaseUrl`, its object named `prefix` + name. */
 export function tenantLocation(
   tenantDatabaseUrl: string,
   name: string,
   isolation: IsolationMode,
+  prefix?: string,
 ): TenantLocation {
-  const objectName = tenantObjectName(name);
+  const objectName = tenantObjectName(name, prefix);
   const url = new URL(tenantDatabaseUrl);
   const host = url.hostname;
   const port = url.port ? Number(url.port) : 5432;
@@ -128,17 +134,26 @@ export function createTenantService({
   catalog,
   logger,
 }: TenantServiceDeps) {
+  const deploymentId = createDeploymentIdReader(db);
+
   /**
    * Validates, registers the tenant, its database row and its PROVISION run (target admitted) in
-   * one statement, then enqueues the provisioning job. ConflictError when the name or the
-   * schema/database is taken; nothing is created then.
+   * one statement, then enqueues the provisioning job. ConflictError when the name is taken or a
+   * schema/database of the tenant's name already exists (on the tenant server or in the control
+   * plane): the service never adopts an object it did not create. Nothing is created then.
    */
   async function createTenant(
     input: CreateTenantInput,
     actor: Actor,
   ): Promise<{ tenant: Tenant; provisioning: MigrationRun }> {
     const name = validateTenantName(input.name);
-    const location = tenantLocation(config.tenantDatabaseUrl, name, input.isolation ?? 'SCHEMA');
+    const location = tenantLocation(
+      config.tenantDatabaseUrl,
+      name,
+      input.isolation ?? 'SCHEMA',
+      config.tenantObjectPrefix,
+    );
+    await assertLocationFree(location);
     // Chosen here so the connection string can be sealed bound to its row in the same statement.
     const tenantDatabaseId = randomUUID();
     let registered: RegisteredTenant;
@@ -203,38 +218,57 @@ export function createTenantService({
   }
 
   /**
-   * Deactivates a tenant; with `dropData` also drops its schema (or database) and marks it
-   * deleted. The row stays as a record. The caller checks that the principal may drop data.
+   * Deactivates a tenant; with `dropData` also marks it deleted and drops its schema (or
+   * database). The row stays as a record. The caller checks that the principal may drop data.
+   *
+   * Under each tenant database's advisory lock (the engine's, with lock_timeout): the ownership
+   * marker is checked (another deployment's or an unmarked object is a ConflictError, nothing
+   * changed), then one control-plane transaction checks that no target is pending or running and
+   * marks the tenant deleted, then the data is dropped. A drop that fails leaves the tenant marked
+   * (runs skip it); deleting it again finishes the job, as it does when its schema came back.
    */
   async function deleteTenant(input: DeleteTenantInput): Promise<Tenant> {
     const tenant = await requireTenant(input.id);
     if (input.confirmName !== tenant.name) {
       throw new ValidationError('confirmName does not match the tenant name', 'confirmName');
     }
-    assertNotDeleted(tenant, PreconditionFailedError);
     if (!input.dropData) {
-      if (tenant.status === 'INACTIVE') return tenant;
+      if (tenant.deletedAt || tenant.status === 'INACTIVE') return tenant;
       return db.tenant.update({ where: { tenantId: tenant.tenantId }, data: { status: 'INACTIVE' } });
     }
-    const busy = await db.migrationRunTarget.count({
-      where: { tenantId: tenant.tenantId, status: { notIn: [...ENDED_TARGET_STATUSES] } },
-    });
-    if (busy > 0)
-      throw new PreconditionFailedError('The tenant has run targets pending or running; cancel them first');
-    // Stop new runs from selecting it before its data goes.
-    await db.tenant.update({ where: { tenantId: tenant.tenantId }, data: { status: 'INACTIVE' } });
-    const databases = await db.tenantDatabase.findMany({ where: { tenantId: tenant.tenantId } });
-    for (const database of databases) {
-      await dropTenantData(database);
-      await db.tenantDatabase.update({
-        where: { id: database.id },
-        data: { status: 'INACTIVE', schemaVersion: null, lastError: null },
-      });
-    }
-    logger.info('tenant data dropped', { tenantId: tenant.tenantId, name: tenant.name });
-    return db.tenant.update({
+    const owner = await deploymentId();
+    const databases = await db.tenantDatabase.findMany({
       where: { tenantId: tenant.tenantId },
-      data: { status: 'INACTIVE', deletedAt: new Date() },
+      orderBy: { id: 'asc' },
+    });
+    let marked: Tenant | null = null;
+    // Under the first database's lock (a tenant has one today); once for the tenant.
+    const markDeleted = async () => {
+      marked ??= await markTenantDeleted(tenant);
+    };
+    for (const database of databases) {
+      await dropTenantData(database, owner, markDeleted);
+    }
+    await markDeleted();
+    logger.info('tenant data dropped', { tenantId: tenant.tenantId, name: tenant.name });
+    return marked ?? (await requireTenant(tenant.tenantId));
+  }
+
+  // The busy check and the mark in one transaction, the tenant row locked: a run that selects the
+  // tenant either committed its targets first (busy: refused) or sees it deleted.
+  async function markTenantDeleted(tenant: Tenant): Promise<Tenant> {
+    return db.$transaction(async (tx) => {
+      await tx.$queryRaw`SELECT 1 FROM control_plane.tenants WHERE tenant_id = ${tenant.tenantId}::uuid FOR UPDATE`;
+      const busy = await tx.migrationRunTarget.count({
+        where: { tenantId: tenant.tenantId, status: { notIn: [...ENDED_TARGET_STATUSES] } },
+      });
+      if (busy > 0) {
+        throw new PreconditionFailedError('The tenant has run targets pending or running; cancel them first');
+      }
+      return tx.tenant.update({
+        where: { tenantId: tenant.tenantId },
+        data: { status: 'INACTIVE', deletedAt: tenant.deletedAt ?? new Date() },
+      });
     });
   }
 
@@ -288,25 +322,82 @@ export function createTenantService({
     }
   }
 
-  async function dropTenantData(database: TenantDatabase): Promise<void> {
-    const connectionString = secretBox.openConnectionString(database);
-    if (database.isolation === 'DATABASE') {
-      if (!isTenantObjectName(database.databaseName)) {
-        throw new PreconditionFailedError(
-          `Refusing to drop database "${database.databaseName}": not a tenant database`,
-        );
-      }
-      const quoted = quoteDatabase(database.databaseName);
-      await withConnection(withDatabase(connectionString, 'postgres'), (client) =>
-        client.query(`DROP DATABASE IF EXISTS ${quoted} WITH (FORCE)`),
+  // ConflictError when the new tenant's schema (or database) already exists on the tenant server.
+  async function assertLocationFree(location: TenantLocation): Promise<void> {
+    const kind = location.isolation === 'DATABASE' ? 'database' : 'schema';
+    const name = location.schemaName ?? location.databaseName;
+    const existing = await tenantPools
+      .poolFor(config.tenantDatabaseUrl)
+      .query(
+        kind === 'database'
+          ? 'SELECT 1 FROM pg_database WHERE datname = $1'
+          : 'SELECT 1 FROM pg_namespace WHERE nspname = $1',
+        [name],
       );
-      return;
+    if (existing.rowCount) {
+      throw new ConflictError(
+        `A ${kind} named "${name}" already exists on the tenant server; a tenant never takes over an existing ${kind}`,
+      );
     }
-    const schema = database.schemaName ?? '';
-    if (!isTenantObjectName(schema)) {
-      throw new PreconditionFailedError(`Refusing to drop schema "${schema}": not a tenant schema`);
+  }
+
+  /**
+   * Drops one tenant database's data under its advisory lock, after checking the ownership marker;
+   * `markDeleted` runs under the lock before anything is dropped. Idempotent: a schema or database
+   * already gone is fine.
+   */
+  async function dropTenantData(
+    database: TenantDatabase,
+    owner: string,
+    markDeleted: () => Promise<void>,
+  ): Promise<void> {
+    const connectionString = secretBox.openConnectionString(database);
+    const objectName = objectNameOf(database);
+    let phase: 'lock' | 'drop' = 'lock';
+    let ownership: Ownership = 'absent';
+    try {
+      await withTargetTransaction(
+        tenantPools.poolFor(connectionString),
+        ledgerTargetOf(database),
+        config.lockTimeoutMs,
+        async (client) => {
+          ownership = await assertOwned(client, database, owner);
+          await markDeleted();
+          phase = 'drop';
+          if (database.isolation === 'SCHEMA' && ownership !== 'absent') {
+            await client.query(`DROP SCHEMA ${quoteSchema(objectName)} CASCADE`);
+          }
+        },
+      );
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      // A DATABASE-isolated tenant whose database is gone (never provisioned, or dropped before).
+      if (code === '3D000' && database.isolation === 'DATABASE') {
+        await markDeleted();
+      } else if (code === '55P03') {
+        throw new PreconditionFailedError(
+          phase === 'lock'
+            ? `The tenant is being migrated: its lock was not free within ${config.lockTimeoutMs} ms; nothing was changed, try again`
+            : `Dropping "${objectName}" waited more than ${config.lockTimeoutMs} ms for a lock held by another session; the tenant is marked deleted: delete it again to finish`,
+          { cause: error },
+        );
+      } else {
+        throw error;
+      }
     }
-    await tenantPools.poolFor(connectionString).query(`DROP SCHEMA IF EXISTS ${quoteSchema(schema)} CASCADE`);
+    // DROP DATABASE cannot run in a transaction nor while connected to it; the tenant is marked
+    // deleted by now, so no run starts on it in between.
+    if (database.isolation === 'DATABASE' && ownership !== 'absent') {
+      const quoted = quoteDatabase(objectName);
+      await withConnection(withDatabase(connectionString, 'postgres'), async (client) => {
+        await client.query(`SET lock_timeout = ${config.lockTimeoutMs}`);
+        await client.query(`DROP DATABASE IF EXISTS ${quoted} WITH (FORCE)`);
+      });
+    }
+    await db.tenantDatabase.update({
+      where: { id: database.id },
+      data: { status: 'INACTIVE', schemaVersion: null, lastError: null },
+    });
   }
 
   return { createTenant, updateTenant, setTenantStatus, deleteTenant, pendingMigrations, migrationHistory };

@@ -97,7 +97,6 @@ describe.skipIf(!hasClusterTools())('fleet runs under faults', () => {
         }
       });
     }
-    // eslint-disable-next-line no-console -- the figures the README reports
     console.log(`chaos summary ${JSON.stringify({ tenants: TENANTS, workers: WORKERS, runs: reports })}`);
   }, 120_000);
 

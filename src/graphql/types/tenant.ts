@@ -245,11 +245,11 @@ builder.mutationField('deleteTenant', (t) =>
   t.field({
     type: DeleteTenantSuccess,
     description:
-      'Deactivates a tenant; with dropData (ADMIN) drops its schema or database and marks it deleted',
+      'Deactivates a tenant; with dropData (ADMIN) marks it deleted and drops its schema or database (only one this deployment created; again to finish a delete whose drop failed)',
     authScopes: { operator: true },
     args: { input: t.arg({ type: DeleteTenantInput, required: true }) },
     errors: {
-      types: [ValidationError, NotFoundError, PreconditionFailedError],
+      types: [ValidationError, NotFoundError, ConflictError, PreconditionFailedError],
       union: { name: 'DeleteTenantResult' },
     },
     resolve: async (_root, { input }, context) => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   EXTENSIONS_SCHEMA,
@@ -89,6 +90,7 @@ describe('what a tenant file can reach', () => {
       connectionString: db.url,
       pool: db.pool,
       catalog,
+      deploymentId: randomUUID(),
     });
     const { rows } = await db.pool.query<{ create: boolean }>(
       `SELECT EXISTS (SELECT 1 FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a

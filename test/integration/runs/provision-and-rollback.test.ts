@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { withDatabase } from '../../../src/config.js';
 import { quoteDatabase, withConnection } from '../../../src/db/pg.js';
 import { NotFoundError, PreconditionFailedError } from '../../../src/errors.js';
+import { readDeploymentId } from '../../../src/tenants/deployment.js';
+import { ownershipMarker } from '../../../src/tenants/ownership.js';
 import { testServerUrl } from '../../helpers/template.js';
 import { ACTOR, useRunHarness } from './run-harness.js';
 import { ledgerVersions, waitForRunEnd } from './run-assertions.js';
@@ -100,7 +102,12 @@ describe('provisioning runs and irreversible rollbacks', () => {
   });
 
   it('leaves a tenant whose provisioning failed PENDING with the error, and a retry finishes it', async () => {
-    await h.database.pool.query('CREATE SCHEMA tenant_prov_bad; CREATE TABLE tenant_prov_bad.items (id int)');
+    // This deployment's own schema (its marker) with a table in the catalog's way.
+    const marker = ownershipMarker(await readDeploymentId(h.db));
+    await h.database.pool.query(
+      `CREATE SCHEMA tenant_prov_bad; COMMENT ON SCHEMA tenant_prov_bad IS '${marker}';
+       CREATE TABLE tenant_prov_bad.items (id int)`,
+    );
     const worker = await h.startWorker();
     try {
       const { tenant, run } = await insertPendingTenant('prov_bad', 'SCHEMA');

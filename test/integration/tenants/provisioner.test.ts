@@ -1,16 +1,43 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type pg from 'pg';
-import { describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
 import { MigrationFailedError, loadCatalog } from '../../../src/migrations/index.js';
 import type { AppliedStep } from '../../../src/migrations/index.js';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { withDatabase } from '../../../src/config.js';
+import { quoteDatabase, withConnection } from '../../../src/db/pg.js';
+import { ConflictError } from '../../../src/errors.js';
+import { ownershipMarker } from '../../../src/tenants/ownership.js';
 import { provisionTenant, type TenantDatabaseLocation } from '../../../src/tenants/provisioner.js';
+import { testServerUrl } from '../../helpers/template.js';
 import { useTestDatabase } from '../../helpers/database.js';
 import { fixtureDir, ledgerVersions, tablesIn } from '../migrations/fixtures.js';
 
+// Two control-plane deployments; `provisionTenant` writes and checks the one it is given.
+const deploymentId = randomUUID();
+const otherDeploymentId = randomUUID();
+
 describe('provisionTenant', () => {
   const db = useTestDatabase();
+  const createdDatabases: string[] = [];
+
+  afterAll(async () => {
+    await withConnection(testServerUrl(), async (client) => {
+      for (const name of createdDatabases) {
+        await client.query(`DROP DATABASE IF EXISTS ${quoteDatabase(name)} WITH (FORCE)`);
+      }
+    });
+  });
+
+  async function schemaComment(schema: string): Promise<string | null | undefined> {
+    const result = await db.pool.query<{ marker: string | null }>(
+      `SELECT obj_description(oid, 'pg_namespace') AS marker FROM pg_namespace WHERE nspname = $1`,
+      [schema],
+    );
+    return result.rows[0]?.marker;
+  }
 
   function location(schema: string): TenantDatabaseLocation {
     return { isolation: 'SCHEMA', databaseName: db.name, schemaName: schema };
@@ -40,7 +67,7 @@ describe('provisionTenant', () => {
     }
   }
 
-  it('provisions a new schema in one round trip, timing each file in the ledger', async () => {
+  it('provisions a new schema in three round trips, timing each file in the ledger', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'provision-'));
     await writeFile(
       path.join(dir, '0001_quick.up.sql'),
@@ -58,10 +85,13 @@ describe('provisionTenant', () => {
         connectionString: db.url,
         pool: db.pool,
         catalog,
+        deploymentId,
         options: { onApplied: (step) => void seen.push(step) },
       }),
     );
-    expect(queries).toBe(1);
+    // Reading the marker, then creating and marking the schema under the tenant lock; then the
+    // whole catalog in one round trip.
+    expect(queries).toBe(3);
     expect(result).toMatchObject({ fromVersion: null, toVersion: '0002' });
     expect(seen).toEqual(result.steps);
     const ms = Object.fromEntries(result.steps.map((step) => [step.version, step.executionMs]));
@@ -86,7 +116,13 @@ describe('provisionTenant', () => {
 
   it('carries on from the ledger when the tenant was provisioned before (a retry)', async () => {
     const catalog = await loadCatalog(fixtureDir('basic'));
-    const input = { location: location('tenant_again'), connectionString: db.url, pool: db.pool, catalog };
+    const input = {
+      location: location('tenant_again'),
+      connectionString: db.url,
+      pool: db.pool,
+      catalog,
+      deploymentId,
+    };
     await provisionTenant(input);
     const again = await provisionTenant(input);
     expect(again).toEqual({ fromVersion: '0010', toVersion: '0010', steps: [] });
@@ -100,6 +136,7 @@ describe('provisionTenant', () => {
       connectionString: db.url,
       pool: db.pool,
       catalog,
+      deploymentId,
     }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MigrationFailedError);
     expect(error).toMatchObject({ file: '0003_add_priority.up.sql', sqlState: '42703', line: 4 });
@@ -113,6 +150,7 @@ describe('provisionTenant', () => {
       connectionString: db.url,
       pool: db.pool,
       catalog,
+      deploymentId,
     });
     expect(result.steps.map((step) => step.version)).toEqual(['0001', '0002', '0003']);
     expect(await ledgerVersions(db.pool, 'tenant_notx')).toEqual(['0001', '0002', '0003']);
@@ -120,7 +158,13 @@ describe('provisionTenant', () => {
 
   it('applies each file once when two workers provision the same tenant at once', async () => {
     const catalog = await loadCatalog(fixtureDir('basic'));
-    const input = { location: location('tenant_twice'), connectionString: db.url, pool: db.pool, catalog };
+    const input = {
+      location: location('tenant_twice'),
+      connectionString: db.url,
+      pool: db.pool,
+      catalog,
+      deploymentId,
+    };
     const results = await Promise.all([provisionTenant(input), provisionTenant(input)]);
     expect(results.flatMap((result) => result.steps.map((step) => step.version)).sort()).toEqual([
       '0001',
@@ -129,4 +173,103 @@ describe('provisionTenant', () => {
     ]);
     expect(await ledgerVersions(db.pool, 'tenant_twice')).toEqual(['0001', '0002', '0010']);
   });
+
+  it("marks the schema it creates as this deployment's", async () => {
+    const catalog = await loadCatalog(fixtureDir('basic'));
+    await provisionTenant({
+      location: location('tenant_marked'),
+      connectionString: db.url,
+      pool: db.pool,
+      catalog,
+      deploymentId,
+    });
+    expect(await schemaComment('tenant_marked')).toBe(ownershipMarker(deploymentId));
+  });
+
+  it('refuses to provision into an existing schema it did not create, and changes nothing', async () => {
+    const catalog = await loadCatalog(fixtureDir('basic'));
+    await db.pool.query('CREATE SCHEMA tenant_squatted; CREATE TABLE tenant_squatted.precious (id int)');
+    const error = await provisionTenant({
+      location: location('tenant_squatted'),
+      connectionString: db.url,
+      pool: db.pool,
+      catalog,
+      deploymentId,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConflictError);
+    expect((error as Error).message).toContain('schema "tenant_squatted"');
+    expect(await tablesIn(db.pool, 'tenant_squatted')).toEqual(['precious']);
+    expect(await schemaComment('tenant_squatted')).toBeNull();
+  });
+
+  it('refuses a schema another deployment provisioned, and changes nothing', async () => {
+    const catalog = await loadCatalog(fixtureDir('basic'));
+    const input = { location: location('tenant_theirs'), connectionString: db.url, pool: db.pool, catalog };
+    await provisionTenant({ ...input, deploymentId: otherDeploymentId });
+    const error = await provisionTenant({ ...input, deploymentId }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConflictError);
+    expect((error as Error).message).toContain(otherDeploymentId);
+    expect(await schemaComment('tenant_theirs')).toBe(ownershipMarker(otherDeploymentId));
+  });
+
+  it('adopts the unmarked schema of a tenant registered before markers existed', async () => {
+    const catalog = await loadCatalog(fixtureDir('basic'));
+    await db.pool.query('CREATE SCHEMA tenant_legacy');
+    const result = await provisionTenant({
+      location: { ...location('tenant_legacy'), adoptUnmarked: true },
+      connectionString: db.url,
+      pool: db.pool,
+      catalog,
+      deploymentId,
+    });
+    expect(result.toVersion).toBe('0010');
+    expect(await schemaComment('tenant_legacy')).toBe(ownershipMarker(deploymentId));
+  });
+
+  it('refuses to provision into an existing database it did not create, and changes nothing', async () => {
+    const catalog = await loadCatalog(fixtureDir('basic'));
+    const name = `cpt_tenantdb_${randomBytes(4).toString('hex')}`;
+    createdDatabases.push(name);
+    await withConnection(testServerUrl(), (client) => client.query(`CREATE DATABASE ${quoteDatabase(name)}`));
+    const connectionString = withDatabase(db.url, name);
+    const error = await withTenantPool(connectionString, (pool) =>
+      provisionTenant({
+        location: { isolation: 'DATABASE', databaseName: name, schemaName: null },
+        connectionString,
+        pool,
+        catalog,
+        deploymentId,
+      }).catch((e: unknown) => e),
+    );
+    expect(error).toBeInstanceOf(ConflictError);
+    expect((error as Error).message).toContain(`database "${name}"`);
+    expect(await withTenantPool(connectionString, (pool) => tablesIn(pool, 'public'))).toEqual([]);
+  });
+
+  it("creates a DATABASE tenant marked as this deployment's, and carries on when run again", async () => {
+    const catalog = await loadCatalog(fixtureDir('basic'));
+    const name = `cpt_tenantdb_${randomBytes(4).toString('hex')}`;
+    createdDatabases.push(name);
+    const connectionString = withDatabase(db.url, name);
+    const location = { isolation: 'DATABASE', databaseName: name, schemaName: null } as const;
+    await withTenantPool(connectionString, async (pool) => {
+      const input = { location, connectionString, pool, catalog, deploymentId };
+      await provisionTenant(input);
+      expect(await provisionTenant(input)).toEqual({ fromVersion: '0010', toVersion: '0010', steps: [] });
+    });
+    const marker = await db.pool.query<{ marker: string }>(
+      `SELECT shobj_description(oid, 'pg_database') AS marker FROM pg_database WHERE datname = $1`,
+      [name],
+    );
+    expect(marker.rows[0]?.marker).toBe(ownershipMarker(deploymentId));
+  });
 });
+
+async function withTenantPool<T>(connectionString: string, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  const pool = new pg.Pool({ connectionString, max: 2 });
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.end();
+  }
+}

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../src/config.js';
 import { ValidationError } from '../../../src/errors.js';
 import {
   isTenantObjectName,
@@ -63,10 +64,36 @@ describe('tenant names', () => {
     expect(isTenantObjectName('public')).toBe(false);
     expect(isTenantObjectName('tenant_x"; drop')).toBe(false);
   });
+
+  it('puts the deployment prefix before the name, within 63 characters', () => {
+    expect(tenantObjectName('big-co', 'eu1_')).toBe('eu1_big_co');
+    expect(tenantObjectName('x'.repeat(50), 'p'.repeat(13)).length).toBe(63);
+    expect(() => tenantObjectName('acme', 'pg_')).toThrow(/prefix/);
+    expect(() => tenantObjectName('acme', 'Bad-')).toThrow(/prefix/);
+  });
+});
+
+describe('TENANT_OBJECT_PREFIX', () => {
+  it('defaults to tenant_, the prefix every existing tenant has', () => {
+    expect(loadConfig({}).tenantObjectPrefix).toBe('tenant_');
+    expect(loadConfig({ TENANT_OBJECT_PREFIX: 'eu1_' }).tenantObjectPrefix).toBe('eu1_');
+  });
+
+  it.each(['Eu1_', '1eu_', 'eu-1_', 'a'.repeat(14), 'pg_x', 'x; drop'])('refuses %j', (prefix) => {
+    expect(() => loadConfig({ TENANT_OBJECT_PREFIX: prefix })).toThrow(/^Invalid TENANT_OBJECT_PREFIX/);
+  });
 });
 
 describe('tenant locations', () => {
   const url = 'postgresql://app:secret@db.example:6543/tenants';
+
+  it('names the schema or database with the given prefix', () => {
+    expect(tenantLocation(url, 'acme', 'SCHEMA', 'eu1_').schemaName).toBe('eu1_acme');
+    expect(tenantLocation(url, 'acme', 'DATABASE', 'eu1_')).toMatchObject({
+      databaseName: 'eu1_acme',
+      connectionString: 'postgresql://app:secret@db.example:6543/eu1_acme',
+    });
+  });
 
   it('puts SCHEMA tenants in a schema of the tenant database', () => {
     const location = tenantLocation(url, 'acme-co', 'SCHEMA');
