@@ -14,6 +14,7 @@ import type { RunEventBus } from '../pubsub/run-events.js';
 import type { GraphqlContext, GraphqlServices } from './context.js';
 import { createMetrics } from './metrics.js';
 import { buildSchema } from './schema.js';
+import { useConsole } from './use-console.js';
 import { useJsonOnly } from './use-json-only.js';
 import { createSubscriptionFanout, type SubscriptionFanout } from './subscription-fanout.js';
 
@@ -68,7 +69,7 @@ export function createGraphqlYoga(
     // Closed unless origins are listed: a page on another origin must not drive the API with a
     // developer's credentials (or at all while auth is disabled).
     cors: corsOptions(config.corsOrigins),
-    plugins: [useJsonOnly(), fanout.plugin, ...plugins],
+    plugins: [useJsonOnly(), useConsole(), fanout.plugin, ...plugins],
     multipart: false,
     logging: {
       debug: (...args) => logger.debug(String(args[0]), { details: args.slice(1) }),
