@@ -210,7 +210,7 @@ export async function renderRun(view) {
         h(
           'div',
           { class: `count count-${key}` },
-          h('dt', null, key),
+          h('dt', null, key[0].toUpperCase() + key.slice(1)),
           h('dd', null, formatCount(progress[key])),
         ),
       ),
@@ -628,8 +628,8 @@ async function startRunDialog() {
   if (runId) location.hash = runHref(runId);
 }
 
-// Starts the dry run, waits for it over SSE, then shows each distinct planned SQL once with the
-// number of tenants it would run on.
+// Starts the dry run, waits for it over SSE, then shows each distinct planned SQL (schema names
+// replaced) once with the tenants it would run on.
 async function dryRun(input) {
   const { startMigrationRun } = await gql(
     `mutation DryRun($input: StartMigrationRunInput!) { startMigrationRun(input: $input) {
@@ -644,14 +644,17 @@ async function dryRun(input) {
   );
   const { migrationRun } = await gql(
     `query Planned($id: ID!) { migrationRun(id: $id) { status ${PROGRESS}
-      targets(first: 100) { totalCount edges { node { plannedSql error tenant { name } } } } } }`,
+      targets(first: 100) { totalCount edges { node { plannedSql error tenant { name databases { schemaName } } } } } } }`,
     { id },
   );
   const groups = new Map();
   const failures = [];
   for (const { node } of migrationRun.targets.edges) {
     if (node.error) failures.push(node);
-    const sql = node.plannedSql?.trim() || '-- nothing to apply';
+    // The same files on every tenant differ only by schema name: show them once.
+    const schema = node.tenant.databases[0]?.schemaName;
+    const raw = node.plannedSql?.trim() || '-- nothing to apply';
+    const sql = schema ? raw.split(schema).join('<tenant schema>') : raw;
     groups.set(sql, [...(groups.get(sql) ?? []), node.tenant.name]);
   }
   const total = migrationRun.progress.total;

@@ -37,7 +37,8 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 const ASSET_NAME = /^[a-z0-9][a-z0-9-]*\.(html|js|css|svg)$/;
 
 interface Asset {
-  readonly body: Uint8Array;
+  // Every console file is text.
+  readonly body: string;
   readonly contentType: string;
   readonly etag: string;
 }
@@ -110,10 +111,10 @@ function loadAssets(dir: string): Map<string, Asset> {
   const assets = new Map<string, Asset>();
   for (const name of readdirSync(dir)) {
     if (!ASSET_NAME.test(name)) continue;
-    const body = readFileSync(path.join(dir, name));
+    const body = readFileSync(path.join(dir, name), 'utf8');
     const contentType = CONTENT_TYPES[path.extname(name)]!;
     const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`;
-    assets.set(name, { body: new Uint8Array(body), contentType, etag });
+    assets.set(name, { body, contentType, etag });
   }
   return assets;
 }

@@ -6,7 +6,7 @@ import { useApiHarness } from '../graphql/harness.js';
 
 describe('the console over HTTP', () => {
   const api = useApiHarness();
-  const get = (url: string, init: RequestInit = {}) => api.app.yoga.fetch(`http://localhost${url}`, init);
+  const get = (url: string, init: RequestInit = {}) => api.app.yoga!.fetch(`http://localhost${url}`, init);
 
   it('redirects / to the console', async () => {
     const response = await get('/', { redirect: 'manual' });
