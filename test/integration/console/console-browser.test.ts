@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { quoteSchema, withConnection } from '../../../src/db/pg.js';
 import { expectEventually } from '../../helpers/eventually.js';
 import {
   CHROMIUM_PATH,
@@ -167,6 +168,34 @@ describe.skipIf(!hasChromium())(title, () => {
     );
     await waitForRunEnd(runId);
     await screenshot(page, 'run-started-elsewhere');
+  });
+
+  it('lists a failed target with its SQLSTATE, file and line as it fails, and offers a retry', async () => {
+    // Duplicate names make 0003's unique index fail on this one tenant (SQLSTATE 23505).
+    const broken = api.tenantName('web0');
+    await withConnection(api.database.url, (client) =>
+      client.query(
+        `INSERT INTO ${quoteSchema(`tenant_${broken.replace(/-/g, '_')}`)}.items (name) VALUES ('x'), ('x')`,
+      ),
+    );
+    const runId = await startRun('startMigrationRun', 'StartMigrationRun', { targetVersion: '0003' });
+    await page.goto(`${base}/console/#/runs/${encodeURIComponent(runId)}`);
+    const failed = page.getByTestId('target-row').filter({ hasText: broken });
+    await expectEventually(async () => {
+      const cells = await failed.locator('td').allTextContents();
+      expect(cells[1]).toBe('FAILED');
+      expect(cells[6]).toBe('23505');
+      expect(cells[7]).toBe('0003_unique_item_names.up.sql');
+      // A unique-index failure has no position in the file, so its line stays blank.
+      expect(cells[8]).toMatch(/^(\d+)?$/);
+      expect(cells[9]).toContain('23505');
+    }, RUN_WAIT);
+    await expectEventually(async () => {
+      const { now, max } = await progressOf(page);
+      expect([now, max]).toEqual([TENANTS, TENANTS]);
+      expect(await page.getByRole('button', { name: 'Retry failed targets' }).count()).toBe(1);
+    }, RUN_WAIT);
+    await screenshot(page, 'run-with-failure');
   });
 
   it('shows a VIEWER no action at all', async () => {
