@@ -15,6 +15,11 @@ export default tseslint.config(
     },
   },
   {
+    // The operator console's static files run in the browser, as plain ES modules.
+    files: ['src/console/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  {
     // Nothing outside the GraphQL layer (and the wiring) imports it.
     files: ['src/**/*.ts'],
     ignores: ['src/graphql/**', 'src/main.ts', 'src/app.ts'],

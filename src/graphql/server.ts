@@ -13,6 +13,7 @@ import type { TokenRevocationBus } from '../pubsub/token-revocations.js';
 import type { GraphqlContext, GraphqlServices } from './context.js';
 import { createMetrics, isMetricsReader } from './metrics.js';
 import { buildSchema } from './schema.js';
+import { useConsole } from './use-console.js';
 import { useJsonOnly } from './use-json-only.js';
 import { createSubscriptionFanout, type SubscriptionFanout } from './subscription-fanout.js';
 import { createSubscriptionRegistry, type SubscriptionRegistry } from './subscription-registry.js';
@@ -88,6 +89,7 @@ export function createGraphqlYoga(
     cors: corsOptions(config.corsOrigins),
     plugins: [
       useJsonOnly(),
+      useConsole(),
       fanout.plugin,
       useLimits({ limits: config.graphqlLimits, authenticate: services.tokens.authenticate }),
       ...plugins,
