@@ -1,27 +1,15 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Redis } from 'ioredis';
-import { createAuditLog } from './audit/audit-log.js';
-import { createTokenService } from './auth/tokens.js';
+import { composeServices } from './composition.js';
 import type { Config } from './config.js';
-import { createSecretBox } from './crypto/secret-box.js';
-import { createControlPlaneDb, createControlPlanePool, type ControlPlaneDb } from './db/control-plane.js';
-import { createTenantPools } from './db/tenant-pools.js';
+import type { ControlPlaneDb } from './db/control-plane.js';
 import type { GraphqlServices } from './graphql/context.js';
 import type { GraphqlYoga } from './graphql/server.js';
 import { createLogger, type Logger } from './logger.js';
-import { ensureDatabase, loadCatalog, migrateControlPlane } from './migrations/index.js';
+import { ensureDatabase, migrateControlPlane } from './migrations/index.js';
 import type { MigrationCatalog } from './migrations/types.js';
-import { createRunEventBus, type RunEventBus } from './pubsub/run-events.js';
-import { createTargetQueue, queuePrefixOf } from './queue/target-queue.js';
-import { startTargetWorker, type TargetWorker } from './queue/target-worker.js';
-import { createRedisConnection } from './redis/connections.js';
-import { createRunReader, createRunService } from './runs/run-service.js';
-import { createSystemConfigService } from './system-config/system-config-service.js';
-import { createTenantService } from './tenants/tenant-service.js';
-
-// Each API statement on the plain pool is one short round trip; a few connections serve many requests.
-const API_POOL_CONNECTIONS = 4;
+import type { RunEventBus } from './pubsub/run-events.js';
+import type { TargetWorker } from './queue/target-worker.js';
 
 export interface AppOptions {
   /** `api` serves HTTP/WebSocket; `worker` runs tenant jobs and the reconciler. */
@@ -53,104 +41,13 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   const logger = options.logger ?? createLogger(config.logLevel);
   await migrateControlPlane(config.databaseUrl, config.controlPlaneMigrationsDir);
   await ensureDatabase(config.tenantDatabaseUrl);
-  const catalog = await loadCatalog(config.migrationsDir);
-
-  // Everything opened so far, closed in reverse on failure or close().
-  const closers: { name: string; close: () => Promise<unknown> }[] = [];
-  const closeAll = async () => {
-    for (const { name, close } of closers.splice(0).reverse()) {
-      try {
-        await close();
-      } catch (error) {
-        logger.error(`closing ${name} failed`, { error });
-      }
-    }
-  };
+  const app = await composeServices(config, { logger, name: 'api' });
+  const { db, catalog, events, services } = app;
 
   try {
-    const db = createControlPlaneDb(config.databaseUrl);
-    closers.push({ name: 'control-plane db', close: () => db.$disconnect() });
-    const tenantPools = createTenantPools({ maxPerDatabase: config.tenantPoolSize });
-    closers.push({ name: 'tenant pools', close: () => tenantPools.close() });
-
-    // Auto-pipelining batches the commands issued in one tick into one write; only for connections
-    // that never block (BullMQ's worker connection must not pipeline: taskforcesh/bullmq#457).
-    const redis = (name: string, autoPipelining = false): Redis => {
-      const connection = createRedisConnection(config.redisUrl, `${config.redisPrefix}-${name}`, {
-        autoPipelining,
-      });
-      connection.on('error', (error) => logger.warn('redis connection error', { connection: name, error }));
-      closers.push({ name: `redis ${name}`, close: () => quit(connection) });
-      return connection;
-    };
-    const publishClient = redis('publish', true);
-    const subscribeClient = redis('subscribe');
-    const queueConnection = redis('queue', true);
-    // Ready before the first subscription: a SUBSCRIBE queued while the subscriber connection is
-    // still connecting can overtake ioredis's ready check, which then fails in subscriber mode.
-    await Promise.all([publishClient.ping(), subscribeClient.ping()]);
-    const events = createRunEventBus({ publishClient, subscribeClient, prefix: config.redisPrefix });
-    // Commands on one connection run in order: once a PING answers, every SUBSCRIBE sent before it is live.
-    const eventsReady = async () => {
-      await subscribeClient.ping();
-    };
-
-    const queue = createTargetQueue({
-      connection: queueConnection,
-      prefix: queuePrefixOf(config.redisPrefix),
-    });
-    closers.push({ name: 'queue', close: () => queue.close() });
-    const secretBox = createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey });
-    const runs = createRunService({ db, config, catalog, queue, events, tenantPools, secretBox, logger });
-    // For the API's hot statements (registering a tenant, reading a run); opens connections only when used.
-    const apiPool = createControlPlanePool(config.databaseUrl, {
-      maxConnections: API_POOL_CONNECTIONS,
-      applicationName: 'tenant-control-plane-api',
-    });
-    closers.push({ name: 'control-plane api pool', close: () => apiPool.end() });
-    const services: GraphqlServices = {
-      tenants: createTenantService({
-        db,
-        controlPlanePool: apiPool,
-        config,
-        queue,
-        secretBox,
-        tenantPools,
-        catalog,
-        logger,
-      }),
-      systemConfig: createSystemConfigService({ db }),
-      tokens: createTokenService({ db, config, logger }),
-      audit: createAuditLog({ db, logger }),
-      runs,
-      runReader: createRunReader({ pool: apiPool }),
-      catalog,
-    };
-
     let worker: TargetWorker | undefined;
     if (options.roles.worker) {
-      const workerConnection = redis('worker');
-      // A job holds at most one of these connections at a time; two spare for a slow release.
-      const controlPlanePool = createControlPlanePool(config.databaseUrl, {
-        maxConnections: config.workerConcurrency + 2,
-        applicationName: 'tenant-control-plane-hot-path',
-      });
-      closers.push({ name: 'control-plane pool', close: () => controlPlanePool.end() });
-      worker = await startTargetWorker({
-        db,
-        controlPlanePool,
-        config,
-        catalog,
-        events,
-        tenantPools,
-        secretBox,
-        queue,
-        connection: workerConnection,
-        logger,
-        ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {}),
-      });
-      const started = worker;
-      closers.push({ name: 'worker', close: () => started.close() });
+      worker = await app.startWorker(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {});
     }
 
     let yoga: GraphqlYoga | undefined;
@@ -164,13 +61,13 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
         db,
         services,
         events,
-        eventsReady,
-        redis: publishClient,
+        eventsReady: app.eventsReady,
+        redis: app.publishClient,
         logger,
       });
       yoga = graphql.yoga;
       server = graphql.server;
-      closers.push({ name: 'http server', close: () => graphql.close() });
+      app.onClose('http server', () => graphql.close());
     }
 
     async function listen(port = config.port): Promise<number> {
@@ -186,19 +83,9 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       return (http.address() as AddressInfo).port;
     }
 
-    return { server, yoga, db, catalog, events, services, worker, listen, close: closeAll };
+    return { server, yoga, db, catalog, events, services, worker, listen, close: app.close };
   } catch (error) {
-    await closeAll();
+    await app.close();
     throw error;
-  }
-}
-
-async function quit(connection: Redis): Promise<void> {
-  if (connection.status === 'end') return;
-  try {
-    await connection.quit();
-  } catch {
-    // A connection that never came up cannot be quit politely.
-    connection.disconnect();
   }
 }

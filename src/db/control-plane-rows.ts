@@ -48,6 +48,7 @@ const TARGET_FIELDS = {
   tenantDatabaseId: '$.tenant_database_id::text',
   position: '$.position',
   canary: '$.canary',
+  dryRun: '$.dry_run',
   status: 'upper($.status::text)',
   fromVersion: '$.from_version',
   toVersion: '$.to_version',

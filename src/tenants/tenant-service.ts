@@ -10,7 +10,7 @@ import type { IsolationMode, TenantEnvironment, TenantStatus } from '../generate
 import type { Logger } from '../logger.js';
 import { getHistory, getStatus, type HistoryEntry } from '../migrations/index.js';
 import type { MigrationCatalog, MigrationFile } from '../migrations/types.js';
-import type { TargetQueue } from '../queue/target-queue.js';
+import type { TargetDispatch } from '../runs/target-dispatch.js';
 import type { Actor } from '../runs/types.js';
 import { ledgerTargetOf } from './ledger-target.js';
 import { isTenantObjectName, tenantObjectName, validateTenantName } from './naming.js';
@@ -24,7 +24,7 @@ export interface TenantServiceDeps {
   readonly controlPlanePool: ControlPlanePool;
   readonly config: Pick<Config, 'tenantDatabaseUrl'>;
   /** Where a new tenant's provisioning job goes. */
-  readonly queue: Pick<TargetQueue, 'enqueue'>;
+  readonly queue: Pick<TargetDispatch, 'enqueue'>;
   readonly secretBox: SecretBox;
   readonly tenantPools: TenantPools;
   readonly catalog: MigrationCatalog;
