@@ -47,7 +47,9 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   try {
     let worker: TargetWorker | undefined;
     if (options.roles.worker) {
-      worker = await app.startWorker(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {});
+      worker = await app.startWorker(
+        options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {},
+      );
     }
 
     let yoga: GraphqlYoga | undefined;

@@ -25,7 +25,10 @@ import { startTargetWorker, type TargetWorker } from './queue/target-worker.js';
 import { createRedisConnection } from './redis/connections.js';
 import { createRunReader, createRunService, type RunReader } from './runs/run-service.js';
 import type { RunService } from './runs/types.js';
-import { createSystemConfigService, type SystemConfigService } from './system-config/system-config-service.js';
+import {
+  createSystemConfigService,
+  type SystemConfigService,
+} from './system-config/system-config-service.js';
 import { provisionTenant } from './tenants/provisioner.js';
 import { createTenantService, type TenantService } from './tenants/tenant-service.js';
 
@@ -124,7 +127,10 @@ export async function composeServices(config: Config, options: CompositionOption
     const eventsReady = async () => {
       await subscribeClient.ping();
     };
-    const queue = createTargetQueue({ connection: queueConnection, prefix: queuePrefixOf(config.redisPrefix) });
+    const queue = createTargetQueue({
+      connection: queueConnection,
+      prefix: queuePrefixOf(config.redisPrefix),
+    });
     onClose('queue', () => queue.close());
     const secretBox = createSecretBox({ id: config.encryptionKeyId, key: config.encryptionKey });
     // Opens connections only when used.

@@ -40,13 +40,15 @@ export function createStatementTransport(statements: Readonly<Record<string, Nam
   // Connections that have the statements prepared (they live as long as the connection does).
   const prepared = new WeakSet<pg.PoolClient>();
 
-  return async function withStatements<T>(pool: ControlPlanePool, fn: (send: Send) => Promise<T>): Promise<T> {
+  return async function withStatements<T>(
+    pool: ControlPlanePool,
+    fn: (send: Send) => Promise<T>,
+  ): Promise<T> {
     const client = await pool.connect();
     const send: Send = async (sql, count) => {
       const prefix = prepared.has(client) ? '' : prepareAll;
       const result = (await client.query(prefix + sql)) as unknown as
-        | pg.QueryResult<Record<string, unknown>>
-        | pg.QueryResult<Record<string, unknown>>[];
+        pg.QueryResult<Record<string, unknown>> | pg.QueryResult<Record<string, unknown>>[];
       prepared.add(client);
       return [result].flat().slice(-count);
     };

@@ -15,7 +15,7 @@ import type { MigrationCatalog } from '../migrations/index.js';
 import { ledgerTargetOf } from '../migrations/ledger-target.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
 import { admitFleetRun, cancelRun as cancelRunIn, retryRun as retryRunIn } from './run-machine.js';
-import type { FleetSelection, NewFleetRun } from './run-machine.js';
+import type { FleetSelection } from './run-machine.js';
 import { createScheduler } from './scheduler.js';
 import { RUN_STATEMENTS } from './sql/run-statements.js';
 import type { TargetDispatch } from './target-dispatch.js';

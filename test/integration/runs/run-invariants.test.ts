@@ -137,7 +137,10 @@ describe('run invariants held by the database', () => {
     const [target] = await targetsOf(run.id);
     expect(await claimTarget(pool, target!.id)).not.toBeNull();
     await h.db.tenant.update({ where: { tenantId: tenant.tenantId }, data: { deletedAt: new Date() } });
-    await h.db.tenantDatabase.update({ where: { id: tenant.databases[0]!.id }, data: { status: 'INACTIVE' } });
+    await h.db.tenantDatabase.update({
+      where: { id: tenant.databases[0]!.id },
+      data: { status: 'INACTIVE' },
+    });
 
     await finishTarget(pool, run.id, target!.id, {
       status: 'SUCCEEDED',

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { createControlPlanePool } from '../../../src/db/control-plane.js';
-import { ConflictError, PreconditionFailedError, ValidationError, NotFoundError } from '../../../src/errors.js';
+import {
+  ConflictError,
+  PreconditionFailedError,
+  ValidationError,
+  NotFoundError,
+} from '../../../src/errors.js';
 import { claimTarget, finishTarget } from '../../../src/runs/run-machine.js';
 import { expectEventually } from '../../helpers/eventually.js';
 import { ACTOR, useRunHarness } from './run-harness.js';
