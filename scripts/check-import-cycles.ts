@@ -72,7 +72,10 @@ for (const [file, targets] of fileGraph) {
     const edges = moduleGraph.get(from) ?? [];
     if (!edges.includes(to)) edges.push(to);
     moduleGraph.set(from, edges);
-    witness.set(`${from}>${to}`, `${relative(process.cwd(), file)} imports ${relative(process.cwd(), target)}`);
+    witness.set(
+      `${from}>${to}`,
+      `${relative(process.cwd(), file)} imports ${relative(process.cwd(), target)}`,
+    );
   }
 }
 
