@@ -5,7 +5,7 @@ import { PrismaClient } from '../generated/prisma/client.js';
 export type ControlPlaneDb = PrismaClient;
 /** The client handed to `db.$transaction(async (tx) => ...)` callbacks. */
 export type ControlPlaneTx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
-/** Plain pg connections to the control-plane database, for the run machinery's hot path only. */
+/** Plain pg connections to the control-plane database, for the run machine's statements. */
 export type ControlPlanePool = pg.Pool;
 
 export interface ControlPlaneDbOptions {
@@ -34,7 +34,7 @@ export interface ControlPlanePoolOptions {
 
 /**
  * Creates a small pg pool to the control-plane database for claiming and finishing targets
- * (see runs/target-state.ts); everything else goes through the Prisma client.
+ * (see runs/run-machine.ts); everything else goes through the Prisma client.
  */
 export function createControlPlanePool(
   databaseUrl: string,

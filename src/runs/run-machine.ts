@@ -230,7 +230,7 @@ export function settleUnclaimed(pool: ControlPlanePool, targetId: string): Promi
  * Records the end of a target in one transaction of two round trips: locks the run, updates the
  * target and its tenant database (and tenant, for PROVISION), decides from the run's counters,
  * halts or admits the next targets and writes the counters by delta. Returns null when the
- * target had already ended (another delivery finished it).
+ * target is not RUNNING (another delivery finished it, or it was never claimed).
  */
 export function finishTarget(
   pool: ControlPlanePool,

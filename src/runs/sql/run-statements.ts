@@ -227,6 +227,7 @@ export const RUN_STATEMENTS = {
 
   // --- finish ----------------------------------------------------------------------------------
   // $1 target, $2 run, $3 from version, $4 to version, $5 applied versions, $6 planned SQL.
+  // Only a RUNNING target ends (its claim made it so); any other finish is a late delivery's.
   // The database gets the version and ACTIVE only over the MIGRATING its claim set; the tenant
   // of a PROVISION run becomes ACTIVE only from PENDING and only when not deleted.
   endSucceeded: {
@@ -236,7 +237,7 @@ export const RUN_STATEMENTS = {
           status = 'succeeded', from_version = $3::varchar, to_version = $4::varchar,
           applied_versions = $5::text[], planned_sql = $6::text,
           error = NULL, error_code = NULL, finished_at = now(), duration_ms = ${DURATION}
-        FROM old WHERE t.id = old.id AND old.status NOT IN ${ENDED}
+        FROM old WHERE t.id = old.id AND old.status = 'running'
         RETURNING t.id
       ), db AS (
         UPDATE control_plane.tenant_databases d SET
@@ -263,7 +264,7 @@ export const RUN_STATEMENTS = {
           to_version = CASE WHEN $4::boolean THEN $5::varchar ELSE t.to_version END,
           error = $6::text, error_code = $7::varchar,
           finished_at = now(), duration_ms = ${DURATION}
-        FROM old WHERE t.id = old.id AND old.status NOT IN ${ENDED}
+        FROM old WHERE t.id = old.id AND old.status = 'running'
         RETURNING t.id
       ), db AS (
         UPDATE control_plane.tenant_databases d SET

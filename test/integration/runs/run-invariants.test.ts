@@ -178,4 +178,24 @@ describe('run invariants held by the database', () => {
       await h.db.tenantDatabase.findUniqueOrThrow({ where: { id: target!.tenantDatabaseId } }),
     ).toMatchObject({ status: 'INACTIVE', schemaVersion: '0001' });
   });
+
+  it('ignores a finish of a target that is not RUNNING: every finish expects its claim', async () => {
+    const ids = await h.createTenants('unclaimed', 1);
+    const run = await h.service.startMigrationRun({ tenants: { ids } }, ACTOR);
+    const [target] = await targetsOf(run.id);
+    expect(target!.status).toBe('QUEUED');
+    const settled = await finishTarget(pool, run.id, target!.id, {
+      status: 'SUCCEEDED',
+      fromVersion: null,
+      toVersion: '0003',
+      appliedVersions: ['0001', '0002', '0003'],
+      plannedSql: null,
+    });
+    expect(settled).toBeNull();
+    expect((await targetsOf(run.id))[0]!.status).toBe('QUEUED');
+    expect(
+      await h.db.tenantDatabase.findUniqueOrThrow({ where: { id: target!.tenantDatabaseId } }),
+    ).toMatchObject({ status: 'ACTIVE', schemaVersion: null });
+    await h.service.cancelRun(run.id, ACTOR);
+  });
 });
