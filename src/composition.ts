@@ -103,6 +103,9 @@ export async function composeServices(config: Config, options: CompositionOption
     const catalog = await loadCatalog(config.migrationsDir);
     const db = createControlPlaneDb(config.databaseUrl, { maxConnections: options.dbConnections ?? 10 });
     onClose('control-plane db', () => db.$disconnect());
+    // Connected before the first request, so that request does not pay for it (and a control
+    // plane that cannot be reached fails the start, not a request).
+    await db.$queryRaw`SELECT 1`;
     const tenantPools = createTenantPools({ maxPerDatabase: config.tenantPoolSize });
     onClose('tenant pools', () => tenantPools.close());
 
