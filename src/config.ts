@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { ConfigError } from './errors.js';
-import { TENANT_OBJECT_PREFIX, TENANT_OBJECT_PREFIX_PATTERN } from './tenants/naming.js';
 
 const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/control_plane';
 // A fixed development key, so a fresh clone runs with zero configuration. Refused in production.
@@ -13,6 +12,14 @@ const PUBLISHED_ENCRYPTION_KEYS = [
   DEVELOPMENT_ENCRYPTION_KEY,
   'ZG9ja2VyLWNvbXBvc2UtbG9jYWwtb25seS1rZXkhISE=',
 ];
+
+/**
+ * Default prefix of tenant schemas and databases (TENANT_OBJECT_PREFIX); every name had it before
+ * the prefix was configurable, so existing rows keep matching `isTenantObjectName`.
+ */
+export const TENANT_OBJECT_PREFIX = 'tenant_';
+/** A prefix: a lowercase letter, then lowercase letters, digits or `_`; at most 13 characters, so prefix + name fits in 63. */
+export const TENANT_OBJECT_PREFIX_PATTERN = /^[a-z][a-z0-9_]{0,12}$/;
 
 const postgresUrl = z.string().refine(isPostgresUrl, 'must be a postgres:// or postgresql:// URL');
 const redisUrl = z.string().refine(isRedisUrl, 'must be a redis:// or rediss:// URL');

@@ -5,23 +5,13 @@
  */
 import os from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
+import { composeServices } from '../composition.js';
 import type { Config } from '../config.js';
-import { createSecretBoxFromConfig } from '../crypto/secret-box.js';
-import { createControlPlaneDb, createControlPlanePool } from '../db/control-plane.js';
-import { createTenantPools } from '../db/tenant-pools.js';
 import { AppError } from '../errors.js';
 import { UsageError } from './usage-error.js';
 import type { TenantEnvironment } from '../generated/prisma/enums.js';
 import { createLogger } from '../logger.js';
-import { loadCatalog } from '../migrations/index.js';
-import { createRunEventBus } from '../pubsub/run-events.js';
 import type { RunProgress } from '../pubsub/run-events.js';
-import { createTargetQueue, queuePrefixOf } from '../queue/target-queue.js';
-import { startTargetWorker } from '../queue/target-worker.js';
-import type { TargetWorker } from '../queue/target-worker.js';
-import { createRedisConnection } from '../redis/connections.js';
-import { createAuditLog } from '../audit/audit-log.js';
-import { createRunService } from '../runs/run-service.js';
 import { assertControlPlaneReady } from './tenant-target.js';
 
 /** The parsed command line `tenants up` reads (a subset of the CLI's CommandInput). */
@@ -71,35 +61,12 @@ export async function tenantsUpCommand(
   const concurrency = parseConcurrency(input.concurrency);
   await assertControlPlaneReady(config);
 
-  const connections = ['cli-queue', 'cli-publish', 'cli-subscribe'].map((name) =>
-    createRedisConnection(config.redisUrl, name),
-  );
-  const [queueConnection, publishClient, subscribeClient] = connections as [
-    (typeof connections)[0],
-    (typeof connections)[0],
-    (typeof connections)[0],
-  ];
-  const db = createControlPlaneDb(config.databaseUrl, { maxConnections: 4 });
-  // Opens connections only when the --with-worker worker claims targets.
-  const controlPlanePool = createControlPlanePool(config.databaseUrl, {
-    maxConnections: config.workerConcurrency + 2,
-    applicationName: 'tenant-control-plane-cli-hot-path',
-  });
-  const tenantPools = createTenantPools({ maxPerServer: config.tenantPoolSize });
-  const queue = createTargetQueue({ connection: queueConnection, prefix: queuePrefixOf(config.redisPrefix) });
-  const events = createRunEventBus({ publishClient, subscribeClient, prefix: config.redisPrefix });
-  const secretBox = createSecretBoxFromConfig(config);
   const logger = createLogger(config.logLevel === 'debug' ? 'debug' : 'warn');
-  let worker: TargetWorker | null = null;
+  const app = await composeServices(config, { logger, name: 'cli', dbConnections: 4 });
+  const { db, events } = app;
   try {
-    const catalog = await loadCatalog(config.migrationsDir);
-    const deps = { db, config, catalog, queue, events, tenantPools, secretBox, logger };
-    if (input['with-worker']) {
-      const connection = createRedisConnection(config.redisUrl, 'cli-worker');
-      connections.push(connection);
-      worker = await startTargetWorker({ ...deps, controlPlanePool, connection });
-    }
-    const service = createRunService(deps);
+    const worker = input['with-worker'] ? await app.startWorker() : null;
+    const service = app.services.runs;
     const request = {
       targetVersion: input.to ?? null,
       tenants: environment ? { environment: [environment] } : null,
@@ -108,7 +75,7 @@ export async function tenantsUpCommand(
     };
     const actor = { name: `cli:${os.userInfo().username}` };
     // The CLI starts runs as the API does, so it leaves the same audit trail.
-    const audit = createAuditLog({ db, logger });
+    const audit = app.services.audit;
     const run = await service.startMigrationRun(request, actor).catch(async (error: unknown) => {
       await audit.record({
         actor: actor.name,
@@ -163,12 +130,7 @@ export async function tenantsUpCommand(
     for (const target of failed) io.out(`  FAILED ${target.tenant.name}: ${target.error ?? 'unknown error'}`);
     if (finalRun.status !== 'SUCCEEDED') throw new RunNotSucceededError(run.id, finalRun.status);
   } finally {
-    await worker?.close();
-    await controlPlanePool.end();
-    await queue.close();
-    await tenantPools.close();
-    await db.$disconnect();
-    await Promise.all(connections.map((connection) => connection.quit()));
+    await app.close();
   }
 }
 

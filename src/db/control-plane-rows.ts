@@ -1,8 +1,8 @@
 /**
  * Select lists that return control-plane rows in the Prisma client's shapes (camelCase keys,
  * UPPER enum labels, Dates), for the few statements that go over a plain pg pool instead of
- * Prisma (tenants/tenant-registration.ts, runs/run-service.ts's run reads and the hot path of
- * runs/target-state.ts).
+ * Prisma (tenants/tenant-registration.ts, runs/run-service.ts's run reads and the run machine's
+ * statements in runs/sql/run-statements.ts).
  */
 import type { MigrationRun, MigrationRunTarget, Tenant, TenantDatabase } from '../generated/prisma/client.js';
 
@@ -48,6 +48,7 @@ const TARGET_FIELDS = {
   tenantDatabaseId: '$.tenant_database_id::text',
   position: '$.position',
   canary: '$.canary',
+  dryRun: '$.dry_run',
   status: 'upper($.status::text)',
   fromVersion: '$.from_version',
   toVersion: '$.to_version',

@@ -7,7 +7,7 @@ import { createPgPool, resilientClientClass, type ConnectionLossLogger } from '.
 export type ControlPlaneDb = PrismaClient;
 /** The client handed to `db.$transaction(async (tx) => ...)` callbacks. */
 export type ControlPlaneTx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
-/** Plain pg connections to the control-plane database, for the run machinery's hot path only. */
+/** Plain pg connections to the control-plane database, for the run machine's statements. */
 export type ControlPlanePool = pg.Pool;
 
 // Shown in pg_stat_activity, to tell Prisma's connections from the plain pools'.
@@ -51,7 +51,7 @@ export interface ControlPlanePoolOptions {
 
 /**
  * Creates a small pg pool to the control-plane database for claiming and finishing targets
- * (see runs/target-state.ts); everything else goes through the Prisma client.
+ * (see runs/run-machine.ts); everything else goes through the Prisma client.
  */
 export function createControlPlanePool(
   databaseUrl: string,

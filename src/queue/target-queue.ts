@@ -4,6 +4,7 @@
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { TargetDispatch, TargetJob } from '../runs/target-dispatch.js';
 
 /** The one queue every kind of target travels on. */
 export const TARGET_QUEUE_NAME = 'tenant-migrations';
@@ -15,10 +16,10 @@ export const TARGET_JOB_ATTEMPTS = 5;
 const BACKOFF_DELAY_MS = 1000;
 
 /** What a job carries: only ids; everything else is read from the control-plane DB. */
-export interface TargetJobData {
-  readonly targetId: string;
-  readonly runId: string;
-}
+export type TargetJobData = TargetJob;
+
+// A job in one of these states will still be processed (or is being processed right now).
+const LIVE_JOB_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
 
 export interface TargetQueueDeps {
   readonly connection: Redis;
@@ -26,10 +27,9 @@ export interface TargetQueueDeps {
   readonly prefix: string;
 }
 
-export interface TargetQueue {
+/** The run machine's TargetDispatch over BullMQ, and the queue itself for workers and tests. */
+export interface TargetQueue extends TargetDispatch {
   readonly queue: Queue<TargetJobData>;
-  /** Adds one job per target, job id = target id; a target that already has a live job is left alone. */
-  enqueue(targets: readonly TargetJobData[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -57,11 +57,24 @@ export function createTargetQueue({ connection, prefix }: TargetQueueDeps): Targ
     );
   }
 
+  async function findLost(targetIds: readonly string[]): Promise<string[]> {
+    const states = await Promise.all(targetIds.map((id) => queue.getJobState(id)));
+    // 'unknown' also covers a job hash left in no list (a worker finishing a job as Redis lost
+    // its keys: "Missing lock for job"): adding the same id again would be a no-op forever.
+    return targetIds.filter((_, i) => !LIVE_JOB_STATES.has(states[i]!));
+  }
+
+  async function requeue(jobs: readonly TargetJobData[]): Promise<void> {
+    // Whatever the old job left behind goes first, so the add below is not a no-op.
+    await Promise.all(jobs.map((job) => queue.remove(job.targetId)));
+    await enqueue(jobs);
+  }
+
   async function close(): Promise<void> {
     await queue.close();
   }
 
-  return { queue, enqueue, close };
+  return { queue, enqueue, findLost, requeue, close };
 }
 
 /** The BullMQ prefix of a deployment's REDIS_PREFIX: braces keep a queue's keys in one cluster slot. */

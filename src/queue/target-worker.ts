@@ -5,15 +5,19 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
 import { TargetFailedError, createTargetProcessor } from '../runs/target-processor.js';
 import type { TargetProcessorDeps } from '../runs/target-processor.js';
-import { createReconciler } from './reconciler.js';
-import type { ReconcileReport } from './reconciler.js';
+import { createReconciler } from '../runs/reconciler.js';
+import type { ReconcileReport } from '../runs/reconciler.js';
 import { TARGET_JOB_ATTEMPTS, TARGET_QUEUE_NAME } from './target-queue.js';
-import type { TargetJobData } from './target-queue.js';
+import type { TargetJobData, TargetQueue } from './target-queue.js';
 
-/** What the processor needs (the caller closes `controlPlanePool` after the worker), plus the Worker's own. */
-export interface TargetWorkerDeps extends TargetProcessorDeps {
+/** What the processor needs (the caller closes `pool` after the worker), plus the Worker's own. */
+export interface TargetWorkerDeps extends Omit<TargetProcessorDeps, 'dispatch' | 'config'> {
+  readonly config: Pick<Config, 'lockTimeoutMs' | 'workerConcurrency' | 'reconcileIntervalMs'>;
+  /** The queue the worker takes jobs from; also where it hands out admitted targets. */
+  readonly queue: TargetQueue;
   /** A connection for the Worker's blocking commands (BullMQ duplicates it as needed). */
   readonly connection: Redis;
   /**
@@ -34,8 +38,8 @@ export interface TargetWorker {
 /** Starts a worker on the `tenant-migrations` queue with WORKER_CONCURRENCY jobs at once. */
 export async function startTargetWorker(deps: TargetWorkerDeps): Promise<TargetWorker> {
   const { config, queue, connection, logger } = deps;
-  const { processTarget } = createTargetProcessor(deps);
-  const { reconcile } = createReconciler(deps);
+  const { processTarget } = createTargetProcessor({ ...deps, dispatch: queue });
+  const { reconcile } = createReconciler({ ...deps, dispatch: queue });
   const log = logger.child({ component: 'target-worker' });
 
   const worker = new Worker<TargetJobData>(

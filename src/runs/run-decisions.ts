@@ -1,7 +1,7 @@
 /**
- * The pure scheduling decisions of a run: how many targets may enter the window, whether the
+ * The pure decisions of the run machine: how many targets may enter the window, whether the
  * canary wave holds the rest back, when failures halt the run, and how it ends. The SQL in
- * run-state.ts applies them under the run's row lock.
+ * run-machine.ts applies them under the run's row lock.
  *
  * Semantics:
  * - Window: at most `concurrency` targets of a run are QUEUED or RUNNING; PENDING targets enter
@@ -244,4 +244,63 @@ export function progressDelta(from: string, to: string): RunProgress {
     skipped: after.skipped - before.skipped,
     cancelled: after.cancelled - before.cancelled,
   };
+}
+
+/** What decides the fate of a target the claim refused (read under its run's lock). */
+export interface UnclaimedState {
+  readonly targetStatus: string;
+  readonly runStatus: string;
+  readonly tenantDeleted: boolean;
+  /** The tenant's name, for the reason. */
+  readonly tenant: string;
+}
+
+/** How a target that never ran ends, with the reason recorded on it. */
+export interface UnclaimedEnd {
+  readonly status: typeof TargetStatus.SKIPPED | typeof TargetStatus.CANCELLED;
+  readonly reason: string | null;
+}
+
+/**
+ * Whether a target the claim refused ends now, and how: a deleted tenant's target is SKIPPED
+ * with the reason (no work is ever done for a deleted tenant); one whose run stopped scheduling
+ * before it started is CANCELLED (cancelled run) or SKIPPED (halted run). Null when nothing is
+ * to change: the target has ended, or it is PENDING (a stray job; the window admits it later).
+ */
+export function decideUnclaimed(state: UnclaimedState): UnclaimedEnd | null {
+  if (isTargetEnded(state.targetStatus)) return null;
+  if (state.tenantDeleted) {
+    return { status: TargetStatus.SKIPPED, reason: `Tenant "${state.tenant}" was deleted; nothing was run` };
+  }
+  if (!isRunActive(state.runStatus) && state.targetStatus !== TargetStatus.RUNNING) {
+    return {
+      status: state.runStatus === RunStatus.CANCELLED ? TargetStatus.CANCELLED : TargetStatus.SKIPPED,
+      reason: null,
+    };
+  }
+  return null;
+}
+
+/** A tenant another unfinished run holds, and that run. */
+export interface BusyTenant {
+  readonly tenant: string;
+  readonly runId: string;
+  /** How many of the asked-for tenants are held in all. */
+  readonly total: number;
+}
+
+// How many busy tenants a refusal names; the rest are counted.
+const BUSY_TENANTS_NAMED = 10;
+
+/** The message refusing a run over tenants other runs hold: up to 10 names with their runs. */
+export function describeBusyTenants(holders: readonly BusyTenant[], total: number): string {
+  if (holders.length === 0) {
+    return 'Another run held some of the selected tenants a moment ago; nothing was created, try again';
+  }
+  const named = holders.slice(0, BUSY_TENANTS_NAMED).map((h) => `${h.tenant} (run ${h.runId})`);
+  const more = total - named.length;
+  return (
+    `${total} selected tenant(s) are held by another unfinished run: ${named.join(', ')}` +
+    `${more > 0 ? `, and ${more} more` : ''}. Wait for that run to end or cancel it; nothing was created`
+  );
 }

@@ -8,17 +8,17 @@ import { runColumns } from '../db/control-plane-rows.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { TenantPools } from '../db/tenant-pools.js';
 import { NotFoundError, PreconditionFailedError, ValidationError } from '../errors.js';
-import type { MigrationRun, Tenant, TenantDatabase } from '../generated/prisma/client.js';
+import type { MigrationRun, Tenant } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { UnknownVersionError, fileNameOf, parseVersion, stampVersion } from '../migrations/index.js';
 import type { MigrationCatalog } from '../migrations/index.js';
+import { ledgerTargetOf } from '../migrations/ledger-target.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
-import type { TargetQueue } from '../queue/target-queue.js';
-import { ledgerTargetOf } from '../tenants/ledger-target.js';
-import { RunStatus, TargetStatus, isRunActive } from './run-decisions.js';
-import { lockRun, settleRun, withRunTransaction } from './run-state.js';
+import { admitFleetRun, cancelRun as cancelRunIn, retryRun as retryRunIn } from './run-machine.js';
+import type { FleetSelection } from './run-machine.js';
 import { createScheduler } from './scheduler.js';
-import { insertSelectedTargets } from './target-selection.js';
+import { RUN_STATEMENTS } from './sql/run-statements.js';
+import type { TargetDispatch } from './target-dispatch.js';
 import type {
   Actor,
   ProvisionRequest,
@@ -30,9 +30,11 @@ import type {
 
 export interface RunServiceDeps {
   readonly db: ControlPlaneDb;
-  readonly config: Config;
+  /** Plain pg connections to the control-plane DB, for the run machine's statements. */
+  readonly pool: ControlPlanePool;
+  readonly config: Pick<Config, 'defaultRunConcurrency' | 'lockTimeoutMs'>;
   readonly catalog: MigrationCatalog;
-  readonly queue: TargetQueue;
+  readonly dispatch: Pick<TargetDispatch, 'enqueue'>;
   readonly events: RunEventBus;
   readonly tenantPools: TenantPools;
   readonly secretBox: SecretBox;
@@ -65,7 +67,7 @@ export const MAX_RUN_CONCURRENCY = 1000;
 
 /** Creates the RunService over the given clients. */
 export function createRunService(deps: RunServiceDeps): RunService {
-  const { db, config, catalog, tenantPools, secretBox, logger } = deps;
+  const { db, pool, config, catalog, tenantPools, secretBox, logger } = deps;
   const scheduler = createScheduler(deps);
 
   async function startMigrationRun(request: StartMigrationRunRequest, actor: Actor): Promise<MigrationRun> {
@@ -76,8 +78,8 @@ export function createRunService(deps: RunServiceDeps): RunService {
     const concurrency = validateConcurrency(request.concurrency ?? config.defaultRunConcurrency);
     const canarySize = validatePositive(request.canarySize, 'canarySize');
     const maxFailures = validatePositive(request.maxFailures, 'maxFailures');
-    const run = await insertFleetRun(
-      db,
+    const runId = await admitFleetRun(
+      pool,
       {
         kind: 'MIGRATE',
         targetVersion: file.version,
@@ -88,15 +90,12 @@ export function createRunService(deps: RunServiceDeps): RunService {
         transactionMode: request.transactionMode ?? 'PER_TENANT',
         requestedBy: actor.name,
       },
-      request.tenants,
+      selectionOf(request.tenants),
     );
-    logger.info('migration run created', {
-      runId: run.id,
-      targets: run.total,
-      targetVersion: file.version,
-    });
-    await dispatch(run.id);
-    return reload(run.id);
+    await dispatch(runId);
+    const run = await reload(runId);
+    logger.info('migration run created', { runId, targets: run.total, targetVersion: file.version });
+    return run;
   }
 
   async function startRollback(request: StartRollbackRequest, actor: Actor): Promise<MigrationRun> {
@@ -106,8 +105,8 @@ export function createRunService(deps: RunServiceDeps): RunService {
       throw new ValidationError(`Unknown migration version "${request.targetVersion}"`, 'targetVersion');
     }
     const concurrency = validateConcurrency(request.concurrency ?? config.defaultRunConcurrency);
-    const run = await insertFleetRun(
-      db,
+    const runId = await admitFleetRun(
+      pool,
       {
         kind: 'ROLLBACK',
         targetVersion: file?.version ?? request.targetVersion,
@@ -118,63 +117,23 @@ export function createRunService(deps: RunServiceDeps): RunService {
         transactionMode: 'PER_TENANT',
         requestedBy: actor.name,
       },
-      request.tenants,
+      selectionOf(request.tenants),
       (versions) => assertReversible(catalog, versions, limit),
     );
-    logger.info('rollback run created', {
-      runId: run.id,
-      targets: run.total,
-      targetVersion: run.targetVersion,
-    });
-    await dispatch(run.id);
-    return reload(run.id);
+    await dispatch(runId);
+    const run = await reload(runId);
+    logger.info('rollback run created', { runId, targets: run.total, targetVersion: run.targetVersion });
+    return run;
   }
 
   async function cancelRun(runId: string, _actor: Actor): Promise<MigrationRun> {
-    const result = await withRunTransaction(db, async (tx) => {
-      const locked = await lockRun(tx, runId);
-      if (!locked) throw new NotFoundError(`No such migration run: ${runId}`);
-      if (!isRunActive(locked.status)) throw new PreconditionFailedError(`Run ${runId} has already ended`);
-      await tx.migrationRunTarget.updateMany({
-        where: { runId, status: { in: [TargetStatus.PENDING, TargetStatus.QUEUED] } },
-        data: { status: TargetStatus.CANCELLED, finishedAt: new Date() },
-      });
-      await tx.migrationRun.update({ where: { id: runId }, data: { status: RunStatus.CANCELLED } });
-      return settleRun(tx, runId);
-    });
-    if (result) await scheduler.afterSettle(result);
+    await scheduler.afterSettle(await cancelRunIn(pool, runId));
     logger.info('run cancelled', { runId });
     return reload(runId);
   }
 
   async function retryRun(runId: string, _actor: Actor): Promise<MigrationRun> {
-    const result = await withRunTransaction(db, async (tx) => {
-      const locked = await lockRun(tx, runId);
-      if (!locked) throw new NotFoundError(`No such migration run: ${runId}`);
-      const run = await tx.migrationRun.findUniqueOrThrow({ where: { id: runId } });
-      if (isRunActive(run.status) || run.finishedAt === null) {
-        throw new PreconditionFailedError(`Run ${runId} is still running`);
-      }
-      // SKIPPED targets of a halted run are work it left undone, so a retry takes them too.
-      const reset = await tx.migrationRunTarget.updateMany({
-        where: { runId, status: { in: [TargetStatus.FAILED, TargetStatus.CANCELLED, TargetStatus.SKIPPED] } },
-        data: {
-          status: TargetStatus.PENDING,
-          error: null,
-          errorCode: null,
-          finishedAt: null,
-          durationMs: null,
-        },
-      });
-      if (reset.count === 0)
-        throw new PreconditionFailedError(`Run ${runId} has no failed or cancelled targets`);
-      await tx.migrationRun.update({
-        where: { id: runId },
-        data: { status: run.startedAt ? RunStatus.RUNNING : RunStatus.QUEUED, finishedAt: null },
-      });
-      return settleRun(tx, runId);
-    });
-    if (result) await scheduler.afterSettle(result);
+    await scheduler.afterSettle(await retryRunIn(pool, runId));
     logger.info('run retried', { runId });
     return reload(runId);
   }
@@ -217,21 +176,18 @@ export function createRunService(deps: RunServiceDeps): RunService {
       where: { id: request.tenantDatabaseId, tenantId: request.tenantId },
     });
     if (!database) throw new NotFoundError(`No such tenant database: ${request.tenantDatabaseId}`);
-    return insertRunIn(tx, {
-      kind: 'PROVISION',
-      targetVersion: catalog.latest,
-      dryRun: false,
-      concurrency: 1,
-      canarySize: null,
-      maxFailures: null,
-      transactionMode: 'PER_TENANT',
-      requestedBy: actor.name,
-      databases: [database],
-    });
+    // The statement tenant registration uses too, sent through the caller's transaction.
+    const [row] = await tx.$queryRawUnsafe<{ id: string }[]>(
+      RUN_STATEMENTS.insertProvisionRun.text,
+      database.id,
+      catalog.latest,
+      actor.name,
+    );
+    return tx.migrationRun.findUniqueOrThrow({ where: { id: row!.id } });
   }
 
   async function dispatch(runId: string): Promise<void> {
-    await scheduler.fillWindow(runId);
+    await scheduler.dispatchRun(runId);
   }
 
   async function reload(runId: string): Promise<MigrationRun> {
@@ -241,61 +197,13 @@ export function createRunService(deps: RunServiceDeps): RunService {
   return { startMigrationRun, startRollback, cancelRun, retryRun, stampTenant, createProvisionRun, dispatch };
 }
 
-interface NewRun {
-  readonly kind: 'PROVISION' | 'MIGRATE' | 'ROLLBACK';
-  readonly targetVersion: string | null;
-  readonly dryRun: boolean;
-  readonly concurrency: number;
-  readonly canarySize: number | null;
-  readonly maxFailures: number | null;
-  readonly transactionMode: 'PER_TENANT' | 'PER_MIGRATION';
-  readonly requestedBy: string;
-  readonly databases: readonly Pick<TenantDatabase, 'id' | 'tenantId' | 'schemaVersion'>[];
-}
-
-/**
- * Inserts a run and, set-based, one target per selected tenant database, in one transaction;
- * `check` sees the selected databases' distinct cached versions and may refuse (rolling it all
- * back). PreconditionFailedError when nothing matches the selector.
- */
-function insertFleetRun(
-  db: ControlPlaneDb,
-  fields: Omit<NewRun, 'databases'>,
-  selector: TenantSelector | null | undefined,
-  check: (versions: readonly (string | null)[]) => void = () => undefined,
-): Promise<MigrationRun> {
-  return db.$transaction(
-    async (tx) => {
-      const created = await tx.migrationRun.create({ data: { ...fields, status: RunStatus.QUEUED } });
-      const targets = await insertSelectedTargets(tx, created.id, selector, fields.canarySize);
-      if (targets.count === 0) throw new PreconditionFailedError('No tenant database matches the selector');
-      check(targets.versions);
-      return tx.migrationRun.update({
-        where: { id: created.id },
-        data: { total: targets.count, pending: targets.count },
-      });
-    },
-    { timeout: 120_000 },
-  );
-}
-
-/** Inserts the run (QUEUED) and its targets (PENDING, by position, the first `canarySize` canary). */
-async function insertRunIn(tx: ControlPlaneTx, run: NewRun): Promise<MigrationRun> {
-  const { databases, ...fields } = run;
-  const created = await tx.migrationRun.create({
-    data: { ...fields, status: RunStatus.QUEUED, total: databases.length, pending: databases.length },
-  });
-  await tx.migrationRunTarget.createMany({
-    data: databases.map((database, position) => ({
-      runId: created.id,
-      tenantId: database.tenantId,
-      tenantDatabaseId: database.id,
-      position,
-      canary: run.canarySize !== null && position < run.canarySize,
-      fromVersion: database.schemaVersion,
-    })),
-  });
-  return created;
+/** The tenants a selector covers: omitted statuses mean ACTIVE only. */
+function selectionOf(selector: TenantSelector | null | undefined): FleetSelection {
+  return {
+    ids: selector?.ids ? [...selector.ids] : null,
+    statuses: selector?.status?.length ? [...selector.status] : ['ACTIVE'],
+    environments: selector?.environment?.length ? [...selector.environment] : null,
+  };
 }
 
 function validateConcurrency(value: number): number {

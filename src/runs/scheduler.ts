@@ -1,33 +1,38 @@
 /**
- * The window of a run: at most `concurrency` of its targets queued or running at once, across
- * any number of worker processes. Targets enter in position order; the canary wave first.
+ * What follows a committed transition: hand admitted targets to workers, announce the end of a
+ * run. The window itself (at most `concurrency` targets of a run queued or running, canaries
+ * first) is decided in run-decisions.ts and applied in run-machine.ts.
  */
-import type { ControlPlaneDb } from '../db/control-plane.js';
+import type { ControlPlanePool } from '../db/control-plane.js';
 import type { Logger } from '../logger.js';
 import { RunEventType } from '../pubsub/run-events.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
-import type { TargetQueue } from '../queue/target-queue.js';
 import { buildRunEvent } from './run-events.js';
-import { settleRun, withRunTransaction } from './run-state.js';
-import type { SettleResult } from './run-state.js';
+import { queuedTargets, settleRun } from './run-machine.js';
+import type { SettleResult } from './run-machine.js';
+import type { TargetDispatch } from './target-dispatch.js';
 
 export interface SchedulerDeps {
-  readonly db: ControlPlaneDb;
-  readonly queue: TargetQueue;
+  readonly pool: ControlPlanePool;
+  readonly dispatch: Pick<TargetDispatch, 'enqueue'>;
   readonly events: RunEventBus;
   readonly logger: Logger;
 }
 
-/** Creates `fillWindow` and `afterSettle` over the given clients. */
-export function createScheduler({ db, queue, events, logger }: SchedulerDeps) {
-  /**
-   * Admits the next PENDING targets of a run into its window (marking them QUEUED in one
-   * control-plane transaction), then enqueues them. Also halts or ends the run when due.
-   */
+/** Creates `fillWindow`, `dispatchRun` and `afterSettle` over the given clients. */
+export function createScheduler({ pool, dispatch, events, logger }: SchedulerDeps) {
+  /** Settles the run (admitting, halting or ending it), then does what follows. */
   async function fillWindow(runId: string): Promise<SettleResult | null> {
-    const result = await withRunTransaction(db, (tx) => settleRun(tx, runId));
+    const result = await settleRun(pool, runId);
     if (result) await afterSettle(result);
     return result;
+  }
+
+  /** Hands a committed run's first wave to workers: every target admitted so far. Safe to call twice. */
+  async function dispatchRun(runId: string): Promise<void> {
+    await fillWindow(runId);
+    const queued = await queuedTargets(pool, runId);
+    await dispatch.enqueue(queued.map((targetId) => ({ targetId, runId })));
   }
 
   /** What follows a committed settle: enqueue admitted targets, announce the end of the run. */
@@ -35,7 +40,7 @@ export function createScheduler({ db, queue, events, logger }: SchedulerDeps) {
     if (result.admitted.length > 0) {
       logger.debug('targets admitted', { runId: result.run.id, count: result.admitted.length });
       // If this fails the targets stay QUEUED without jobs; the reconciler enqueues them.
-      await queue.enqueue(result.admitted.map((targetId) => ({ targetId, runId: result.run.id })));
+      await dispatch.enqueue(result.admitted.map((targetId) => ({ targetId, runId: result.run.id })));
     }
     if (result.ended) {
       logger.info('run finished', { runId: result.run.id, status: result.run.status });
@@ -43,6 +48,6 @@ export function createScheduler({ db, queue, events, logger }: SchedulerDeps) {
     }
   }
 
-  return { fillWindow, afterSettle };
+  return { fillWindow, dispatchRun, afterSettle };
 }
 export type Scheduler = ReturnType<typeof createScheduler>;

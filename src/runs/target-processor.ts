@@ -3,9 +3,10 @@
  * ledger and apply (or provision, or roll back, or only plan for a dry run), then record the
  * outcome, the run's counters and the tenant's cached version in one control-plane transaction.
  */
+import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
-import type { ControlPlaneDb, ControlPlanePool, ControlPlaneTx } from '../db/control-plane.js';
+import type { ControlPlanePool } from '../db/control-plane.js';
 import type { TenantPools } from '../db/tenant-pools.js';
 import { AppError } from '../errors.js';
 import type { MigrationRun, MigrationRunTarget, TenantDatabase } from '../generated/prisma/client.js';
@@ -20,32 +21,52 @@ import {
   readLedger,
   renderPlanSql,
 } from '../migrations/index.js';
-import type { AppliedStep, MigrationCatalog, MigrationTarget } from '../migrations/index.js';
+import type {
+  AppliedStep,
+  MigrateOptions,
+  MigrateResult,
+  MigrationCatalog,
+  MigrationTarget,
+} from '../migrations/index.js';
+import { ledgerTargetOf } from '../migrations/ledger-target.js';
 import { RunEventType } from '../pubsub/run-events.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
-import type { TargetQueue } from '../queue/target-queue.js';
-import { ledgerTargetOf } from '../tenants/ledger-target.js';
-import { createDeploymentIdReader } from '../tenants/deployment.js';
-import { provisionTenant } from '../tenants/provisioner.js';
-import { RunStatus, TargetStatus, isRunActive, isTargetEnded } from './run-decisions.js';
+import { TargetStatus } from './run-decisions.js';
 import { buildRunEvent } from './run-events.js';
-import { lockRun, settleRun, withRunTransaction } from './run-state.js';
-import { claimTarget, finishTarget } from './target-state.js';
-import type { SettleResult } from './run-state.js';
+import { claimTarget, finishTarget, settleUnclaimed } from './run-machine.js';
+import type { TargetEnd } from './run-machine.js';
 import { createScheduler } from './scheduler.js';
+import type { TargetDispatch } from './target-dispatch.js';
 import { describeTargetError } from './target-error.js';
 import type { TargetErrorRecord } from './target-error.js';
 
+/**
+ * Creates a tenant's schema or database with this deployment's ownership marker and applies the
+ * whole catalog (the composition root binds tenants/provisioner.ts to the deployment id; the runs
+ * module does not import tenants).
+ */
+export type ProvisionTenant = (input: {
+  readonly location: {
+    readonly isolation: 'SCHEMA' | 'DATABASE';
+    readonly databaseName: string;
+    readonly schemaName: string | null;
+  };
+  readonly connectionString: string;
+  readonly pool: pg.Pool;
+  readonly catalog: MigrationCatalog;
+  readonly options?: Omit<MigrateOptions, 'toVersion'>;
+}) => Promise<MigrateResult>;
+
 export interface TargetProcessorDeps {
-  readonly db: ControlPlaneDb;
-  /** The control-plane connections for claiming and finishing targets (see target-state.ts). */
-  readonly controlPlanePool: ControlPlanePool;
-  readonly config: Config;
+  /** The control-plane connections for claiming and finishing targets (see run-machine.ts). */
+  readonly pool: ControlPlanePool;
+  readonly config: Pick<Config, 'lockTimeoutMs'>;
   readonly catalog: MigrationCatalog;
   readonly events: RunEventBus;
   readonly tenantPools: TenantPools;
   readonly secretBox: SecretBox;
-  readonly queue: TargetQueue;
+  readonly dispatch: Pick<TargetDispatch, 'enqueue'>;
+  readonly provisionTenant: ProvisionTenant;
   readonly logger: Logger;
 }
 
@@ -80,43 +101,28 @@ interface TargetResult {
   readonly plannedSql: string | null;
 }
 
-interface StartedTarget {
-  readonly run: MigrationRun;
-  readonly target: MigrationRunTarget;
-  readonly database: TenantDatabase;
-  readonly runStarted: boolean;
-  readonly settled: SettleResult | null;
-}
-
-type StartOutcome =
-  | { readonly kind: 'skip'; readonly settled: SettleResult | null }
-  | ({ readonly kind: 'go' } & StartedTarget);
-
 /** Creates `processTarget` over the given clients. */
 export function createTargetProcessor(deps: TargetProcessorDeps) {
-  const { db, controlPlanePool, config, catalog, events, tenantPools, secretBox, logger } = deps;
+  const { pool: controlPlanePool, config, catalog, events, tenantPools, secretBox, logger } = deps;
+  const { provisionTenant } = deps;
   const scheduler = createScheduler(deps);
-  // The ownership marker provisioning writes (issue 10 item 7).
-  const deploymentId = createDeploymentIdReader(db);
 
   /**
    * Processes one delivery of a target job. Resolves when the target ended (or needs nothing);
    * rethrows transient errors so the queue retries; throws TargetFailedError when recorded FAILED.
    */
   async function processTarget(attempt: TargetAttempt): Promise<TargetOutcome> {
-    const claimed = await claimTarget(controlPlanePool, attempt.targetId);
-    const started: StartOutcome = claimed
-      ? { kind: 'go', ...claimed, settled: null }
-      : await withRunTransaction(db, (tx) => startTarget(tx, attempt.targetId));
-    if (started.kind === 'skip') {
-      if (started.settled) await scheduler.afterSettle(started.settled);
+    const started = await claimTarget(controlPlanePool, attempt.targetId);
+    if (!started) {
+      // A deleted tenant, an ended target, a run that stopped scheduling: end it if due.
+      const settled = await settleUnclaimed(controlPlanePool, attempt.targetId);
+      if (settled) await scheduler.afterSettle(settled);
       return TargetOutcome.SKIPPED;
     }
     const { run, target, database } = started;
     const log = logger.child({ runId: run.id, targetId: target.id, tenantId: target.tenantId });
     if (started.runStarted) events.publish(buildRunEvent(RunEventType.RUN_STARTED, started.run));
     events.publish(buildRunEvent(RunEventType.TARGET_STARTED, started.run, tenantDetails(target)));
-    if (started.settled) await scheduler.afterSettle(started.settled);
 
     const applied: string[] = [];
     const onApplied = (step: AppliedStep) => {
@@ -150,61 +156,6 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     return TargetOutcome.SUCCEEDED;
   }
 
-  /** The careful start, under the run lock, for what claimTarget leaves: stray, ended or stopped targets. */
-  async function startTarget(tx: ControlPlaneTx, targetId: string): Promise<StartOutcome> {
-    const head = await tx.migrationRunTarget.findUnique({ where: { id: targetId }, select: { runId: true } });
-    if (!head) return { kind: 'skip', settled: null };
-    await lockRun(tx, head.runId);
-    const target = await tx.migrationRunTarget.findUniqueOrThrow({
-      where: { id: targetId },
-      include: { tenantDatabase: true },
-    });
-    const run = await tx.migrationRun.findUniqueOrThrow({ where: { id: head.runId } });
-    if (isTargetEnded(target.status)) return { kind: 'skip', settled: null };
-    if (!isRunActive(run.status)) {
-      // The run stopped scheduling while this job waited: the target never starts.
-      await tx.migrationRunTarget.update({
-        where: { id: targetId },
-        data: {
-          status: run.status === RunStatus.CANCELLED ? TargetStatus.CANCELLED : TargetStatus.SKIPPED,
-          finishedAt: new Date(),
-        },
-      });
-      return { kind: 'skip', settled: await settleRun(tx, run.id) };
-    }
-    // A PENDING target was never admitted to the window: a stray job; the window enqueues it later.
-    if (target.status === TargetStatus.PENDING) return { kind: 'skip', settled: null };
-    const now = new Date();
-    await tx.migrationRunTarget.update({
-      where: { id: targetId },
-      data: { status: TargetStatus.RUNNING, attempts: { increment: 1 }, startedAt: target.startedAt ?? now },
-    });
-    // As claimTarget does: the database is MIGRATING until the finish.
-    if (!run.dryRun) {
-      await tx.tenantDatabase.update({
-        where: { id: target.tenantDatabaseId },
-        data: { status: 'MIGRATING' },
-      });
-    }
-    const runStarted = run.status === RunStatus.QUEUED;
-    if (runStarted) {
-      await tx.migrationRun.update({
-        where: { id: run.id },
-        data: { status: RunStatus.RUNNING, startedAt: run.startedAt ?? now },
-      });
-    }
-    const settled = await settleRun(tx, run.id);
-    const { tenantDatabase, ...targetRow } = target;
-    return {
-      kind: 'go',
-      run: settled?.run ?? run,
-      target: targetRow,
-      database: tenantDatabase,
-      runStarted,
-      settled: settled && (settled.admitted.length > 0 || settled.ended) ? settled : null,
-    };
-  }
-
   async function workOn(
     run: MigrationRun,
     database: TenantDatabase,
@@ -221,7 +172,6 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
         connectionString,
         pool,
         catalog,
-        deploymentId: await deploymentId(),
         options: { mode, lockTimeoutMs, onApplied },
       });
       return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
@@ -267,10 +217,8 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     target: MigrationRunTarget,
     result: TargetResult,
   ): Promise<void> {
-    const settled = await finishTarget(controlPlanePool, run.id, target.id, {
-      status: TargetStatus.SUCCEEDED,
-      ...result,
-    });
+    const end: TargetEnd = { status: TargetStatus.SUCCEEDED, ...result };
+    const settled = await finishTarget(controlPlanePool, run.id, target.id, end);
     if (!settled) return;
     events.publish(
       buildRunEvent(RunEventType.TARGET_SUCCEEDED, settled.run, {

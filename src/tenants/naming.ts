@@ -1,3 +1,4 @@
+import { TENANT_OBJECT_PREFIX, TENANT_OBJECT_PREFIX_PATTERN } from '../config.js';
 import { ValidationError } from '../errors.js';
 
 /** A lowercase letter, then lowercase letters, digits, `_` or `-`; 3 to 50 characters in all. */
@@ -13,13 +14,8 @@ const RESERVED_NAMES: ReadonlySet<string> = new Set([
   'control_plane',
   'tenants',
 ]);
-/**
- * Default prefix of tenant schemas and databases (TENANT_OBJECT_PREFIX); every name had it before
- * the prefix was configurable, so existing rows keep matching `isTenantObjectName`.
- */
-export const TENANT_OBJECT_PREFIX = 'tenant_';
-/** A prefix: a lowercase letter, then lowercase letters, digits or `_`; at most 13 characters, so prefix + name fits in 63. */
-export const TENANT_OBJECT_PREFIX_PATTERN = /^[a-z][a-z0-9_]{0,12}$/;
+
+export { TENANT_OBJECT_PREFIX, TENANT_OBJECT_PREFIX_PATTERN };
 
 /** Why `name` is not an acceptable tenant name, or null when it is. */
 export function tenantNameProblem(name: string): string | null {

@@ -8,16 +8,17 @@
  * atomic on its own: a duplicate name or location fails it whole and leaves nothing behind. It is
  * sent as a named prepared statement, so the server plans it once per connection.
  *
- * The run and its target are inserted as the first settle of the run would leave them (see
- * runs/run-state.ts settleRun): a PROVISION run has one target and a window of one, so that
- * target is admitted at once (QUEUED, counted as pending). The caller enqueues its job after this
- * returns; if the process dies in between, the reconciler finds a QUEUED target without a job and
+ * The run and its target are the run machine's own statement parts (runs/sql/run-statements.ts
+ * provisionRunCtes): a PROVISION run has one target and a window of one, so that target is
+ * admitted at once (QUEUED, counted as pending). The caller enqueues its job after this returns;
+ * if the process dies in between, the reconciler finds a QUEUED target without a job and
  * enqueues it, as it does for any admitted target.
  */
 import type { ControlPlanePool } from '../db/control-plane.js';
 import { runColumns, tenantColumns, unprefixRow } from '../db/control-plane-rows.js';
 import type { MigrationRun, Tenant } from '../generated/prisma/client.js';
 import type { IsolationMode, TenantEnvironment } from '../generated/prisma/enums.js';
+import { provisionRunCtes } from '../runs/sql/run-statements.js';
 
 /** What a new tenant is registered with. */
 export interface TenantRegistration {
@@ -104,18 +105,6 @@ const REGISTER_TENANT = `
       $7::varchar, 'inactive', $8::text
     FROM tenant
     RETURNING id, tenant_id, schema_version
-  ), run AS (
-    INSERT INTO control_plane.migration_runs
-      (kind, status, target_version, dry_run, concurrency, max_failures, canary_size, transaction_mode,
-       requested_by, total, pending)
-    VALUES ('provision', 'queued', $9::varchar, false, 1, NULL, NULL, 'per_tenant', $10::varchar, 1, 1)
-    RETURNING *
-  ), target AS (
-    INSERT INTO control_plane.migration_run_targets
-      (run_id, tenant_id, tenant_database_id, position, canary, status, from_version)
-    SELECT run.id, db.tenant_id, db.id, 0, false, 'queued', db.schema_version
-    FROM run, db
-    RETURNING id
-  )
+  ), ${provisionRunCtes('$9', '$10')}
   SELECT ${tenantColumns('tenant', 't_')}, ${runColumns('run', 'r_')}, target.id::text AS "targetId"
   FROM tenant, run, target`;

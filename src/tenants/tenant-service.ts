@@ -17,7 +17,7 @@ import type { IsolationMode, TenantEnvironment, TenantStatus } from '../generate
 import type { Logger } from '../logger.js';
 import { getHistory, getStatus, withTargetTransaction, type HistoryEntry } from '../migrations/index.js';
 import type { MigrationCatalog, MigrationFile } from '../migrations/types.js';
-import type { TargetQueue } from '../queue/target-queue.js';
+import type { TargetDispatch } from '../runs/target-dispatch.js';
 import type { Actor } from '../runs/types.js';
 import { createDeploymentIdReader } from './deployment.js';
 import { ledgerTargetOf } from './ledger-target.js';
@@ -49,7 +49,7 @@ export interface TenantServiceDeps {
     'tenantDatabaseUrl' | 'tenantReadTimeoutMs' | 'tenantObjectPrefix' | 'lockTimeoutMs'
   >;
   /** Where a new tenant's provisioning job goes. */
-  readonly queue: Pick<TargetQueue, 'enqueue'>;
+  readonly queue: Pick<TargetDispatch, 'enqueue'>;
   readonly secretBox: SecretBox;
   /** For changing tenant databases (dropping a tenant's data). */
   readonly tenantPools: TenantPools;

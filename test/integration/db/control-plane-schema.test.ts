@@ -134,7 +134,7 @@ describe('migrateControlPlane on an empty database', () => {
       .filter((name) => name.endsWith('.up.sql'))
       .map((name) => name.slice(0, 4))
       .sort();
-    expect(versions.slice(0, 4)).toEqual(['0001', '0002', '0003', '0004']);
+    expect(versions.slice(0, 6)).toEqual(['0001', '0002', '0003', '0004', '0005', '0006']);
     expect(after.rows.map((r: { version: string }) => r.version)).toEqual(versions);
     const tenants = await db.pool.query(`SELECT count(*)::int AS n FROM control_plane.tenants`);
     expect(tenants.rows[0]).toEqual({ n: 1 });

@@ -3,7 +3,13 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { expectEventually } from '../../helpers/eventually.js';
 import { ACTOR, useRunHarness } from './run-harness.js';
-import { ledgerVersions, migrationLogCounts, waitForRunEnd } from './run-assertions.js';
+import { queuePrefixOf } from '../../../src/queue/target-queue.js';
+import {
+  expectCountersMatchTargets,
+  ledgerVersions,
+  migrationLogCounts,
+  waitForRunEnd,
+} from './run-assertions.js';
 
 describe('run recovery', () => {
   const h = useRunHarness('slow');
@@ -36,6 +42,33 @@ describe('run recovery', () => {
     await worker.close();
     expect(ended).toMatchObject({ status: 'SUCCEEDED', succeeded: 12 });
     await expectFullyMigrated(ids);
+  });
+
+  it('finishes a run after every Redis key of the deployment vanished mid-run', async () => {
+    const ids = await h.createTenants('vanish', 12);
+    const worker = await h.startWorker();
+    const run = await h.service.startMigrationRun({ tenants: { ids }, concurrency: 4 }, ACTOR);
+    await expectEventually(
+      async () => {
+        const current = await h.db.migrationRun.findUniqueOrThrow({ where: { id: run.id } });
+        expect(current.succeeded).toBeGreaterThan(0);
+        expect(current.pending).toBeGreaterThan(0);
+      },
+      { timeoutMs: 20_000, intervalMs: 20 },
+    );
+    // Jobs, locks, lists and the queue's meta, while workers hold jobs: what a Redis restart
+    // without persistence does. Workers finishing then meet "Missing lock for job".
+    let cursor = '0';
+    do {
+      const [next, keys] = await h.redis.scan(cursor, 'MATCH', `${queuePrefixOf(h.config.redisPrefix)}*`);
+      cursor = next;
+      if (keys.length > 0) await h.redis.del(...keys);
+    } while (cursor !== '0');
+    const ended = await waitForRunEnd(h.db, run.id);
+    await worker.close();
+    expect(ended).toMatchObject({ status: 'SUCCEEDED', succeeded: 12 });
+    await expectFullyMigrated(ids);
+    await expectCountersMatchTargets(h.db, run.id);
   });
 
   it('recovers targets of a worker killed with SIGKILL: none half-migrated, none applied twice', async () => {

@@ -7,25 +7,20 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { Redis } from 'ioredis';
+import { composeServices } from '../../../src/composition.js';
+import type { Composition } from '../../../src/composition.js';
 import { loadConfig } from '../../../src/config.js';
 import type { Config } from '../../../src/config.js';
-import { createSecretBoxFromConfig } from '../../../src/crypto/secret-box.js';
 import type { SecretBox } from '../../../src/crypto/secret-box.js';
-import { createControlPlaneDb, createControlPlanePool } from '../../../src/db/control-plane.js';
 import type { ControlPlaneDb, ControlPlanePool } from '../../../src/db/control-plane.js';
-import { createTenantPools } from '../../../src/db/tenant-pools.js';
 import type { TenantPools } from '../../../src/db/tenant-pools.js';
 import { createLogger } from '../../../src/logger.js';
-import { loadCatalog } from '../../../src/migrations/index.js';
 import type { MigrationCatalog } from '../../../src/migrations/index.js';
-import { createRunEventBus } from '../../../src/pubsub/run-events.js';
 import type { RunEvent, RunEventBus } from '../../../src/pubsub/run-events.js';
-import { createTargetQueue, queuePrefixOf } from '../../../src/queue/target-queue.js';
+import { queuePrefixOf } from '../../../src/queue/target-queue.js';
 import type { TargetQueue } from '../../../src/queue/target-queue.js';
-import { startTargetWorker } from '../../../src/queue/target-worker.js';
 import type { TargetWorker } from '../../../src/queue/target-worker.js';
 import { createRedisConnection } from '../../../src/redis/connections.js';
-import { createRunService } from '../../../src/runs/run-service.js';
 import type { RunService } from '../../../src/runs/types.js';
 import { useTestDatabase } from '../../helpers/database.js';
 import type { TestDatabase } from '../../helpers/database.js';
@@ -41,6 +36,8 @@ export interface RunHarness {
   readonly queue: TargetQueue;
   readonly events: RunEventBus;
   readonly service: RunService;
+  /** The plain pg pool of the run machine's statements. */
+  readonly pool: ControlPlanePool;
   readonly secretBox: SecretBox;
   readonly tenantPools: TenantPools;
   /** A plain Redis connection for inspection. */
@@ -62,11 +59,10 @@ export interface RunHarness {
 export function useRunHarness(catalogName = 'fleet', overrides: Record<string, string> = {}): RunHarness {
   const database = useTestDatabase({ controlPlane: true });
   const prefix = `t-${randomUUID()}`;
-  const connections: Redis[] = [];
   const workers: TargetWorker[] = [];
-  // One per worker, as each worker process has its own.
-  const controlPlanePools: ControlPlanePool[] = [];
   const subscriptions: { stop(): void }[] = [];
+  let redis: Redis | undefined;
+  let app: Composition | undefined;
   let state:
     Omit<RunHarness, 'database' | 'startWorker' | 'createTenants' | 'recordEvents' | 'redis'> | undefined;
 
@@ -84,27 +80,21 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
       ...overrides,
     };
     const config = loadConfig(env);
-    const connect = (name: string) => {
-      const connection = createRedisConnection(config.redisUrl, name);
-      connections.push(connection);
-      return connection;
+    // The same composition root as the service's processes.
+    app = await composeServices(config, { logger: createLogger('silent'), name: 'test' });
+    redis = createRedisConnection(config.redisUrl, 'test-inspect');
+    state = {
+      config,
+      db: app.db,
+      pool: app.pool,
+      catalog: app.catalog,
+      queue: app.queue,
+      events: app.events,
+      service: app.services.runs,
+      secretBox: app.secretBox,
+      tenantPools: app.tenantPools,
+      env,
     };
-    const db = createControlPlaneDb(config.databaseUrl, { maxConnections: 10 });
-    const catalog = await loadCatalog(config.migrationsDir);
-    const queue = createTargetQueue({
-      connection: connect('queue'),
-      prefix: queuePrefixOf(config.redisPrefix),
-    });
-    const events = createRunEventBus({
-      publishClient: connect('publish'),
-      subscribeClient: connect('subscribe'),
-      prefix: config.redisPrefix,
-    });
-    const secretBox = createSecretBoxFromConfig(config);
-    const tenantPools = createTenantPools({ maxPerServer: 10 });
-    const logger = createLogger('silent');
-    const service = createRunService({ db, config, catalog, queue, events, tenantPools, secretBox, logger });
-    state = { config, db, catalog, queue, events, service, secretBox, tenantPools, env };
   });
 
   // A test that failed half-way must not leave its worker taking the next test's jobs.
@@ -114,16 +104,11 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
 
   afterAll(async () => {
     for (const subscription of subscriptions) subscription.stop();
-    await Promise.all(workers.map((worker) => worker.close()));
-    await Promise.all(controlPlanePools.map((pool) => pool.end()));
-    if (state) {
-      await state.queue.close();
-      await state.tenantPools.close();
-      await state.db.$disconnect();
+    await app?.close();
+    if (redis) {
+      await deleteKeys(redis, `${queuePrefixOf(prefix)}*`);
+      await redis.quit();
     }
-    const cleaner = connections[0];
-    if (cleaner) await deleteKeys(cleaner, `${queuePrefixOf(prefix)}*`);
-    await Promise.all(connections.map((connection) => connection.quit()));
   });
 
   const ready = () => {
@@ -151,6 +136,9 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
     get service() {
       return ready().service;
     },
+    get pool() {
+      return ready().pool;
+    },
     get secretBox() {
       return ready().secretBox;
     },
@@ -161,26 +149,12 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
       return ready().env;
     },
     get redis() {
-      const connection = connections[0];
-      if (!connection) throw new Error('the run harness is ready from beforeAll on');
-      return connection;
+      if (!redis) throw new Error('the run harness is ready from beforeAll on');
+      return redis;
     },
     async startWorker(options = {}) {
-      const s = ready();
-      const connection = createRedisConnection(s.config.redisUrl, 'worker');
-      connections.push(connection);
-      const controlPlanePool = createControlPlanePool(s.config.databaseUrl, {
-        maxConnections: s.config.workerConcurrency + 2,
-        applicationName: 'test-run-harness-hot-path',
-      });
-      controlPlanePools.push(controlPlanePool);
-      const worker = await startTargetWorker({
-        ...s,
-        controlPlanePool,
-        connection,
-        logger: createLogger('silent'),
-        ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {}),
-      });
+      if (!app) throw new Error('the run harness is ready from beforeAll on');
+      const worker = await app.startWorker(options);
       workers.push(worker);
       return worker;
     },

@@ -1,0 +1,473 @@
+/**
+ * The run state machine: every transition of a run and its targets (admit, claim, finish, halt,
+ * cancel, retry, reconcile), each a short sequence of the statements in sql/run-statements.ts,
+ * sent over a plain pg pool to the control-plane DB (db/prepared-statements.ts). The decisions
+ * between the statements are the pure functions of run-decisions.ts.
+ *
+ * Why a plain pg pool and not Prisma: the claim and the finish run once per target each, and on
+ * small VMs their cost was mostly per-message overhead. The claim is one round trip
+ * (`BEGIN` + run lock + claim + `COMMIT`), the finish two (`BEGIN` + run lock + target update,
+ * then the run update + `COMMIT`). The rare transitions use the same statements and transport.
+ *
+ * Every transaction that changes a target's status first locks its run row; each statement after
+ * the lock takes its snapshot once the lock is granted (READ COMMITTED), so it sees every change
+ * committed by the lock's previous holders.
+ */
+import type { ControlPlanePool } from '../db/control-plane.js';
+import { unprefixRow } from '../db/control-plane-rows.js';
+import { createStatementTransport, execute } from '../db/prepared-statements.js';
+import type { Send } from '../db/prepared-statements.js';
+import { ConflictError, NotFoundError, PreconditionFailedError } from '../errors.js';
+import type { MigrationRun, MigrationRunTarget, TenantDatabase } from '../generated/prisma/client.js';
+import {
+  EMPTY_COUNTS,
+  RunStatus,
+  TargetStatus,
+  countTarget,
+  countsOfRun,
+  decideRun,
+  decideUnclaimed,
+  describeBusyTenants,
+  isRunActive,
+  moveTarget,
+  progressDelta,
+  progressOf,
+  progressOfRun,
+} from './run-decisions.js';
+import type { BusyTenant, RunDecision, TargetCounts, UnclaimedState } from './run-decisions.js';
+import type { RunProgress } from '../pubsub/run-events.js';
+import { ONE_ACTIVE_TARGET_INDEX, RUN_STATEMENTS as S } from './sql/run-statements.js';
+
+const withStatements = createStatementTransport(S);
+
+// Long enough for hundreds of queued finishes of one run, short enough to surface a stuck lock.
+const RUN_LOCK_TIMEOUT = '30s';
+const BEGIN = `BEGIN; SET LOCAL lock_timeout = '${RUN_LOCK_TIMEOUT}'`;
+// A non-UUID id can only be a tenant that does not exist; checked before it reaches a uuid cast.
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The outcome of settling a run: the run after the change and what to do after commit. */
+export interface SettleResult {
+  readonly run: MigrationRun;
+  /** Targets just marked QUEUED: enqueue them after commit. */
+  readonly admitted: readonly string[];
+  /** The run ended in this transaction: publish RUN_FINISHED after commit. */
+  readonly ended: boolean;
+  readonly decision: RunDecision;
+}
+
+/** A target just marked RUNNING, with its run (after the change) and its tenant database. */
+export interface ClaimedTarget {
+  readonly run: MigrationRun;
+  readonly target: MigrationRunTarget;
+  /** The database as it was before the claim marked it MIGRATING. */
+  readonly database: TenantDatabase;
+  /** The run went QUEUED → RUNNING with this claim: publish RUN_STARTED. */
+  readonly runStarted: boolean;
+}
+
+/** How a target ended, with what its row and its tenant database record. */
+export type TargetEnd =
+  | {
+      readonly status: typeof TargetStatus.SUCCEEDED;
+      readonly fromVersion: string | null;
+      readonly toVersion: string | null;
+      readonly appliedVersions: readonly string[];
+      readonly plannedSql: string | null;
+    }
+  | {
+      readonly status: typeof TargetStatus.FAILED;
+      readonly appliedVersions: readonly string[];
+      /** The version the tenant's ledger reached; undefined when it could not be read. */
+      readonly reached: string | null | undefined;
+      readonly error: string;
+      readonly errorCode: string | null;
+    };
+
+/** What a new fleet run is (the run row's settings). */
+export interface NewFleetRun {
+  readonly kind: 'MIGRATE' | 'ROLLBACK';
+  readonly targetVersion: string | null;
+  readonly dryRun: boolean;
+  readonly concurrency: number;
+  readonly canarySize: number | null;
+  readonly maxFailures: number | null;
+  readonly transactionMode: 'PER_TENANT' | 'PER_MIGRATION';
+  readonly requestedBy: string;
+}
+
+/** Which tenants a fleet run covers, already validated. */
+export interface FleetSelection {
+  /** Tenant ids; null: every tenant that matches the other filters. */
+  readonly ids: readonly string[] | null;
+  /** Tenant statuses (UPPER); the caller defaults them (ACTIVE). */
+  readonly statuses: readonly string[];
+  /** Tenant environments (UPPER); null: any. */
+  readonly environments: readonly string[] | null;
+}
+
+/**
+ * Admits a fleet run: inserts the run (QUEUED) and one PENDING target per selected tenant
+ * database, in one transaction, and returns the run's id. `check` sees the selected databases'
+ * distinct cached versions and may throw to refuse. Nothing is created when it throws:
+ * NotFoundError for an unknown or deleted tenant id, ConflictError when a selected tenant is
+ * held by another unfinished run (naming up to 10 of them and the run), PreconditionFailedError
+ * when nothing matches.
+ */
+export function admitFleetRun(
+  pool: ControlPlanePool,
+  run: NewFleetRun,
+  selection: FleetSelection,
+  check: (versions: readonly (string | null)[]) => void = () => undefined,
+): Promise<string> {
+  return withStatements(pool, async (send) => {
+    const ids = selection.ids ? [...new Set(selection.ids)] : null;
+    if (ids) {
+      const [missing] = await send(execute(S.missingTenants, ids), 1);
+      const names = missing!.rows.map((row) => row.id as string);
+      if (names.length > 0) throw new NotFoundError(`No such tenant: ${names.join(', ')}`);
+    }
+    const [inserted] = await send(
+      `BEGIN; ${execute(
+        S.insertRun,
+        run.kind.toLowerCase(),
+        run.targetVersion,
+        run.dryRun,
+        run.concurrency,
+        run.canarySize,
+        run.maxFailures,
+        run.transactionMode.toLowerCase(),
+        run.requestedBy,
+      )}`,
+      1,
+    );
+    const runId = inserted!.rows[0]!.id as string;
+    const [targets] = await send(
+      execute(
+        S.insertFleetTargets,
+        runId,
+        selection.statuses.map((status) => status.toLowerCase()),
+        ids ? ids.filter((id) => UUID.test(id)) : null,
+        selection.environments ? selection.environments.map((e) => e.toLowerCase()) : null,
+        run.canarySize ?? 0,
+        run.dryRun,
+      ),
+      1,
+    );
+    const { count, versions, busy } = targets!.rows[0] as {
+      count: number;
+      versions: (string | null)[];
+      busy: string[];
+    };
+    if (busy.length > 0) {
+      const [holders] = await send(execute(S.busyTenants, busy), 1);
+      return rollbackAndThrow(send, busyError(holders!.rows as unknown as BusyTenant[], busy.length));
+    }
+    if (count === 0) {
+      return rollbackAndThrow(send, new PreconditionFailedError('No tenant database matches the selector'));
+    }
+    try {
+      check(versions);
+    } catch (error) {
+      return rollbackAndThrow(send, error);
+    }
+    await send(`${execute(S.setRunTotal, runId, count)}; COMMIT`, 2);
+    return runId;
+  });
+}
+
+/**
+ * Claims a target for a worker in one round trip (see the claim statement). Returns null when it
+ * cannot be claimed (no such target, ended, a deleted tenant, a run that stopped scheduling); the
+ * caller then ends it with settleUnclaimed.
+ *
+ * The claim commits without waiting for its WAL flush (synchronous_commit off): a claim lost to
+ * a server crash leaves the target QUEUED, its job is delivered again (or re-enqueued by the
+ * reconciler) and the claim is simply made again; the tenant's own work is guarded by its ledger.
+ * The finish, which other readers act on, commits durably.
+ */
+export function claimTarget(pool: ControlPlanePool, targetId: string): Promise<ClaimedTarget | null> {
+  return withStatements(pool, async (send) => {
+    const [claim] = await send(
+      `${BEGIN}; SET LOCAL synchronous_commit = off; ${execute(S.lockRunOfTarget, targetId)}; ` +
+        `${execute(S.claimTarget, targetId)}; COMMIT`,
+      2,
+    );
+    const row = claim?.rows[0];
+    if (!row) return null;
+    return {
+      run: unprefixRow<MigrationRun>(row, 'r_'),
+      target: unprefixRow<MigrationRunTarget>(row, 't_'),
+      database: unprefixRow<TenantDatabase>(row, 'd_'),
+      runStarted: row.runStarted === true,
+    };
+  });
+}
+
+/**
+ * Ends a target claimTarget refused, when it should end (see decideUnclaimed): SKIPPED with the
+ * reason for a deleted tenant, CANCELLED or SKIPPED when its run stopped scheduling before it
+ * started. Returns the settle when it ended one, else null (ended already, or a stray job).
+ */
+export function settleUnclaimed(pool: ControlPlanePool, targetId: string): Promise<SettleResult | null> {
+  return withStatements(pool, async (send) => {
+    const [state] = await send(
+      `${BEGIN}; ${execute(S.lockRunOfTarget, targetId)}; ${execute(S.unclaimable, targetId)}`,
+      1,
+    );
+    const row = state!.rows[0] as (UnclaimedState & { runId: string }) | undefined;
+    const end = row ? decideUnclaimed(row) : null;
+    if (!row || !end) {
+      await send('COMMIT', 1);
+      return null;
+    }
+    await send(execute(S.endUnstarted, targetId, end.status.toLowerCase(), end.reason), 1);
+    return settleLocked(send, row.runId);
+  });
+}
+
+/**
+ * Records the end of a target in one transaction of two round trips: locks the run, updates the
+ * target and its tenant database (and tenant, for PROVISION), decides from the run's counters,
+ * halts or admits the next targets and writes the counters by delta. Returns null when the
+ * target is not RUNNING (another delivery finished it, or it was never claimed).
+ */
+export function finishTarget(
+  pool: ControlPlanePool,
+  runId: string,
+  targetId: string,
+  end: TargetEnd,
+): Promise<SettleResult | null> {
+  return withStatements(pool, async (send) => {
+    // A finish stuck behind the run lock gives up (55P03, transient): the job is retried, the
+    // retry re-plans from the ledger, finds nothing to do and finishes the target then.
+    const [locked, ended] = await send(
+      `${BEGIN}; ${execute(S.lockRun, runId)}; ${endTargetSql(runId, targetId, end)}`,
+      2,
+    );
+    const run = locked?.rows[0] as MigrationRun | undefined;
+    const move = ended?.rows[0] as TargetMove | undefined;
+    if (!run || !move?.updated || move.status === null) {
+      await send('COMMIT', 1);
+      return null;
+    }
+    // The counts were read before the target's own change: apply it.
+    const counts = moveTarget(countsOfRun(run, move), move.status, end.status, move.canary);
+    return applyDecision(send, run, counts, progressDelta(move.status, end.status));
+  });
+}
+
+/**
+ * Settles a run: halts or ends it when its targets say so, admits PENDING targets into the
+ * window (marking them QUEUED) and rewrites its counters from a recount. Idempotent. Null when
+ * the run does not exist.
+ */
+export function settleRun(pool: ControlPlanePool, runId: string): Promise<SettleResult | null> {
+  return withStatements(pool, async (send) => {
+    await send(BEGIN, 2);
+    return settleLocked(send, runId);
+  });
+}
+
+/** The targets of a run admitted into its window (QUEUED), in position order. */
+export async function queuedTargets(pool: ControlPlanePool, runId: string): Promise<string[]> {
+  return withStatements(pool, async (send) => {
+    const [result] = await send(execute(S.queuedTargets, runId), 1);
+    return result!.rows.map((row) => row.id as string);
+  });
+}
+
+/**
+ * Cancels an active run: it becomes CANCELLED and every target that has not started CANCELLED;
+ * running targets finish, and the run ends with the last of them. NotFoundError,
+ * PreconditionFailedError when it has already stopped scheduling.
+ */
+export function cancelRun(pool: ControlPlanePool, runId: string): Promise<SettleResult> {
+  return withStatements(pool, async (send) => {
+    const [locked] = await send(`${BEGIN}; ${execute(S.lockRun, runId)}`, 1);
+    const run = locked!.rows[0] as MigrationRun | undefined;
+    if (!run) return rollbackAndThrow(send, new NotFoundError(`No such migration run: ${runId}`));
+    if (!isRunActive(run.status)) {
+      return rollbackAndThrow(send, new PreconditionFailedError(`Run ${runId} has already ended`));
+    }
+    await send(execute(S.cancelRun, runId), 1);
+    return (await settleLocked(send, runId))!;
+  });
+}
+
+/**
+ * Puts the FAILED, CANCELLED and SKIPPED targets of an ended run back to PENDING and the run
+ * back to work. NotFoundError; PreconditionFailedError while it has not ended or when it has
+ * nothing to retry; ConflictError when another run now holds one of those tenants.
+ */
+export async function retryRun(pool: ControlPlanePool, runId: string): Promise<SettleResult> {
+  try {
+    return await withStatements(pool, async (send) => {
+      const [locked] = await send(`${BEGIN}; ${execute(S.lockRun, runId)}`, 1);
+      const run = locked!.rows[0] as MigrationRun | undefined;
+      if (!run) return rollbackAndThrow(send, new NotFoundError(`No such migration run: ${runId}`));
+      if (isRunActive(run.status) || run.finishedAt === null) {
+        return rollbackAndThrow(send, new PreconditionFailedError(`Run ${runId} is still running`));
+      }
+      const [blockers] = await send(execute(S.retryBlockers, runId), 1);
+      const busy = blockers!.rows as unknown as BusyTenant[];
+      if (busy.length > 0) return rollbackAndThrow(send, busyError(busy, busy[0]!.total));
+      const [reset] = await send(execute(S.retryRun, runId), 1);
+      if ((reset!.rows[0]!.reset as number) === 0) {
+        return rollbackAndThrow(
+          send,
+          new PreconditionFailedError(`Run ${runId} has no failed or cancelled targets`),
+        );
+      }
+      return (await settleLocked(send, runId))!;
+    });
+  } catch (error) {
+    // Another run took one of the tenants between the check and the reset.
+    if ((error as { constraint?: unknown }).constraint === ONE_ACTIVE_TARGET_INDEX) {
+      throw new ConflictError(`Run ${runId} cannot be retried: another run now holds its tenants`, {
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}
+
+/** The ids of runs that have not finished, whatever their status. */
+export function unfinishedRuns(pool: ControlPlanePool): Promise<string[]> {
+  return withStatements(pool, async (send) => {
+    const [result] = await send(execute(S.unfinishedRuns), 1);
+    return result!.rows.map((row) => row.id as string);
+  });
+}
+
+/** The run's targets in flight (QUEUED or RUNNING): each should have a job. */
+export function inFlightTargets(pool: ControlPlanePool, runId: string): Promise<string[]> {
+  return withStatements(pool, async (send) => {
+    const [result] = await send(execute(S.inFlightTargets, runId), 1);
+    return result!.rows.map((row) => row.id as string);
+  });
+}
+
+/**
+ * Of `targetIds`, those still in flight, checked under the run's lock so that a target that
+ * ended meanwhile is never handed out again.
+ */
+export function stillInFlight(
+  pool: ControlPlanePool,
+  runId: string,
+  targetIds: readonly string[],
+): Promise<string[]> {
+  return withStatements(pool, async (send) => {
+    const [, result] = await send(
+      `${BEGIN}; ${execute(S.lockRun, runId)}; ${execute(S.stillInFlight, runId, targetIds)}; COMMIT`,
+      3,
+    );
+    return result!.rows.map((row) => row.id as string);
+  });
+}
+
+interface TargetMove {
+  readonly status: string | null;
+  readonly canary: boolean;
+  readonly updated: boolean;
+  readonly queued: number;
+  readonly canaryUnfinished: number;
+  readonly canaryFailed: number;
+}
+
+/** Recounts the targets of the run this transaction has locked, then applies decideRun and commits. */
+async function settleLocked(send: Send, runId: string): Promise<SettleResult | null> {
+  const [locked, counted] = await send(`${execute(S.lockRun, runId)}; ${execute(S.countTargets, runId)}`, 2);
+  const run = locked!.rows[0] as MigrationRun | undefined;
+  if (!run) {
+    await send('COMMIT', 1);
+    return null;
+  }
+  const counts = counted!.rows.reduce<TargetCounts>(
+    (sum, row) => countTarget(sum, row.status as string, row.canary as boolean, row.n as number),
+    EMPTY_COUNTS,
+  );
+  // The stored counters become the recount: apply the difference.
+  return applyDecision(send, run, counts, difference(progressOf(counts), progressOfRun(run)));
+}
+
+/**
+ * Halts, ends or admits per decideRun and writes the run's counters (`delta` plus the targets
+ * this statement skips) and status, then commits the transaction that locked the run row.
+ */
+async function applyDecision(
+  send: Send,
+  run: MigrationRun,
+  counts: TargetCounts,
+  delta: RunProgress,
+): Promise<SettleResult> {
+  const decision = decideRun(run, counts);
+  const status = decision.halt ? RunStatus.HALTED : (decision.endStatus ?? run.status);
+  const ended = decision.endStatus !== null && run.finishedAt === null;
+  const [applied] = await send(
+    `${execute(
+      S.applyDecision,
+      run.id,
+      decision.halt,
+      !decision.canaryOnly,
+      decision.admit,
+      delta.pending,
+      delta.running,
+      delta.succeeded,
+      delta.failed,
+      delta.skipped,
+      delta.cancelled,
+      status.toLowerCase(),
+      ended,
+    )}; COMMIT`,
+    2,
+  );
+  const { admitted, ...updated } = applied!.rows[0] as MigrationRun & { admitted: string[] };
+  return { run: updated, admitted, ended, decision };
+}
+
+function endTargetSql(runId: string, targetId: string, end: TargetEnd): string {
+  if (end.status === TargetStatus.SUCCEEDED) {
+    return execute(
+      S.endSucceeded,
+      targetId,
+      runId,
+      end.fromVersion,
+      end.toVersion,
+      end.appliedVersions,
+      end.plannedSql,
+    );
+  }
+  return execute(
+    S.endFailed,
+    targetId,
+    runId,
+    end.appliedVersions,
+    end.reached !== undefined,
+    end.reached ?? null,
+    end.error,
+    end.errorCode,
+  );
+}
+
+function difference(after: RunProgress, before: RunProgress): RunProgress {
+  return {
+    total: after.total - before.total,
+    pending: after.pending - before.pending,
+    running: after.running - before.running,
+    succeeded: after.succeeded - before.succeeded,
+    failed: after.failed - before.failed,
+    skipped: after.skipped - before.skipped,
+    cancelled: after.cancelled - before.cancelled,
+  };
+}
+
+function busyError(holders: readonly BusyTenant[], total: number): ConflictError {
+  return new ConflictError(describeBusyTenants(holders, total));
+}
+
+/** Rolls back the open transaction and throws `error`: an expected refusal that changed nothing. */
+async function rollbackAndThrow(send: Send, error: unknown): Promise<never> {
+  await send('ROLLBACK', 1);
+  throw error;
+}

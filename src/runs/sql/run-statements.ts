@@ -1,0 +1,386 @@
+/**
+ * Every statement that moves a run or a target from one status to another, each written once
+ * (see runs/run-machine.ts for the transitions that send them). They are PREPAREd once per
+ * control-plane connection (db/prepared-statements.ts) and run with EXECUTE, alone or several in
+ * one round trip. Parameters are `$n`; each statement lists what they are.
+ *
+ * Lock order is always the run row first, then its targets, and every transaction that changes
+ * a target's status holds its run's lock: under it, a statement sees the targets as they are.
+ * Writes to a tenant database's status and cached version are guarded by the status they expect
+ * (the claim's MIGRATING), and no statement claims a target of a deleted tenant.
+ */
+import { databaseColumns, runColumns, targetColumns } from '../../db/control-plane-rows.js';
+
+/** The tenant that stands for the control plane itself: it has no tenant database. */
+export const SYSTEM_TENANT_NAME = 'system_admin';
+
+/** The partial unique index that keeps one active target (not a dry run) per tenant database. */
+export const ONE_ACTIVE_TARGET_INDEX = 'uq_run_targets_one_active_per_database';
+
+// The statuses the one-active-target index covers (keep equal to migration 0006's predicate).
+const ACTIVE = `('pending', 'queued', 'running')`;
+const ENDED = `('succeeded', 'failed', 'skipped', 'cancelled')`;
+
+// Served by the partial index idx_run_targets_canary: touches at most canary_size rows.
+const CANARY_COUNTS = `
+  CASE WHEN run.canary_size IS NULL THEN 0 ELSE (SELECT count(*)::int FROM control_plane.migration_run_targets
+    WHERE run_id = $2::uuid AND canary AND status IN ('pending', 'queued', 'running')) END AS "canaryUnfinished",
+  CASE WHEN run.canary_size IS NULL THEN 0 ELSE (SELECT count(*)::int FROM control_plane.migration_run_targets
+    WHERE run_id = $2::uuid AND canary AND status = 'failed') END AS "canaryFailed"`;
+
+// The start of both end statements ($1 target, $2 run): the run's settings and the target as it was.
+const END_HEAD = `
+  WITH run AS (
+    SELECT kind, dry_run, canary_size FROM control_plane.migration_runs WHERE id = $2::uuid
+  ), old AS (
+    SELECT id, status, canary, started_at, tenant_database_id, tenant_id
+    FROM control_plane.migration_run_targets
+    WHERE id = $1::uuid AND run_id = $2::uuid
+  )`;
+
+// The move the target made, and the small counts decideRun needs next to the run's counters.
+const END_TAIL = `
+  SELECT upper(old.status::text) AS status, old.canary, EXISTS (SELECT 1 FROM upd) AS updated,
+    (SELECT count(*)::int FROM control_plane.migration_run_targets
+      WHERE run_id = $2::uuid AND status = 'queued') AS queued,
+    ${CANARY_COUNTS}
+  FROM old, run`;
+
+const DURATION = `(extract(epoch FROM now() - old.started_at) * 1000)::int`;
+
+/**
+ * The CTEs `run` and `target` that insert a PROVISION run with its one target admitted (QUEUED,
+ * counted as pending), as the run's first settle would leave them: a window of one. They read a
+ * CTE `db` (id, tenant_id, schema_version) defined before them; `$version` and `$requestedBy`
+ * are the parameter numbers of the target version and requester.
+ */
+export function provisionRunCtes(version: string, requestedBy: string): string {
+  return `run AS (
+    INSERT INTO control_plane.migration_runs
+      (kind, status, target_version, dry_run, concurrency, max_failures, canary_size, transaction_mode,
+       requested_by, total, pending)
+    SELECT 'provision', 'queued', ${version}::varchar, false, 1, NULL, NULL, 'per_tenant', ${requestedBy}::varchar, 1, 1
+    FROM db
+    RETURNING *
+  ), target AS (
+    INSERT INTO control_plane.migration_run_targets
+      (run_id, tenant_id, tenant_database_id, position, canary, status, from_version)
+    SELECT run.id, db.tenant_id, db.id, 0, false, 'queued', db.schema_version
+    FROM run, db
+    RETURNING id
+  )`;
+}
+
+/** The statements of the run machine, by transition. */
+export const RUN_STATEMENTS = {
+  // --- locks ---------------------------------------------------------------------------------
+  // $1 run: locks the run row for the rest of the transaction and returns it.
+  lockRun: {
+    name: 'run_lock',
+    text: `SELECT ${runColumns('r')} FROM control_plane.migration_runs r WHERE r.id = $1::uuid FOR UPDATE`,
+  },
+  // $1 target: locks its run's row for the rest of the transaction.
+  lockRunOfTarget: {
+    name: 'run_lock_of_target',
+    text: `SELECT 1 FROM control_plane.migration_runs r
+      WHERE r.id = (SELECT t.run_id FROM control_plane.migration_run_targets t WHERE t.id = $1::uuid) FOR UPDATE`,
+  },
+
+  // --- admit: creating runs --------------------------------------------------------------------
+  // $1 kind, $2 target version, $3 dry run, $4 concurrency, $5 canary size, $6 max failures,
+  // $7 transaction mode, $8 requested by: a new run, QUEUED, with no targets yet.
+  insertRun: {
+    name: 'run_insert',
+    text: `INSERT INTO control_plane.migration_runs
+        (kind, status, target_version, dry_run, concurrency, canary_size, max_failures, transaction_mode, requested_by)
+      VALUES ($1::text::control_plane.run_kind, 'queued', $2::varchar, $3::boolean, $4::int, $5::int, $6::int,
+        $7::text::control_plane.transaction_mode, $8::varchar)
+      RETURNING id::text AS id`,
+  },
+  // $1 tenant ids (text): those that do not exist, are deleted or are the system tenant.
+  missingTenants: {
+    name: 'run_missing_tenants',
+    text: `SELECT id FROM unnest($1::text[]) AS id
+      WHERE NOT EXISTS (SELECT 1 FROM control_plane.tenants n
+        WHERE n.tenant_id::text = lower(id) AND n.deleted_at IS NULL AND n.name <> '${SYSTEM_TENANT_NAME}')`,
+  },
+  // $1 run, $2 statuses, $3 tenant ids (NULL: any), $4 environments (NULL: any), $5 canary size,
+  // $6 dry run. One PENDING target per database of the selected tenants, positions in tenant
+  // name order. A database another run holds is left out (ON CONFLICT on the one-active index)
+  // and reported in `busy`, so the caller can refuse the run; never deleted tenants nor the system one.
+  insertFleetTargets: {
+    name: 'run_insert_fleet_targets',
+    text: `
+      WITH selected AS (
+        SELECT d.tenant_id, d.id, d.schema_version,
+               (row_number() OVER (ORDER BY t.name, d.created_at, d.id) - 1)::int AS position
+          FROM control_plane.tenants t
+          JOIN control_plane.tenant_databases d ON d.tenant_id = t.tenant_id
+         WHERE t.deleted_at IS NULL
+           AND t.name <> '${SYSTEM_TENANT_NAME}'
+           AND t.status::text = ANY($2::text[])
+           AND ($3::uuid[] IS NULL OR t.tenant_id = ANY($3::uuid[]))
+           AND ($4::text[] IS NULL OR t.environment::text = ANY($4::text[]))
+      ), inserted AS (
+        INSERT INTO control_plane.migration_run_targets
+          (run_id, tenant_id, tenant_database_id, position, canary, from_version, dry_run)
+        SELECT $1::uuid, tenant_id, id, position, position < $5::int, schema_version, $6::boolean
+          FROM selected
+        ON CONFLICT (tenant_database_id) WHERE status IN ${ACTIVE} AND NOT dry_run DO NOTHING
+        RETURNING tenant_database_id, from_version
+      )
+      SELECT (SELECT count(*)::int FROM inserted) AS count,
+        coalesce((SELECT array_agg(DISTINCT from_version) FROM inserted), '{}') AS versions,
+        ARRAY(SELECT s.id::text FROM selected s
+          WHERE NOT EXISTS (SELECT 1 FROM inserted i WHERE i.tenant_database_id = s.id)) AS busy`,
+  },
+  // $1 run, $2 targets: the run's totals once its targets are in.
+  setRunTotal: {
+    name: 'run_set_total',
+    text: `UPDATE control_plane.migration_runs SET total = $2::int, pending = $2::int WHERE id = $1::uuid`,
+  },
+  // $1 tenant database ids: who holds them (up to 10, by tenant name) and how many are held.
+  busyTenants: {
+    name: 'run_busy_tenants',
+    text: `SELECT n.name AS tenant, t.run_id::text AS "runId", count(*) OVER ()::int AS total
+      FROM control_plane.migration_run_targets t
+      JOIN control_plane.tenants n ON n.tenant_id = t.tenant_id
+      WHERE t.tenant_database_id = ANY($1::uuid[]) AND t.status IN ${ACTIVE} AND NOT t.dry_run
+      ORDER BY n.name LIMIT 10`,
+  },
+  // $1 tenant database id, $2 target version, $3 requested by: a PROVISION run for an existing
+  // tenant database, its target admitted (the registration statement inserts the same rows).
+  insertProvisionRun: {
+    name: 'run_insert_provision',
+    text: `
+      WITH db AS (
+        SELECT id, tenant_id, schema_version FROM control_plane.tenant_databases WHERE id = $1::uuid
+      ), ${provisionRunCtes('$2', '$3')}
+      SELECT run.id::text AS id FROM run`,
+  },
+  // $1 run: the targets admitted (QUEUED), for handing to the dispatcher.
+  queuedTargets: {
+    name: 'run_queued_targets',
+    text: `SELECT id::text AS id FROM control_plane.migration_run_targets
+      WHERE run_id = $1::uuid AND status = 'queued' ORDER BY position`,
+  },
+
+  // --- claim -----------------------------------------------------------------------------------
+  // $1 target. Marks a QUEUED (or, re-delivered after a crash, RUNNING) target RUNNING: counts
+  // an attempt, starts the run (QUEUED → RUNNING), moves the counters (QUEUED → RUNNING only, so
+  // a re-delivery does not count twice), marks the database MIGRATING (not for a dry run) and
+  // returns the run, the target and the database as they were before the claim. Claims nothing
+  // for a deleted tenant, an ended target, or a run that stopped scheduling, except a target
+  // already RUNNING: a HALTED or CANCELLED run lets its running targets finish.
+  claimTarget: {
+    name: 'run_claim_target',
+    text: `
+      WITH s AS (
+        SELECT r.id, r.status AS run_status, t.status AS target_status
+        FROM control_plane.migration_run_targets t
+        JOIN control_plane.migration_runs r ON r.id = t.run_id
+        JOIN control_plane.tenants n ON n.tenant_id = t.tenant_id
+        WHERE t.id = $1::uuid AND n.deleted_at IS NULL
+          AND (t.status = 'running' OR (t.status = 'queued' AND r.status IN ('queued', 'running')))
+      ), r AS (
+        UPDATE control_plane.migration_runs r SET
+          status = CASE WHEN r.status = 'queued' THEN 'running' ELSE r.status END,
+          started_at = coalesce(r.started_at, now()),
+          pending = r.pending - (s.target_status = 'queued')::int,
+          running = r.running + (s.target_status = 'queued')::int
+        FROM s WHERE r.id = s.id
+        RETURNING r.*, s.run_status AS old_run_status
+      ), t AS (
+        UPDATE control_plane.migration_run_targets t SET
+          status = 'running',
+          attempts = t.attempts + 1,
+          started_at = coalesce(t.started_at, now())
+        FROM r WHERE t.id = $1::uuid AND t.run_id = r.id AND t.status IN ('queued', 'running')
+        RETURNING t.*
+      ), db AS (
+        UPDATE control_plane.tenant_databases d SET status = 'migrating'
+        FROM r, t WHERE d.id = t.tenant_database_id AND NOT r.dry_run AND d.status <> 'migrating'
+        RETURNING d.id
+      )
+      SELECT ${runColumns('r', 'r_')}, ${targetColumns('t', 't_')},
+        ${databaseColumns('d', 'd_')}, r.old_run_status = 'queued' AS "runStarted"
+      FROM r JOIN t ON t.run_id = r.id
+      JOIN control_plane.tenant_databases d ON d.id = t.tenant_database_id`,
+  },
+  // $1 target: what decides why a target cannot be claimed (read with its run locked).
+  unclaimable: {
+    name: 'run_unclaimable',
+    text: `SELECT t.run_id::text AS "runId", upper(t.status::text) AS "targetStatus",
+        upper(r.status::text) AS "runStatus", n.deleted_at IS NOT NULL AS "tenantDeleted", n.name AS tenant
+      FROM control_plane.migration_run_targets t
+      JOIN control_plane.migration_runs r ON r.id = t.run_id
+      JOIN control_plane.tenants n ON n.tenant_id = t.tenant_id
+      WHERE t.id = $1::uuid`,
+  },
+  // $1 target, $2 status (skipped or cancelled), $3 reason: ends a target that never ran.
+  endUnstarted: {
+    name: 'run_end_unstarted',
+    text: `UPDATE control_plane.migration_run_targets SET
+        status = $2::text::control_plane.target_status, error = $3::text, finished_at = now()
+      WHERE id = $1::uuid AND status NOT IN ${ENDED}`,
+  },
+
+  // --- finish ----------------------------------------------------------------------------------
+  // $1 target, $2 run, $3 from version, $4 to version, $5 applied versions, $6 planned SQL.
+  // Only a RUNNING target ends (its claim made it so); any other finish is a late delivery's.
+  // The database gets the version and ACTIVE only over the MIGRATING its claim set; the tenant
+  // of a PROVISION run becomes ACTIVE only from PENDING and only when not deleted.
+  endSucceeded: {
+    name: 'run_end_succeeded',
+    text: `${END_HEAD}, upd AS (
+        UPDATE control_plane.migration_run_targets t SET
+          status = 'succeeded', from_version = $3::varchar, to_version = $4::varchar,
+          applied_versions = $5::text[], planned_sql = $6::text,
+          error = NULL, error_code = NULL, finished_at = now(), duration_ms = ${DURATION}
+        FROM old WHERE t.id = old.id AND old.status = 'running'
+        RETURNING t.id
+      ), db AS (
+        UPDATE control_plane.tenant_databases d SET
+          schema_version = $4::varchar, status = 'active', last_error = NULL
+        FROM old, run WHERE d.id = old.tenant_database_id AND NOT run.dry_run AND d.status = 'migrating'
+          AND EXISTS (SELECT 1 FROM upd)
+        RETURNING d.id
+      ), tn AS (
+        UPDATE control_plane.tenants n SET status = 'active'
+        FROM old, run WHERE n.tenant_id = old.tenant_id AND run.kind = 'provision'
+          AND n.status = 'pending' AND n.deleted_at IS NULL AND EXISTS (SELECT 1 FROM upd)
+        RETURNING n.tenant_id
+      )
+      ${END_TAIL}`,
+  },
+  // $1 target, $2 run, $3 applied versions, $4 whether the reached version is known, $5 reached
+  // version, $6 error, $7 error code. A failed provisioning leaves the database ERROR; a failed
+  // migration leaves it ACTIVE (whole at its version) with last_error; both only over MIGRATING.
+  endFailed: {
+    name: 'run_end_failed',
+    text: `${END_HEAD}, upd AS (
+        UPDATE control_plane.migration_run_targets t SET
+          status = 'failed', applied_versions = $3::text[],
+          to_version = CASE WHEN $4::boolean THEN $5::varchar ELSE t.to_version END,
+          error = $6::text, error_code = $7::varchar,
+          finished_at = now(), duration_ms = ${DURATION}
+        FROM old WHERE t.id = old.id AND old.status = 'running'
+        RETURNING t.id
+      ), db AS (
+        UPDATE control_plane.tenant_databases d SET
+          last_error = $6::text,
+          status = CASE WHEN run.kind = 'provision' THEN 'error'::control_plane.database_status
+                        ELSE 'active'::control_plane.database_status END,
+          schema_version = CASE WHEN $4::boolean THEN $5::varchar ELSE d.schema_version END
+        FROM old, run WHERE d.id = old.tenant_database_id AND d.status = 'migrating'
+          AND EXISTS (SELECT 1 FROM upd)
+        RETURNING d.id
+      )
+      ${END_TAIL}`,
+  },
+
+  // --- settle: halt, admit, end ------------------------------------------------------------------
+  // $1 run: its targets by status and canary flag (call with the run locked).
+  countTargets: {
+    name: 'run_count_targets',
+    text: `SELECT upper(status::text) AS status, canary, count(*)::int AS n
+      FROM control_plane.migration_run_targets WHERE run_id = $1::uuid GROUP BY status, canary`,
+  },
+  // $1 run, $2 halt, $3 admit non-canaries too, $4 how many to admit, $5..$10 counter deltas
+  // (pending, running, succeeded, failed, skipped, cancelled), $11 status, $12 whether it ends now.
+  applyDecision: {
+    name: 'run_apply_decision',
+    text: `
+      WITH halted AS (
+        UPDATE control_plane.migration_run_targets SET status = 'skipped', finished_at = now()
+        WHERE run_id = $1::uuid AND $2::boolean AND status IN ('pending', 'queued')
+        RETURNING 1
+      ), picked AS (
+        SELECT id FROM control_plane.migration_run_targets
+        WHERE run_id = $1::uuid AND status = 'pending' AND ($3::boolean OR canary)
+        ORDER BY position
+        LIMIT $4::int
+        FOR UPDATE SKIP LOCKED
+      ), admitted AS (
+        UPDATE control_plane.migration_run_targets t SET status = 'queued'
+        FROM picked WHERE t.id = picked.id
+        RETURNING t.id, t.position
+      ), r AS (
+        UPDATE control_plane.migration_runs r SET
+          pending = r.pending + $5::int - (SELECT count(*)::int FROM halted),
+          running = r.running + $6::int,
+          succeeded = r.succeeded + $7::int,
+          failed = r.failed + $8::int,
+          skipped = r.skipped + $9::int + (SELECT count(*)::int FROM halted),
+          cancelled = r.cancelled + $10::int,
+          status = $11::text::control_plane.run_status,
+          finished_at = CASE WHEN $12::boolean THEN now() ELSE r.finished_at END
+        WHERE r.id = $1::uuid
+        RETURNING r.*
+      )
+      SELECT ${runColumns('r')}, ARRAY(SELECT id::text FROM admitted ORDER BY position) AS admitted
+      FROM r`,
+  },
+
+  // --- cancel, retry ---------------------------------------------------------------------------
+  // $1 run: CANCELLED, with every target that has not started; running ones finish.
+  cancelRun: {
+    name: 'run_cancel',
+    text: `
+      WITH targets AS (
+        UPDATE control_plane.migration_run_targets SET status = 'cancelled', finished_at = now()
+        WHERE run_id = $1::uuid AND status IN ('pending', 'queued')
+      )
+      UPDATE control_plane.migration_runs SET status = 'cancelled' WHERE id = $1::uuid`,
+  },
+  // $1 run: who holds the tenant databases of the run's targets a retry would reset (up to 10).
+  retryBlockers: {
+    name: 'run_retry_blockers',
+    text: `SELECT n.name AS tenant, o.run_id::text AS "runId", count(*) OVER ()::int AS total
+      FROM control_plane.migration_run_targets t
+      JOIN control_plane.migration_run_targets o ON o.tenant_database_id = t.tenant_database_id
+        AND o.run_id <> t.run_id AND o.status IN ${ACTIVE} AND NOT o.dry_run
+      JOIN control_plane.tenants n ON n.tenant_id = t.tenant_id
+      WHERE t.run_id = $1::uuid AND t.status IN ('failed', 'cancelled', 'skipped') AND NOT t.dry_run
+      ORDER BY n.name LIMIT 10`,
+  },
+  // $1 run: FAILED, CANCELLED and SKIPPED targets back to PENDING, the run back to work.
+  // SKIPPED targets of a halted run are work it left undone, so a retry takes them too.
+  retryRun: {
+    name: 'run_retry',
+    text: `
+      WITH reset AS (
+        UPDATE control_plane.migration_run_targets SET
+          status = 'pending', error = NULL, error_code = NULL, finished_at = NULL, duration_ms = NULL
+        WHERE run_id = $1::uuid AND status IN ('failed', 'cancelled', 'skipped')
+        RETURNING 1
+      ), r AS (
+        UPDATE control_plane.migration_runs SET
+          status = CASE WHEN started_at IS NULL THEN 'queued' ELSE 'running' END::control_plane.run_status,
+          finished_at = NULL
+        WHERE id = $1::uuid AND EXISTS (SELECT 1 FROM reset)
+        RETURNING 1
+      )
+      SELECT (SELECT count(*)::int FROM reset) AS reset`,
+  },
+
+  // --- reconcile -------------------------------------------------------------------------------
+  // Runs that have not finished, whatever their status (a HALTED or CANCELLED run still ends
+  // when its last running target does).
+  unfinishedRuns: {
+    name: 'run_unfinished',
+    text: `SELECT id::text AS id FROM control_plane.migration_runs WHERE finished_at IS NULL ORDER BY created_at`,
+  },
+  // $1 run: targets in flight (QUEUED or RUNNING), whose jobs should exist.
+  inFlightTargets: {
+    name: 'run_in_flight_targets',
+    text: `SELECT id::text AS id FROM control_plane.migration_run_targets
+      WHERE run_id = $1::uuid AND status IN ('queued', 'running') ORDER BY position`,
+  },
+  // $1 run, $2 target ids: those still in flight (call with the run locked).
+  stillInFlight: {
+    name: 'run_still_in_flight',
+    text: `SELECT id::text AS id FROM control_plane.migration_run_targets
+      WHERE run_id = $1::uuid AND id = ANY($2::uuid[]) AND status IN ('queued', 'running') ORDER BY position`,
+  },
+} as const;
