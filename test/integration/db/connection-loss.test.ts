@@ -18,7 +18,7 @@ describe('losing every PostgreSQL connection (a restart, a failover, a proxy idl
 
   async function provision(name: string): Promise<void> {
     const created = await api.gql(CREATE, { name });
-    expect(created.data?.createTenant.__typename, JSON.stringify(created)).toBe("CreateTenantSuccess");
+    expect(created.data?.createTenant.__typename, JSON.stringify(created)).toBe('CreateTenantSuccess');
     const id = created.data?.createTenant.provisioning.id as string;
     await expectEventually(
       async () => {
