@@ -1,11 +1,8 @@
 /**
  * Runs never bring a deleted tenant back (issue 10 item 2): a target of a tenant marked deleted is
  * SKIPPED when a worker claims it, with the reason, and nothing is created on the tenant server.
- *
- * TODO(issue 10 item 2): these need the run state machine (H6a): the claim must skip a target
- * whose tenant has `deleted_at` set, and the PROVISION finish must not set such a tenant ACTIVE.
- * Turn `it.todo` into `it` once that lands; both fail on the code before it (seen failing:
- * the retried target SUCCEEDED and recreated the schema; the provisioning set the tenant ACTIVE).
+ * Both failed before the run state machine (the retried target SUCCEEDED and recreated the
+ * schema; the provisioning set the tenant ACTIVE).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createControlPlanePool, type ControlPlanePool } from '../../../src/db/control-plane.js';
@@ -61,7 +58,7 @@ describe('runs of a deleted tenant', () => {
     expect(await schemaExists(schema)).toBe(false);
   }
 
-  it.todo(
+  it(
     'skips a retried MIGRATE target of a tenant deleted since, and does not recreate its schema',
     async () => {
       const [tenantId] = await h.createTenants('gone', 1);
@@ -86,7 +83,7 @@ describe('runs of a deleted tenant', () => {
     },
   );
 
-  it.todo('skips a retried PROVISION target of a tenant deleted since, leaving it deleted', async () => {
+  it('skips a retried PROVISION target of a tenant deleted since, leaving it deleted', async () => {
     const { tenant, provisioning } = await tenants.createTenant({ name: 'gone-early' }, ACTOR);
     await h.service.cancelRun(provisioning.id, ACTOR);
     await waitForRunEnd(h.db, provisioning.id);
