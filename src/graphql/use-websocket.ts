@@ -37,7 +37,7 @@ export type WebSocketYoga = Pick<
 export interface WebSocketDeps {
   readonly server: Server;
   readonly yoga: WebSocketYoga;
-  readonly config: Pick<Config, 'wsMaxPayloadBytes' | 'subscriptionsPerSocket'>;
+  readonly config: Pick<Config, 'wsMaxPayloadBytes' | 'subscriptionsPerSocket' | 'corsOrigins'>;
   /** The principal of an `Authorization` value; null when missing, unknown or revoked. */
   readonly authenticate: (authorization: string | null) => Promise<Principal | null>;
   /** What the caller sees of an unexpected error (yoga's masking; it logs the error). */
@@ -80,6 +80,16 @@ export function useWebSocket({
     path: yoga.graphqlEndpoint,
     maxPayload: config.wsMaxPayloadBytes,
     handleProtocols: (protocols) => handleProtocols(protocols) || false,
+    // Browsers apply no CORS to WebSocket, so a page on any origin could open one with the user's
+    // network position (and, with auth disabled, act as ADMIN): only our own origin, listed ones
+    // and clients that send no Origin (not browsers) may upgrade.
+    verifyClient: (
+      { origin, req }: { origin?: string; req: IncomingMessage },
+      done: (allowed: boolean, code?: number, message?: string) => void,
+    ) =>
+      isAllowedOrigin(origin, req.headers.host, config.corsOrigins)
+        ? done(true)
+        : done(false, 403, 'Origin not allowed'),
   });
   wsServer.on('error', (error) => logger.error('websocket server error', { error }));
 
@@ -216,4 +226,19 @@ function toOwnGraphQLError(error: Pick<GraphQLError, 'message' | 'extensions'>):
 
 function isGraphQLError(value: unknown): value is GraphQLError {
   return value instanceof GraphQLError || (value instanceof Error && value.name === 'GraphQLError');
+}
+
+/** Whether a WebSocket upgrade with this Origin header may proceed (see verifyClient above). */
+export function isAllowedOrigin(
+  origin: string | undefined,
+  host: string | undefined,
+  corsOrigins: readonly string[],
+): boolean {
+  if (!origin) return true;
+  if (corsOrigins.includes(origin)) return true;
+  try {
+    return host !== undefined && new URL(origin).host === host;
+  } catch {
+    return false;
+  }
 }

@@ -1,3 +1,4 @@
+import WebSocket from 'ws';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { useApiHarness } from '../graphql/harness.js';
@@ -30,6 +31,33 @@ describe('an API with auth disabled', () => {
       body: JSON.stringify({ query: '{ viewer { role } }' }),
     });
     expect(response.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  // Browsers do not apply CORS to WebSocket: any page could open one to localhost and, with auth
+  // disabled, run mutations over it. Only listed origins, the service's own and non-browsers connect.
+  it('refuses a WebSocket upgrade from an unlisted origin, and accepts its own and listed ones', async () => {
+    const port = api.app.server?.listening
+      ? (api.app.server.address() as AddressInfo).port
+      : await api.app.listen(0);
+    const upgrade = (origin?: string) =>
+      new Promise<number>((resolve, reject) => {
+        const socket = new WebSocket(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws', {
+          ...(origin ? { origin } : {}),
+        });
+        socket.once('open', () => {
+          socket.close();
+          resolve(101);
+        });
+        socket.once('unexpected-response', (_request, response) => {
+          socket.terminate();
+          resolve(response.statusCode ?? 0);
+        });
+        socket.once('error', reject);
+      });
+    expect(await upgrade('http://evil.example')).toBe(403);
+    expect(await upgrade('http://console.test:8080')).toBe(101);
+    expect(await upgrade(`http://127.0.0.1:${port}`)).toBe(101);
+    expect(await upgrade()).toBe(101);
   });
 
   it('grants CORS to a listed origin', async () => {
