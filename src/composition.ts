@@ -31,6 +31,7 @@ import {
   type SystemConfigService,
 } from './system-config/system-config-service.js';
 import { createDeploymentIdReader } from './tenants/deployment.js';
+import { ownershipGuardSql } from './tenants/ownership.js';
 import { provisionTenant } from './tenants/provisioner.js';
 import { createTenantService, type TenantService } from './tenants/tenant-service.js';
 
@@ -229,6 +230,7 @@ export async function composeServices(config: Config, options: CompositionOption
         queue,
         // Every schema or database this deployment provisions carries its ownership marker.
         provisionTenant: async (input) => provisionTenant({ ...input, deploymentId: await deploymentId() }),
+        ownershipGuard: async (database) => ownershipGuardSql(database, await deploymentId()),
         connection,
         logger: workerOptions.logger ?? logger,
         ...(workerOptions.lockDurationMs ? { lockDurationMs: workerOptions.lockDurationMs } : {}),

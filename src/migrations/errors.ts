@@ -97,7 +97,13 @@ export function lineAtPosition(sql: string, position: number): number {
 // Lock timeouts, serialization failures and deadlocks succeed when simply tried again.
 const TRANSIENT_SQLSTATES = new Set(['40001', '40P01', '55P03', '57P01', '57P03']);
 const TRANSIENT_NODE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
-const TRANSIENT_MESSAGES = [/connection terminated/i, /terminating connection/i, /connection.*(closed|ended)/i];
+const TRANSIENT_MESSAGES = [
+  /connection terminated/i,
+  /terminating connection/i,
+  /connection.*(closed|ended)/i,
+  // pg, for a query on a client whose socket broke or was closed meanwhile.
+  /is not queryable/i,
+];
 
 /** Whether retrying the same work later may succeed: lock/serialization/deadlock, class 08, lost connections. */
 export function isTransientPgError(error: unknown): boolean {

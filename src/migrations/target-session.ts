@@ -46,7 +46,7 @@ export async function withTargetTransaction<T>(
     let prelude = '';
     const result = await fn(client, {
       // BEGIN, SET, the lock and SET come first.
-      opening: opened.slice(OPENING_STATEMENTS),
+      opening: opened.slice(openingStatements(target)),
       commitWith: (sql) => {
         prelude += `${sql};\n`;
       },
@@ -70,19 +70,24 @@ export async function runTargetTransaction(
   const sql = `${openingSql(target, lockTimeoutMs)};\n${body};\nCOMMIT`;
   return withRollbackOnError(pool, async (client) => {
     const results = (await client.query(sql)) as unknown as QueryResult[];
-    return results.slice(OPENING_STATEMENTS, -1);
+    return results.slice(openingStatements(target), -1);
   });
 }
 
-// BEGIN, SET LOCAL lock_timeout, the lock, SET LOCAL search_path.
+// BEGIN, SET LOCAL lock_timeout, the lock, SET LOCAL search_path (then the target's guard).
 const OPENING_STATEMENTS = 4;
+
+function openingStatements(target: MigrationTarget): number {
+  return OPENING_STATEMENTS + (target.guardSql ? 1 : 0);
+}
 
 /** The statements that open a target's transaction; the key and timeout are validated literals. */
 function openingSql(target: MigrationTarget, lockTimeoutMs: number): string {
   const key = lockKeyLiteral(advisoryLockKey(target.lockKey));
   return (
     `BEGIN; SET LOCAL lock_timeout = ${lockTimeout(lockTimeoutMs)}; ` +
-    `SELECT pg_advisory_xact_lock(${key}); SET LOCAL search_path TO ${searchPathOf(target.schema)}`
+    `SELECT pg_advisory_xact_lock(${key}); SET LOCAL search_path TO ${searchPathOf(target.schema)}` +
+    (target.guardSql ? `; ${target.guardSql}` : '')
   );
 }
 
@@ -124,6 +129,7 @@ export async function withTargetSession<T>(
     await client.query('SELECT pg_advisory_lock($1::bigint)', [key]);
     locked = true;
     await client.query(`SET search_path TO ${searchPathOf(target.schema)}`);
+    if (target.guardSql) await client.query(target.guardSql);
     return await fn(client);
   } finally {
     try {

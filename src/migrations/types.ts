@@ -80,6 +80,11 @@ export type TransactionMode = (typeof TransactionMode)[keyof typeof TransactionM
 export interface MigrationTarget {
   readonly schema: string;
   readonly lockKey: string;
+  /**
+   * One statement run right after the tenant's lock is taken, in the same round trip, before
+   * anything is read or applied (the control plane's ownership check); raising refuses the target.
+   */
+  readonly guardSql?: string;
 }
 
 export interface MigrateOptions {

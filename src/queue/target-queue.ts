@@ -10,9 +10,11 @@ import type { TargetDispatch, TargetJob } from '../runs/target-dispatch.js';
 export const TARGET_QUEUE_NAME = 'tenant-migrations';
 /** One job name for every kind: the processor reads the kind from the run, the record. */
 export const TARGET_JOB_NAME = 'migrate-tenant';
-// Transient failures (lock timeouts, lost connections) get this many tries in all.
-export const TARGET_JOB_ATTEMPTS = 5;
-// First retry after 1s, then 2s, 4s, 8s: long enough for a lock holder to finish.
+// Transient failures (lock timeouts, lost connections) get this many tries in all: with the
+// backoff below, a target waits out about two minutes of a tenant server being unreachable
+// (a restart, a failover) before it fails; retryMigrationRun takes it up after longer outages.
+export const TARGET_JOB_ATTEMPTS = 8;
+// First retry after 1s, then 2s, 4s, ... 64s: long enough for a lock holder to finish.
 const BACKOFF_DELAY_MS = 1000;
 
 /** What a job carries: only ids; everything else is read from the control-plane DB. */

@@ -67,6 +67,12 @@ export interface TargetProcessorDeps {
   readonly secretBox: SecretBox;
   readonly dispatch: Pick<TargetDispatch, 'enqueue'>;
   readonly provisionTenant: ProvisionTenant;
+  /**
+   * The statement that checks, under the tenant's lock, that this deployment owns the tenant's
+   * schema (or database) before a migration touches it (tenants/ownership.ts, bound by the
+   * composition root); none: no check.
+   */
+  readonly ownershipGuard?: (database: TenantDatabase) => Promise<string>;
   readonly logger: Logger;
 }
 
@@ -163,7 +169,9 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
   ): Promise<TargetResult> {
     const connectionString = secretBox.openConnectionString(database);
     const pool = tenantPools.poolFor(connectionString);
-    const target = ledgerTargetOf(database);
+    // A dry run changes nothing, so it does not mark the schema either.
+    const guardSql = deps.ownershipGuard && !run.dryRun ? await deps.ownershipGuard(database) : undefined;
+    const target = { ...ledgerTargetOf(database), ...(guardSql ? { guardSql } : {}) };
     const mode = run.transactionMode;
     const lockTimeoutMs = config.lockTimeoutMs;
     if (run.kind === 'PROVISION') {

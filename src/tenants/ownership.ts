@@ -112,6 +112,49 @@ export async function assertOwned(
   return ownership;
 }
 
+/**
+ * The guard a migration or rollback target runs under the tenant's lock, before anything else
+ * (MigrationTarget.guardSql): our marker passes; an unmarked object of a legacy row (or a schema
+ * not created yet) gets our marker; another deployment's object, or an unmarked one that may not
+ * be adopted, raises and the target fails with nothing touched. One statement, literals only.
+ */
+export function ownershipGuardSql(location: OwnedLocation, deploymentId: string): string {
+  const mine = pg.escapeLiteral(ownershipMarker(deploymentId));
+  const name = objectNameOf(location);
+  const kind = location.isolation === 'DATABASE' ? 'database' : 'schema';
+  const adoptable = Boolean(location.adoptUnmarked) && isTenantObjectName(name);
+  const found =
+    location.isolation === 'DATABASE'
+      ? `shobj_description((SELECT oid FROM pg_database WHERE datname = current_database()), 'pg_database')`
+      : `obj_description(to_regnamespace(${pg.escapeLiteral(name)}), 'pg_namespace')`;
+  const mark =
+    location.isolation === 'DATABASE'
+      ? `EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), ${mine})`
+      : `COMMENT ON SCHEMA ${quoteSchema(name)} IS ${mine}`;
+  const prefix = pg.escapeLiteral(OWNERSHIP_MARKER_PREFIX);
+  // A tenant's database exists (we are connected to it); its schema may not be created yet.
+  const whenAbsent =
+    location.isolation === 'SCHEMA'
+      ? `IF to_regnamespace(${pg.escapeLiteral(name)}) IS NULL THEN
+      CREATE SCHEMA ${quoteSchema(name)};
+      ${mark};
+    ELSIF`
+      : 'IF';
+  return `DO $cp$ DECLARE found text := ${found}; BEGIN
+    ${whenAbsent} found IS NOT DISTINCT FROM ${mine} THEN
+      NULL;
+    ELSIF found LIKE ${prefix} || '%' THEN
+      RAISE EXCEPTION 'The ${kind} "%" belongs to another control-plane deployment (%); refusing to touch it',
+        ${pg.escapeLiteral(name)}, substr(found, ${OWNERSHIP_MARKER_PREFIX.length + 1}) USING ERRCODE = '42501';
+    ELSIF ${adoptable ? 'true' : 'false'} THEN
+      ${mark};
+    ELSE
+      RAISE EXCEPTION 'The ${kind} "%" exists without this control plane''s ownership marker; refusing to touch it',
+        ${pg.escapeLiteral(name)} USING ERRCODE = '42501';
+    END IF;
+  END $cp$`;
+}
+
 /** The name of the schema (SCHEMA isolation) or database (DATABASE isolation) a tenant lives in. */
 export function objectNameOf(location: OwnedLocation): string {
   return location.isolation === 'DATABASE' ? location.databaseName : schemaOf(location);

@@ -208,7 +208,12 @@ describe.skipIf(!hasClusterTools())('fleet runs under faults', () => {
       );
       const n = (...statuses: string[]) =>
         recount.rows.filter((row) => statuses.includes(row.status)).reduce((sum, row) => sum + row.n, 0);
-      expect(run.rows[0]).toEqual({
+      const failures = await client.query<{ error: string; n: number }>(
+        `SELECT coalesce(error, '') AS error, count(*)::int AS n FROM control_plane.migration_run_targets
+          WHERE run_id = $1 AND status <> 'succeeded' GROUP BY 1 ORDER BY 2 DESC LIMIT 5`,
+        [runId],
+      );
+      expect(run.rows[0], `targets not succeeded: ${JSON.stringify(failures.rows)}`).toEqual({
         status: 'SUCCEEDED',
         total: TENANTS,
         pending: n('PENDING', 'QUEUED'),

@@ -1,3 +1,4 @@
+import { readDeploymentId } from '../../../src/tenants/deployment.js';
 import { describe, expect, it } from 'vitest';
 import { RunNotSucceededError, tenantsUpCommand } from '../../../src/cli/tenants-up.js';
 import { useRunHarness } from './run-harness.js';
@@ -40,8 +41,10 @@ describe('tenants up (CLI)', () => {
 
   it('exits non-zero and prints the failed targets with their errors', async () => {
     await h.createTenants('cli_bad', 1, 'STAGING');
+    // This deployment's schema (its marker), with a table the first migration also creates.
     await h.database.pool.query(
       `CREATE SCHEMA tenant_cli_bad_000;
+       COMMENT ON SCHEMA tenant_cli_bad_000 IS 'tenant-control-plane deployment ${await readDeploymentId(h.db)}';
        CREATE TABLE tenant_cli_bad_000.items (id int);`,
     );
     const { out, io, sink } = capture();

@@ -58,30 +58,27 @@ describe('runs of a deleted tenant', () => {
     expect(await schemaExists(schema)).toBe(false);
   }
 
-  it(
-    'skips a retried MIGRATE target of a tenant deleted since, and does not recreate its schema',
-    async () => {
-      const [tenantId] = await h.createTenants('gone', 1);
-      const database = await h.db.tenantDatabase.findFirstOrThrow({ where: { tenantId: tenantId! } });
-      await provisionTenant({
-        location: database,
-        connectionString: h.database.url,
-        pool: h.database.pool,
-        catalog: h.catalog,
-        deploymentId: await readDeploymentId(h.db),
-      });
-      const run = await h.service.startMigrationRun({ tenants: { ids: [tenantId!] } }, ACTOR);
-      await h.service.cancelRun(run.id, ACTOR);
-      await waitForRunEnd(h.db, run.id);
-      const tenant = await h.db.tenant.findUniqueOrThrow({ where: { tenantId: tenantId! } });
-      await tenants.deleteTenant({ id: tenant.tenantId, confirmName: tenant.name, dropData: true });
-      expect(await schemaExists(database.schemaName!)).toBe(false);
+  it('skips a retried MIGRATE target of a tenant deleted since, and does not recreate its schema', async () => {
+    const [tenantId] = await h.createTenants('gone', 1);
+    const database = await h.db.tenantDatabase.findFirstOrThrow({ where: { tenantId: tenantId! } });
+    await provisionTenant({
+      location: database,
+      connectionString: h.database.url,
+      pool: h.database.pool,
+      catalog: h.catalog,
+      deploymentId: await readDeploymentId(h.db),
+    });
+    const run = await h.service.startMigrationRun({ tenants: { ids: [tenantId!] } }, ACTOR);
+    await h.service.cancelRun(run.id, ACTOR);
+    await waitForRunEnd(h.db, run.id);
+    const tenant = await h.db.tenant.findUniqueOrThrow({ where: { tenantId: tenantId! } });
+    await tenants.deleteTenant({ id: tenant.tenantId, confirmName: tenant.name, dropData: true });
+    expect(await schemaExists(database.schemaName!)).toBe(false);
 
-      await h.startWorker();
-      await h.service.retryRun(run.id, ACTOR);
-      await expectStillDeleted(tenantId!, run.id, database.schemaName!);
-    },
-  );
+    await h.startWorker();
+    await h.service.retryRun(run.id, ACTOR);
+    await expectStillDeleted(tenantId!, run.id, database.schemaName!);
+  });
 
   it('skips a retried PROVISION target of a tenant deleted since, leaving it deleted', async () => {
     const { tenant, provisioning } = await tenants.createTenant({ name: 'gone-early' }, ACTOR);

@@ -53,6 +53,15 @@ describe('isTransientPgError', () => {
     expect(isTransientPgError('not an error')).toBe(false);
   });
 
+  // Found by the fault suite: a query on a pooled client whose socket broke (a tenant server that
+  // became unreachable) fails with these, without a code, and used to fail the target for good.
+  it.each(['Client has encountered a connection error and is not queryable', 'Client was closed and is not queryable'])(
+    'treats "%s" as transient',
+    (message) => {
+      expect(isTransientPgError(new Error(message))).toBe(true);
+    },
+  );
+
   it('looks through a MigrationFailedError at its cause', () => {
     const wrap = (cause: unknown) => new MigrationFailedError('s', 'f.up.sql', '1', 'SELECT 1', cause);
     expect(isTransientPgError(wrap(pgError('40P01')))).toBe(true);
