@@ -32,7 +32,8 @@ function runCli(args: string[], env: Record<string, string>): Promise<CliOutcome
   });
 }
 
-describe('npm run migrate', () => {
+// Each test spawns several CLI processes (tsx compiles on start): slow on a loaded 2-core machine.
+describe('npm run migrate', { timeout: 240_000 }, () => {
   const db = useTestDatabase();
   const env = () => ({
     TENANT_DATABASE_URL: db.url,
@@ -110,7 +111,7 @@ describe('npm run migrate', () => {
   });
 });
 
-describe('npm run migrate with a control plane', () => {
+describe('npm run migrate with a control plane', { timeout: 240_000 }, () => {
   const db = useTestDatabase({ controlPlane: true });
   const env = () => ({
     TENANT_DATABASE_URL: db.url,
