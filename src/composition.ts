@@ -6,6 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { createAuditLog, type AuditLog } from './audit/audit-log.js';
+import { createReleaseCatalogs, type ReleaseCatalogs } from './catalog-releases/release-catalogs.js';
 import { createTokenService, type TokenService } from './auth/tokens.js';
 import type { Config } from './config.js';
 import { createSecretBoxFromConfig, type SecretBox } from './crypto/secret-box.js';
@@ -62,6 +63,8 @@ export interface Composition {
   /** Plain pg connections for the run machine's and the tenant registration's statements. */
   readonly pool: ControlPlanePool;
   readonly catalog: MigrationCatalog;
+  /** This process's release and the releases runs pin, cached by id. */
+  readonly catalogs: ReleaseCatalogs;
   readonly events: RunEventBus;
   /** Announces revoked tokens to every API process, which end their streams. */
   readonly revocations: TokenRevocationBus;
@@ -167,12 +170,15 @@ export async function composeServices(config: Config, options: CompositionOption
       logger,
     });
     onClose('control-plane pool', () => pool.end());
+    // Every process publishes its own disk catalog (idempotent); runs pin a release, workers run it.
+    const catalogs = await createReleaseCatalogs(pool, catalog);
 
     const runs = createRunService({
       db,
       pool,
       config,
       catalog,
+      catalogs,
       dispatch: queue,
       events,
       tenantPools,
@@ -222,7 +228,7 @@ export async function composeServices(config: Config, options: CompositionOption
       const worker = await startTargetWorker({
         pool: workerPool,
         config,
-        catalog,
+        catalogs,
         events,
         tenantPools,
         secretBox,
@@ -243,6 +249,7 @@ export async function composeServices(config: Config, options: CompositionOption
       db,
       pool,
       catalog,
+      catalogs,
       events,
       revocations,
       eventsReady,
