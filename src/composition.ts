@@ -83,6 +83,7 @@ export interface Composition {
     readonly runs: RunService;
     readonly runReader: RunReader;
     readonly catalog: MigrationCatalog;
+    readonly catalogs: ReleaseCatalogs;
   };
   /** Starts a target worker with its own hot-path pool and Redis connection; closed by close(). */
   startWorker(options?: WorkerOptions): Promise<TargetWorker>;
@@ -212,6 +213,7 @@ export async function composeServices(config: Config, options: CompositionOption
       runs,
       runReader: createRunReader({ pool }),
       catalog,
+      catalogs,
     };
 
     const deploymentId = createDeploymentIdReader(db);
