@@ -147,8 +147,8 @@ export function buildCatalog(dir: string, sources: readonly CatalogSource[]): Mi
   for (const up of [...byKind.up.values()].sort((a, b) => (a.parsed.order < b.parsed.order ? -1 : 1))) {
     const down = byKind.down.get(up.parsed.order) ?? null;
     const verify = byKind.verify.get(up.parsed.order) ?? null;
-    const upMode = modeOf(up, problem, warnings);
-    const downMode = down ? modeOf(down, problem, warnings) : { transactional: true };
+    const upMode = modeOf(up, warnings);
+    const downMode = down ? modeOf(down, warnings) : { transactional: true };
     if (verify) {
       const found = [...(verify.analysis?.transactionControl ?? []), ...(verify.analysis?.outsideTransactionOnly ?? [])][0];
       if (found) problem(verify.source.fileName, `line ${found.line}: a verify script may not run ${found.statement}`);
@@ -186,36 +186,27 @@ export function buildCatalog(dir: string, sources: readonly CatalogSource[]): Mi
 /**
  * Whether a file runs inside the engine's transaction: not when it says `-- migrate:no-transaction`,
  * nor when it has its own BEGIN/COMMIT (golang-migrate runs files unwrapped, and a COMMIT inside
- * ours would end it part-way). A statement PostgreSQL refuses in a transaction block, in a file
- * that does run in one, is a problem now rather than a failure on the first tenant.
+ * ours would end it part-way), nor when it holds a statement PostgreSQL refuses in a transaction
+ * block (CREATE INDEX CONCURRENTLY…), which golang-migrate catalogs ship without a marker. Either
+ * of the last two is reported at load as a warning naming the file and line.
  */
-function modeOf(
-  entry: Entry,
-  problem: (file: string, message: string) => void,
-  warnings: CatalogWarning[],
-): { transactional: boolean } {
-  const analysis = entry.analysis;
-  const marked = !isTransactional(entry.sql);
-  const control = analysis?.transactionControl[0];
-  if (control && !marked) {
-    warnings.push({
-      file: entry.source.fileName,
-      line: control.line,
-      message:
-        `${entry.source.fileName} line ${control.line}: ${control.statement}: the file controls its own transaction, ` +
-        'so it runs unwrapped like a -- migrate:no-transaction file, statement by statement, its ledger row after it',
-    });
-  }
-  const transactional = !marked && !control;
-  const outside = analysis?.outsideTransactionOnly[0];
-  if (transactional && outside) {
-    problem(
-      entry.source.fileName,
-      `line ${outside.line}: ${outside.statement} cannot run inside a transaction; ` +
-        'put it in its own file starting with -- migrate:no-transaction',
-    );
-  }
-  return { transactional };
+function modeOf(entry: Entry, warnings: CatalogWarning[]): { transactional: boolean } {
+  if (!isTransactional(entry.sql)) return { transactional: false };
+  const control = entry.analysis?.transactionControl[0];
+  const outside = entry.analysis?.outsideTransactionOnly[0];
+  const found = control ?? outside;
+  if (!found) return { transactional: true };
+  const why = control
+    ? 'the file controls its own transaction'
+    : `${found.statement} cannot run inside a transaction block`;
+  warnings.push({
+    file: entry.source.fileName,
+    line: found.line,
+    message:
+      `${entry.source.fileName} line ${found.line}: ${found.statement}: ${why}, so it runs unwrapped like a ` +
+      '-- migrate:no-transaction file, statement by statement, its ledger row after it',
+  });
+  return { transactional: false };
 }
 
 // A CONCURRENTLY build that fails leaves an INVALID index; without IF NOT EXISTS the replay fails on it.
