@@ -25,8 +25,8 @@ describe('catalog publish and list', () => {
     ]);
     await catalogCommand(config, { action: 'list' }, io);
     expect(lines).toEqual([
-      expect.stringMatching(/latest 0005  10 files/),
-      expect.stringMatching(/latest 0003  6 files/),
+      expect.stringMatching(/latest 0005 {2}10 files/),
+      expect.stringMatching(/latest 0003 {2}6 files/),
     ]);
   });
 
