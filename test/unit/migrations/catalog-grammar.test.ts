@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { captureError } from '../../helpers/errors.js';
-import { CatalogError, buildCatalog, loadSqlParser } from '../../../src/migrations/index.js';
+import { CatalogError, buildCatalog, loadSqlParser, planUp, renderPlanSql } from '../../../src/migrations/index.js';
 import type { CatalogSource } from '../../../src/migrations/index.js';
 
 const source = (fileName: string, sql = 'SELECT 1;'): CatalogSource => ({
@@ -140,5 +140,18 @@ describe('verify scripts', () => {
       buildCatalog('/catalog', [source('0001_a.up.sql'), source('0001_a.verify.sql', 'COMMIT;')]),
     );
     expect((error as CatalogError).problems).toEqual([expect.objectContaining({ file: '0001_a.verify.sql' })]);
+  });
+});
+
+describe('plans show verify scripts', () => {
+  it('prints a verify script right after its up file', () => {
+    const catalog = buildCatalog('/catalog', [
+      source('0001_a.up.sql', 'CREATE TABLE a (id int);'),
+      source('0001_a.verify.sql', 'SELECT 1 / count(*) FROM a;'),
+    ]);
+    const sql = renderPlanSql(planUp(catalog, [], null), { schema: 'tenant_acme' });
+    expect(sql).toMatch(
+      /-- 0001_a\.up\.sql\nCREATE TABLE a \(id int\);\n-- verify: 0001_a\.verify\.sql \(a failure rolls the step back\)\nSELECT 1 \/ count\(\*\) FROM a;\n/,
+    );
   });
 });
