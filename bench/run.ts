@@ -467,7 +467,7 @@ async function countLedgers(tenantUrl: string, n: number): Promise<number> {
   await client.connect();
   try {
     const { rows: found } = await client.query(
-      `SELECT count(*)::int AS n FROM pg_tables WHERE tablename = 'schema_migrations' AND schemaname LIKE 'tenant_b1_%'`,
+      `SELECT count(*)::int AS n FROM pg_tables WHERE tablename = 'control_plane_ledger' AND schemaname LIKE 'tenant_b1_%'`,
     );
     const count = found[0].n as number;
     if (count !== n) throw new Error(`expected ${n} tenant ledgers, found ${count}`);

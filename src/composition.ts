@@ -6,6 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { createAuditLog, type AuditLog } from './audit/audit-log.js';
+import { createReleaseCatalogs, type ReleaseCatalogs } from './catalog-releases/release-catalogs.js';
 import { createTokenService, type TokenService } from './auth/tokens.js';
 import type { Config } from './config.js';
 import { createSecretBoxFromConfig, type SecretBox } from './crypto/secret-box.js';
@@ -63,6 +64,8 @@ export interface Composition {
   /** Plain pg connections for the run machine's and the tenant registration's statements. */
   readonly pool: ControlPlanePool;
   readonly catalog: MigrationCatalog;
+  /** This process's release and the releases runs pin, cached by id. */
+  readonly catalogs: ReleaseCatalogs;
   readonly events: RunEventBus;
   /** Announces revoked tokens to every API process, which end their streams. */
   readonly revocations: TokenRevocationBus;
@@ -81,6 +84,7 @@ export interface Composition {
     readonly runs: RunService;
     readonly runReader: RunReader;
     readonly catalog: MigrationCatalog;
+    readonly catalogs: ReleaseCatalogs;
   };
   /** Starts a target worker with its own hot-path pool and Redis connection; closed by close(). */
   startWorker(options?: WorkerOptions): Promise<TargetWorker>;
@@ -168,12 +172,15 @@ export async function composeServices(config: Config, options: CompositionOption
       logger,
     });
     onClose('control-plane pool', () => pool.end());
+    // Every process publishes its own disk catalog (idempotent); runs pin a release, workers run it.
+    const catalogs = await createReleaseCatalogs(pool, catalog);
 
     const runs = createRunService({
       db,
       pool,
       config,
       catalog,
+      catalogs,
       dispatch: queue,
       events,
       tenantPools,
@@ -207,6 +214,7 @@ export async function composeServices(config: Config, options: CompositionOption
       runs,
       runReader: createRunReader({ pool }),
       catalog,
+      catalogs,
     };
 
     const deploymentId = createDeploymentIdReader(db);
@@ -223,7 +231,7 @@ export async function composeServices(config: Config, options: CompositionOption
       const worker = await startTargetWorker({
         pool: workerPool,
         config,
-        catalog,
+        catalogs,
         events,
         tenantPools,
         secretBox,
@@ -245,6 +253,7 @@ export async function composeServices(config: Config, options: CompositionOption
       db,
       pool,
       catalog,
+      catalogs,
       events,
       revocations,
       eventsReady,

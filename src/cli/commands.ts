@@ -21,6 +21,7 @@ import {
   renderPlanSql,
   stampVersion,
 } from '../migrations/index.js';
+import { catalogCommand } from './catalog-command.js';
 import { formatHistory, formatMigrateResult, formatStamp, formatStatus } from './format.js';
 import { recordCachedVersion, resolveTenantTarget } from './tenant-target.js';
 import { secretsCommand } from './secrets-reseal.js';
@@ -39,6 +40,7 @@ export interface CommandInput {
   readonly 'with-worker'?: boolean | undefined;
   readonly name?: string | undefined;
   readonly role?: string | undefined;
+  readonly dir?: string | undefined;
 }
 
 /** Where a command writes; the entry point passes process streams, tests may capture. */
@@ -57,6 +59,7 @@ export const COMMANDS: Readonly<Record<string, CommandHandler>> = {
   tenants: (config, input, io) => tenantsUpCommand(config, input, io),
   secrets: (config, input, io) => secretsCommand(config, input, io),
   token: tokenCommand,
+  catalog: catalogCommand,
 };
 
 async function controlPlaneCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {

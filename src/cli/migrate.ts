@@ -21,6 +21,9 @@ export const USAGE = `Usage: npm run migrate -- <command>
   secrets reseal                               re-encrypt stored connection strings under ENCRYPTION_KEY
   token create --name <name> --role VIEWER|OPERATOR|ADMIN
                                                issue an API token; prints it once on stdout
+  catalog publish [--dir <dir>]                publish a catalog directory (default MIGRATIONS_DIR) as a
+                                               release; publishing the same files again adds nothing
+  catalog list                                 the releases the control plane holds, newest first
 
 A tenant name "acme" means schema tenant_acme on TENANT_DATABASE_URL.
 \`tenant down\` needs --to (--to 0 reverts everything); \`tenant stamp\` records versions <= --to without running them.`;
@@ -43,6 +46,7 @@ export async function runMigrateCli(argv: readonly string[]): Promise<number> {
         'with-worker': { type: 'boolean' },
         name: { type: 'string' },
         role: { type: 'string' },
+        dir: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });

@@ -39,6 +39,7 @@ const RUN_FIELDS = {
   updatedAt: '$.updated_at',
   startedAt: '$.started_at',
   finishedAt: '$.finished_at',
+  catalogReleaseId: '$.catalog_release_id::text',
 } satisfies Record<keyof MigrationRun, string>;
 
 const TARGET_FIELDS = {

@@ -7,6 +7,7 @@ import type { MigrationCatalog } from '../migrations/types.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
 import type { RunReader } from '../runs/run-service.js';
 import type { RunService } from '../runs/types.js';
+import type { ReleaseCatalogs } from '../catalog-releases/release-catalogs.js';
 import type { SystemConfigService } from '../system-config/system-config-service.js';
 import type { TenantService } from '../tenants/tenant-service.js';
 
@@ -19,6 +20,8 @@ export interface GraphqlServices {
   readonly runs: RunService;
   readonly runReader: RunReader;
   readonly catalog: MigrationCatalog;
+  /** The API's own release and the releases runs pin (cached by id). */
+  readonly catalogs: Pick<ReleaseCatalogs, 'local' | 'forRelease'>;
 }
 
 /** Per-request context: who is calling and what they may use. */

@@ -7,7 +7,7 @@ import pg from 'pg';
 import type { PoolClient } from 'pg';
 import { quoteSchema } from '../db/pg.js';
 import { fileNameOf } from './catalog.js';
-import { MigrationFailedError } from './errors.js';
+import { MigrationFailedError, TransactionClosedError } from './errors.js';
 import { mentionsExtension, prepareDatabaseSql, relocateExtensionsSql } from './extensions.js';
 import { isStepTransactional } from './planner.js';
 import {
@@ -18,6 +18,7 @@ import {
   insertLedgerEntry,
 } from './ledger.js';
 import { splitSqlStatements } from './sql-statements.js';
+import { TARGET_TX_SETTING } from './target-session.js';
 import type { AppliedStep, MigrationFile } from './types.js';
 
 /** Runs `file` in `direction` on `client`, then inserts (up) or deletes (down) its ledger row. */
@@ -45,7 +46,11 @@ export async function applyGroup(
   direction: 'up' | 'down',
 ): Promise<AppliedStep[]> {
   const steps: AppliedStep[] = [];
-  for (const file of files) steps.push(await runFile(client, schema, file, direction));
+  for (const file of files) {
+    steps.push(await runFile(client, schema, file, direction));
+    // pg reports the transaction status with every ReadyForQuery: checking it costs no round trip.
+    if (client.getTransactionStatus() !== 'T') throw new TransactionClosedError(schema, fileNameOf(file, direction));
+  }
   if (direction === 'up') {
     await insertLedgerEntries(
       client,
@@ -62,8 +67,16 @@ export async function applyGroup(
   return steps;
 }
 
-// Marker columns between the files of a batch; their server timestamps time each file.
+// Marker columns between the files of a batch; their server timestamps time each file, and the
+// transaction-local setting set when the target's transaction opened tells that it is still open.
 const MARKER = '__cp_file_done';
+const TX_OPEN = '__cp_tx_open';
+const MARKER_SQL = `SELECT clock_timestamp() AS ${MARKER}, current_setting('${TARGET_TX_SETTING}', true) AS ${TX_OPEN}`;
+
+/** An up file's SQL followed by its verify script, which runs in the same transaction. */
+export function withVerify(file: MigrationFile): string {
+  return file.verifySql === null ? file.upSql : `${file.upSql}\n;${file.verifySql}`;
+}
 
 /**
  * Runs a group of transactional up files in ONE round trip, timing each file with a
@@ -80,8 +93,8 @@ export async function applyGroupBatched(
   const extensions = files.some((file) => mentionsExtension(file.upSql));
   const batch = [
     ...(extensions ? [prepareDatabaseSql({ lock: true, revokePublicCreate: false })] : []),
-    `SELECT clock_timestamp() AS ${MARKER}`,
-    ...files.map((file) => `${file.upSql}\n;SELECT clock_timestamp() AS ${MARKER}`),
+    MARKER_SQL,
+    ...files.map((file) => `${withVerify(file)}\n;${MARKER_SQL}`),
     ...(extensions ? [relocateExtensionsSql(schema)] : []),
   ].join(';\n');
   let results: { fields: { name: string }[]; rows: Record<string, unknown>[] }[];
@@ -91,9 +104,11 @@ export async function applyGroupBatched(
   } catch (error) {
     throw new BatchFailedError(error);
   }
-  const marks = results
-    .filter((result) => result.fields?.length === 1 && result.fields[0]?.name === MARKER)
-    .map((result) => (result.rows[0]?.[MARKER] as Date).getTime());
+  const markers = results.filter((result) => result.fields?.length === 2 && result.fields[0]?.name === MARKER);
+  const closed = markers.findIndex((result) => result.rows[0]?.[TX_OPEN] !== 'open');
+  const closer = files[closed - 1];
+  if (closed !== -1) throw new TransactionClosedError(schema, closer ? fileNameOf(closer) : fileNameOf(files[0]!));
+  const marks = markers.map((result) => (result.rows[0]?.[MARKER] as Date).getTime());
   if (marks.length !== files.length + 1) {
     // A file that returned a column named like the marker would shift the timings: replay instead.
     throw new BatchFailedError(new Error(`expected ${files.length + 1} file markers, found ${marks.length}`));
@@ -127,21 +142,31 @@ async function runFile(
   const sql = direction === 'up' ? file.upSql : file.downSql;
   if (sql === null) throw new Error(`${fileNameOf(file)} has no down file (planDown should have refused)`);
   const transactional = isStepTransactional({ direction }, file);
+  const name = fileNameOf(file, direction);
   const started = performance.now();
   const extensions = mentionsExtension(sql);
   if (extensions) await client.query(prepareDatabaseSql({ lock: true, revokePublicCreate: false }));
-  if (transactional) {
-    await runSql(client, schema, file, direction, sql, sql, 0);
+  if (sql.trim() === '') {
+    // An empty down file is a no-op step.
+  } else if (transactional) {
+    await runSql(client, schema, file, name, sql, sql, 0);
   } else {
     // One statement per query: a multi-statement query is an implicit transaction block.
     for (const statement of splitSqlStatements(sql)) {
-      await runSql(client, schema, file, direction, sql, statement.text, statement.offset);
+      await runSql(client, schema, file, name, sql, statement.text, statement.offset);
     }
   }
-  if (extensions) await runSql(client, schema, file, direction, sql, relocateExtensionsSql(schema), 0);
+  if (direction === 'up' && file.verifySql !== null) {
+    const verifyName = fileNameOf(file, 'verify');
+    // Statement by statement, so a failure names its line even when pg reports no position.
+    for (const statement of splitSqlStatements(file.verifySql)) {
+      await runSql(client, schema, file, verifyName, file.verifySql, statement.text, statement.offset, true);
+    }
+  }
+  if (extensions) await runSql(client, schema, file, name, sql, relocateExtensionsSql(schema), 0);
   // A failed CONCURRENTLY build leaves an INVALID index that IF NOT EXISTS then skips on the retry:
   // the file must not be recorded while one exists.
-  if (!transactional) await runSql(client, schema, file, direction, sql, invalidIndexCheckSql(schema), 0);
+  if (!transactional) await runSql(client, schema, file, name, sql, invalidIndexCheckSql(schema), 0);
   const executionMs = Math.round(performance.now() - started);
   return { version: file.version, name: file.name, executionMs };
 }
@@ -150,16 +175,17 @@ async function runSql(
   client: PoolClient,
   schema: string,
   file: MigrationFile,
-  direction: 'up' | 'down',
+  name: string,
   fileSql: string,
   text: string,
   offset: number,
+  statementKnown = false,
 ): Promise<void> {
   try {
     // No parameters: the simple query protocol, so multi-statement files work.
     await client.query(text);
   } catch (error) {
-    throw new MigrationFailedError(schema, fileNameOf(file, direction), file.version, fileSql, error, offset);
+    throw new MigrationFailedError(schema, name, file.version, fileSql, error, offset, statementKnown);
   }
 }
 

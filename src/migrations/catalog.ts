@@ -1,23 +1,32 @@
 /**
- * Reads a catalog directory (`NNNN_name.up.sql` / `NNNN_name.down.sql`) into a validated,
- * numerically ordered MigrationCatalog. Parsing is pure; only `loadCatalog` touches the disk.
+ * Reads a catalog directory into a validated, numerically ordered MigrationCatalog. File names
+ * follow golang-migrate's grammar, `{version}_{title}.{up|down|verify}.sql`, with any title.
+ * Parsing is pure (once the SQL parser is loaded); only `loadCatalog` touches the disk.
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CatalogError, UnknownVersionError } from './errors.js';
+import type { CatalogProblem } from './errors.js';
+import { SqlSyntaxError, analyzeSql, loadSqlParser } from './sql-analysis.js';
+import type { SqlAnalysis } from './sql-analysis.js';
 import { splitSqlStatements } from './sql-statements.js';
 import type { CatalogWarning, MigrationCatalog, MigrationFile } from './types.js';
 
-const FILE_NAME = /^(\d+)_([A-Za-z0-9_]+)\.(up|down)\.sql$/;
+const FILE_NAME = /^(\d+)_(.+)\.(up|down|verify)\.sql$/;
+// Titles reach messages and the ledger: printable characters only.
+const TITLE = /^[^\p{Cc}/\\]+$/u;
 const NO_TRANSACTION = /^--\s*migrate:no-transaction\s*$/;
+
+/** The kind of a catalog file: its up script, its down script, or its verify script. */
+export type FileKind = 'up' | 'down' | 'verify';
 
 /** The parts of a catalog file name. */
 export interface ParsedFileName {
   readonly version: string;
   readonly order: bigint;
   readonly name: string;
-  readonly direction: 'up' | 'down';
+  readonly direction: FileKind;
 }
 
 /** One file read from a catalog directory, before validation. */
@@ -27,7 +36,7 @@ export interface CatalogSource {
   readonly bytes: Buffer;
 }
 
-/** Reads and validates every `.sql` file of `dir`; throws CatalogError naming the first bad file. */
+/** Reads and validates every `.sql` file of `dir`; throws one CatalogError listing every bad file. */
 export async function loadCatalog(dir: string): Promise<MigrationCatalog> {
   let names: string[];
   try {
@@ -36,23 +45,27 @@ export async function loadCatalog(dir: string): Promise<MigrationCatalog> {
     throw new CatalogError(dir, `cannot read catalog directory: ${(error as Error).message}`, { cause: error });
   }
   const sources: CatalogSource[] = [];
+  const problems: CatalogProblem[] = [];
   for (const fileName of names.filter((name) => name.endsWith('.sql')).sort()) {
     const filePath = path.join(dir, fileName);
     try {
       sources.push({ fileName, path: filePath, bytes: await readFile(filePath) });
     } catch (error) {
-      throw new CatalogError(fileName, `cannot read file: ${(error as Error).message}`, { cause: error });
+      problems.push({ file: fileName, message: `cannot read file: ${(error as Error).message}` });
     }
   }
+  if (problems.length > 0) throw CatalogError.of(dir, problems);
+  await loadSqlParser();
   return buildCatalog(dir, sources);
 }
 
-/** Parses a catalog file name; null when it does not match `NNNN_name.(up|down).sql`. */
+/** Parses a catalog file name; null when it does not match `{version}_{title}.{up|down|verify}.sql`. */
 export function parseMigrationFileName(fileName: string): ParsedFileName | null {
   const match = FILE_NAME.exec(fileName);
   if (!match) return null;
-  const [, version = '', name = '', direction] = match;
-  return { version, order: BigInt(version), name, direction: direction === 'down' ? 'down' : 'up' };
+  const [, version = '', name = '', direction = 'up'] = match;
+  if (!TITLE.test(name) || version.length > 64) return null;
+  return { version, order: BigInt(version), name, direction: direction as FileKind };
 }
 
 /** Whether a file's first line is `-- migrate:no-transaction`. */
@@ -66,66 +79,134 @@ export function checksumOf(bytes: Buffer | string): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** Validates already-read sources (pure) and builds the catalog; throws CatalogError naming the file. */
+interface Entry {
+  readonly parsed: ParsedFileName;
+  readonly source: CatalogSource;
+  readonly sql: string;
+  readonly analysis: SqlAnalysis | null;
+}
+
+/**
+ * Validates already-read sources (pure; `loadSqlParser` must have resolved) and builds the
+ * catalog. Collects every problem first, then throws one CatalogError listing them all.
+ */
 export function buildCatalog(dir: string, sources: readonly CatalogSource[]): MigrationCatalog {
-  const ups = new Map<bigint, { parsed: ParsedFileName; source: CatalogSource }>();
-  const downs: { parsed: ParsedFileName; source: CatalogSource }[] = [];
-  for (const source of sources) {
+  const problems: CatalogProblem[] = [];
+  const warnings: CatalogWarning[] = [];
+  const byKind: Record<FileKind, Map<bigint, Entry>> = { up: new Map(), down: new Map(), verify: new Map() };
+  const problem = (file: string, message: string) => problems.push({ file, message });
+
+  for (const source of [...sources].sort((a, b) => (a.fileName < b.fileName ? -1 : 1))) {
     if (!source.fileName.endsWith('.sql')) continue;
     const parsed = parseMigrationFileName(source.fileName);
     if (!parsed) {
-      throw new CatalogError(source.fileName, 'file name does not match NNNN_name.up.sql or NNNN_name.down.sql');
-    }
-    if (source.bytes.toString('utf8').trim() === '') throw new CatalogError(source.fileName, 'file is empty');
-    if (parsed.direction === 'down') {
-      downs.push({ parsed, source });
+      problem(source.fileName, 'file name does not match {version}_{title}.up.sql, .down.sql or .verify.sql');
       continue;
     }
-    const existing = ups.get(parsed.order);
+    const sql = source.bytes.toString('utf8');
+    if (parsed.direction !== 'down' && sql.trim() === '') {
+      problem(source.fileName, 'file is empty (only a down file may be empty: a no-op step)');
+      continue;
+    }
+    const existing = byKind[parsed.direction].get(parsed.order);
     if (existing) {
-      throw new CatalogError(
-        source.fileName,
-        `duplicate version ${parsed.order}: also used by ${existing.source.fileName}`,
-      );
+      problem(source.fileName, `duplicate version ${parsed.order}: also used by ${existing.source.fileName}`);
+      continue;
     }
-    ups.set(parsed.order, { parsed, source });
+    let analysis: SqlAnalysis | null = null;
+    try {
+      analysis = analyzeSql(sql);
+    } catch (error) {
+      if (!(error instanceof SqlSyntaxError)) throw error;
+      // The tenant's server judges syntax (its version may differ from the parser's): warn only.
+      warnings.push({
+        file: source.fileName,
+        line: error.line,
+        message: `${source.fileName} line ${error.line}: the SQL parser cannot read it (${error.message}); its transaction control was not checked`,
+      });
+    }
+    byKind[parsed.direction].set(parsed.order, { parsed, source, sql, analysis });
   }
 
-  const downByOrder = new Map<bigint, CatalogSource>();
-  for (const { parsed, source } of downs) {
-    const up = ups.get(parsed.order);
-    if (!up || up.parsed.name !== parsed.name || up.parsed.version !== parsed.version) {
-      throw new CatalogError(source.fileName, `down file without its up file (${parsed.version}_${parsed.name}.up.sql)`);
+  for (const [kind, entries] of [['down', byKind.down], ['verify', byKind.verify]] as const) {
+    for (const [order, entry] of entries) {
+      const up = byKind.up.get(order);
+      if (!up) {
+        problem(entry.source.fileName, `${kind} file without an up file of version ${entry.parsed.version}`);
+      } else if (up.parsed.name !== entry.parsed.name) {
+        warnings.push({
+          file: entry.source.fileName,
+          line: 1,
+          message: `${entry.source.fileName}: title differs from its up file ${up.source.fileName}; paired by version`,
+        });
+      }
     }
-    if (downByOrder.has(parsed.order)) throw new CatalogError(source.fileName, 'duplicate down file');
-    downByOrder.set(parsed.order, source);
   }
 
-  const files = [...ups.values()]
-    .sort((a, b) => (a.parsed.order < b.parsed.order ? -1 : 1))
-    .map(({ parsed, source }): MigrationFile => {
-      const down = downByOrder.get(parsed.order) ?? null;
-      const upSql = source.bytes.toString('utf8');
-      const downSql = down ? down.bytes.toString('utf8') : null;
-      return {
-        version: parsed.version,
-        order: parsed.order,
-        name: parsed.name,
-        upPath: source.path,
-        upSql,
-        checksum: checksumOf(source.bytes),
-        transactional: isTransactional(upSql),
-        downPath: down ? down.path : null,
-        downSql,
-        downTransactional: downSql === null ? true : isTransactional(downSql),
-        reversible: down !== null,
-      };
+  const files: MigrationFile[] = [];
+  for (const up of [...byKind.up.values()].sort((a, b) => (a.parsed.order < b.parsed.order ? -1 : 1))) {
+    const down = byKind.down.get(up.parsed.order) ?? null;
+    const verify = byKind.verify.get(up.parsed.order) ?? null;
+    const upMode = modeOf(up, warnings);
+    const downMode = down ? modeOf(down, warnings) : { transactional: true };
+    if (verify) {
+      const found = [...(verify.analysis?.transactionControl ?? []), ...(verify.analysis?.outsideTransactionOnly ?? [])][0];
+      if (found) problem(verify.source.fileName, `line ${found.line}: a verify script may not run ${found.statement}`);
+    }
+    files.push({
+      version: up.parsed.version,
+      order: up.parsed.order,
+      name: up.parsed.name,
+      upPath: up.source.path,
+      upSql: up.sql,
+      checksum: checksumOf(up.source.bytes),
+      transactional: upMode.transactional,
+      downPath: down ? down.source.path : null,
+      downSql: down ? down.sql : null,
+      downTransactional: downMode.transactional,
+      reversible: down !== null,
+      verifyPath: verify ? verify.source.path : null,
+      verifySql: verify ? verify.sql : null,
+      verifiable: verify !== null,
     });
-  const warnings = files.flatMap((file) => [
-    ...(file.transactional ? [] : warningsOf(fileNameOf(file, 'up'), file.upSql)),
-    ...(file.downTransactional || file.downSql === null ? [] : warningsOf(fileNameOf(file, 'down'), file.downSql)),
-  ]);
+  }
+  if (problems.length > 0) {
+    throw CatalogError.of(
+      dir,
+      problems.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0)),
+    );
+  }
+  for (const file of files) {
+    if (!file.transactional) warnings.push(...warningsOf(fileNameOf(file, 'up'), file.upSql));
+    if (!file.downTransactional && file.downSql !== null) warnings.push(...warningsOf(fileNameOf(file, 'down'), file.downSql));
+  }
   return createCatalog(dir, files, warnings);
+}
+
+/**
+ * Whether a file runs inside the engine's transaction: not when it says `-- migrate:no-transaction`,
+ * nor when it has its own BEGIN/COMMIT (golang-migrate runs files unwrapped, and a COMMIT inside
+ * ours would end it part-way), nor when it holds a statement PostgreSQL refuses in a transaction
+ * block (CREATE INDEX CONCURRENTLY…), which golang-migrate catalogs ship without a marker. Either
+ * of the last two is reported at load as a warning naming the file and line.
+ */
+function modeOf(entry: Entry, warnings: CatalogWarning[]): { transactional: boolean } {
+  if (!isTransactional(entry.sql)) return { transactional: false };
+  const control = entry.analysis?.transactionControl[0];
+  const outside = entry.analysis?.outsideTransactionOnly[0];
+  const found = control ?? outside;
+  if (!found) return { transactional: true };
+  const why = control
+    ? 'the file controls its own transaction'
+    : `${found.statement} cannot run inside a transaction block`;
+  warnings.push({
+    file: entry.source.fileName,
+    line: found.line,
+    message:
+      `${entry.source.fileName} line ${found.line}: ${found.statement}: ${why}, so it runs unwrapped like a ` +
+      '-- migrate:no-transaction file, statement by statement, its ledger row after it',
+  });
+  return { transactional: false };
 }
 
 // A CONCURRENTLY build that fails leaves an INVALID index; without IF NOT EXISTS the replay fails on it.
@@ -184,6 +265,8 @@ export function parseVersion(version: string): bigint | null {
 }
 
 /** The file name of a catalog file's up (or down) script, as shown in messages. */
-export function fileNameOf(file: MigrationFile, direction: 'up' | 'down' = 'up'): string {
-  return `${file.version}_${file.name}.${direction}.sql`;
+export function fileNameOf(file: MigrationFile, direction: FileKind = 'up'): string {
+  // A down file may carry another title than its up file: name it as it is on disk.
+  const onDisk = direction === 'up' ? file.upPath : direction === 'down' ? file.downPath : file.verifyPath;
+  return onDisk ? path.basename(onDisk) : `${file.version}_${file.name}.${direction}.sql`;
 }

@@ -5,14 +5,40 @@
 import { AppError, PreconditionFailedError, ValidationError } from '../errors.js';
 import type { Drift } from './types.js';
 
-/** A catalog directory holds a file the engine cannot accept; `file` names it. */
+/** One thing wrong with one file of a catalog. */
+export interface CatalogProblem {
+  readonly file: string;
+  readonly message: string;
+}
+
+/**
+ * A catalog directory holds files the engine cannot accept. `problems` lists every one of them
+ * (the loader reports a whole catalog at once); `file` names the first.
+ */
 export class CatalogError extends AppError<'CATALOG'> {
+  readonly problems: readonly CatalogProblem[];
+
   constructor(
     readonly file: string,
     message: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { problems?: readonly CatalogProblem[] },
   ) {
-    super('CATALOG', `${file}: ${message}`, options);
+    const problems = options?.problems ?? [{ file, message }];
+    super(
+      'CATALOG',
+      problems.length === 1
+        ? `${file}: ${message}`
+        : `${message}:\n${problems.map((problem) => `  ${problem.file}: ${problem.message}`).join('\n')}`,
+      options,
+    );
+    this.problems = problems;
+  }
+
+  /** One error listing every problem of the catalog in `dir`. */
+  static of(dir: string, problems: readonly CatalogProblem[]): CatalogError {
+    const [first] = problems;
+    if (problems.length === 1 && first) return new CatalogError(first.file, first.message);
+    return new CatalogError(first?.file ?? dir, `catalog ${dir} has ${problems.length} problems`, { problems });
   }
 }
 
@@ -44,6 +70,37 @@ export class DriftError extends PreconditionFailedError {
   }
 }
 
+/**
+ * A file of a transactional group ended the tenant's transaction (a COMMIT or ROLLBACK the
+ * parser did not see): what ran before it may be committed without its ledger rows.
+ */
+export class TransactionClosedError extends AppError<'TRANSACTION_CLOSED'> {
+  constructor(
+    readonly schema: string,
+    readonly file: string,
+  ) {
+    super(
+      'TRANSACTION_CLOSED',
+      `Migration ${file} ended the transaction it ran in on schema ${schema}; ` +
+        'a file that controls its own transaction must not share one: check the schema and the ledger before retrying',
+    );
+  }
+}
+
+/** The schema is managed by golang-migrate (its own `schema_migrations`); nothing was changed. */
+export class ForeignLedgerError extends PreconditionFailedError {
+  constructor(
+    readonly schema: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `Schema ${schema} is managed by golang-migrate (its schema_migrations table has version and dirty); ` +
+        'adopt it before the control plane migrates it; nothing was changed',
+      options,
+    );
+  }
+}
+
 /** The shape of the pg driver's error fields this module reads. */
 interface PgErrorLike {
   readonly code?: unknown;
@@ -66,12 +123,20 @@ export class MigrationFailedError extends AppError<'MIGRATION_FAILED'> {
     cause: unknown,
     /** Character offset of the statement that failed within the file (no-transaction files run statement by statement). */
     statementOffset = 0,
+    /** The statement that failed is known (run alone): without a position, report its first line. */
+    statementKnown = false,
   ) {
     const pgError = (typeof cause === 'object' && cause !== null ? cause : {}) as PgErrorLike;
     const sqlState = typeof pgError.code === 'string' && /^[0-9A-Z]{5}$/.test(pgError.code) ? pgError.code : null;
     const rawPosition = Number(pgError.position);
     const position = Number.isInteger(rawPosition) && rawPosition > 0 ? rawPosition + statementOffset : null;
-    const line = position === null ? null : lineAtPosition(sql, position);
+    const leading = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*/.exec(sql.slice(statementOffset))?.[0].length ?? 0;
+    const line =
+      position !== null
+        ? lineAtPosition(sql, position)
+        : statementKnown
+          ? lineAtPosition(sql, statementOffset + leading + 1)
+          : null;
     const reason = cause instanceof Error ? cause.message : String(cause);
     super(
       'MIGRATION_FAILED',

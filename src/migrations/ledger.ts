@@ -1,5 +1,5 @@
 /**
- * The ledger table `schema_migrations` inside each migrated schema: which catalog files ran,
+ * The ledger table `control_plane_ledger` inside each migrated schema: which catalog files ran,
  * with their checksums. All names are validated and quoted; all values go as parameters.
  */
 import pg from 'pg';
@@ -7,8 +7,21 @@ import { quoteSchema } from '../db/pg.js';
 import { sortLedger } from './planner.js';
 import type { LedgerEntry, MigrationFile, Queryable } from './types.js';
 
-/** The ledger table's name inside each migrated schema. */
-export const LEDGER_TABLE = 'schema_migrations';
+/**
+ * The ledger table's name inside each migrated schema: a name no catalog uses. It used to be
+ * `schema_migrations`, golang-migrate's own table, which public catalogs alter and drop.
+ */
+export const LEDGER_TABLE = 'control_plane_ledger';
+
+/** The ledger's former name; a ledger of ours still called so is renamed the first time the engine locks the schema. */
+export const LEGACY_LEDGER_TABLE = 'schema_migrations';
+
+/** Raised (SQLSTATE) when the schema has golang-migrate's own `schema_migrations(version, dirty)` and no ledger of ours. */
+export const FOREIGN_LEDGER_SQLSTATE = 'CPGM0';
+
+// Our ledger's columns, sorted: how a `schema_migrations` table is recognised as ours.
+const LEDGER_COLUMNS = "ARRAY['applied_at','checksum','execution_ms','name','version']";
+const GOLANG_MIGRATE_COLUMNS = "ARRAY['dirty','version']";
 
 interface LedgerRow {
   version: string;
@@ -64,9 +77,32 @@ export function insertLedgerEntriesSql(
 
 const { escapeLiteral } = pg;
 
+/**
+ * Under the schema's lock: renames a ledger of ours still called `schema_migrations`, and refuses
+ * (FOREIGN_LEDGER_SQLSTATE, one line) a schema golang-migrate manages. Costs no round trip: it
+ * travels with the statements that ensure the ledger.
+ */
+export function adoptLegacyLedgerSql(schema: string): string {
+  const quoted = quoteSchema(schema);
+  const legacy = escapeLiteral(`${quoted}.${LEGACY_LEDGER_TABLE}`);
+  return `DO $cp$ DECLARE cols text[]; BEGIN
+    IF to_regclass(${escapeLiteral(`${quoted}.${LEDGER_TABLE}`)}) IS NULL AND to_regclass(${legacy}) IS NOT NULL THEN
+      SELECT array_agg(attname::text ORDER BY attname::text) INTO cols FROM pg_attribute
+       WHERE attrelid = to_regclass(${legacy}) AND attnum > 0 AND NOT attisdropped;
+      IF cols = ${LEDGER_COLUMNS} THEN
+        ALTER TABLE ${quoted}.${LEGACY_LEDGER_TABLE} RENAME TO ${LEDGER_TABLE};
+      ELSIF cols = ${GOLANG_MIGRATE_COLUMNS} THEN
+        RAISE EXCEPTION 'schema % is managed by golang-migrate (its schema_migrations table has version and dirty); adopt it before the control plane migrates it', ${escapeLiteral(schema)}
+          USING ERRCODE = '${FOREIGN_LEDGER_SQLSTATE}';
+      END IF;
+    END IF;
+  END $cp$`;
+}
+
 function ensureLedgerSql(schema: string): string {
   const quoted = quoteSchema(schema);
   return `CREATE SCHEMA IF NOT EXISTS ${quoted};
+    ${adoptLegacyLedgerSql(schema)};
     CREATE TABLE IF NOT EXISTS ${quoted}.${LEDGER_TABLE} (
        version      varchar(64) PRIMARY KEY,
        name         text NOT NULL,
@@ -76,20 +112,33 @@ function ensureLedgerSql(schema: string): string {
      )`;
 }
 
-/** Whether the schema already has a ledger table. */
+/** Whether the schema already has a ledger table (under its current or its former name). */
 export async function hasLedger(queryable: Queryable, schema: string): Promise<boolean> {
-  const result = await queryable.query<{ exists: boolean }>(
-    `SELECT to_regclass($1) IS NOT NULL AS exists`,
-    [`${quoteSchema(schema)}.${LEDGER_TABLE}`],
+  return (await ledgerTableOf(queryable, schema)) !== null;
+}
+
+/**
+ * The ledger's table name in `schema`: ours, or a ledger of ours not yet renamed (read without
+ * the lock, e.g. for status, it stays where it is); null when there is none.
+ */
+async function ledgerTableOf(queryable: Queryable, schema: string): Promise<string | null> {
+  const quoted = quoteSchema(schema);
+  const result = await queryable.query<{ ours: boolean; legacy: boolean }>(
+    `SELECT to_regclass($1) IS NOT NULL AS ours,
+            (SELECT array_agg(attname::text ORDER BY attname::text) FROM pg_attribute
+              WHERE attrelid = to_regclass($2) AND attnum > 0 AND NOT attisdropped) = ${LEDGER_COLUMNS} AS legacy`,
+    [`${quoted}.${LEDGER_TABLE}`, `${quoted}.${LEGACY_LEDGER_TABLE}`],
   );
-  return result.rows[0]?.exists === true;
+  const row = result.rows[0];
+  return row?.ours ? LEDGER_TABLE : row?.legacy ? LEGACY_LEDGER_TABLE : null;
 }
 
 /** The ledger ordered by numeric version; empty when the schema or table does not exist. */
 export async function readLedger(queryable: Queryable, schema: string): Promise<LedgerEntry[]> {
-  if (!(await hasLedger(queryable, schema))) return [];
+  const table = await ledgerTableOf(queryable, schema);
+  if (table === null) return [];
   const result = await queryable.query<LedgerRow>(
-    `SELECT version, name, checksum, applied_at, execution_ms FROM ${quoteSchema(schema)}.${LEDGER_TABLE}`,
+    `SELECT version, name, checksum, applied_at, execution_ms FROM ${quoteSchema(schema)}.${table}`,
   );
   return toLedger(result.rows);
 }

@@ -15,6 +15,7 @@
  */
 import pg from 'pg';
 import { quoteSchema } from '../db/pg.js';
+import { withVerify } from './apply-file.js';
 import { mentionsExtension, prepareDatabaseSql, relocateExtensionsSql } from './extensions.js';
 import { ensureAndReadLedgerSql, insertLedgerEntriesSql, LEDGER_TABLE } from './ledger.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, runTargetTransaction } from './target-session.js';
@@ -82,7 +83,7 @@ export async function migrateUpInOneTrip(
      END $cp$`,
     mark(0),
     // "\n;" ends a file whose last line is a comment or lacks its semicolon.
-    ...pending.map((file, i) => `${file.upSql}\n;${mark(i + 1)}`),
+    ...pending.map((file, i) => `${withVerify(file)}\n;${mark(i + 1)}`),
     ...(extensions ? [relocateExtensionsSql(target.schema)] : []),
     `${insert} RETURNING version, execution_ms`,
   ].join(';\n');

@@ -126,6 +126,9 @@ export function renderPlanSql(plan: Plan, options: RenderPlanOptions = {}): stri
     for (const file of group) {
       const sql = plan.direction === 'up' ? file.upSql : (file.downSql ?? '');
       out.push(`-- ${fileNameOf(file, plan.direction)}`, sql.trimEnd());
+      if (plan.direction === 'up' && file.verifySql !== null) {
+        out.push(`-- verify: ${fileNameOf(file, 'verify')} (a failure rolls the step back)`, file.verifySql.trimEnd());
+      }
       out.push(
         plan.direction === 'up'
           ? `-- ledger: record ${file.version} (${file.name}), checksum ${file.checksum}`

@@ -12,6 +12,12 @@ import type { MigrationTarget } from './types.js';
 /** `lock_timeout` when the caller does not say: long enough for a busy tenant, short enough to retry. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 5000;
 
+/**
+ * A transaction-local setting the opening sets: a file that ends the target's transaction
+ * (COMMIT, ROLLBACK) resets it, so the engine can tell which file did.
+ */
+export const TARGET_TX_SETTING = 'cp.target_tx';
+
 /** What `withTargetTransaction` hands its callback besides the connection. */
 export interface TargetTransaction {
   /** The results of the `opening` statements, which ran in the round trip that took the lock. */
@@ -74,8 +80,9 @@ export async function runTargetTransaction(
   });
 }
 
-// BEGIN, SET LOCAL lock_timeout, the lock, SET LOCAL search_path (then the target's guard).
-const OPENING_STATEMENTS = 4;
+// BEGIN, SET LOCAL lock_timeout, the lock, SET LOCAL search_path, SET LOCAL cp.target_tx (then
+// the target's guard).
+const OPENING_STATEMENTS = 5;
 
 function openingStatements(target: MigrationTarget): number {
   return OPENING_STATEMENTS + (target.guardSql ? 1 : 0);
@@ -86,7 +93,8 @@ function openingSql(target: MigrationTarget, lockTimeoutMs: number): string {
   const key = lockKeyLiteral(advisoryLockKey(target.lockKey));
   return (
     `BEGIN; SET LOCAL lock_timeout = ${lockTimeout(lockTimeoutMs)}; ` +
-    `SELECT pg_advisory_xact_lock(${key}); SET LOCAL search_path TO ${searchPathOf(target.schema)}` +
+    `SELECT pg_advisory_xact_lock(${key}); SET LOCAL search_path TO ${searchPathOf(target.schema)}; ` +
+    `SET LOCAL ${TARGET_TX_SETTING} = 'open'` +
     (target.guardSql ? `; ${target.guardSql}` : '')
   );
 }

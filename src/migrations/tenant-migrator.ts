@@ -6,7 +6,15 @@ import type { Pool, PoolClient } from 'pg';
 import { quoteSchema } from '../db/pg.js';
 import { BatchFailedError, applyFile, applyGroup, applyGroupBatched } from './apply-file.js';
 import { prepareDatabaseSql } from './extensions.js';
-import { ensureAndReadLedger, ensureAndReadLedgerSql, ledgerFromResults, readLedger } from './ledger.js';
+import { ForeignLedgerError } from './errors.js';
+import {
+  FOREIGN_LEDGER_SQLSTATE,
+  adoptLegacyLedgerSql,
+  ensureAndReadLedger,
+  ensureAndReadLedgerSql,
+  ledgerFromResults,
+  readLedger,
+} from './ledger.js';
 import { migrateUpInOneTrip } from './one-trip.js';
 import { assertNoDrift, groupSteps, isStepTransactional, planDown, planUp } from './planner.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, withTargetSession, withTargetTransaction } from './target-session.js';
@@ -72,6 +80,8 @@ export async function migrateDown(
   options: MigrateDownOptions,
 ): Promise<MigrateResult> {
   return run(pool, target, options, 'down', {
+    // A ledger of ours still under its former name is renamed under the lock before it is read.
+    opening: adoptLegacyLedgerSql(target.schema),
     replan: async (client) => planDown(catalog, await readLedger(client, target.schema), options.toVersion),
   });
 }
@@ -144,6 +154,9 @@ async function run(
       if (error instanceof BatchFailedError && batched) {
         batched = false;
         return 'replay' as const;
+      }
+      if ((error as { code?: unknown }).code === FOREIGN_LEDGER_SQLSTATE) {
+        throw new ForeignLedgerError(target.schema, { cause: error });
       }
       throw error;
     });

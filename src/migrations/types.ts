@@ -16,13 +16,17 @@ export interface MigrationFile {
   readonly upSql: string;
   /** SHA-256 hex of the up file's bytes. */
   readonly checksum: string;
-  /** False when the up file's first line is `-- migrate:no-transaction`. */
+  /** False when the up file's first line is `-- migrate:no-transaction` or it has its own BEGIN/COMMIT. */
   readonly transactional: boolean;
   readonly downPath: string | null;
   readonly downSql: string | null;
-  /** False when the down file's first line is `-- migrate:no-transaction`. */
+  /** Likewise for the down file. An empty down file is a no-op step. */
   readonly downTransactional: boolean;
   readonly reversible: boolean;
+  /** The optional `NNNN_name.verify.sql`, run right after the up file (same transaction when there is one). */
+  readonly verifyPath: string | null;
+  readonly verifySql: string | null;
+  readonly verifiable: boolean;
 }
 
 /** Something a catalog file does that works but is risky; the CLI's `plan` and the API log show it. */

@@ -94,6 +94,8 @@ export interface NewFleetRun {
   readonly maxFailures: number | null;
   readonly transactionMode: 'PER_TENANT' | 'PER_MIGRATION';
   readonly requestedBy: string;
+  /** The catalog release the run executes. */
+  readonly catalogReleaseId: string;
 }
 
 /** Which tenants a fleet run covers, already validated. */
@@ -138,6 +140,7 @@ export function admitFleetRun(
         run.maxFailures,
         run.transactionMode.toLowerCase(),
         run.requestedBy,
+        run.catalogReleaseId,
       )}`,
       1,
     );

@@ -2,6 +2,7 @@
  * Starting, cancelling, retrying and stamping runs: the API's and the CLI's way into the run
  * machinery. Each mutation commits to the control-plane DB first, then hands work to the queue.
  */
+import type { ReleaseCatalogs } from '../catalog-releases/release-catalogs.js';
 import type { Config } from '../config.js';
 import type { ControlPlaneDb, ControlPlanePool, ControlPlaneTx } from '../db/control-plane.js';
 import { runColumns } from '../db/control-plane-rows.js';
@@ -33,7 +34,10 @@ export interface RunServiceDeps {
   /** Plain pg connections to the control-plane DB, for the run machine's statements. */
   readonly pool: ControlPlanePool;
   readonly config: Pick<Config, 'defaultRunConcurrency' | 'lockTimeoutMs'>;
+  /** The API's own catalog: stamping and rollbacks validate against it. */
   readonly catalog: MigrationCatalog;
+  /** The releases a run may pin (default: the API's own). */
+  readonly catalogs: Pick<ReleaseCatalogs, 'resolve' | 'local'>;
   readonly dispatch: Pick<TargetDispatch, 'enqueue'>;
   readonly events: RunEventBus;
   readonly tenantPools: TenantPools;
@@ -67,13 +71,14 @@ export const MAX_RUN_CONCURRENCY = 1000;
 
 /** Creates the RunService over the given clients. */
 export function createRunService(deps: RunServiceDeps): RunService {
-  const { db, pool, config, catalog, tenantPools, secretBox, logger } = deps;
+  const { db, pool, config, catalog, catalogs, tenantPools, secretBox, logger } = deps;
   const scheduler = createScheduler(deps);
 
   async function startMigrationRun(request: StartMigrationRunRequest, actor: Actor): Promise<MigrationRun> {
-    const targetVersion = request.targetVersion ?? catalog.latest;
+    const release = await catalogs.resolve(request.catalogChecksum);
+    const targetVersion = request.targetVersion ?? release.catalog.latest;
     if (!targetVersion) throw new ValidationError('The tenant catalog has no migrations', 'targetVersion');
-    const file = catalog.find(targetVersion);
+    const file = release.catalog.find(targetVersion);
     if (!file) throw new ValidationError(`Unknown migration version "${targetVersion}"`, 'targetVersion');
     const concurrency = validateConcurrency(request.concurrency ?? config.defaultRunConcurrency);
     const canarySize = validatePositive(request.canarySize, 'canarySize');
@@ -83,6 +88,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
       {
         kind: 'MIGRATE',
         targetVersion: file.version,
+        catalogReleaseId: release.releaseId,
         dryRun: request.dryRun ?? false,
         concurrency,
         canarySize,
@@ -110,6 +116,8 @@ export function createRunService(deps: RunServiceDeps): RunService {
       {
         kind: 'ROLLBACK',
         targetVersion: file?.version ?? request.targetVersion,
+        // The API's release holds the down files assertReversible checked.
+        catalogReleaseId: catalogs.local.releaseId,
         dryRun: false,
         concurrency,
         canarySize: null,

@@ -37,6 +37,7 @@ import { claimTarget, finishTarget, settleUnclaimed } from './run-machine.js';
 import type { TargetEnd } from './run-machine.js';
 import { createScheduler } from './scheduler.js';
 import type { TargetDispatch } from './target-dispatch.js';
+import type { ReleaseCatalogs } from '../catalog-releases/release-catalogs.js';
 import { describeTargetError } from './target-error.js';
 import type { TargetErrorRecord } from './target-error.js';
 
@@ -61,7 +62,8 @@ export interface TargetProcessorDeps {
   /** The control-plane connections for claiming and finishing targets (see run-machine.ts). */
   readonly pool: ControlPlanePool;
   readonly config: Pick<Config, 'lockTimeoutMs'>;
-  readonly catalog: MigrationCatalog;
+  /** The catalog of the release each run pins: read from the control plane once per process, never from disk. */
+  readonly catalogs: Pick<ReleaseCatalogs, 'forRelease'>;
   readonly events: RunEventBus;
   readonly tenantPools: TenantPools;
   readonly secretBox: SecretBox;
@@ -109,7 +111,7 @@ interface TargetResult {
 
 /** Creates `processTarget` over the given clients. */
 export function createTargetProcessor(deps: TargetProcessorDeps) {
-  const { pool: controlPlanePool, config, catalog, events, tenantPools, secretBox, logger } = deps;
+  const { pool: controlPlanePool, config, catalogs, events, tenantPools, secretBox, logger } = deps;
   const { provisionTenant } = deps;
   const scheduler = createScheduler(deps);
 
@@ -167,6 +169,8 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     database: TenantDatabase,
     onApplied: (step: AppliedStep) => void,
   ): Promise<TargetResult> {
+    // The pinned release, not this process's disk: an old worker runs a new release's files.
+    const catalog = await catalogs.forRelease(run.catalogReleaseId);
     const connectionString = secretBox.openConnectionString(database);
     const pool = tenantPools.poolFor(connectionString);
     // A dry run changes nothing, so it does not mark the schema either.
@@ -193,7 +197,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       });
       return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
     }
-    if (run.dryRun) return planOnly(pool, target, run);
+    if (run.dryRun) return planOnly(pool, target, run, catalog);
     const result = await migrateUp(pool, target, catalog, {
       toVersion: run.targetVersion,
       mode,
@@ -209,6 +213,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     pool: Parameters<typeof readLedger>[0],
     target: MigrationTarget,
     run: MigrationRun,
+    catalog: MigrationCatalog,
   ): Promise<TargetResult> {
     const plan = planUp(catalog, await readLedger(pool, target.schema), run.targetVersion);
     assertNoDrift(plan, target.schema);

@@ -27,6 +27,8 @@ export interface StartMigrationRunRequest {
   readonly canarySize?: number | null;
   readonly maxFailures?: number | null;
   readonly transactionMode?: TransactionMode | null;
+  /** The catalog release the run executes; default: the release of the API process that takes the request. */
+  readonly catalogChecksum?: string | null;
 }
 
 export interface StartRollbackRequest {

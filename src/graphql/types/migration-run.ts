@@ -22,6 +22,7 @@ import {
   TransactionModeEnum,
 } from './enums.js';
 import { NotFoundError, PreconditionFailedError, ValidationError } from './errors.js';
+import './catalog-release.js';
 import './migration-run-target.js';
 import { StampTenantSuccess } from './tenant.js';
 
@@ -60,6 +61,16 @@ export const MigrationRunRef = builder.prismaNode('MigrationRun', {
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
     progress: t.field({ type: RunProgressRef, resolve: (run) => progressOf(run) }),
+    catalog: t.prismaField({
+      type: 'CatalogRelease',
+      description: 'The catalog release the run executes (runs from before releases: the API process’s own)',
+      select: { catalogReleaseId: true },
+      resolve: (query, run, _args, context) =>
+        context.db.catalogRelease.findUniqueOrThrow({
+          ...cleanQuery(query),
+          where: { id: run.catalogReleaseId ?? context.services.catalogs.local.releaseId },
+        }),
+    }),
     targets: t.relatedConnection(
       'targets',
       {
@@ -143,6 +154,11 @@ const StartMigrationRunInput = builder.inputType('StartMigrationRunInput', {
     canarySize: t.int({ required: false }),
     maxFailures: t.int({ required: false }),
     transactionMode: t.field({ type: TransactionModeEnum, required: false, defaultValue: 'PER_TENANT' }),
+    catalogChecksum: t.string({
+      required: false,
+      description:
+        'The catalog release to run (its checksum); default: the release of the API process that takes the request',
+    }),
   }),
 });
 

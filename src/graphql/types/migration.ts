@@ -10,6 +10,9 @@ export const MigrationRef = builder.objectRef<MigrationFile>('Migration').implem
     checksum: t.exposeString('checksum'),
     transactional: t.exposeBoolean('transactional'),
     reversible: t.exposeBoolean('reversible'),
+    verifiable: t.exposeBoolean('verifiable', {
+      description: 'Has a NNNN_name.verify.sql, run right after the up file',
+    }),
   }),
 });
 
@@ -28,7 +31,7 @@ export const AppliedMigrationRef = builder.objectRef<HistoryEntry>('AppliedMigra
 builder.queryField('migrations', (t) =>
   t.field({
     type: [MigrationRef],
-    description: 'The tenant migration set on disk, in order',
+    description: "The API process's own catalog release (its disk catalog), in order",
     authScopes: { viewer: true },
     resolve: (_root, _args, context) => context.services.catalog.files,
   }),

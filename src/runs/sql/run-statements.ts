@@ -88,13 +88,14 @@ export const RUN_STATEMENTS = {
 
   // --- admit: creating runs --------------------------------------------------------------------
   // $1 kind, $2 target version, $3 dry run, $4 concurrency, $5 canary size, $6 max failures,
-  // $7 transaction mode, $8 requested by: a new run, QUEUED, with no targets yet.
+  // $7 transaction mode, $8 requested by, $9 catalog release: a new run, QUEUED, with no targets yet.
   insertRun: {
     name: 'run_insert',
     text: `INSERT INTO control_plane.migration_runs
-        (kind, status, target_version, dry_run, concurrency, canary_size, max_failures, transaction_mode, requested_by)
+        (kind, status, target_version, dry_run, concurrency, canary_size, max_failures, transaction_mode, requested_by,
+         catalog_release_id)
       VALUES ($1::text::control_plane.run_kind, 'queued', $2::varchar, $3::boolean, $4::int, $5::int, $6::int,
-        $7::text::control_plane.transaction_mode, $8::varchar)
+        $7::text::control_plane.transaction_mode, $8::varchar, $9::uuid)
       RETURNING id::text AS id`,
   },
   // $1 tenant ids (text): those that do not exist, are deleted or are the system tenant.

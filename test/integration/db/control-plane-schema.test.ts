@@ -124,10 +124,10 @@ describe('migrateControlPlane on an empty database', () => {
   });
 
   it('changes nothing when run again', async () => {
-    const before = await db.pool.query(`SELECT * FROM control_plane.schema_migrations ORDER BY version`);
+    const before = await db.pool.query(`SELECT * FROM control_plane.control_plane_ledger ORDER BY version`);
     const result = await migrateControlPlane(db.url, CONTROL_PLANE_DIR);
     expect(result.steps).toEqual([]);
-    const after = await db.pool.query(`SELECT * FROM control_plane.schema_migrations ORDER BY version`);
+    const after = await db.pool.query(`SELECT * FROM control_plane.control_plane_ledger ORDER BY version`);
     expect(after.rows).toEqual(before.rows);
     // Every file of the catalog, whatever number the newest one has.
     const versions = readdirSync(CONTROL_PLANE_DIR)

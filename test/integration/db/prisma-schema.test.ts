@@ -141,6 +141,8 @@ function scalarType(field: PrismaField): string {
         : 'timestamp (Prisma default: add @db.Timestamptz)';
     case 'Json':
       return 'jsonb';
+    case 'Bytes':
+      return 'bytea';
     default:
       throw new Error(`unmapped Prisma type ${field.type} on ${field.name}`);
   }

@@ -78,7 +78,7 @@ describe('tenants through the API', () => {
     });
     const schema = alpha.schemaName!;
     const last = api.app.catalog.files.at(-1)!;
-    await api.database.pool.query(`DELETE FROM "${schema}".schema_migrations WHERE version = $1`, [
+    await api.database.pool.query(`DELETE FROM "${schema}".control_plane_ledger WHERE version = $1`, [
       last.version,
     ]);
     const result = await api.gql(TENANT, { id: created.alpha!.id });

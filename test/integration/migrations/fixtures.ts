@@ -18,10 +18,10 @@ export async function tablesIn(pool: Pool, schema: string): Promise<string[]> {
 
 /** Versions in the schema's ledger, sorted numerically. */
 export async function ledgerVersions(pool: Pool, schema: string): Promise<string[]> {
-  const exists = await pool.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [`${schema}.schema_migrations`]);
+  const exists = await pool.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [`${schema}.control_plane_ledger`]);
   if (!exists.rows[0]?.ok) return [];
   const result = await pool.query<{ version: string }>(
-    `SELECT version FROM ${schema}.schema_migrations ORDER BY version::numeric`,
+    `SELECT version FROM ${schema}.control_plane_ledger ORDER BY version::numeric`,
   );
   return result.rows.map((row) => row.version);
 }

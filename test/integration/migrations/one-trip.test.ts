@@ -34,7 +34,7 @@ describe('migrateUpInOneTrip', () => {
     expect(moved(rest).steps.map((s) => s.version)).toEqual(['0010']);
     expect(await ledgerVersions(db.pool, target.schema)).toEqual(['0001', '0002', '0010']);
     const timed = await db.pool.query<{ execution_ms: number }>(
-      `SELECT execution_ms FROM ${target.schema}.schema_migrations`,
+      `SELECT execution_ms FROM ${target.schema}.control_plane_ledger`,
     );
     expect(timed.rows.every((row) => Number.isInteger(row.execution_ms) && row.execution_ms >= 0)).toBe(true);
   });
@@ -50,7 +50,7 @@ describe('migrateUpInOneTrip', () => {
     }
     expect(await migrateUpInOneTrip(db.pool, target, catalog, { expectedVersion: '9999' })).toEqual(NOT_APPLICABLE);
     expect(await ledgerVersions(db.pool, target.schema)).toEqual(['0001']);
-    expect(await tablesIn(db.pool, target.schema)).toEqual(['schema_migrations', 'widgets']);
+    expect(await tablesIn(db.pool, target.schema)).toEqual(['control_plane_ledger', 'widgets']);
     // Nothing pending, PER_MIGRATION: not its case.
     expect(await migrateUpInOneTrip(db.pool, target, catalog, { expectedVersion: '0001', toVersion: '0001' })).toEqual(
       NOT_APPLICABLE,

@@ -32,7 +32,7 @@ describe('migrateUp', () => {
     expect(result).toMatchObject({ fromVersion: null, toVersion: '0010' });
     expect(result.steps.map((s) => s.version)).toEqual(['0001', '0002', '0010']);
     expect(seen.map((s) => s.version)).toEqual(['0001', '0002', '0010']);
-    expect(await tablesIn(db.pool, target.schema)).toEqual(['gadgets', 'schema_migrations', 'widgets']);
+    expect(await tablesIn(db.pool, target.schema)).toEqual(['control_plane_ledger', 'gadgets', 'widgets']);
     expect(await ledgerVersions(db.pool, target.schema)).toEqual(['0001', '0002', '0010']);
     const again = await migrateUp(db.pool, target, catalog);
     expect(again).toEqual({ fromVersion: '0010', toVersion: '0010', steps: [] });
@@ -42,7 +42,7 @@ describe('migrateUp', () => {
     const catalog = await loadCatalog(fixtureDir('basic'));
     const target = db.tenantTarget('fresh');
     await migrateUp(db.pool, target, catalog, { toVersion: '1' });
-    expect(await tablesIn(db.pool, target.schema)).toEqual(['schema_migrations', 'widgets']);
+    expect(await tablesIn(db.pool, target.schema)).toEqual(['control_plane_ledger', 'widgets']);
   });
 
   it('applies up to a version, then only the rest', async () => {
@@ -89,12 +89,12 @@ describe('migrateUp', () => {
     expect(ms['0001']).toBeLessThan(190);
     expect(ms['0003']).toBeLessThan(190);
     const ledger = await db.pool.query<{ version: string; execution_ms: number }>(
-      'SELECT version, execution_ms FROM tenant_timed.schema_migrations ORDER BY version',
+      'SELECT version, execution_ms FROM tenant_timed.control_plane_ledger ORDER BY version',
     );
     expect(ledger.rows.map((row) => [row.version, row.execution_ms])).toEqual(
       result.steps.map((step) => [step.version, step.executionMs]),
     );
-    expect(await tablesIn(db.pool, target.schema)).toEqual(['quick', 'quick_again', 'schema_migrations', 'slow']);
+    expect(await tablesIn(db.pool, target.schema)).toEqual(['control_plane_ledger', 'quick', 'quick_again', 'slow']);
   });
 
   it('in PER_MIGRATION mode, keeps the files committed before the failure', async () => {
@@ -104,7 +104,7 @@ describe('migrateUp', () => {
       MigrationFailedError,
     );
     expect(await ledgerVersions(db.pool, target.schema)).toEqual(['0001', '0002']);
-    expect(await tablesIn(db.pool, target.schema)).toEqual(['first_table', 'schema_migrations', 'second_table']);
+    expect(await tablesIn(db.pool, target.schema)).toEqual(['control_plane_ledger', 'first_table', 'second_table']);
     expect(await columnsOf(db.pool, target.schema, 'second_table')).toEqual(['id', 'label']);
   });
 
@@ -159,7 +159,7 @@ describe('migrateDown', () => {
     const result = await migrateDown(db.pool, target, catalog, { toVersion: '0001' });
     expect(result).toMatchObject({ fromVersion: '0010', toVersion: '0001' });
     expect(result.steps.map((s) => s.version)).toEqual(['0010', '0002']);
-    expect(await tablesIn(db.pool, target.schema)).toEqual(['schema_migrations', 'widgets']);
+    expect(await tablesIn(db.pool, target.schema)).toEqual(['control_plane_ledger', 'widgets']);
     expect(await columnsOf(db.pool, target.schema, 'widgets')).toEqual(['id', 'name']);
     expect(await ledgerVersions(db.pool, target.schema)).toEqual(['0001']);
   });
@@ -171,7 +171,7 @@ describe('migrateDown', () => {
     const error = await migrateDown(db.pool, target, catalog, { toVersion: '0001' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(IrreversibleMigrationError);
     expect((error as Error).message).toContain('0002_create_beta.up.sql');
-    expect(await tablesIn(db.pool, target.schema)).toEqual(['alpha', 'beta', 'gamma', 'schema_migrations']);
+    expect(await tablesIn(db.pool, target.schema)).toEqual(['alpha', 'beta', 'control_plane_ledger', 'gamma']);
     expect(await ledgerVersions(db.pool, target.schema)).toEqual(['0001', '0002', '0003']);
   });
 });
@@ -184,7 +184,7 @@ describe('stampVersion, getStatus and getHistory', () => {
     const target = await db.createTenantSchema('stamp');
     const stamped = await stampVersion(db.pool, target, catalog, '0002');
     expect(stamped).toMatchObject({ fromVersion: null, toVersion: '0002', inserted: ['0001', '0002'], removed: [] });
-    expect(await tablesIn(db.pool, target.schema)).toEqual(['schema_migrations']);
+    expect(await tablesIn(db.pool, target.schema)).toEqual(['control_plane_ledger']);
     const history = await getHistory(db.pool, target, catalog);
     expect(history.map((h) => [h.version, h.executionMs, h.checksumMatches])).toEqual([
       ['0001', 0, true],

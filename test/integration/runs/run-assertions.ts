@@ -25,10 +25,12 @@ export async function waitForRunEnd(
 
 /** The versions in a tenant schema's ledger, ascending ([] when it has none). */
 export async function ledgerVersions(pool: pg.Pool, schema: string): Promise<string[]> {
-  const exists = await pool.query(`SELECT to_regclass($1) IS NOT NULL AS e`, [`${schema}.schema_migrations`]);
+  const exists = await pool.query(`SELECT to_regclass($1) IS NOT NULL AS e`, [
+    `${schema}.control_plane_ledger`,
+  ]);
   if (!exists.rows[0]?.e) return [];
   const result = await pool.query<{ version: string }>(
-    `SELECT version FROM ${schema}.schema_migrations ORDER BY version`,
+    `SELECT version FROM ${schema}.control_plane_ledger ORDER BY version`,
   );
   return result.rows.map((row) => row.version);
 }

@@ -102,7 +102,9 @@ describe('provisionTenant', () => {
       name: string;
       checksum: string;
       execution_ms: number;
-    }>('SELECT version, name, checksum, execution_ms FROM tenant_fresh.schema_migrations ORDER BY version');
+    }>(
+      'SELECT version, name, checksum, execution_ms FROM tenant_fresh.control_plane_ledger ORDER BY version',
+    );
     expect(ledger.rows).toEqual(
       catalog.files.map((file) => ({
         version: file.version,
@@ -111,7 +113,7 @@ describe('provisionTenant', () => {
         execution_ms: ms[file.version],
       })),
     );
-    expect(await tablesIn(db.pool, 'tenant_fresh')).toEqual(['quick', 'schema_migrations', 'slow']);
+    expect(await tablesIn(db.pool, 'tenant_fresh')).toEqual(['control_plane_ledger', 'quick', 'slow']);
   });
 
   it('carries on from the ledger when the tenant was provisioned before (a retry)', async () => {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { captureError } from '../../helpers/errors.js';
 import {
   CatalogError,
@@ -7,8 +7,11 @@ import {
   checksumOf,
   isTransactional,
   parseMigrationFileName,
+  loadSqlParser,
 } from '../../../src/migrations/index.js';
 import type { CatalogSource } from '../../../src/migrations/index.js';
+
+beforeAll(loadSqlParser);
 
 const source = (fileName: string, sql = 'SELECT 1;'): CatalogSource => ({
   fileName,
@@ -82,8 +85,7 @@ describe('buildCatalog', () => {
 
   it.each([
     ['duplicate versions', [source('0002_a.up.sql'), source('2_b.up.sql')], '2_b.up.sql', /duplicate version/],
-    ['a down file without its up file', [source('0001_a.up.sql'), source('0002_b.down.sql')], '0002_b.down.sql', /without its up/],
-    ['a down file whose name differs from the up file', [source('0001_a.up.sql'), source('0001_x.down.sql')], '0001_x.down.sql', /without its up/],
+    ['a down file without its up file', [source('0001_a.up.sql'), source('0002_b.down.sql')], '0002_b.down.sql', /without an up file/],
     ['an empty file', [source('0001_a.up.sql', ' \n\t')], '0001_a.up.sql', /empty/],
     ['a .sql file not matching the pattern', [source('create_users.sql')], 'create_users.sql', /does not match/],
   ])('refuses %s with a CatalogError naming the file', (_case, sources, file, message) => {

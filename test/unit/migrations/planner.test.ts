@@ -13,8 +13,11 @@ import {
   planDown,
   planUp,
   renderPlanSql,
+  loadSqlParser,
 } from '../../../src/migrations/index.js';
 import type { LedgerEntry, MigrationCatalog } from '../../../src/migrations/index.js';
+
+await loadSqlParser();
 
 function catalogOf(files: Record<string, string>): MigrationCatalog {
   return buildCatalog(
