@@ -60,6 +60,7 @@ describe.skipIf(!hasClusterTools())('fleet runs under faults', () => {
   const workers: ServiceProcess[] = [];
   let env: Record<string, string>;
   const reports: FaultReport[] = [];
+  const remedied: { run: string; invalidIndexesDropped: number }[] = [];
 
   beforeAll(async () => {
     cluster = await ensureChaosCluster();
@@ -97,7 +98,9 @@ describe.skipIf(!hasClusterTools())('fleet runs under faults', () => {
         }
       });
     }
-    console.log(`chaos summary ${JSON.stringify({ tenants: TENANTS, workers: WORKERS, runs: reports })}`);
+    console.log(
+      `chaos summary ${JSON.stringify({ tenants: TENANTS, workers: WORKERS, runs: reports, remedied })}`,
+    );
   }, 120_000);
 
   it(
@@ -141,6 +144,7 @@ describe.skipIf(!hasClusterTools())('fleet runs under faults', () => {
         },
         ...killWorkers(Math.floor(WORKER_KILLS / 2)),
       ]);
+      await remedyInvalidIndexes(runId);
       await expectFleetAt(runId, ALL_VERSIONS);
     },
     RUN_TIMEOUT_MS + 60_000,
@@ -183,6 +187,40 @@ describe.skipIf(!hasClusterTools())('fleet runs under faults', () => {
     expect(events.at(-1)).toBe('RUN_FINISHED');
     reports.push({ run: runId, injected, midRun });
     expectAlive('the end of the run');
+  }
+
+  /**
+   * A CREATE INDEX CONCURRENTLY cut short by a fault leaves an INVALID index; by design (issue 10
+   * item 6) the file then fails, naming the index, and is not recorded. This does what that error
+   * says (DROP INDEX CONCURRENTLY, then retryMigrationRun) and waits for the retried run, so the
+   * checks that follow judge the recovered fleet. Any other failure is left for them to report.
+   */
+  async function remedyInvalidIndexes(runId: string): Promise<void> {
+    const failed = await controlPlane((client) =>
+      client.query<{ error: string }>(
+        `SELECT error FROM control_plane.migration_run_targets WHERE run_id = $1 AND status = 'failed'`,
+        [runId],
+      ),
+    );
+    const invalid = failed.rows.filter((row) =>
+      /invalid index .* left by a failed CREATE INDEX CONCURRENTLY/.test(row.error),
+    );
+    if (failed.rows.length === 0 || invalid.length !== failed.rows.length) return;
+    const indexes = invalid.flatMap((row) =>
+      [...row.error.matchAll(/DROP INDEX CONCURRENTLY ([\w.]+)/g)].map((m) => m[1]!),
+    );
+    await withRetriedConnection(cluster.url(tenantsDb), async (client) => {
+      for (const index of indexes) await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${index}`);
+    });
+    const retried = await gql<{ retryMigrationRun: { __typename: string } }>(
+      `mutation ($id: ID!) { retryMigrationRun(input: { id: $id }) { __typename } }`,
+      { id: Buffer.from(`MigrationRun:${runId}`).toString('base64') },
+    );
+    expect(retried.data?.retryMigrationRun.__typename, JSON.stringify(retried)).toBe(
+      'RetryMigrationRunSuccess',
+    );
+    await waitFor(() => runEnded(runId), RUN_TIMEOUT_MS, `retried run ${runId} to end`);
+    remedied.push({ run: runId, invalidIndexesDropped: indexes.length });
   }
 
   function expectAlive(after: string): void {
