@@ -25,6 +25,7 @@ import { createTargetQueue, queuePrefixOf, type TargetQueue } from './queue/targ
 import { startTargetWorker, type TargetWorker } from './queue/target-worker.js';
 import { createRedisConnection } from './redis/connections.js';
 import { createRunReader, createRunService, type RunReader } from './runs/run-service.js';
+import { createServerService, type ServerService } from './servers/server-service.js';
 import type { RunService } from './runs/types.js';
 import {
   createSystemConfigService,
@@ -80,6 +81,7 @@ export interface Composition {
     readonly runs: RunService;
     readonly runReader: RunReader;
     readonly catalog: MigrationCatalog;
+    readonly servers: ServerService;
   };
   /** Starts a target worker with its own hot-path pool and Redis connection; closed by close(). */
   startWorker(options?: WorkerOptions): Promise<TargetWorker>;
@@ -168,6 +170,10 @@ export async function composeServices(config: Config, options: CompositionOption
     });
     onClose('control-plane pool', () => pool.end());
 
+    const servers = createServerService({ db, pool, secretBox, logger });
+    // TENANT_DATABASE_URL's server is `default`; rows older than the registry move onto it.
+    await servers.ensureDefaultServer(config.tenantDatabaseUrl);
+
     const runs = createRunService({
       db,
       pool,
@@ -184,6 +190,7 @@ export async function composeServices(config: Config, options: CompositionOption
         db,
         controlPlanePool: pool,
         config,
+        servers,
         queue,
         secretBox,
         tenantPools,
@@ -206,6 +213,7 @@ export async function composeServices(config: Config, options: CompositionOption
       runs,
       runReader: createRunReader({ pool }),
       catalog,
+      servers,
     };
 
     const deploymentId = createDeploymentIdReader(db);

@@ -7,6 +7,7 @@ import type { MigrationCatalog } from '../migrations/types.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
 import type { RunReader } from '../runs/run-service.js';
 import type { RunService } from '../runs/types.js';
+import type { ServerService } from '../servers/server-service.js';
 import type { SystemConfigService } from '../system-config/system-config-service.js';
 import type { TenantService } from '../tenants/tenant-service.js';
 
@@ -19,6 +20,7 @@ export interface GraphqlServices {
   readonly runs: RunService;
   readonly runReader: RunReader;
   readonly catalog: MigrationCatalog;
+  readonly servers: ServerService;
 }
 
 /** Per-request context: who is calling and what they may use. */
