@@ -24,6 +24,7 @@ import { createTokenRevocationBus, type TokenRevocationBus } from './pubsub/toke
 import { createTargetQueue, queuePrefixOf, type TargetQueue } from './queue/target-queue.js';
 import { startTargetWorker, type TargetWorker } from './queue/target-worker.js';
 import { createRedisConnection } from './redis/connections.js';
+import { wakeDeferredTargets } from './runs/run-machine.js';
 import { createRunReader, createRunService, type RunReader } from './runs/run-service.js';
 import { createServerService, type ServerService } from './servers/server-service.js';
 import type { RunService } from './runs/types.js';
@@ -170,9 +171,16 @@ export async function composeServices(config: Config, options: CompositionOption
     });
     onClose('control-plane pool', () => pool.end());
 
-    const servers = createServerService({ db, pool, secretBox, logger });
+    const servers = createServerService({
+      db,
+      pool,
+      secretBox,
+      logger,
+      // A budget that grew lets waiting targets start now rather than at the next reconcile.
+      wakeDeferred: async () => queue.enqueue(await wakeDeferredTargets(pool)),
+    });
     // TENANT_DATABASE_URL's server is `default`; rows older than the registry move onto it.
-    await servers.ensureDefaultServer(config.tenantDatabaseUrl);
+    await servers.ensureDefaultServer(config.tenantDatabaseUrl, config.defaultServerMaxConcurrentMigrations);
 
     const runs = createRunService({
       db,

@@ -104,6 +104,11 @@ const Env = z.object({
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36500).default(90),
   /** How often the API prunes audit rows older than AUDIT_RETENTION_DAYS, in milliseconds. */
   AUDIT_PRUNE_INTERVAL_MS: z.coerce.number().int().min(1000).default(3_600_000),
+  /**
+   * The `default` server's budget of targets migrating at once when it is first registered; wide,
+   * so a deployment that had one server is not slowed by the upgrade (change it with updateDatabaseServer).
+   */
+  DEFAULT_SERVER_MAX_CONCURRENT_MIGRATIONS: z.coerce.number().int().min(1).max(1000).default(32),
   /** Prefix of new tenant schemas and databases; give each deployment sharing a tenant server its own. */
   TENANT_OBJECT_PREFIX: z
     .string()
@@ -164,6 +169,8 @@ export interface Config {
   readonly auditRetentionDays: number;
   readonly auditPruneIntervalMs: number;
   readonly tenantObjectPrefix: string;
+  /** Budget of the `default` server (TENANT_DATABASE_URL's) when the start registers it. */
+  readonly defaultServerMaxConcurrentMigrations: number;
 }
 
 /** Parses the environment into a frozen Config; throws ConfigError with one line naming the variable. */
@@ -239,6 +246,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     auditPruneIntervalMs: e.AUDIT_PRUNE_INTERVAL_MS,
     tenantObjectPrefix: e.TENANT_OBJECT_PREFIX,
+    defaultServerMaxConcurrentMigrations: e.DEFAULT_SERVER_MAX_CONCURRENT_MIGRATIONS,
   });
 }
 

@@ -58,13 +58,23 @@ export function createServerService({ db, pool, secretBox, logger, wakeDeferred 
    * databases without a server (registered before migration 0008) onto it. Idempotent; an
    * existing `default` is kept even when the URL changed (its tenants stay where they are).
    */
-  async function ensureDefaultServer(tenantDatabaseUrl: string): Promise<string> {
+  async function ensureDefaultServer(
+    tenantDatabaseUrl: string,
+    maxConcurrentMigrations = 32,
+  ): Promise<string> {
     const { host, port } = parseServerUrl(tenantDatabaseUrl);
     const id = randomUUID();
     for (let attempt = 0; attempt < 2; attempt += 1) {
       const { rows } = await pool.query<{ id: string | null; moved: number; host: string; port: number }>(
         ENSURE_DEFAULT,
-        [id, secretBox.sealConnectionString(id, tenantDatabaseUrl), host, port, DEFAULT_SERVER_NAME],
+        [
+          id,
+          secretBox.sealConnectionString(id, tenantDatabaseUrl),
+          host,
+          port,
+          DEFAULT_SERVER_NAME,
+          maxConcurrentMigrations,
+        ],
       );
       const row = rows[0];
       // A concurrent start inserted it after this statement's snapshot: read it again.
@@ -233,12 +243,13 @@ function validateBudget(budget: number): number {
   return budget;
 }
 
-// $1 id, $2 sealed URL, $3 host, $4 port, $5 name. The CTE's SELECT does not see the row `ins`
+// $1 id, $2 sealed URL, $3 host, $4 port, $5 name, $6 budget. The CTE's SELECT does not see the row `ins`
 // inserts (one snapshot), so exactly one of the two branches answers.
 const ENSURE_DEFAULT = `
   WITH ins AS (
-    INSERT INTO control_plane.database_servers (id, name, connection_string_encrypted, host, port)
-    VALUES ($1::uuid, $5::varchar, $2::text, $3::varchar, $4::int)
+    INSERT INTO control_plane.database_servers
+      (id, name, connection_string_encrypted, host, port, max_concurrent_migrations)
+    VALUES ($1::uuid, $5::varchar, $2::text, $3::varchar, $4::int, $6::int)
     ON CONFLICT (name) DO NOTHING
     RETURNING id, host, port
   ), s AS (

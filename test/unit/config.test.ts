@@ -141,4 +141,14 @@ describe('loadConfig', () => {
     const badKey = Buffer.alloc(31, 1).toString('base64');
     expect(configError({ ENCRYPTION_KEY: badKey }).message).not.toContain(badKey);
   });
+
+  it('gives the default server a wide migration budget unless DEFAULT_SERVER_MAX_CONCURRENT_MIGRATIONS says', () => {
+    expect(loadConfig({}).defaultServerMaxConcurrentMigrations).toBe(32);
+    expect(
+      loadConfig({ DEFAULT_SERVER_MAX_CONCURRENT_MIGRATIONS: '3' }).defaultServerMaxConcurrentMigrations,
+    ).toBe(3);
+    expect(configError({ DEFAULT_SERVER_MAX_CONCURRENT_MIGRATIONS: '0' }).message).toContain(
+      'DEFAULT_SERVER_MAX_CONCURRENT_MIGRATIONS',
+    );
+  });
 });

@@ -65,7 +65,7 @@ describe('database servers', () => {
       host: '127.0.0.1',
       port: 5432,
       acceptingTenants: true,
-      maxConcurrentMigrations: 4,
+      maxConcurrentMigrations: 32,
     });
     // A second start (the same step) changes nothing.
     await api.app.services.servers.ensureDefaultServer(api.config.tenantDatabaseUrl);
