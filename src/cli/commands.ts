@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import { createPgPool } from '../db/pg.js';
+import { serversCommand } from './servers-command.js';
 import { UsageError } from './usage-error.js';
 import type { Config } from '../config.js';
 import {
@@ -39,6 +40,8 @@ export interface CommandInput {
   readonly 'with-worker'?: boolean | undefined;
   readonly name?: string | undefined;
   readonly role?: string | undefined;
+  readonly url?: string | undefined;
+  readonly 'max-concurrent'?: string | undefined;
 }
 
 /** Where a command writes; the entry point passes process streams, tests may capture. */
@@ -57,6 +60,7 @@ export const COMMANDS: Readonly<Record<string, CommandHandler>> = {
   tenants: (config, input, io) => tenantsUpCommand(config, input, io),
   secrets: (config, input, io) => secretsCommand(config, input, io),
   token: tokenCommand,
+  servers: serversCommand,
 };
 
 async function controlPlaneCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {

@@ -21,6 +21,9 @@ export const USAGE = `Usage: npm run migrate -- <command>
   secrets reseal                               re-encrypt stored connection strings under ENCRYPTION_KEY
   token create --name <name> --role VIEWER|OPERATOR|ADMIN
                                                issue an API token; prints it once on stdout
+  servers list                                 database servers: address, placement, budget, tenants
+  servers add --name <name> --url <url> [--max-concurrent N]
+                                               register a server (connection and privileges checked)
 
 A tenant name "acme" means schema tenant_acme on TENANT_DATABASE_URL.
 \`tenant down\` needs --to (--to 0 reverts everything); \`tenant stamp\` records versions <= --to without running them.`;
@@ -43,6 +46,8 @@ export async function runMigrateCli(argv: readonly string[]): Promise<number> {
         'with-worker': { type: 'boolean' },
         name: { type: 'string' },
         role: { type: 'string' },
+        url: { type: 'string' },
+        'max-concurrent': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
