@@ -180,7 +180,7 @@ export async function composeServices(config: Config, options: CompositionOption
       wakeDeferred: async () => queue.enqueue(await wakeDeferredTargets(pool)),
     });
     // TENANT_DATABASE_URL's server is `default`; rows older than the registry move onto it.
-    await servers.ensureDefaultServer(config.tenantDatabaseUrl, config.defaultServerMaxConcurrentMigrations);
+    await servers.ensureDefaultServer(config.tenantDatabaseUrl, config.defaultServerBudget);
 
     const runs = createRunService({
       db,

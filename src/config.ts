@@ -108,7 +108,7 @@ const Env = z.object({
    * The `default` server's budget of targets migrating at once when it is first registered; wide,
    * so a deployment that had one server is not slowed by the upgrade (change it with updateDatabaseServer).
    */
-  DEFAULT_SERVER_MAX_CONCURRENT_MIGRATIONS: z.coerce.number().int().min(1).max(1000).default(32),
+  DEFAULT_SERVER_BUDGET: z.coerce.number().int().min(1).max(1000).default(32),
   /** Prefix of new tenant schemas and databases; give each deployment sharing a tenant server its own. */
   TENANT_OBJECT_PREFIX: z
     .string()
@@ -170,7 +170,7 @@ export interface Config {
   readonly auditPruneIntervalMs: number;
   readonly tenantObjectPrefix: string;
   /** Budget of the `default` server (TENANT_DATABASE_URL's) when the start registers it. */
-  readonly defaultServerMaxConcurrentMigrations: number;
+  readonly defaultServerBudget: number;
 }
 
 /** Parses the environment into a frozen Config; throws ConfigError with one line naming the variable. */
@@ -246,7 +246,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     auditPruneIntervalMs: e.AUDIT_PRUNE_INTERVAL_MS,
     tenantObjectPrefix: e.TENANT_OBJECT_PREFIX,
-    defaultServerMaxConcurrentMigrations: e.DEFAULT_SERVER_MAX_CONCURRENT_MIGRATIONS,
+    defaultServerBudget: e.DEFAULT_SERVER_BUDGET,
   });
 }
 

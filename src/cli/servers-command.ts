@@ -56,7 +56,7 @@ export async function serversCommand(
   try {
     const servers = createServerService({ db, pool, secretBox: createSecretBoxFromConfig(config), logger });
     // As the service's start does: the list always shows the default server.
-    await servers.ensureDefaultServer(config.tenantDatabaseUrl, config.defaultServerMaxConcurrentMigrations);
+    await servers.ensureDefaultServer(config.tenantDatabaseUrl, config.defaultServerBudget);
     if (input.action === 'add') {
       const actor = `cli:${os.userInfo().username}`;
       const audit = createAuditLog({ db, logger });

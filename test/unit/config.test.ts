@@ -142,13 +142,13 @@ describe('loadConfig', () => {
     expect(configError({ ENCRYPTION_KEY: badKey }).message).not.toContain(badKey);
   });
 
-  it('gives the default server a wide migration budget unless DEFAULT_SERVER_MAX_CONCURRENT_MIGRATIONS says', () => {
-    expect(loadConfig({}).defaultServerMaxConcurrentMigrations).toBe(32);
+  it('gives the default server a wide migration budget unless DEFAULT_SERVER_BUDGET says', () => {
+    expect(loadConfig({}).defaultServerBudget).toBe(32);
     expect(
-      loadConfig({ DEFAULT_SERVER_MAX_CONCURRENT_MIGRATIONS: '3' }).defaultServerMaxConcurrentMigrations,
+      loadConfig({ DEFAULT_SERVER_BUDGET: '3' }).defaultServerBudget,
     ).toBe(3);
-    expect(configError({ DEFAULT_SERVER_MAX_CONCURRENT_MIGRATIONS: '0' }).message).toContain(
-      'DEFAULT_SERVER_MAX_CONCURRENT_MIGRATIONS',
+    expect(configError({ DEFAULT_SERVER_BUDGET: '0' }).message).toContain(
+      'DEFAULT_SERVER_BUDGET',
     );
   });
 });

@@ -3,7 +3,7 @@
  * (connection and privileges checked first, the connection string never shown), placement of
  * new tenants over two real PostgreSQL servers.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { withDatabase } from '../../../src/config.js';
 import { withConnection } from '../../../src/db/pg.js';
@@ -222,5 +222,25 @@ describe('database servers', () => {
     expect(refused.data?.createTenant).toMatchObject({ __typename: 'ValidationError', field: 'server' });
     const elsewhere = await api.gql(CREATE_TENANT, { input: { name: api.tenantName('elsewhere') } });
     expect(elsewhere.data?.createTenant.tenant.databases[0].server.name).toBe('default');
+  });
+
+  it('stays ready (/readyz) while a registered tenant server is unreachable', async () => {
+    const id = randomUUID();
+    await api.app.db.databaseServer.create({
+      data: {
+        id,
+        name: 'unreachable',
+        host: '127.0.0.1',
+        port: 1,
+        acceptingTenants: false,
+        // Never opened: readiness does not touch tenant servers.
+        connectionStringEncrypted: 'not-a-sealed-string',
+      },
+    });
+    const port = await api.app.listen(0);
+    const response = await fetch(`http://127.0.0.1:${port}/readyz`);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe('ready\n');
+    await api.app.db.databaseServer.delete({ where: { id } });
   });
 });
