@@ -17,6 +17,10 @@ export const SYSTEM_TENANT_NAME = 'system_admin';
 /** The partial unique index that keeps one active target (not a dry run) per tenant database. */
 export const ONE_ACTIVE_TARGET_INDEX = 'uq_run_targets_one_active_per_database';
 
+// The first key of the per-server budget lock (two-int advisory locks never meet bigint ones,
+// which the control plane's own migrations use): "SRVB".
+const SERVER_LOCK_SPACE = 0x53525642;
+
 // The statuses the one-active-target index covers (keep equal to migration 0006's predicate).
 const ACTIVE = `('pending', 'queued', 'running')`;
 const ENDED = `('succeeded', 'failed', 'skipped', 'cancelled')`;
@@ -103,14 +107,16 @@ export const RUN_STATEMENTS = {
     text: `SELECT 1 FROM control_plane.migration_runs r
       WHERE r.id = (SELECT t.run_id FROM control_plane.migration_run_targets t WHERE t.id = $1::uuid) FOR UPDATE`,
   },
-  // $1 target: locks the database server its tenant database lives on (after the run's lock).
-  // Claims and finishes on one server take turns under it, so a claim's count of the server's
-  // RUNNING targets is exact and a finish always sees a target that a claim deferred.
+  // $1 target: locks the database server its tenant database lives on (after the run's lock),
+  // until the end of the transaction. Claims and finishes on one server take turns under it, so
+  // a claim's count of the server's RUNNING targets is exact and a finish always sees a target
+  // that a claim deferred. An advisory lock, not the server's row: taking it writes nothing.
   lockServerOfTarget: {
     name: 'run_lock_server_of_target',
-    text: `SELECT 1 FROM control_plane.database_servers s
-      WHERE s.id = (SELECT d.server_id FROM control_plane.migration_run_targets t
-        JOIN control_plane.tenant_databases d ON d.id = t.tenant_database_id WHERE t.id = $1::uuid) FOR UPDATE`,
+    text: `SELECT pg_advisory_xact_lock(${SERVER_LOCK_SPACE}, hashtext(d.server_id::text))
+      FROM control_plane.migration_run_targets t
+      JOIN control_plane.tenant_databases d ON d.id = t.tenant_database_id
+      WHERE t.id = $1::uuid AND d.server_id IS NOT NULL`,
   },
 
   // --- admit: creating runs --------------------------------------------------------------------
