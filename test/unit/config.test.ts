@@ -144,11 +144,7 @@ describe('loadConfig', () => {
 
   it('gives the default server a wide migration budget unless DEFAULT_SERVER_BUDGET says', () => {
     expect(loadConfig({}).defaultServerBudget).toBe(32);
-    expect(
-      loadConfig({ DEFAULT_SERVER_BUDGET: '3' }).defaultServerBudget,
-    ).toBe(3);
-    expect(configError({ DEFAULT_SERVER_BUDGET: '0' }).message).toContain(
-      'DEFAULT_SERVER_BUDGET',
-    );
+    expect(loadConfig({ DEFAULT_SERVER_BUDGET: '3' }).defaultServerBudget).toBe(3);
+    expect(configError({ DEFAULT_SERVER_BUDGET: '0' }).message).toContain('DEFAULT_SERVER_BUDGET');
   });
 });
