@@ -21,6 +21,12 @@ export const ONE_ACTIVE_TARGET_INDEX = 'uq_run_targets_one_active_per_database';
 // which the control plane's own migrations use): "SRVB".
 const SERVER_LOCK_SPACE = 0x53525642;
 
+// Every RUNNING target's tenant database, read first from the small partial index
+// idx_run_targets_running (OFFSET 0 keeps the planner from starting at a server's thousands of
+// tenant databases instead), then joined to its server by primary key.
+const RUNNING_TARGETS = `SELECT tenant_database_id FROM control_plane.migration_run_targets
+  WHERE status = 'running' OFFSET 0`;
+
 // The statuses the one-active-target index covers (keep equal to migration 0006's predicate).
 const ACTIVE = `('pending', 'queued', 'running')`;
 const ENDED = `('succeeded', 'failed', 'skipped', 'cancelled')`;
@@ -214,9 +220,9 @@ export const RUN_STATEMENTS = {
       WITH s AS (
         SELECT r.id, r.status AS run_status, t.status AS target_status,
           t.status = 'queued' AND sv.id IS NOT NULL AND sv.max_concurrent_migrations <= (
-            SELECT count(*) FROM control_plane.migration_run_targets x
+            SELECT count(*) FROM (${RUNNING_TARGETS}) x
             JOIN control_plane.tenant_databases xd ON xd.id = x.tenant_database_id
-            WHERE x.status = 'running' AND xd.server_id = sv.id) AS over_budget
+            WHERE xd.server_id = sv.id) AS over_budget
         FROM control_plane.migration_run_targets t
         JOIN control_plane.migration_runs r ON r.id = t.run_id
         JOIN control_plane.tenants n ON n.tenant_id = t.tenant_id
@@ -438,9 +444,9 @@ export const RUN_STATEMENTS = {
     text: `
       WITH room AS (
         SELECT s.id, s.max_concurrent_migrations - (
-          SELECT count(*)::int FROM control_plane.migration_run_targets x
+          SELECT count(*)::int FROM (${RUNNING_TARGETS}) x
           JOIN control_plane.tenant_databases xd ON xd.id = x.tenant_database_id
-          WHERE x.status = 'running' AND xd.server_id = s.id) AS free
+          WHERE xd.server_id = s.id) AS free
         FROM control_plane.database_servers s
       ), picked AS (
         SELECT p.id FROM room CROSS JOIN LATERAL (
