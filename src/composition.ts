@@ -25,7 +25,9 @@ import { createTokenRevocationBus, type TokenRevocationBus } from './pubsub/toke
 import { createTargetQueue, queuePrefixOf, type TargetQueue } from './queue/target-queue.js';
 import { startTargetWorker, type TargetWorker } from './queue/target-worker.js';
 import { createRedisConnection } from './redis/connections.js';
+import { wakeDeferredTargets } from './runs/run-machine.js';
 import { createRunReader, createRunService, type RunReader } from './runs/run-service.js';
+import { createServerService, type ServerService } from './servers/server-service.js';
 import type { RunService } from './runs/types.js';
 import {
   createSystemConfigService,
@@ -85,6 +87,7 @@ export interface Composition {
     readonly runReader: RunReader;
     readonly catalog: MigrationCatalog;
     readonly catalogs: ReleaseCatalogs;
+    readonly servers: ServerService;
   };
   /** Starts a target worker with its own hot-path pool and Redis connection; closed by close(). */
   startWorker(options?: WorkerOptions): Promise<TargetWorker>;
@@ -162,6 +165,7 @@ export async function composeServices(config: Config, options: CompositionOption
     const queue = createTargetQueue({
       connection: queueConnection,
       prefix: queuePrefixOf(config.redisPrefix),
+      attempts: config.targetJobAttempts,
     });
     onClose('queue', () => queue.close());
     const secretBox = createSecretBoxFromConfig(config);
@@ -174,6 +178,17 @@ export async function composeServices(config: Config, options: CompositionOption
     onClose('control-plane pool', () => pool.end());
     // Every process publishes its own disk catalog (idempotent); runs pin a release, workers run it.
     const catalogs = await createReleaseCatalogs(pool, catalog);
+
+    const servers = createServerService({
+      db,
+      pool,
+      secretBox,
+      logger,
+      // A budget that grew lets waiting targets start now rather than at the next reconcile.
+      wakeDeferred: async () => queue.enqueue(await wakeDeferredTargets(pool)),
+    });
+    // TENANT_DATABASE_URL's server is `default`; rows older than the registry move onto it.
+    await servers.ensureDefaultServer(config.tenantDatabaseUrl, config.defaultServerBudget);
 
     const runs = createRunService({
       db,
@@ -192,6 +207,7 @@ export async function composeServices(config: Config, options: CompositionOption
         db,
         controlPlanePool: pool,
         config,
+        servers,
         queue,
         secretBox,
         tenantPools,
@@ -215,6 +231,7 @@ export async function composeServices(config: Config, options: CompositionOption
       runReader: createRunReader({ pool }),
       catalog,
       catalogs,
+      servers,
     };
 
     const deploymentId = createDeploymentIdReader(db);

@@ -68,6 +68,8 @@ const Env = z.object({
   TENANT_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
   /** How often a worker looks for targets the queue lost, in milliseconds. */
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(1000).default(30000),
+  /** Tries per target, transient failures included (backoff 1 s, 2 s, 4 s, ...): 8 wait out about 2 minutes. */
+  TARGET_JOB_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(8),
   /** How long a worker's hold on a job lasts without renewal: a dead worker's jobs move on after about this. */
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
@@ -104,6 +106,11 @@ const Env = z.object({
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36500).default(90),
   /** How often the API prunes audit rows older than AUDIT_RETENTION_DAYS, in milliseconds. */
   AUDIT_PRUNE_INTERVAL_MS: z.coerce.number().int().min(1000).default(3_600_000),
+  /**
+   * The `default` server's budget of targets migrating at once when it is first registered; wide,
+   * so a deployment that had one server is not slowed by the upgrade (change it with updateDatabaseServer).
+   */
+  DEFAULT_SERVER_BUDGET: z.coerce.number().int().min(1).max(1000).default(32),
   /** Prefix of new tenant schemas and databases; give each deployment sharing a tenant server its own. */
   TENANT_OBJECT_PREFIX: z
     .string()
@@ -152,6 +159,7 @@ export interface Config {
   readonly tenantPoolSize: number;
   readonly reconcileIntervalMs: number;
   readonly workerLockDurationMs: number;
+  readonly targetJobAttempts: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   readonly wsMaxPayloadBytes: number;
   readonly subscriptionsPerSocket: number;
@@ -164,6 +172,8 @@ export interface Config {
   readonly auditRetentionDays: number;
   readonly auditPruneIntervalMs: number;
   readonly tenantObjectPrefix: string;
+  /** Budget of the `default` server (TENANT_DATABASE_URL's) when the start registers it. */
+  readonly defaultServerBudget: number;
 }
 
 /** Parses the environment into a frozen Config; throws ConfigError with one line naming the variable. */
@@ -221,6 +231,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     tenantPoolSize: e.TENANT_POOL_SIZE,
     reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
     workerLockDurationMs: e.WORKER_LOCK_DURATION_MS,
+    targetJobAttempts: e.TARGET_JOB_ATTEMPTS,
     logLevel: e.LOG_LEVEL,
     wsMaxPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,
     subscriptionsPerSocket: e.SUBSCRIPTIONS_PER_SOCKET,
@@ -239,6 +250,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     auditPruneIntervalMs: e.AUDIT_PRUNE_INTERVAL_MS,
     tenantObjectPrefix: e.TENANT_OBJECT_PREFIX,
+    defaultServerBudget: e.DEFAULT_SERVER_BUDGET,
   });
 }
 

@@ -24,8 +24,10 @@ export async function seedSchemaTenants(config: Config, prefix: string, count: n
            INSERT INTO control_plane.tenants (name, environment, status)
            SELECT unnest($1::text[]), 'production', 'active' RETURNING tenant_id, name)
          INSERT INTO control_plane.tenant_databases
-           (id, tenant_id, connection_string_encrypted, database_name, host, port, status, isolation, schema_name)
-         SELECT d.id, t.tenant_id, d.sealed, $3, $4, $5, 'active', 'schema', 'tenant_' || t.name
+           (id, tenant_id, connection_string_encrypted, database_name, host, port, status, isolation, schema_name,
+            server_id)
+         SELECT d.id, t.tenant_id, d.sealed, $3, $4, $5, 'active', 'schema', 'tenant_' || t.name,
+           (SELECT id FROM control_plane.database_servers WHERE name = 'default')
          FROM t JOIN unnest($1::text[], $6::uuid[], $2::text[]) AS d(name, id, sealed) ON d.name = t.name`,
         [
           slice,

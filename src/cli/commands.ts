@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import { createPgPool } from '../db/pg.js';
+import { serversCommand } from './servers-command.js';
 import { UsageError } from './usage-error.js';
 import type { Config } from '../config.js';
 import {
@@ -41,6 +42,8 @@ export interface CommandInput {
   readonly name?: string | undefined;
   readonly role?: string | undefined;
   readonly dir?: string | undefined;
+  readonly url?: string | undefined;
+  readonly 'max-concurrent'?: string | undefined;
 }
 
 /** Where a command writes; the entry point passes process streams, tests may capture. */
@@ -60,6 +63,7 @@ export const COMMANDS: Readonly<Record<string, CommandHandler>> = {
   secrets: (config, input, io) => secretsCommand(config, input, io),
   token: tokenCommand,
   catalog: catalogCommand,
+  servers: serversCommand,
 };
 
 async function controlPlaneCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {

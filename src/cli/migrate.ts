@@ -24,6 +24,9 @@ export const USAGE = `Usage: npm run migrate -- <command>
   catalog publish [--dir <dir>]                publish a catalog directory (default MIGRATIONS_DIR) as a
                                                release; publishing the same files again adds nothing
   catalog list                                 the releases the control plane holds, newest first
+  servers list                                 database servers: address, placement, budget, tenants
+  servers add --name <name> --url <url> [--max-concurrent N]
+                                               register a server (connection and privileges checked)
 
 A tenant name "acme" means schema tenant_acme on TENANT_DATABASE_URL.
 \`tenant down\` needs --to (--to 0 reverts everything); \`tenant stamp\` records versions <= --to without running them.`;
@@ -47,6 +50,8 @@ export async function runMigrateCli(argv: readonly string[]): Promise<number> {
         name: { type: 'string' },
         role: { type: 'string' },
         dir: { type: 'string' },
+        url: { type: 'string' },
+        'max-concurrent': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });

@@ -62,6 +62,23 @@ export async function secretsCommand(
         `${summary.alreadyCurrent} already current, ${summary.changedMeanwhile} changed meanwhile, ` +
         `${summary.failed.length} failed (${summary.checked} of ${summary.total} checked)`,
     );
+    // The database servers' admin connection strings are sealed the same way (a few rows).
+    const servers = summary.interrupted
+      ? null
+      : await resealConnectionStrings(pool, secretBox, { table: 'database_servers' });
+    // Said only when there are any, so a control plane without servers prints what it did before.
+    if (servers && servers.total > 0) {
+      io.out(
+        `secrets reseal: database servers: ${servers.resealed} resealed, ${servers.alreadyCurrent} already current, ` +
+          `${servers.failed.length} failed (${servers.checked} of ${servers.total} checked)`,
+      );
+    }
+    if (servers && servers.failed.length > 0 && summary.failed.length === 0) {
+      const shown = servers.failed.map((failure) => `${failure.tenantDatabaseId} (${failure.message})`);
+      throw new ResealIncompleteError(
+        `${servers.failed.length} connection string(s) could not be opened, database servers: ${shown.join('; ')}`,
+      );
+    }
     if (summary.failed.length > 0) {
       const shown = summary.failed
         .slice(0, FAILURES_SHOWN)

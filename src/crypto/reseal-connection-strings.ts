@@ -11,6 +11,10 @@
 import type { SecretBox } from './secret-box.js';
 import { SecretDecryptionError } from './secret-box.js';
 
+/** The tables whose rows hold a connection string sealed bound to the row (column `connection_string_encrypted`). */
+export const SEALED_TABLES = ['tenant_databases', 'database_servers'] as const;
+export type SealedTable = (typeof SEALED_TABLES)[number];
+
 /** Rows per read and per UPDATE. */
 export const RESEAL_BATCH_SIZE = 500;
 
@@ -49,17 +53,20 @@ export interface ResealOptions {
   readonly signal?: AbortSignal;
   /** Called after each batch has committed. */
   readonly onProgress?: (progress: ResealProgress) => void;
+  /** Which table's rows; default `tenant_databases`. */
+  readonly table?: SealedTable;
 }
 
-/** Reseals every `control_plane.tenant_databases` connection string that is not current. */
+/** Reseals every connection string of `options.table` (`tenant_databases`) that is not current. */
 export async function resealConnectionStrings(
   db: ResealQueryable,
   secretBox: SecretBox,
   options: ResealOptions = {},
 ): Promise<ResealSummary> {
   const batchSize = options.batchSize ?? RESEAL_BATCH_SIZE;
+  const table = tableOf(options.table);
   const { rows: counted } = await db.query<{ total: number }>(
-    'SELECT count(*)::int AS total FROM control_plane.tenant_databases',
+    `SELECT count(*)::int AS total FROM control_plane.${table}`,
   );
   let progress: ResealProgress = {
     total: counted[0]?.total ?? 0,
@@ -74,7 +81,7 @@ export async function resealConnectionStrings(
     if (options.signal?.aborted) return { ...progress, interrupted: true };
     const { rows } = await db.query<{ id: string; sealed: string }>(
       `SELECT id::text AS id, connection_string_encrypted AS sealed
-         FROM control_plane.tenant_databases
+         FROM control_plane.${table}
         WHERE id > $1::uuid
         ORDER BY id
         LIMIT $2`,
@@ -106,7 +113,7 @@ export async function resealConnectionStrings(
         failed.push({ tenantDatabaseId: row.id, message: error.message });
       }
     }
-    const replaced = await replaceSealedConnectionStrings(db, replacements);
+    const replaced = await replaceSealedConnectionStrings(db, replacements, table);
     progress = {
       total: progress.total,
       checked: progress.checked + rows.length,
@@ -134,10 +141,11 @@ export interface SealedReplacement {
 export async function replaceSealedConnectionStrings(
   db: ResealQueryable,
   replacements: readonly SealedReplacement[],
+  table: SealedTable = 'tenant_databases',
 ): Promise<string[]> {
   if (replacements.length === 0) return [];
   const { rows } = await db.query<{ id: string }>(
-    `UPDATE control_plane.tenant_databases AS d
+    `UPDATE control_plane.${tableOf(table)} AS d
         SET connection_string_encrypted = r.sealed_to
        FROM unnest($1::uuid[], $2::text[], $3::text[]) AS r(id, sealed_from, sealed_to)
       WHERE d.id = r.id AND d.connection_string_encrypted = r.sealed_from
@@ -145,4 +153,10 @@ export async function replaceSealedConnectionStrings(
     [replacements.map((r) => r.id), replacements.map((r) => r.from), replacements.map((r) => r.to)],
   );
   return rows.map((row) => row.id);
+}
+
+// Interpolated into SQL: only the known names pass.
+function tableOf(table: SealedTable = 'tenant_databases'): SealedTable {
+  if (!SEALED_TABLES.includes(table)) throw new Error(`not a sealed table: ${String(table)}`);
+  return table;
 }

@@ -63,6 +63,7 @@ const TARGET_FIELDS = {
   startedAt: '$.started_at',
   finishedAt: '$.finished_at',
   durationMs: '$.duration_ms',
+  deferredAt: '$.deferred_at',
 } satisfies Record<keyof MigrationRunTarget, string>;
 
 const DATABASE_FIELDS = {
@@ -78,6 +79,7 @@ const DATABASE_FIELDS = {
   schemaVersion: '$.schema_version',
   lastError: '$.last_error',
   adoptUnmarked: '$.adopt_unmarked',
+  serverId: '$.server_id::text',
   createdAt: '$.created_at',
   updatedAt: '$.updated_at',
 } satisfies Record<keyof TenantDatabase, string>;

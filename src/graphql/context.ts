@@ -8,6 +8,7 @@ import type { RunEventBus } from '../pubsub/run-events.js';
 import type { RunReader } from '../runs/run-service.js';
 import type { RunService } from '../runs/types.js';
 import type { ReleaseCatalogs } from '../catalog-releases/release-catalogs.js';
+import type { ServerService } from '../servers/server-service.js';
 import type { SystemConfigService } from '../system-config/system-config-service.js';
 import type { TenantService } from '../tenants/tenant-service.js';
 
@@ -22,6 +23,7 @@ export interface GraphqlServices {
   readonly catalog: MigrationCatalog;
   /** The API's own release and the releases runs pin (cached by id). */
   readonly catalogs: Pick<ReleaseCatalogs, 'local' | 'forRelease'>;
+  readonly servers: ServerService;
 }
 
 /** Per-request context: who is calling and what they may use. */

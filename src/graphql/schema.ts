@@ -8,6 +8,7 @@ import './types/viewer.js';
 import './types/api-token.js';
 import './types/migration.js';
 import './types/tenant-database.js';
+import './types/database-server.js';
 import './types/tenant.js';
 import './types/migration-run-target.js';
 import './types/migration-run.js';

@@ -10,9 +10,10 @@ import type { TargetDispatch, TargetJob } from '../runs/target-dispatch.js';
 export const TARGET_QUEUE_NAME = 'tenant-migrations';
 /** One job name for every kind: the processor reads the kind from the run, the record. */
 export const TARGET_JOB_NAME = 'migrate-tenant';
-// Transient failures (lock timeouts, lost connections) get this many tries in all: with the
-// backoff below, a target waits out about two minutes of a tenant server being unreachable
-// (a restart, a failover) before it fails; retryMigrationRun takes it up after longer outages.
+// Transient failures (lock timeouts, lost connections) get this many tries in all by default
+// (TARGET_JOB_ATTEMPTS): with the backoff below, a target waits out about two minutes of a tenant
+// server being unreachable (a restart, a failover) before it fails; retryMigrationRun takes it up
+// after longer outages.
 export const TARGET_JOB_ATTEMPTS = 8;
 // First retry after 1s, then 2s, 4s, ... 64s: long enough for a lock holder to finish.
 const BACKOFF_DELAY_MS = 1000;
@@ -27,6 +28,8 @@ export interface TargetQueueDeps {
   readonly connection: Redis;
   /** BullMQ key prefix, e.g. `{cp}`. */
   readonly prefix: string;
+  /** Tries per target job, transient failures included; default TARGET_JOB_ATTEMPTS. */
+  readonly attempts?: number;
 }
 
 /** The run machine's TargetDispatch over BullMQ, and the queue itself for workers and tests. */
@@ -36,7 +39,11 @@ export interface TargetQueue extends TargetDispatch {
 }
 
 /** Creates the `tenant-migrations` queue under `prefix`. */
-export function createTargetQueue({ connection, prefix }: TargetQueueDeps): TargetQueue {
+export function createTargetQueue({
+  connection,
+  prefix,
+  attempts = TARGET_JOB_ATTEMPTS,
+}: TargetQueueDeps): TargetQueue {
   const queue = new Queue<TargetJobData>(TARGET_QUEUE_NAME, { connection, prefix });
 
   async function enqueue(targets: readonly TargetJobData[]): Promise<void> {
@@ -49,7 +56,7 @@ export function createTargetQueue({ connection, prefix }: TargetQueueDeps): Targ
         data: { targetId: data.targetId, runId: data.runId },
         opts: {
           jobId: data.targetId,
-          attempts: TARGET_JOB_ATTEMPTS,
+          attempts,
           backoff: { type: 'exponential', delay: BACKOFF_DELAY_MS },
           // The target row is the record; an ended job only blocks re-adding the same id.
           removeOnComplete: true,

@@ -6,7 +6,7 @@ import { UnrecoverableError, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
-import { TargetFailedError, createTargetProcessor } from '../runs/target-processor.js';
+import { TargetFailedError, TargetOutcome, createTargetProcessor } from '../runs/target-processor.js';
 import type { TargetProcessorDeps } from '../runs/target-processor.js';
 import { createReconciler } from '../runs/reconciler.js';
 import type { ReconcileReport } from '../runs/reconciler.js';
@@ -38,7 +38,7 @@ export interface TargetWorker {
 /** Starts a worker on the `tenant-migrations` queue with WORKER_CONCURRENCY jobs at once. */
 export async function startTargetWorker(deps: TargetWorkerDeps): Promise<TargetWorker> {
   const { config, queue, connection, logger } = deps;
-  const { processTarget } = createTargetProcessor({ ...deps, dispatch: queue });
+  const { processTarget, redispatchIfWoken } = createTargetProcessor({ ...deps, dispatch: queue });
   const { reconcile } = createReconciler({ ...deps, dispatch: queue });
   const log = logger.child({ component: 'target-worker' });
 
@@ -69,6 +69,13 @@ export async function startTargetWorker(deps: TargetWorkerDeps): Promise<TargetW
     },
   );
   worker.on('error', (error) => log.error('worker error', { error }));
+  // A deferred job has left the queue now: its target may have been woken meanwhile.
+  worker.on('completed', (job, result) => {
+    if (result !== TargetOutcome.DEFERRED) return;
+    redispatchIfWoken({ targetId: job.data.targetId, runId: job.data.runId }).catch((error: unknown) =>
+      log.warn('could not re-enqueue a woken target; the reconciler will', { jobId: job.id, error }),
+    );
+  });
   worker.on('failed', (job, error) => {
     if (!(error instanceof UnrecoverableError)) log.warn('target job failed', { jobId: job?.id, error });
   });

@@ -2,13 +2,14 @@
  * Heals what Redis lost: targets that Postgres says are QUEUED or RUNNING but that no worker
  * will pick up (Redis flushed, a job removed after its worker died, a job's data left in no list
  * of the queue) are handed out again, and every unfinished run, whatever its status, is settled:
- * its window refilled, or ended when nothing is left. Safe to run from many workers at once:
+ * its window refilled, or ended when nothing is left; targets waiting for a server's budget
+ * where it has room again are woken. Safe to run from many workers at once:
  * each change is conditional and job ids are target ids.
  */
 import type { ControlPlanePool } from '../db/control-plane.js';
 import type { Logger } from '../logger.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
-import { inFlightTargets, stillInFlight, unfinishedRuns } from './run-machine.js';
+import { inFlightTargets, stillInFlight, unfinishedRuns, wakeDeferredTargets } from './run-machine.js';
 import { createScheduler } from './scheduler.js';
 import type { TargetDispatch } from './target-dispatch.js';
 
@@ -39,6 +40,12 @@ export function createReconciler(deps: ReconcilerDeps) {
       await scheduler.fillWindow(runId);
     }
     if (requeued > 0) logger.warn('reconciler re-enqueued lost targets', { requeued, runs: runs.length });
+    // Targets waiting for a server's budget where it has room (it grew, or a wake was lost).
+    const woken = runs.length === 0 ? [] : await wakeDeferredTargets(pool);
+    if (woken.length > 0) {
+      logger.info('reconciler woke targets waiting for their server', { woken: woken.length });
+      await dispatch.enqueue(woken);
+    }
     return { runs: runs.length, requeued };
   }
 

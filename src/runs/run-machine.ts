@@ -36,6 +36,7 @@ import {
 } from './run-decisions.js';
 import type { BusyTenant, RunDecision, TargetCounts, UnclaimedState } from './run-decisions.js';
 import type { RunProgress } from '../pubsub/run-events.js';
+import type { TargetJob } from './target-dispatch.js';
 import { ONE_ACTIVE_TARGET_INDEX, RUN_STATEMENTS as S } from './sql/run-statements.js';
 
 const withStatements = createStatementTransport(S);
@@ -54,6 +55,8 @@ export interface SettleResult {
   /** The run ended in this transaction: publish RUN_FINISHED after commit. */
   readonly ended: boolean;
   readonly decision: RunDecision;
+  /** Targets of any run woken from waiting for their server's budget: enqueue them after commit. */
+  readonly woken?: readonly TargetJob[];
 }
 
 /** A target just marked RUNNING, with its run (after the change) and its tenant database. */
@@ -64,6 +67,11 @@ export interface ClaimedTarget {
   readonly database: TenantDatabase;
   /** The run went QUEUED → RUNNING with this claim: publish RUN_STARTED. */
   readonly runStarted: boolean;
+}
+
+/** A claim refused because the target's server runs its budget already: QUEUED, without a job, until woken. */
+export interface DeferredTarget {
+  readonly deferred: true;
 }
 
 /** How a target ended, with what its row and its tenant database record. */
@@ -182,22 +190,28 @@ export function admitFleetRun(
 /**
  * Claims a target for a worker in one round trip (see the claim statement). Returns null when it
  * cannot be claimed (no such target, ended, a deleted tenant, a run that stopped scheduling); the
- * caller then ends it with settleUnclaimed.
+ * caller then ends it with settleUnclaimed. Returns `{ deferred: true }` when its server already
+ * runs its budget of targets (counted under the server's lock): the target stays QUEUED and the
+ * caller lets its job go; the next finish on that server, or the reconciler, enqueues it again.
  *
  * The claim commits without waiting for its WAL flush (synchronous_commit off): a claim lost to
  * a server crash leaves the target QUEUED, its job is delivered again (or re-enqueued by the
  * reconciler) and the claim is simply made again; the tenant's own work is guarded by its ledger.
  * The finish, which other readers act on, commits durably.
  */
-export function claimTarget(pool: ControlPlanePool, targetId: string): Promise<ClaimedTarget | null> {
+export function claimTarget(
+  pool: ControlPlanePool,
+  targetId: string,
+): Promise<ClaimedTarget | DeferredTarget | null> {
   return withStatements(pool, async (send) => {
     const [claim] = await send(
       `${BEGIN}; SET LOCAL synchronous_commit = off; ${execute(S.lockRunOfTarget, targetId)}; ` +
-        `${execute(S.claimTarget, targetId)}; COMMIT`,
+        `${execute(S.lockServerOfTarget, targetId)}; ${execute(S.claimTarget, targetId)}; COMMIT`,
       2,
     );
     const row = claim?.rows[0];
-    if (!row) return null;
+    if (row?.deferred === true) return { deferred: true };
+    if (!row || row.r_id == null) return null;
     return {
       run: unprefixRow<MigrationRun>(row, 'r_'),
       target: unprefixRow<MigrationRunTarget>(row, 't_'),
@@ -244,9 +258,12 @@ export function finishTarget(
   return withStatements(pool, async (send) => {
     // A finish stuck behind the run lock gives up (55P03, transient): the job is retried, the
     // retry re-plans from the ledger, finds nothing to do and finishes the target then.
-    const [locked, ended] = await send(
-      `${BEGIN}; ${execute(S.lockRun, runId)}; ${endTargetSql(runId, targetId, end)}`,
-      2,
+    // The server's lock after the run's: a claim on that server deferring a target meanwhile has
+    // committed before this statement's snapshot, so the finish wakes it.
+    const [locked, , ended] = await send(
+      `${BEGIN}; ${execute(S.lockRun, runId)}; ${execute(S.lockServerOfTarget, targetId)}; ` +
+        endTargetSql(runId, targetId, end),
+      3,
     );
     const run = locked?.rows[0] as MigrationRun | undefined;
     const move = ended?.rows[0] as TargetMove | undefined;
@@ -256,7 +273,8 @@ export function finishTarget(
     }
     // The counts were read before the target's own change: apply it.
     const counts = moveTarget(countsOfRun(run, move), move.status, end.status, move.canary);
-    return applyDecision(send, run, counts, progressDelta(move.status, end.status));
+    const settled = await applyDecision(send, run, counts, progressDelta(move.status, end.status));
+    return move.woken.length === 0 ? settled : { ...settled, woken: move.woken.map(jobOf) };
   });
 }
 
@@ -335,6 +353,29 @@ export async function retryRun(pool: ControlPlanePool, runId: string): Promise<S
   }
 }
 
+/**
+ * Wakes targets deferred for their server's budget where the budget has room (it grew, or a
+ * wake was lost with a crashed process): returns them to enqueue.
+ */
+export function wakeDeferredTargets(pool: ControlPlanePool): Promise<TargetJob[]> {
+  return withStatements(pool, async (send) => {
+    const [result] = await send(execute(S.wakeDeferred), 1);
+    return result!.rows.map((row) => ({ targetId: row.targetId as string, runId: row.runId as string }));
+  });
+}
+
+/**
+ * Whether a target that was deferred has been woken since (QUEUED, no longer deferred): then
+ * the waker's enqueue may have met the deferring job still active, a no-op, and the caller
+ * enqueues it once that job has ended.
+ */
+export function isWokenTarget(pool: ControlPlanePool, targetId: string): Promise<boolean> {
+  return withStatements(pool, async (send) => {
+    const [result] = await send(execute(S.wokenTarget, targetId), 1);
+    return result!.rows.length > 0;
+  });
+}
+
 /** The ids of runs that have not finished, whatever their status. */
 export function unfinishedRuns(pool: ControlPlanePool): Promise<string[]> {
   return withStatements(pool, async (send) => {
@@ -371,6 +412,8 @@ export function stillInFlight(
 
 interface TargetMove {
   readonly status: string | null;
+  /** Targets woken for the server's freed slot, each `<target id> <run id>`. */
+  readonly woken: readonly string[];
   readonly canary: boolean;
   readonly updated: boolean;
   readonly queued: number;
@@ -451,6 +494,11 @@ function endTargetSql(runId: string, targetId: string, end: TargetEnd): string {
     end.error,
     end.errorCode,
   );
+}
+
+function jobOf(woken: string): TargetJob {
+  const [targetId = '', runId = ''] = woken.split(' ');
+  return { targetId, runId };
 }
 
 function difference(after: RunProgress, before: RunProgress): RunProgress {

@@ -1,6 +1,6 @@
 /**
- * What follows a committed transition: hand admitted targets to workers, announce the end of a
- * run. The window itself (at most `concurrency` targets of a run queued or running, canaries
+ * What follows a committed transition: hand admitted (and woken) targets to workers, announce
+ * the end of a run. The window itself (at most `concurrency` targets of a run queued or running, canaries
  * first) is decided in run-decisions.ts and applied in run-machine.ts.
  */
 import type { ControlPlanePool } from '../db/control-plane.js';
@@ -37,6 +37,10 @@ export function createScheduler({ pool, dispatch, events, logger }: SchedulerDep
 
   /** What follows a committed settle: enqueue admitted targets, announce the end of the run. */
   async function afterSettle(result: SettleResult): Promise<void> {
+    if (result.woken?.length) {
+      // Targets of any run that waited for their server's budget; lost, the reconciler wakes them again.
+      await dispatch.enqueue(result.woken);
+    }
     if (result.admitted.length > 0) {
       logger.debug('targets admitted', { runId: result.run.id, count: result.admitted.length });
       // If this fails the targets stay QUEUED without jobs; the reconciler enqueues them.

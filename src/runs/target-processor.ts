@@ -33,11 +33,11 @@ import { RunEventType } from '../pubsub/run-events.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
 import { TargetStatus } from './run-decisions.js';
 import { buildRunEvent } from './run-events.js';
-import { claimTarget, finishTarget, settleUnclaimed } from './run-machine.js';
+import { claimTarget, finishTarget, isWokenTarget, settleUnclaimed } from './run-machine.js';
 import type { TargetEnd } from './run-machine.js';
 import { createScheduler } from './scheduler.js';
-import type { TargetDispatch } from './target-dispatch.js';
 import type { ReleaseCatalogs } from '../catalog-releases/release-catalogs.js';
+import type { TargetDispatch, TargetJob } from './target-dispatch.js';
 import { describeTargetError } from './target-error.js';
 import type { TargetErrorRecord } from './target-error.js';
 
@@ -87,7 +87,13 @@ export interface TargetAttempt {
   readonly maxAttempts: number;
 }
 
-export const TargetOutcome = { SKIPPED: 'SKIPPED', SUCCEEDED: 'SUCCEEDED', FAILED: 'FAILED' } as const;
+export const TargetOutcome = {
+  SKIPPED: 'SKIPPED',
+  SUCCEEDED: 'SUCCEEDED',
+  FAILED: 'FAILED',
+  /** Its server's migration budget was spent: waits, QUEUED without a job, to be woken. */
+  DEFERRED: 'DEFERRED',
+} as const;
 export type TargetOutcome = (typeof TargetOutcome)[keyof typeof TargetOutcome];
 
 /** The target failed and was recorded FAILED: retrying the job cannot help. */
@@ -121,6 +127,11 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
    */
   async function processTarget(attempt: TargetAttempt): Promise<TargetOutcome> {
     const started = await claimTarget(controlPlanePool, attempt.targetId);
+    if (started && 'deferred' in started) {
+      // Its server runs its budget already: the job ends here, freeing the worker slot; a
+      // finish on that server (or the reconciler) enqueues the target again.
+      return TargetOutcome.DEFERRED;
+    }
     if (!started) {
       // A deleted tenant, an ended target, a run that stopped scheduling: end it if due.
       const settled = await settleUnclaimed(controlPlanePool, attempt.targetId);
@@ -279,7 +290,15 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     }
   }
 
-  return { processTarget };
+  /**
+   * Call once a DEFERRED job has ended (left the queue): a finish that woke the target while
+   * that job was still active could not add its job (same id), so it is added here.
+   */
+  async function redispatchIfWoken(job: TargetJob): Promise<void> {
+    if (await isWokenTarget(controlPlanePool, job.targetId)) await deps.dispatch.enqueue([job]);
+  }
+
+  return { processTarget, redispatchIfWoken };
 }
 export type TargetProcessor = ReturnType<typeof createTargetProcessor>;
 

@@ -36,6 +36,8 @@ export interface TenantRegistration {
   readonly tenantDatabaseId: string;
   /** The tenant database's connection string, already sealed for `tenantDatabaseId`. */
   readonly connectionStringEncrypted: string;
+  /** The database server it is placed on (servers/server-service.ts placeTenant). */
+  readonly serverId: string;
   /** The catalog version provisioning brings the tenant to (null: an empty catalog). */
   readonly targetVersion: string | null;
   readonly requestedBy: string;
@@ -79,6 +81,7 @@ export async function registerTenant(
       registration.targetVersion,
       registration.requestedBy,
       registration.tenantDatabaseId,
+      registration.serverId,
     ],
   });
   const row = result.rows[0];
@@ -91,7 +94,8 @@ export async function registerTenant(
 }
 
 // $1 name, $2 environment, $3 isolation, $4 host, $5 port, $6 database name, $7 schema name,
-// $8 sealed connection string, $9 target version, $10 requested by, $11 tenant database id. Every data-modifying CTE runs
+// $8 sealed connection string, $9 target version, $10 requested by, $11 tenant database id,
+// $12 database server. Every data-modifying CTE runs
 // exactly once, whether or not the final SELECT reads it.
 const REGISTER_TENANT = `
   WITH tenant AS (
@@ -100,9 +104,10 @@ const REGISTER_TENANT = `
     RETURNING *
   ), db AS (
     INSERT INTO control_plane.tenant_databases
-      (id, tenant_id, isolation, host, port, database_name, schema_name, status, connection_string_encrypted)
+      (id, tenant_id, isolation, host, port, database_name, schema_name, status, connection_string_encrypted,
+       server_id)
     SELECT $11::uuid, tenant.tenant_id, $3::text::control_plane.isolation_mode, $4::varchar, $5::int, $6::varchar,
-      $7::varchar, 'inactive', $8::text
+      $7::varchar, 'inactive', $8::text, $12::uuid
     FROM tenant
     RETURNING id, tenant_id, schema_version
   ), ${provisionRunCtes('$9', '$10')}

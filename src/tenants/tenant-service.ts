@@ -18,6 +18,7 @@ import type { Logger } from '../logger.js';
 import { getHistory, getStatus, withTargetTransaction, type HistoryEntry } from '../migrations/index.js';
 import type { MigrationCatalog, MigrationFile } from '../migrations/types.js';
 import type { TargetDispatch } from '../runs/target-dispatch.js';
+import type { ServerService } from '../servers/server-service.js';
 import type { Actor } from '../runs/types.js';
 import { createDeploymentIdReader } from './deployment.js';
 import { ledgerTargetOf } from './ledger-target.js';
@@ -44,10 +45,9 @@ export interface TenantServiceDeps {
   readonly db: ControlPlaneDb;
   /** Plain pg connections to the control-plane DB, for registering tenants in one statement. */
   readonly controlPlanePool: ControlPlanePool;
-  readonly config: Pick<
-    Config,
-    'tenantDatabaseUrl' | 'tenantReadTimeoutMs' | 'tenantObjectPrefix' | 'lockTimeoutMs'
-  >;
+  readonly config: Pick<Config, 'tenantReadTimeoutMs' | 'tenantObjectPrefix' | 'lockTimeoutMs'>;
+  /** Where a new tenant is placed. */
+  readonly servers: Pick<ServerService, 'placeTenant'>;
   /** Where a new tenant's provisioning job goes. */
   readonly queue: Pick<TargetDispatch, 'enqueue'>;
   readonly secretBox: SecretBox;
@@ -66,6 +66,8 @@ export interface CreateTenantInput {
   readonly name: string;
   readonly environment?: TenantEnvironment | null;
   readonly isolation?: IsolationMode | null;
+  /** The database server's id; default: the accepting server with the fewest tenants. */
+  readonly serverId?: string | null;
 }
 
 export interface UpdateTenantInput {
@@ -127,6 +129,7 @@ export function createTenantService({
   db,
   controlPlanePool,
   config,
+  servers,
   queue,
   secretBox,
   tenantPools,
@@ -139,21 +142,23 @@ export function createTenantService({
   /**
    * Validates, registers the tenant, its database row and its PROVISION run (target admitted) in
    * one statement, then enqueues the provisioning job. ConflictError when the name is taken or a
-   * schema/database of the tenant's name already exists (on the tenant server or in the control
-   * plane): the service never adopts an object it did not create. Nothing is created then.
+   * schema/database of the tenant's name already exists (on its server or in the control
+   * plane): the service never adopts an object it did not create; ValidationError for a server
+   * that is unknown or does not accept tenants. Nothing is created then.
    */
   async function createTenant(
     input: CreateTenantInput,
     actor: Actor,
   ): Promise<{ tenant: Tenant; provisioning: MigrationRun }> {
     const name = validateTenantName(input.name);
+    const placement = await servers.placeTenant(input.serverId);
     const location = tenantLocation(
-      config.tenantDatabaseUrl,
+      placement.connectionString,
       name,
       input.isolation ?? 'SCHEMA',
       config.tenantObjectPrefix,
     );
-    await assertLocationFree(location);
+    await assertLocationFree(location, placement.connectionString);
     // Chosen here so the connection string can be sealed bound to its row in the same statement.
     const tenantDatabaseId = randomUUID();
     let registered: RegisteredTenant;
@@ -167,6 +172,7 @@ export function createTenantService({
         databaseName: location.databaseName,
         schemaName: location.schemaName,
         tenantDatabaseId,
+        serverId: placement.serverId,
         connectionStringEncrypted: secretBox.sealConnectionString(
           tenantDatabaseId,
           location.connectionString,
@@ -323,11 +329,11 @@ export function createTenantService({
   }
 
   // ConflictError when the new tenant's schema (or database) already exists on the tenant server.
-  async function assertLocationFree(location: TenantLocation): Promise<void> {
+  async function assertLocationFree(location: TenantLocation, serverUrl: string): Promise<void> {
     const kind = location.isolation === 'DATABASE' ? 'database' : 'schema';
     const name = location.schemaName ?? location.databaseName;
     const existing = await tenantPools
-      .poolFor(config.tenantDatabaseUrl)
+      .poolFor(serverUrl)
       .query(
         kind === 'database'
           ? 'SELECT 1 FROM pg_database WHERE datname = $1'
@@ -336,7 +342,7 @@ export function createTenantService({
       );
     if (existing.rowCount) {
       throw new ConflictError(
-        `A ${kind} named "${name}" already exists on the tenant server; a tenant never takes over an existing ${kind}`,
+        `A ${kind} named "${name}" already exists on its database server; a tenant never takes over an existing ${kind}`,
       );
     }
   }

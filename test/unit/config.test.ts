@@ -141,4 +141,10 @@ describe('loadConfig', () => {
     const badKey = Buffer.alloc(31, 1).toString('base64');
     expect(configError({ ENCRYPTION_KEY: badKey }).message).not.toContain(badKey);
   });
+
+  it('gives the default server a wide migration budget unless DEFAULT_SERVER_BUDGET says', () => {
+    expect(loadConfig({}).defaultServerBudget).toBe(32);
+    expect(loadConfig({ DEFAULT_SERVER_BUDGET: '3' }).defaultServerBudget).toBe(3);
+    expect(configError({ DEFAULT_SERVER_BUDGET: '0' }).message).toContain('DEFAULT_SERVER_BUDGET');
+  });
 });

@@ -172,6 +172,10 @@ const CreateTenantInput = builder.inputType('CreateTenantInput', {
     name: t.string({ required: true }),
     environment: t.field({ type: TenantEnvironmentEnum, required: false, defaultValue: 'DEVELOPMENT' }),
     isolation: t.field({ type: IsolationModeEnum, required: false, defaultValue: 'SCHEMA' }),
+    server: t.id({
+      required: false,
+      description: 'The database server; default: the accepting server with the fewest tenants',
+    }),
   }),
 });
 
@@ -206,7 +210,12 @@ builder.mutationField('createTenant', (t) =>
     args: { input: t.arg({ type: CreateTenantInput, required: true }) },
     errors: { types: [ValidationError, ConflictError], union: { name: 'CreateTenantResult' } },
     resolve: async (_root, { input }, context) => {
-      const { tenant, provisioning } = await context.services.tenants.createTenant(input, actorOf(context));
+      const serverId = input.server == null ? null : tryDecodeId(input.server, 'DatabaseServer');
+      if (input.server != null && !serverId) throw new ValidationError('No such database server', 'server');
+      const { tenant, provisioning } = await context.services.tenants.createTenant(
+        { ...input, serverId },
+        actorOf(context),
+      );
       return { tenantId: tenant.tenantId, provisioningRunId: provisioning.id, tenant, provisioning };
     },
   }),

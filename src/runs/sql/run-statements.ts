@@ -17,6 +17,16 @@ export const SYSTEM_TENANT_NAME = 'system_admin';
 /** The partial unique index that keeps one active target (not a dry run) per tenant database. */
 export const ONE_ACTIVE_TARGET_INDEX = 'uq_run_targets_one_active_per_database';
 
+// The first key of the per-server budget lock (two-int advisory locks never meet bigint ones,
+// which the control plane's own migrations use): "SRVB".
+const SERVER_LOCK_SPACE = 0x53525642;
+
+// Every RUNNING target's tenant database, read first from the small partial index
+// idx_run_targets_running (OFFSET 0 keeps the planner from starting at a server's thousands of
+// tenant databases instead), then joined to its server by primary key.
+const RUNNING_TARGETS = `SELECT tenant_database_id FROM control_plane.migration_run_targets
+  WHERE status = 'running' OFFSET 0`;
+
 // The statuses the one-active-target index covers (keep equal to migration 0006's predicate).
 const ACTIVE = `('pending', 'queued', 'running')`;
 const ENDED = `('succeeded', 'failed', 'skipped', 'cancelled')`;
@@ -38,9 +48,27 @@ const END_HEAD = `
     WHERE id = $1::uuid AND run_id = $2::uuid
   )`;
 
+// A target that ended frees a slot of its server's budget: the oldest target deferred for that
+// server is woken (deferred_at cleared) for the caller to enqueue. Another run's target, so
+// SKIP LOCKED: a finish never waits on a row lock of another run.
+const END_WAKE = `
+  , wake AS (
+    UPDATE control_plane.migration_run_targets w SET deferred_at = NULL
+    WHERE w.id = (
+      SELECT x.id FROM control_plane.migration_run_targets x
+      JOIN control_plane.tenant_databases xd ON xd.id = x.tenant_database_id
+      WHERE x.deferred_at IS NOT NULL AND x.status = 'queued' AND EXISTS (SELECT 1 FROM upd)
+        AND xd.server_id = (SELECT d.server_id FROM control_plane.tenant_databases d, old
+          WHERE d.id = old.tenant_database_id)
+      ORDER BY x.deferred_at LIMIT 1
+      FOR UPDATE OF x SKIP LOCKED)
+    RETURNING w.id, w.run_id
+  )`;
+
 // The move the target made, and the small counts decideRun needs next to the run's counters.
 const END_TAIL = `
   SELECT upper(old.status::text) AS status, old.canary, EXISTS (SELECT 1 FROM upd) AS updated,
+    ARRAY(SELECT w.id::text || ' ' || w.run_id::text FROM wake w) AS woken,
     (SELECT count(*)::int FROM control_plane.migration_run_targets
       WHERE run_id = $2::uuid AND status = 'queued') AS queued,
     ${CANARY_COUNTS}
@@ -84,6 +112,17 @@ export const RUN_STATEMENTS = {
     name: 'run_lock_of_target',
     text: `SELECT 1 FROM control_plane.migration_runs r
       WHERE r.id = (SELECT t.run_id FROM control_plane.migration_run_targets t WHERE t.id = $1::uuid) FOR UPDATE`,
+  },
+  // $1 target: locks the database server its tenant database lives on (after the run's lock),
+  // until the end of the transaction. Claims and finishes on one server take turns under it, so
+  // a claim's count of the server's RUNNING targets is exact and a finish always sees a target
+  // that a claim deferred. An advisory lock, not the server's row: taking it writes nothing.
+  lockServerOfTarget: {
+    name: 'run_lock_server_of_target',
+    text: `SELECT pg_advisory_xact_lock(${SERVER_LOCK_SPACE}, hashtext(d.server_id::text))
+      FROM control_plane.migration_run_targets t
+      JOIN control_plane.tenant_databases d ON d.id = t.tenant_database_id
+      WHERE t.id = $1::uuid AND d.server_id IS NOT NULL`,
   },
 
   // --- admit: creating runs --------------------------------------------------------------------
@@ -172,30 +211,44 @@ export const RUN_STATEMENTS = {
   // a re-delivery does not count twice), marks the database MIGRATING (not for a dry run) and
   // returns the run, the target and the database as they were before the claim. Claims nothing
   // for a deleted tenant, an ended target, or a run that stopped scheduling, except a target
-  // already RUNNING: a HALTED or CANCELLED run lets its running targets finish.
+  // already RUNNING: a HALTED or CANCELLED run lets its running targets finish. A QUEUED target
+  // whose server already runs max_concurrent_migrations targets (call with the server locked) is
+  // deferred instead: it stays QUEUED, stamped deferred_at, and the row says so (the claim
+  // columns NULL, deferred true); a finish on that server or the reconciler wakes it.
   claimTarget: {
     name: 'run_claim_target',
     text: `
       WITH s AS (
-        SELECT r.id, r.status AS run_status, t.status AS target_status
+        SELECT r.id, r.status AS run_status, t.status AS target_status,
+          t.status = 'queued' AND sv.id IS NOT NULL AND sv.max_concurrent_migrations <= (
+            SELECT count(*) FROM (${RUNNING_TARGETS}) x
+            JOIN control_plane.tenant_databases xd ON xd.id = x.tenant_database_id
+            WHERE xd.server_id = sv.id) AS over_budget
         FROM control_plane.migration_run_targets t
         JOIN control_plane.migration_runs r ON r.id = t.run_id
         JOIN control_plane.tenants n ON n.tenant_id = t.tenant_id
+        JOIN control_plane.tenant_databases td ON td.id = t.tenant_database_id
+        LEFT JOIN control_plane.database_servers sv ON sv.id = td.server_id
         WHERE t.id = $1::uuid AND n.deleted_at IS NULL
           AND (t.status = 'running' OR (t.status = 'queued' AND r.status IN ('queued', 'running')))
+      ), deferred AS (
+        UPDATE control_plane.migration_run_targets t SET deferred_at = now()
+        FROM s WHERE t.id = $1::uuid AND s.over_budget
+        RETURNING t.id
       ), r AS (
         UPDATE control_plane.migration_runs r SET
           status = CASE WHEN r.status = 'queued' THEN 'running' ELSE r.status END,
           started_at = coalesce(r.started_at, now()),
           pending = r.pending - (s.target_status = 'queued')::int,
           running = r.running + (s.target_status = 'queued')::int
-        FROM s WHERE r.id = s.id
+        FROM s WHERE r.id = s.id AND NOT s.over_budget
         RETURNING r.*, s.run_status AS old_run_status
       ), t AS (
         UPDATE control_plane.migration_run_targets t SET
           status = 'running',
           attempts = t.attempts + 1,
-          started_at = coalesce(t.started_at, now())
+          started_at = coalesce(t.started_at, now()),
+          deferred_at = NULL
         FROM r WHERE t.id = $1::uuid AND t.run_id = r.id AND t.status IN ('queued', 'running')
         RETURNING t.*
       ), db AS (
@@ -204,9 +257,11 @@ export const RUN_STATEMENTS = {
         RETURNING d.id
       )
       SELECT ${runColumns('r', 'r_')}, ${targetColumns('t', 't_')},
-        ${databaseColumns('d', 'd_')}, r.old_run_status = 'queued' AS "runStarted"
-      FROM r JOIN t ON t.run_id = r.id
-      JOIN control_plane.tenant_databases d ON d.id = t.tenant_database_id`,
+        ${databaseColumns('d', 'd_')}, r.old_run_status = 'queued' AS "runStarted",
+        EXISTS (SELECT 1 FROM deferred) AS deferred
+      FROM (SELECT 1) one
+      LEFT JOIN (r JOIN t ON t.run_id = r.id
+        JOIN control_plane.tenant_databases d ON d.id = t.tenant_database_id) ON true`,
   },
   // $1 target: what decides why a target cannot be claimed (read with its run locked).
   unclaimable: {
@@ -252,6 +307,7 @@ export const RUN_STATEMENTS = {
           AND n.status = 'pending' AND n.deleted_at IS NULL AND EXISTS (SELECT 1 FROM upd)
         RETURNING n.tenant_id
       )
+      ${END_WAKE}
       ${END_TAIL}`,
   },
   // $1 target, $2 run, $3 applied versions, $4 whether the reached version is known, $5 reached
@@ -277,6 +333,7 @@ export const RUN_STATEMENTS = {
           AND EXISTS (SELECT 1 FROM upd)
         RETURNING d.id
       )
+      ${END_WAKE}
       ${END_TAIL}`,
   },
 
@@ -352,7 +409,8 @@ export const RUN_STATEMENTS = {
     text: `
       WITH reset AS (
         UPDATE control_plane.migration_run_targets SET
-          status = 'pending', error = NULL, error_code = NULL, finished_at = NULL, duration_ms = NULL
+          status = 'pending', error = NULL, error_code = NULL, finished_at = NULL, duration_ms = NULL,
+          deferred_at = NULL
         WHERE run_id = $1::uuid AND status IN ('failed', 'cancelled', 'skipped')
         RETURNING 1
       ), r AS (
@@ -376,12 +434,44 @@ export const RUN_STATEMENTS = {
   inFlightTargets: {
     name: 'run_in_flight_targets',
     text: `SELECT id::text AS id FROM control_plane.migration_run_targets
-      WHERE run_id = $1::uuid AND status IN ('queued', 'running') ORDER BY position`,
+      WHERE run_id = $1::uuid AND (status = 'running' OR (status = 'queued' AND deferred_at IS NULL))
+      ORDER BY position`,
+  },
+  // Targets deferred for a server whose budget has room again (the budget grew, or a wake was
+  // lost with a crashed process): woken, oldest first, at most the room of each server. Racing a
+  // claim it may wake one too many, which is deferred again.
+  wakeDeferred: {
+    name: 'run_wake_deferred',
+    text: `
+      WITH room AS (
+        SELECT s.id, s.max_concurrent_migrations - (
+          SELECT count(*)::int FROM (${RUNNING_TARGETS}) x
+          JOIN control_plane.tenant_databases xd ON xd.id = x.tenant_database_id
+          WHERE xd.server_id = s.id) AS free
+        FROM control_plane.database_servers s
+      ), picked AS (
+        SELECT p.id FROM room CROSS JOIN LATERAL (
+          SELECT x.id FROM control_plane.migration_run_targets x
+          JOIN control_plane.tenant_databases xd ON xd.id = x.tenant_database_id
+          WHERE x.deferred_at IS NOT NULL AND x.status = 'queued' AND xd.server_id = room.id
+          ORDER BY x.deferred_at LIMIT greatest(room.free, 0)
+          FOR UPDATE OF x SKIP LOCKED) p
+      )
+      UPDATE control_plane.migration_run_targets w SET deferred_at = NULL
+      FROM picked WHERE w.id = picked.id
+      RETURNING w.id::text AS "targetId", w.run_id::text AS "runId"`,
+  },
+  // $1 target: QUEUED and not deferred (a deferral's job ended after a finish woke it).
+  wokenTarget: {
+    name: 'run_woken_target',
+    text: `SELECT run_id::text AS "runId" FROM control_plane.migration_run_targets
+      WHERE id = $1::uuid AND status = 'queued' AND deferred_at IS NULL`,
   },
   // $1 run, $2 target ids: those still in flight (call with the run locked).
   stillInFlight: {
     name: 'run_still_in_flight',
     text: `SELECT id::text AS id FROM control_plane.migration_run_targets
-      WHERE run_id = $1::uuid AND id = ANY($2::uuid[]) AND status IN ('queued', 'running') ORDER BY position`,
+      WHERE run_id = $1::uuid AND id = ANY($2::uuid[])
+        AND (status = 'running' OR (status = 'queued' AND deferred_at IS NULL)) ORDER BY position`,
   },
 } as const;

@@ -22,6 +22,7 @@ import type { TargetQueue } from '../../../src/queue/target-queue.js';
 import type { TargetWorker } from '../../../src/queue/target-worker.js';
 import { createRedisConnection } from '../../../src/redis/connections.js';
 import type { RunService } from '../../../src/runs/types.js';
+import type { ServerService } from '../../../src/servers/server-service.js';
 import { useTestDatabase } from '../../helpers/database.js';
 import type { TestDatabase } from '../../helpers/database.js';
 
@@ -40,6 +41,8 @@ export interface RunHarness {
   readonly pool: ControlPlanePool;
   readonly secretBox: SecretBox;
   readonly tenantPools: TenantPools;
+  /** The database server registry (the `default` server is this file's database's). */
+  readonly servers: ServerService;
   /** A plain Redis connection for inspection. */
   readonly redis: Redis;
   /** Environment for a child worker process with the same settings. */
@@ -93,6 +96,7 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
       service: app.services.runs,
       secretBox: app.secretBox,
       tenantPools: app.tenantPools,
+      servers: app.services.servers,
       env,
     };
   });
@@ -144,6 +148,9 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
     },
     get tenantPools() {
       return ready().tenantPools;
+    },
+    get servers() {
+      return ready().servers;
     },
     get env() {
       return ready().env;

@@ -27,6 +27,7 @@ describe('runs of a deleted tenant', () => {
       db: h.db,
       controlPlanePool,
       config: h.config,
+      servers: h.servers,
       queue: h.queue,
       secretBox: h.secretBox,
       tenantPools: h.tenantPools,

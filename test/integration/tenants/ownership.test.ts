@@ -22,6 +22,7 @@ import { createRedisConnection } from '../../../src/redis/connections.js';
 import { readDeploymentId } from '../../../src/tenants/deployment.js';
 import { ownershipMarker } from '../../../src/tenants/ownership.js';
 import { provisionTenant } from '../../../src/tenants/provisioner.js';
+import { createServerService } from '../../../src/servers/server-service.js';
 import { createTenantService, type TenantService } from '../../../src/tenants/tenant-service.js';
 import { useTestDatabase } from '../../helpers/database.js';
 import { testServerUrl } from '../../helpers/template.js';
@@ -55,6 +56,7 @@ describe('two deployments on one tenant server', () => {
       db: h.db,
       controlPlanePool: pool(h.config.databaseUrl),
       config: h.config,
+      servers: h.servers,
       queue: h.queue,
       secretBox: h.secretBox,
       tenantPools: h.tenantPools,
@@ -77,7 +79,16 @@ describe('two deployments on one tenant server', () => {
       () => bTenantPools.close(),
       () => bDb.$disconnect(),
     );
+    // B registers its own `default` server (the same tenant server), as its start would.
+    const bServers = createServerService({
+      db: bDb,
+      pool: pool(bConfig.databaseUrl),
+      secretBox: h.secretBox,
+      logger,
+    });
+    await bServers.ensureDefaultServer(bConfig.tenantDatabaseUrl);
     const bDeps = {
+      servers: bServers,
       db: bDb,
       controlPlanePool: pool(bConfig.databaseUrl),
       queue: bQueue,

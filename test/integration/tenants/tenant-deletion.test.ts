@@ -39,6 +39,7 @@ describe('deleteTenant with dropData', () => {
       db: h.db,
       controlPlanePool,
       config: h.config,
+      servers: h.servers,
       queue: h.queue,
       secretBox: h.secretBox,
       tenantPools: h.tenantPools,

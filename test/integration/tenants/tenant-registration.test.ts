@@ -23,6 +23,7 @@ describe('registering a tenant', () => {
       db: h.db,
       controlPlanePool: pool,
       config: h.config,
+      servers: h.servers,
       queue: h.queue,
       secretBox: h.secretBox,
       tenantPools: h.tenantPools,
@@ -50,6 +51,7 @@ describe('registering a tenant', () => {
     // The same tenant registered the way it was before: Prisma inserts, createProvisionRun, dispatch.
     const location = tenantLocation(h.config.tenantDatabaseUrl, 'reg-old', 'SCHEMA');
     const oldDatabaseId = randomUUID();
+    const serverId = (await h.servers.defaultServer()).id;
     const old = await h.db.$transaction(async (tx) => {
       const tenant = await tx.tenant.create({
         data: { name: 'reg-old', environment: 'STAGING', status: 'PENDING' },
@@ -64,6 +66,7 @@ describe('registering a tenant', () => {
           databaseName: location.databaseName,
           schemaName: location.schemaName,
           status: 'INACTIVE',
+          serverId,
           connectionStringEncrypted: h.secretBox.sealConnectionString(
             oldDatabaseId,
             location.connectionString,
@@ -178,6 +181,7 @@ describe('registering a tenant', () => {
       databaseName: location.databaseName,
       schemaName: location.schemaName,
       tenantDatabaseId,
+      serverId: (await h.servers.defaultServer()).id,
       connectionStringEncrypted: h.secretBox.sealConnectionString(
         tenantDatabaseId,
         location.connectionString,
