@@ -77,6 +77,11 @@ const DATABASE_FIELDS = {
   schemaVersion: '$.schema_version',
   lastError: '$.last_error',
   adoptUnmarked: '$.adopt_unmarked',
+  fingerprintHash: '$.fingerprint_hash',
+  fingerprintExpectedHash: '$.fingerprint_expected_hash',
+  fingerprintMatches: '$.fingerprint_matches',
+  fingerprintDifferences: '$.fingerprint_differences',
+  fingerprintComputedAt: '$.fingerprint_computed_at',
   createdAt: '$.created_at',
   updatedAt: '$.updated_at',
 } satisfies Record<keyof TenantDatabase, string>;
