@@ -16,6 +16,16 @@ import {
   type ControlPlanePool,
 } from './db/control-plane.js';
 import { createTenantPools, type TenantPools } from './db/tenant-pools.js';
+import { createExpectedFingerprintStore } from './fingerprints/expected-fingerprint-store.js';
+import {
+  createExpectedFingerprints,
+  type ExpectedFingerprints,
+} from './fingerprints/expected-fingerprints.js';
+import {
+  createFingerprintService,
+  describeDifferences,
+  type FingerprintService,
+} from './fingerprints/fingerprint-service.js';
 import type { Logger } from './logger.js';
 import { loadCatalog } from './migrations/index.js';
 import type { MigrationCatalog } from './migrations/types.js';
@@ -80,7 +90,10 @@ export interface Composition {
     readonly runs: RunService;
     readonly runReader: RunReader;
     readonly catalog: MigrationCatalog;
+    readonly fingerprints: FingerprintService;
   };
+  /** Each catalog version's expected fingerprint, replayed once per catalog and server major. */
+  readonly expectedFingerprints: ExpectedFingerprints;
   /** Starts a target worker with its own hot-path pool and Redis connection; closed by close(). */
   startWorker(options?: WorkerOptions): Promise<TargetWorker>;
   /** Registers something to close (before everything opened so far). */
@@ -179,6 +192,12 @@ export async function composeServices(config: Config, options: CompositionOption
       secretBox,
       logger,
     });
+    const expectedFingerprints = createExpectedFingerprints(catalog, createExpectedFingerprintStore(pool));
+    const fingerprints = createFingerprintService({
+      pool,
+      expected: expectedFingerprints,
+      tenantPoolOf: (database) => readPools.poolFor(secretBox.openConnectionString(database)),
+    });
     const services = {
       tenants: createTenantService({
         db,
@@ -206,6 +225,7 @@ export async function composeServices(config: Config, options: CompositionOption
       runs,
       runReader: createRunReader({ pool }),
       catalog,
+      fingerprints,
     };
 
     const deploymentId = createDeploymentIdReader(db);
@@ -229,6 +249,11 @@ export async function composeServices(config: Config, options: CompositionOption
         queue,
         // Every schema or database this deployment provisions carries its ownership marker.
         provisionTenant: async (input) => provisionTenant({ ...input, deploymentId: await deploymentId() }),
+        // The worker reads structures through its own tenant pools, the one it migrated with.
+        checkSchema: async ({ database, pool: tenantPool, version }) => {
+          const check = await fingerprints.checkDatabase(database, { pool: tenantPool, version });
+          return { matchesExpected: check.matchesExpected, summary: describeDifferences(check.differences) };
+        },
         connection,
         logger: workerOptions.logger ?? logger,
         ...(workerOptions.lockDurationMs ? { lockDurationMs: workerOptions.lockDurationMs } : {}),
@@ -251,6 +276,7 @@ export async function composeServices(config: Config, options: CompositionOption
       secretBox,
       tenantPools,
       services,
+      expectedFingerprints,
       startWorker,
       onClose,
       close,

@@ -23,3 +23,7 @@ ALTER TABLE control_plane.tenant_databases
   ADD COLUMN fingerprint_differences   jsonb,
   ADD COLUMN fingerprint_computed_at   timestamptz;
 CREATE INDEX idx_tenant_databases_fingerprint_hash ON control_plane.tenant_databases (fingerprint_hash);
+
+-- A MIGRATE or ROLLBACK run leaves a drifted tenant untouched (its target fails at once) unless
+-- the run was started with allowDrift.
+ALTER TABLE control_plane.migration_runs ADD COLUMN allow_drift boolean NOT NULL DEFAULT false;

@@ -28,6 +28,7 @@ const RUN_FIELDS = {
   canarySize: '$.canary_size',
   transactionMode: 'upper($.transaction_mode::text)',
   requestedBy: '$.requested_by',
+  allowDrift: '$.allow_drift',
   total: '$.total',
   pending: '$.pending',
   running: '$.running',

@@ -2,6 +2,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { Principal } from '../auth/principal.js';
 import type { TokenService } from '../auth/tokens.js';
 import type { ControlPlaneDb } from '../db/control-plane.js';
+import type { FingerprintService } from '../fingerprints/fingerprint-service.js';
 import type { Logger } from '../logger.js';
 import type { MigrationCatalog } from '../migrations/types.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
@@ -19,6 +20,7 @@ export interface GraphqlServices {
   readonly runs: RunService;
   readonly runReader: RunReader;
   readonly catalog: MigrationCatalog;
+  readonly fingerprints: FingerprintService;
 }
 
 /** Per-request context: who is calling and what they may use. */

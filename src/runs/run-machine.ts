@@ -86,7 +86,7 @@ export type TargetEnd =
 
 /** What a new fleet run is (the run row's settings). */
 export interface NewFleetRun {
-  readonly kind: 'MIGRATE' | 'ROLLBACK';
+  readonly kind: 'MIGRATE' | 'ROLLBACK' | 'VERIFY';
   readonly targetVersion: string | null;
   readonly dryRun: boolean;
   readonly concurrency: number;
@@ -94,6 +94,8 @@ export interface NewFleetRun {
   readonly maxFailures: number | null;
   readonly transactionMode: 'PER_TENANT' | 'PER_MIGRATION';
   readonly requestedBy: string;
+  /** MIGRATE and ROLLBACK: touch drifted tenants too. */
+  readonly allowDrift?: boolean;
 }
 
 /** Which tenants a fleet run covers, already validated. */
@@ -138,6 +140,7 @@ export function admitFleetRun(
         run.maxFailures,
         run.transactionMode.toLowerCase(),
         run.requestedBy,
+        run.allowDrift ?? false,
       )}`,
       1,
     );

@@ -25,6 +25,7 @@ import type {
   RunService,
   StartMigrationRunRequest,
   StartRollbackRequest,
+  StartVerifyRunRequest,
   TenantSelector,
 } from './types.js';
 
@@ -89,6 +90,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
         maxFailures,
         transactionMode: request.transactionMode ?? 'PER_TENANT',
         requestedBy: actor.name,
+        allowDrift: request.allowDrift ?? false,
       },
       selectionOf(request.tenants),
     );
@@ -116,6 +118,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
         maxFailures: null,
         transactionMode: 'PER_TENANT',
         requestedBy: actor.name,
+        allowDrift: request.allowDrift ?? false,
       },
       selectionOf(request.tenants),
       (versions) => assertReversible(catalog, versions, limit),
@@ -123,6 +126,29 @@ export function createRunService(deps: RunServiceDeps): RunService {
     await dispatch(runId);
     const run = await reload(runId);
     logger.info('rollback run created', { runId, targets: run.total, targetVersion: run.targetVersion });
+    return run;
+  }
+
+  async function startVerifyRun(request: StartVerifyRunRequest, actor: Actor): Promise<MigrationRun> {
+    const concurrency = validateConcurrency(request.concurrency ?? config.defaultRunConcurrency);
+    const runId = await admitFleetRun(
+      pool,
+      {
+        kind: 'VERIFY',
+        targetVersion: null,
+        // Read-only: as a dry run it neither waits for nor blocks the tenant's other runs.
+        dryRun: true,
+        concurrency,
+        canarySize: null,
+        maxFailures: null,
+        transactionMode: 'PER_TENANT',
+        requestedBy: actor.name,
+      },
+      selectionOf(request.tenants),
+    );
+    await dispatch(runId);
+    const run = await reload(runId);
+    logger.info('verify run created', { runId, targets: run.total });
     return run;
   }
 
@@ -194,7 +220,16 @@ export function createRunService(deps: RunServiceDeps): RunService {
     return db.migrationRun.findUniqueOrThrow({ where: { id: runId } });
   }
 
-  return { startMigrationRun, startRollback, cancelRun, retryRun, stampTenant, createProvisionRun, dispatch };
+  return {
+    startMigrationRun,
+    startRollback,
+    startVerifyRun,
+    cancelRun,
+    retryRun,
+    stampTenant,
+    createProvisionRun,
+    dispatch,
+  };
 }
 
 /** The tenants a selector covers: omitted statuses mean ACTIVE only. */

@@ -57,6 +57,31 @@ export type ProvisionTenant = (input: {
   readonly options?: Omit<MigrateOptions, 'toVersion'>;
 }) => Promise<MigrateResult>;
 
+/** How a tenant database's structure compares with its version's expected one. */
+export interface SchemaCheck {
+  /** Null when the version has no expected structure (not a catalog version). */
+  readonly matchesExpected: boolean | null;
+  /** The first differences, readable (`COLUMN_TYPE users.tenant_id expected … actual …`). */
+  readonly summary: string;
+}
+
+/**
+ * Reads a tenant database's structure (its fingerprint), compares it with the expected one of
+ * `version` and records both on its row (the composition root binds fingerprints/ here).
+ */
+export type CheckSchema = (input: {
+  readonly database: TenantDatabase;
+  readonly pool: pg.Pool;
+  readonly version: string | null;
+}) => Promise<SchemaCheck>;
+
+/** A drifted tenant's MIGRATE or ROLLBACK target, refused before anything is applied. */
+export class TenantDriftError extends AppError<'SCHEMA_DRIFT'> {
+  constructor(readonly summary: string) {
+    super('SCHEMA_DRIFT', `drift: ${summary}`);
+  }
+}
+
 export interface TargetProcessorDeps {
   /** The control-plane connections for claiming and finishing targets (see run-machine.ts). */
   readonly pool: ControlPlanePool;
@@ -67,6 +92,7 @@ export interface TargetProcessorDeps {
   readonly secretBox: SecretBox;
   readonly dispatch: Pick<TargetDispatch, 'enqueue'>;
   readonly provisionTenant: ProvisionTenant;
+  readonly checkSchema: CheckSchema;
   readonly logger: Logger;
 }
 
@@ -104,7 +130,7 @@ interface TargetResult {
 /** Creates `processTarget` over the given clients. */
 export function createTargetProcessor(deps: TargetProcessorDeps) {
   const { pool: controlPlanePool, config, catalog, events, tenantPools, secretBox, logger } = deps;
-  const { provisionTenant } = deps;
+  const { provisionTenant, checkSchema } = deps;
   const scheduler = createScheduler(deps);
 
   /**
@@ -166,6 +192,13 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     const target = ledgerTargetOf(database);
     const mode = run.transactionMode;
     const lockTimeoutMs = config.lockTimeoutMs;
+    if (run.kind === 'VERIFY') {
+      // Read-only: a VERIFY run is a dry run, so it neither waits for nor blocks another run.
+      const check = await checkSchema({ database, pool, version: database.schemaVersion });
+      if (check.matchesExpected === false) throw new TenantDriftError(check.summary);
+      const version = database.schemaVersion;
+      return { fromVersion: version, toVersion: version, appliedVersions: [], plannedSql: null };
+    }
     if (run.kind === 'PROVISION') {
       const result = await provisionTenant({
         location: database,
@@ -176,6 +209,10 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       });
       return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
     }
+    // The fingerprint read last (after a migration, a VERIFY or an ADOPT run) says the tenant drifted.
+    if (database.fingerprintMatches === false && !run.allowDrift) {
+      throw new TenantDriftError(driftSummaryOf(database));
+    }
     if (run.kind === 'ROLLBACK') {
       const result = await migrateDown(pool, target, catalog, {
         toVersion: run.targetVersion ?? '0',
@@ -183,6 +220,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
         lockTimeoutMs,
         onApplied,
       });
+      await recordFingerprint(database, pool, result.toVersion);
       return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
     }
     if (run.dryRun) return planOnly(pool, target, run);
@@ -194,7 +232,25 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       // The cached version lets the engine try the whole move in one round trip.
       expectedVersion: database.schemaVersion,
     });
+    await recordFingerprint(database, pool, result.toVersion);
     return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
+  }
+
+  /**
+   * Records the tenant's structure after a move: one catalog query on the tenant server and one
+   * control-plane statement. The move has committed, so a failure here only leaves the last
+   * fingerprint in place (logged); the next VERIFY run reads it again.
+   */
+  async function recordFingerprint(
+    database: TenantDatabase,
+    pool: pg.Pool,
+    version: string | null,
+  ): Promise<void> {
+    try {
+      await checkSchema({ database, pool, version });
+    } catch (error) {
+      logger.warn('could not record the fingerprint after a move', { tenantDatabaseId: database.id, error });
+    }
   }
 
   async function planOnly(
@@ -269,6 +325,17 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
   return { processTarget };
 }
 export type TargetProcessor = ReturnType<typeof createTargetProcessor>;
+
+/** The stored differences of a drifted tenant database, as one line. */
+function driftSummaryOf(database: TenantDatabase): string {
+  const differences = Array.isArray(database.fingerprintDifferences)
+    ? (database.fingerprintDifferences as { kind: string; object: string }[])
+    : [];
+  const first = differences.slice(0, 3).map((d) => `${d.kind} ${d.object}`);
+  return first.length > 0
+    ? `${first.join('; ')}${differences.length > 3 ? '; …' : ''} (allowDrift: true migrates it anyway)`
+    : 'its structure differs from its version (allowDrift: true migrates it anyway)';
+}
 
 function tenantDetails(target: MigrationRunTarget) {
   return { tenantId: target.tenantId, targetId: target.id };

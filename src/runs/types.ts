@@ -27,10 +27,19 @@ export interface StartMigrationRunRequest {
   readonly canarySize?: number | null;
   readonly maxFailures?: number | null;
   readonly transactionMode?: TransactionMode | null;
+  /** Migrate tenants whose last fingerprint differs from their version's too (default false). */
+  readonly allowDrift?: boolean | null;
 }
 
 export interface StartRollbackRequest {
   readonly targetVersion: string;
+  readonly tenants?: TenantSelector | null;
+  readonly concurrency?: number | null;
+  readonly allowDrift?: boolean | null;
+}
+
+/** A VERIFY run: each selected tenant's structure against its version's expected one. */
+export interface StartVerifyRunRequest {
   readonly tenants?: TenantSelector | null;
   readonly concurrency?: number | null;
 }
@@ -50,6 +59,8 @@ export interface RunService {
   startMigrationRun(request: StartMigrationRunRequest, actor: Actor): Promise<MigrationRun>;
   /** Like startMigrationRun with kind ROLLBACK; PreconditionFailedError when a step has no down file. */
   startRollback(request: StartRollbackRequest, actor: Actor): Promise<MigrationRun>;
+  /** A read-only VERIFY run (a dry run): SUCCEEDED where the structure matches, FAILED with the first differences. */
+  startVerifyRun(request: StartVerifyRunRequest, actor: Actor): Promise<MigrationRun>;
   /** Stops scheduling; PENDING targets become CANCELLED; running ones finish. PreconditionFailedError if already ended. */
   cancelRun(runId: string, actor: Actor): Promise<MigrationRun>;
   /** Re-queues the FAILED and CANCELLED targets of an ended run. PreconditionFailedError if none or still running. */

@@ -92,9 +92,10 @@ export const RUN_STATEMENTS = {
   insertRun: {
     name: 'run_insert',
     text: `INSERT INTO control_plane.migration_runs
-        (kind, status, target_version, dry_run, concurrency, canary_size, max_failures, transaction_mode, requested_by)
+        (kind, status, target_version, dry_run, concurrency, canary_size, max_failures, transaction_mode, requested_by,
+         allow_drift)
       VALUES ($1::text::control_plane.run_kind, 'queued', $2::varchar, $3::boolean, $4::int, $5::int, $6::int,
-        $7::text::control_plane.transaction_mode, $8::varchar)
+        $7::text::control_plane.transaction_mode, $8::varchar, $9::boolean)
       RETURNING id::text AS id`,
   },
   // $1 tenant ids (text): those that do not exist, are deleted or are the system tenant.
