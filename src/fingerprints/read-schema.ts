@@ -9,6 +9,12 @@ import { quoteSchema } from '../db/pg.js';
 import { EXTENSIONS_SCHEMA, LEDGER_TABLE, type Queryable } from '../migrations/index.js';
 import { fingerprintOf, type SchemaDescription, type SchemaFingerprint } from './schema-description.js';
 
+/**
+ * Tables a fingerprint leaves out: our ledger (its name read from the engine) and the history
+ * tables of the tools adoption reads (Alembic, Flyway), which say what ran, not what is there.
+ */
+export const HISTORY_TABLES: readonly string[] = [LEDGER_TABLE, 'alembic_version', 'flyway_schema_history'];
+
 /** Reads and fingerprints `schema` (an empty description when it does not exist). */
 export async function readSchemaFingerprint(
   queryable: Queryable,
@@ -25,7 +31,7 @@ export async function readSchemaFingerprint(
  */
 export function schemaDescriptionSql(schema: string): string {
   const literal = pg.escapeLiteral(schema);
-  return `SET LOCAL search_path TO ${quoteSchema(schema)}, ${EXTENSIONS_SCHEMA}; ${DESCRIBE_SQL.replaceAll(':schema', literal).replaceAll(':ledger', pg.escapeLiteral(LEDGER_TABLE))}`;
+  return `SET LOCAL search_path TO ${quoteSchema(schema)}, ${EXTENSIONS_SCHEMA}; ${DESCRIBE_SQL.replaceAll(':schema', literal).replaceAll(':history', `ARRAY[${HISTORY_TABLES.map((t) => pg.escapeLiteral(t)).join(', ')}]::text[]`)}`;
 }
 
 /** The fingerprint from the results of a batch that ends with `schemaDescriptionSql`. */
@@ -63,10 +69,10 @@ SELECT json_build_object(
       'constraints', (SELECT coalesce(json_agg(json_build_object(
           'name', k.conname, 'definition', pg_get_constraintdef(k.oid))), '[]')
         FROM pg_constraint k WHERE k.conrelid = t.oid))), '[]')
-    FROM rel t WHERE t.relkind IN ('r', 'p', 'f') AND t.relname <> :ledger),
+    FROM rel t WHERE t.relkind IN ('r', 'p', 'f') AND t.relname <> ALL (:history)),
   'indexes', (SELECT coalesce(json_agg(json_build_object('name', i.relname, 'definition', pg_get_indexdef(i.oid))), '[]')
     FROM rel i JOIN pg_index x ON x.indexrelid = i.oid JOIN pg_class owner ON owner.oid = x.indrelid
-    WHERE owner.relname <> :ledger),
+    WHERE owner.relname <> ALL (:history)),
   'sequences', (SELECT coalesce(json_agg(json_build_object('name', s.relname, 'definition',
       concat_ws(' ', format_type(q.seqtypid, NULL), 'START', q.seqstart, 'INCREMENT', q.seqincrement,
         'MINVALUE', q.seqmin, 'MAXVALUE', q.seqmax, 'CACHE', q.seqcache, CASE WHEN q.seqcycle THEN 'CYCLE' END))), '[]')
