@@ -120,15 +120,15 @@ export function decideAdoption(input: {
   if (input.history?.reading) {
     const { source, reading } = input.history;
     if (reading.version === null) return refuse(source, reading.detail, []);
-    const wanted = expected.get(reading.version);
-    if (!wanted)
+    const [version, wanted] = findExpected(expected, reading.version) ?? [];
+    if (!version || !wanted) {
       return refuse(source, `${reading.detail}: version ${reading.version} is not in the catalog`, []);
-    if (wanted.hash === fingerprint.hash)
-      return { ok: true, version: reading.version, source, detail: reading.detail };
+    }
+    if (wanted.hash === fingerprint.hash) return { ok: true, version, source, detail: reading.detail };
     const differences = diffDescriptions(wanted.description, fingerprint.description);
     return refuse(
       source,
-      `${reading.detail}, but the structure differs from ${reading.version}: ${summary(differences)}`,
+      `${reading.detail}, but the structure differs from ${version}: ${summary(differences)}`,
       differences,
     );
   }
