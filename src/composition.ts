@@ -16,6 +16,11 @@ import {
   type ControlPlanePool,
 } from './db/control-plane.js';
 import { createTenantPools, type TenantPools } from './db/tenant-pools.js';
+import {
+  createAdoptionService,
+  createAdoptTarget,
+  type AdoptionService,
+} from './fingerprints/adoption-service.js';
 import { createExpectedFingerprintStore } from './fingerprints/expected-fingerprint-store.js';
 import {
   createExpectedFingerprints,
@@ -91,6 +96,7 @@ export interface Composition {
     readonly runReader: RunReader;
     readonly catalog: MigrationCatalog;
     readonly fingerprints: FingerprintService;
+    readonly adoption: AdoptionService;
   };
   /** Each catalog version's expected fingerprint, replayed once per catalog and server major. */
   readonly expectedFingerprints: ExpectedFingerprints;
@@ -226,7 +232,20 @@ export async function composeServices(config: Config, options: CompositionOption
       runReader: createRunReader({ pool }),
       catalog,
       fingerprints,
+      adoption: createAdoptionService({
+        db,
+        config,
+        secretBox,
+        serverPool: () => readPools.poolFor(config.tenantDatabaseUrl),
+        startAdoptRun: (request, actor) => runs.startAdoptRun(request, actor),
+      }),
     };
+    const adoptTarget = createAdoptTarget({
+      catalog,
+      expected: expectedFingerprints,
+      fingerprints,
+      lockTimeoutMs: config.lockTimeoutMs,
+    });
 
     const deploymentId = createDeploymentIdReader(db);
 
@@ -254,6 +273,7 @@ export async function composeServices(config: Config, options: CompositionOption
           const check = await fingerprints.checkDatabase(database, { pool: tenantPool, version });
           return { matchesExpected: check.matchesExpected, summary: describeDifferences(check.differences) };
         },
+        adoptSchema: adoptTarget,
         connection,
         logger: workerOptions.logger ?? logger,
         ...(workerOptions.lockDurationMs ? { lockDurationMs: workerOptions.lockDurationMs } : {}),

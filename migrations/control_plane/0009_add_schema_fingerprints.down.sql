@@ -7,4 +7,4 @@ ALTER TABLE control_plane.tenant_databases
   DROP COLUMN fingerprint_differences,
   DROP COLUMN fingerprint_computed_at;
 DROP TABLE control_plane.expected_fingerprints;
-ALTER TABLE control_plane.migration_runs DROP COLUMN allow_drift;
+ALTER TABLE control_plane.migration_runs DROP COLUMN allow_drift, DROP COLUMN adopt_options;

@@ -27,3 +27,6 @@ CREATE INDEX idx_tenant_databases_fingerprint_hash ON control_plane.tenant_datab
 -- A MIGRATE or ROLLBACK run leaves a drifted tenant untouched (its target fails at once) unless
 -- the run was started with allowDrift.
 ALTER TABLE control_plane.migration_runs ADD COLUMN allow_drift boolean NOT NULL DEFAULT false;
+
+-- An ADOPT run's history source and versionMap, read by the worker for each of its targets.
+ALTER TABLE control_plane.migration_runs ADD COLUMN adopt_options jsonb;

@@ -29,6 +29,7 @@ const RUN_FIELDS = {
   transactionMode: 'upper($.transaction_mode::text)',
   requestedBy: '$.requested_by',
   allowDrift: '$.allow_drift',
+  adoptOptions: '$.adopt_options',
   total: '$.total',
   pending: '$.pending',
   running: '$.running',

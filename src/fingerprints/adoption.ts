@@ -50,6 +50,8 @@ export type AdoptionDecision =
   | {
       readonly ok: false;
       readonly source: HistorySource;
+      /** The version the history names, or the nearest by structure; null when neither is known. */
+      readonly version: string | null;
       readonly reason: string;
       readonly differences: readonly SchemaDifference[];
     };
@@ -130,6 +132,7 @@ export function decideAdoption(input: {
       source,
       `${reading.detail}, but the structure differs from ${version}: ${summary(differences)}`,
       differences,
+      version,
     );
   }
   if (input.source !== HistorySource.FINGERPRINT && input.source !== HistorySource.AUTO) {
@@ -164,6 +167,7 @@ export function decideAdoption(input: {
     HistorySource.FINGERPRINT,
     `no catalog version has this structure; nearest is ${nearest.version}: ${summary(nearest.differences)}`,
     nearest.differences,
+    nearest.version,
   );
 }
 
@@ -286,8 +290,9 @@ function refuse(
   source: HistorySource,
   reason: string,
   differences: readonly SchemaDifference[],
+  version: string | null = null,
 ): AdoptionDecision {
-  return { ok: false, source, reason, differences };
+  return { ok: false, source, version, reason, differences };
 }
 
 function summary(differences: readonly SchemaDifference[]): string {

@@ -2,6 +2,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { Principal } from '../auth/principal.js';
 import type { TokenService } from '../auth/tokens.js';
 import type { ControlPlaneDb } from '../db/control-plane.js';
+import type { AdoptionService } from '../fingerprints/adoption-service.js';
 import type { FingerprintService } from '../fingerprints/fingerprint-service.js';
 import type { Logger } from '../logger.js';
 import type { MigrationCatalog } from '../migrations/types.js';
@@ -21,6 +22,7 @@ export interface GraphqlServices {
   readonly runReader: RunReader;
   readonly catalog: MigrationCatalog;
   readonly fingerprints: FingerprintService;
+  readonly adoption: AdoptionService;
 }
 
 /** Per-request context: who is calling and what they may use. */

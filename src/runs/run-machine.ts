@@ -86,7 +86,7 @@ export type TargetEnd =
 
 /** What a new fleet run is (the run row's settings). */
 export interface NewFleetRun {
-  readonly kind: 'MIGRATE' | 'ROLLBACK' | 'VERIFY';
+  readonly kind: 'MIGRATE' | 'ROLLBACK' | 'VERIFY' | 'ADOPT';
   readonly targetVersion: string | null;
   readonly dryRun: boolean;
   readonly concurrency: number;
@@ -96,6 +96,8 @@ export interface NewFleetRun {
   readonly requestedBy: string;
   /** MIGRATE and ROLLBACK: touch drifted tenants too. */
   readonly allowDrift?: boolean;
+  /** ADOPT: the history source and versionMap, stored on the run for its targets. */
+  readonly adoptOptions?: unknown;
 }
 
 /** Which tenants a fleet run covers, already validated. */
@@ -141,6 +143,7 @@ export function admitFleetRun(
         run.transactionMode.toLowerCase(),
         run.requestedBy,
         run.allowDrift ?? false,
+        run.adoptOptions === undefined ? null : JSON.stringify(run.adoptOptions),
       )}`,
       1,
     );

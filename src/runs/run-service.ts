@@ -24,6 +24,7 @@ import type {
   ProvisionRequest,
   RunService,
   StartMigrationRunRequest,
+  StartAdoptRunRequest,
   StartRollbackRequest,
   StartVerifyRunRequest,
   TenantSelector,
@@ -152,6 +153,29 @@ export function createRunService(deps: RunServiceDeps): RunService {
     return run;
   }
 
+  async function startAdoptRun(request: StartAdoptRunRequest, actor: Actor): Promise<MigrationRun> {
+    const concurrency = validateConcurrency(request.concurrency ?? config.defaultRunConcurrency);
+    const runId = await admitFleetRun(
+      pool,
+      {
+        kind: 'ADOPT',
+        targetVersion: null,
+        dryRun: request.dryRun,
+        concurrency,
+        canarySize: null,
+        maxFailures: null,
+        transactionMode: 'PER_TENANT',
+        requestedBy: actor.name,
+        adoptOptions: request.options,
+      },
+      { ids: [...request.tenantIds], statuses: ['PENDING'], environments: null },
+    );
+    await dispatch(runId);
+    const run = await reload(runId);
+    logger.info('adopt run created', { runId, targets: run.total, dryRun: request.dryRun });
+    return run;
+  }
+
   async function cancelRun(runId: string, _actor: Actor): Promise<MigrationRun> {
     await scheduler.afterSettle(await cancelRunIn(pool, runId));
     logger.info('run cancelled', { runId });
@@ -224,6 +248,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
     startMigrationRun,
     startRollback,
     startVerifyRun,
+    startAdoptRun,
     cancelRun,
     retryRun,
     stampTenant,

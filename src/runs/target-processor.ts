@@ -75,6 +75,17 @@ export type CheckSchema = (input: {
   readonly version: string | null;
 }) => Promise<SchemaCheck>;
 
+/**
+ * Adopts the existing schema of a tenant database for an ADOPT run: decides its version from the
+ * run's history source and, unless a dry run, stamps our ledger (bound to fingerprints/ in the
+ * composition root). Throws when the schema cannot be adopted, naming why.
+ */
+export type AdoptSchema = (input: {
+  readonly database: TenantDatabase;
+  readonly pool: pg.Pool;
+  readonly run: MigrationRun;
+}) => Promise<{ readonly version: string; readonly report: string }>;
+
 /** A drifted tenant's MIGRATE or ROLLBACK target, refused before anything is applied. */
 export class TenantDriftError extends AppError<'SCHEMA_DRIFT'> {
   constructor(readonly summary: string) {
@@ -93,6 +104,7 @@ export interface TargetProcessorDeps {
   readonly dispatch: Pick<TargetDispatch, 'enqueue'>;
   readonly provisionTenant: ProvisionTenant;
   readonly checkSchema: CheckSchema;
+  readonly adoptSchema: AdoptSchema;
   readonly logger: Logger;
 }
 
@@ -130,7 +142,7 @@ interface TargetResult {
 /** Creates `processTarget` over the given clients. */
 export function createTargetProcessor(deps: TargetProcessorDeps) {
   const { pool: controlPlanePool, config, catalog, events, tenantPools, secretBox, logger } = deps;
-  const { provisionTenant, checkSchema } = deps;
+  const { provisionTenant, checkSchema, adoptSchema } = deps;
   const scheduler = createScheduler(deps);
 
   /**
@@ -198,6 +210,15 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       if (check.matchesExpected === false) throw new TenantDriftError(check.summary);
       const version = database.schemaVersion;
       return { fromVersion: version, toVersion: version, appliedVersions: [], plannedSql: null };
+    }
+    if (run.kind === 'ADOPT') {
+      const adopted = await adoptSchema({ database, pool, run });
+      return {
+        fromVersion: null,
+        toVersion: adopted.version,
+        appliedVersions: [],
+        plannedSql: adopted.report,
+      };
     }
     if (run.kind === 'PROVISION') {
       const result = await provisionTenant({
