@@ -23,6 +23,7 @@ import {
 } from '../migrations/index.js';
 import { formatHistory, formatMigrateResult, formatStamp, formatStatus } from './format.js';
 import { recordCachedVersion, resolveTenantTarget } from './tenant-target.js';
+import { adoptCommand, driftCommand } from './drift-command.js';
 import { secretsCommand } from './secrets-reseal.js';
 import { tenantsUpCommand } from './tenants-up.js';
 import { tokenCommand } from './token-command.js';
@@ -39,6 +40,10 @@ export interface CommandInput {
   readonly 'with-worker'?: boolean | undefined;
   readonly name?: string | undefined;
   readonly role?: string | undefined;
+  readonly pattern?: string | undefined;
+  readonly source?: string | undefined;
+  readonly 'name-prefix'?: string | undefined;
+  readonly 'version-map'?: string | undefined;
 }
 
 /** Where a command writes; the entry point passes process streams, tests may capture. */
@@ -57,6 +62,8 @@ export const COMMANDS: Readonly<Record<string, CommandHandler>> = {
   tenants: (config, input, io) => tenantsUpCommand(config, input, io),
   secrets: (config, input, io) => secretsCommand(config, input, io),
   token: tokenCommand,
+  drift: (config, input, io) => driftCommand(config, input, io),
+  adopt: (config, input, io) => adoptCommand(config, input, io),
 };
 
 async function controlPlaneCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {
