@@ -99,31 +99,29 @@ export async function replayCatalog(
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    try {
-      await client.query(`CREATE SCHEMA ${quoteSchema(scratch)}`);
-      const fingerprints = new Map<string, SchemaFingerprint>();
-      // Sets the transaction's search_path to the scratch schema, for the files that follow.
-      fingerprints.set('0', await readSchemaFingerprint(client, scratch));
-      for (const file of catalog.files) {
-        const sql = file.transactional ? file.upSql : file.upSql.replace(/\bCONCURRENTLY\b/gi, '');
-        try {
-          await client.query(sql);
-        } catch (error) {
-          throw new Error(
-            `replaying ${file.version}_${file.name} for its expected fingerprint failed: ${(error as Error).message}`,
-            {
-              cause: error,
-            },
-          );
-        }
-        fingerprints.set(file.version, await readSchemaFingerprint(client, scratch));
+    await client.query(`CREATE SCHEMA ${quoteSchema(scratch)}`);
+    const fingerprints = new Map<string, SchemaFingerprint>();
+    // Sets the transaction's search_path to the scratch schema, for the files that follow.
+    fingerprints.set('0', await readSchemaFingerprint(client, scratch));
+    for (const file of catalog.files) {
+      const sql = file.transactional ? file.upSql : file.upSql.replace(/\bCONCURRENTLY\b/gi, '');
+      try {
+        await client.query(sql);
+      } catch (error) {
+        throw new Error(
+          `replaying ${file.version}_${file.name} for its expected fingerprint failed: ${(error as Error).message}`,
+          { cause: error },
+        );
       }
-      return fingerprints;
-    } finally {
-      await client.query('ROLLBACK');
+      fingerprints.set(file.version, await readSchemaFingerprint(client, scratch));
     }
-  } finally {
+    await client.query('ROLLBACK');
     client.release();
+    return fingerprints;
+  } catch (error) {
+    // Destroyed, not returned: its transaction (or a lost connection) must not reach the pool's next user.
+    client.release(error instanceof Error ? error : new Error(String(error)));
+    throw error;
   }
 }
 
