@@ -17,6 +17,21 @@ import {
   type ControlPlanePool,
 } from './db/control-plane.js';
 import { createTenantPools, type TenantPools } from './db/tenant-pools.js';
+import {
+  createAdoptionService,
+  createAdoptTarget,
+  type AdoptionService,
+} from './fingerprints/adoption-service.js';
+import { createExpectedFingerprintStore } from './fingerprints/expected-fingerprint-store.js';
+import {
+  createExpectedFingerprints,
+  type ExpectedFingerprints,
+} from './fingerprints/expected-fingerprints.js';
+import {
+  createFingerprintService,
+  describeDifferences,
+  type FingerprintService,
+} from './fingerprints/fingerprint-service.js';
 import type { Logger } from './logger.js';
 import { loadCatalog } from './migrations/index.js';
 import type { MigrationCatalog } from './migrations/types.js';
@@ -34,7 +49,7 @@ import {
   type SystemConfigService,
 } from './system-config/system-config-service.js';
 import { createDeploymentIdReader } from './tenants/deployment.js';
-import { ownershipGuardSql } from './tenants/ownership.js';
+import { markOwnedSql, ownershipGuardSql } from './tenants/ownership.js';
 import { provisionTenant } from './tenants/provisioner.js';
 import { createTenantService, type TenantService } from './tenants/tenant-service.js';
 
@@ -88,7 +103,11 @@ export interface Composition {
     readonly catalog: MigrationCatalog;
     readonly catalogs: ReleaseCatalogs;
     readonly servers: ServerService;
+    readonly fingerprints: FingerprintService;
+    readonly adoption: AdoptionService;
   };
+  /** Each catalog version's expected fingerprint, replayed once per catalog and server major. */
+  readonly expectedFingerprints: ExpectedFingerprints;
   /** Starts a target worker with its own hot-path pool and Redis connection; closed by close(). */
   startWorker(options?: WorkerOptions): Promise<TargetWorker>;
   /** Registers something to close (before everything opened so far). */
@@ -202,6 +221,12 @@ export async function composeServices(config: Config, options: CompositionOption
       secretBox,
       logger,
     });
+    const expectedFingerprints = createExpectedFingerprints(catalog, createExpectedFingerprintStore(pool));
+    const fingerprints = createFingerprintService({
+      pool,
+      expected: expectedFingerprints,
+      tenantPoolOf: (database) => readPools.poolFor(secretBox.openConnectionString(database)),
+    });
     const services = {
       tenants: createTenantService({
         db,
@@ -232,7 +257,21 @@ export async function composeServices(config: Config, options: CompositionOption
       catalog,
       catalogs,
       servers,
+      fingerprints,
+      adoption: createAdoptionService({
+        db,
+        config,
+        secretBox,
+        serverPool: () => readPools.poolFor(config.tenantDatabaseUrl),
+        startAdoptRun: (request, actor) => runs.startAdoptRun(request, actor),
+      }),
     };
+    const adoptTarget = createAdoptTarget({
+      catalog,
+      expected: expectedFingerprints,
+      fingerprints,
+      lockTimeoutMs: config.lockTimeoutMs,
+    });
 
     const deploymentId = createDeploymentIdReader(db);
 
@@ -256,6 +295,17 @@ export async function composeServices(config: Config, options: CompositionOption
         // Every schema or database this deployment provisions carries its ownership marker.
         provisionTenant: async (input) => provisionTenant({ ...input, deploymentId: await deploymentId() }),
         ownershipGuard: async (database) => ownershipGuardSql(database, await deploymentId()),
+        // The worker reads structures through its own tenant pools, the one it migrated with.
+        checkSchema: async ({ database, pool: tenantPool, version }) => {
+          const check = await fingerprints.checkDatabase(database, { pool: tenantPool, version });
+          return { matchesExpected: check.matchesExpected, summary: describeDifferences(check.differences) };
+        },
+        // An adopted schema becomes this deployment's own: its marker lets later runs touch it.
+        adoptSchema: async (input) => {
+          const adopted = await adoptTarget(input);
+          if (!input.run.dryRun) await input.pool.query(markOwnedSql(input.database, await deploymentId()));
+          return adopted;
+        },
         connection,
         logger: workerOptions.logger ?? logger,
         ...(workerOptions.lockDurationMs ? { lockDurationMs: workerOptions.lockDurationMs } : {}),
@@ -279,6 +329,7 @@ export async function composeServices(config: Config, options: CompositionOption
       secretBox,
       tenantPools,
       services,
+      expectedFingerprints,
       startWorker,
       onClose,
       close,

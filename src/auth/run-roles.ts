@@ -12,6 +12,10 @@ export const RUN_KIND_ROLES: Readonly<Record<RunKind, ApiRole>> = Object.freeze(
   MIGRATE: 'OPERATOR',
   // A rollback runs down files, which usually drop tables and their data.
   ROLLBACK: 'ADMIN',
+  // A VERIFY run only reads each tenant's structure (checkSchemaDrift).
+  VERIFY: 'OPERATOR',
+  // Adoption writes ledgers into schemas the service did not create (adoptTenants).
+  ADOPT: 'ADMIN',
 });
 
 /** The role needed to start, cancel or retry a run of `kind`. */

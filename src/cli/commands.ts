@@ -25,6 +25,7 @@ import {
 import { catalogCommand } from './catalog-command.js';
 import { formatHistory, formatMigrateResult, formatStamp, formatStatus } from './format.js';
 import { recordCachedVersion, resolveTenantTarget } from './tenant-target.js';
+import { adoptCommand, driftCommand } from './drift-command.js';
 import { secretsCommand } from './secrets-reseal.js';
 import { tenantsUpCommand } from './tenants-up.js';
 import { tokenCommand } from './token-command.js';
@@ -44,6 +45,10 @@ export interface CommandInput {
   readonly dir?: string | undefined;
   readonly url?: string | undefined;
   readonly 'max-concurrent'?: string | undefined;
+  readonly pattern?: string | undefined;
+  readonly source?: string | undefined;
+  readonly 'name-prefix'?: string | undefined;
+  readonly 'version-map'?: string | undefined;
 }
 
 /** Where a command writes; the entry point passes process streams, tests may capture. */
@@ -64,6 +69,8 @@ export const COMMANDS: Readonly<Record<string, CommandHandler>> = {
   token: tokenCommand,
   catalog: catalogCommand,
   servers: serversCommand,
+  drift: (config, input, io) => driftCommand(config, input, io),
+  adopt: (config, input, io) => adoptCommand(config, input, io),
 };
 
 async function controlPlaneCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {

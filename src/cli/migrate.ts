@@ -19,6 +19,10 @@ export const USAGE = `Usage: npm run migrate -- <command>
                                                every tenant through the queue, with a progress bar;
                                                needs a running worker (npm start) unless --with-worker
   secrets reseal                               re-encrypt stored connection strings under ENCRYPTION_KEY
+  drift [--environment <env>]                  the fleet grouped by structure: expected clusters, then outliers
+  adopt --pattern <like> [--source AUTO|OWN|ALEMBIC|FLYWAY|GOLANG_MIGRATE|FINGERPRINT]
+        [--name-prefix <p>] [--version-map <json>] [--dry-run] [--with-worker]
+                                               register existing schemas as tenants through an ADOPT run
   token create --name <name> --role VIEWER|OPERATOR|ADMIN
                                                issue an API token; prints it once on stdout
   catalog publish [--dir <dir>]                publish a catalog directory (default MIGRATIONS_DIR) as a
@@ -52,6 +56,10 @@ export async function runMigrateCli(argv: readonly string[]): Promise<number> {
         dir: { type: 'string' },
         url: { type: 'string' },
         'max-concurrent': { type: 'string' },
+        pattern: { type: 'string' },
+        source: { type: 'string' },
+        'name-prefix': { type: 'string' },
+        'version-map': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });

@@ -2,6 +2,8 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { Principal } from '../auth/principal.js';
 import type { TokenService } from '../auth/tokens.js';
 import type { ControlPlaneDb } from '../db/control-plane.js';
+import type { AdoptionService } from '../fingerprints/adoption-service.js';
+import type { FingerprintService } from '../fingerprints/fingerprint-service.js';
 import type { Logger } from '../logger.js';
 import type { MigrationCatalog } from '../migrations/types.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
@@ -24,6 +26,8 @@ export interface GraphqlServices {
   /** The API's own release and the releases runs pin (cached by id). */
   readonly catalogs: Pick<ReleaseCatalogs, 'local' | 'forRelease'>;
   readonly servers: ServerService;
+  readonly fingerprints: FingerprintService;
+  readonly adoption: AdoptionService;
 }
 
 /** Per-request context: who is calling and what they may use. */

@@ -10,6 +10,8 @@ import './types/migration.js';
 import './types/tenant-database.js';
 import './types/database-server.js';
 import './types/tenant.js';
+import './types/drift-cluster.js';
+import './types/adoption.js';
 import './types/migration-run-target.js';
 import './types/migration-run.js';
 import './types/migration-run-event.js';

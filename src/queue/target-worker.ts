@@ -15,7 +15,10 @@ import type { TargetJobData, TargetQueue } from './target-queue.js';
 
 /** What the processor needs (the caller closes `pool` after the worker), plus the Worker's own. */
 export interface TargetWorkerDeps extends Omit<TargetProcessorDeps, 'dispatch' | 'config'> {
-  readonly config: Pick<Config, 'lockTimeoutMs' | 'workerConcurrency' | 'reconcileIntervalMs'>;
+  readonly config: Pick<
+    Config,
+    'lockTimeoutMs' | 'workerConcurrency' | 'reconcileIntervalMs' | 'fingerprintAfterTarget'
+  >;
   /** The queue the worker takes jobs from; also where it hands out admitted targets. */
   readonly queue: TargetQueue;
   /** A connection for the Worker's blocking commands (BullMQ duplicates it as needed). */

@@ -94,7 +94,7 @@ export type TargetEnd =
 
 /** What a new fleet run is (the run row's settings). */
 export interface NewFleetRun {
-  readonly kind: 'MIGRATE' | 'ROLLBACK';
+  readonly kind: 'MIGRATE' | 'ROLLBACK' | 'VERIFY' | 'ADOPT';
   readonly targetVersion: string | null;
   readonly dryRun: boolean;
   readonly concurrency: number;
@@ -104,6 +104,10 @@ export interface NewFleetRun {
   readonly requestedBy: string;
   /** The catalog release the run executes. */
   readonly catalogReleaseId: string;
+  /** MIGRATE and ROLLBACK: touch drifted tenants too. */
+  readonly allowDrift?: boolean;
+  /** ADOPT: the history source and versionMap, stored on the run for its targets. */
+  readonly adoptOptions?: unknown;
 }
 
 /** Which tenants a fleet run covers, already validated. */
@@ -149,6 +153,8 @@ export function admitFleetRun(
         run.transactionMode.toLowerCase(),
         run.requestedBy,
         run.catalogReleaseId,
+        run.allowDrift ?? false,
+        run.adoptOptions === undefined ? null : JSON.stringify(run.adoptOptions),
       )}`,
       1,
     );

@@ -25,7 +25,9 @@ import type {
   ProvisionRequest,
   RunService,
   StartMigrationRunRequest,
+  StartAdoptRunRequest,
   StartRollbackRequest,
+  StartVerifyRunRequest,
   TenantSelector,
 } from './types.js';
 
@@ -95,6 +97,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
         maxFailures,
         transactionMode: request.transactionMode ?? 'PER_TENANT',
         requestedBy: actor.name,
+        allowDrift: request.allowDrift ?? false,
       },
       selectionOf(request.tenants),
     );
@@ -124,6 +127,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
         maxFailures: null,
         transactionMode: 'PER_TENANT',
         requestedBy: actor.name,
+        allowDrift: request.allowDrift ?? false,
       },
       selectionOf(request.tenants),
       (versions) => assertReversible(catalog, versions, limit),
@@ -131,6 +135,55 @@ export function createRunService(deps: RunServiceDeps): RunService {
     await dispatch(runId);
     const run = await reload(runId);
     logger.info('rollback run created', { runId, targets: run.total, targetVersion: run.targetVersion });
+    return run;
+  }
+
+  async function startVerifyRun(request: StartVerifyRunRequest, actor: Actor): Promise<MigrationRun> {
+    const concurrency = validateConcurrency(request.concurrency ?? config.defaultRunConcurrency);
+    const runId = await admitFleetRun(
+      pool,
+      {
+        kind: 'VERIFY',
+        targetVersion: null,
+        // Read-only: as a dry run it neither waits for nor blocks the tenant's other runs.
+        dryRun: true,
+        concurrency,
+        canarySize: null,
+        maxFailures: null,
+        transactionMode: 'PER_TENANT',
+        requestedBy: actor.name,
+        // Judged against the API's own release, as the runs of this process are.
+        catalogReleaseId: catalogs.local.releaseId,
+      },
+      selectionOf(request.tenants),
+    );
+    await dispatch(runId);
+    const run = await reload(runId);
+    logger.info('verify run created', { runId, targets: run.total });
+    return run;
+  }
+
+  async function startAdoptRun(request: StartAdoptRunRequest, actor: Actor): Promise<MigrationRun> {
+    const concurrency = validateConcurrency(request.concurrency ?? config.defaultRunConcurrency);
+    const runId = await admitFleetRun(
+      pool,
+      {
+        kind: 'ADOPT',
+        targetVersion: null,
+        dryRun: request.dryRun,
+        concurrency,
+        canarySize: null,
+        maxFailures: null,
+        transactionMode: 'PER_TENANT',
+        catalogReleaseId: catalogs.local.releaseId,
+        requestedBy: actor.name,
+        adoptOptions: request.options,
+      },
+      { ids: [...request.tenantIds], statuses: ['PENDING'], environments: null },
+    );
+    await dispatch(runId);
+    const run = await reload(runId);
+    logger.info('adopt run created', { runId, targets: run.total, dryRun: request.dryRun });
     return run;
   }
 
@@ -202,7 +255,17 @@ export function createRunService(deps: RunServiceDeps): RunService {
     return db.migrationRun.findUniqueOrThrow({ where: { id: runId } });
   }
 
-  return { startMigrationRun, startRollback, cancelRun, retryRun, stampTenant, createProvisionRun, dispatch };
+  return {
+    startMigrationRun,
+    startRollback,
+    startVerifyRun,
+    startAdoptRun,
+    cancelRun,
+    retryRun,
+    stampTenant,
+    createProvisionRun,
+    dispatch,
+  };
 }
 
 /** The tenants a selector covers: omitted statuses mean ACTIVE only. */

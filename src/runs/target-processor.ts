@@ -58,10 +58,46 @@ export type ProvisionTenant = (input: {
   readonly options?: Omit<MigrateOptions, 'toVersion'>;
 }) => Promise<MigrateResult>;
 
+/** How a tenant database's structure compares with its version's expected one. */
+export interface SchemaCheck {
+  /** Null when the version has no expected structure (not a catalog version). */
+  readonly matchesExpected: boolean | null;
+  /** The first differences, readable (`COLUMN_TYPE users.tenant_id expected … actual …`). */
+  readonly summary: string;
+}
+
+/**
+ * Reads a tenant database's structure (its fingerprint), compares it with the expected one of
+ * `version` and records both on its row (the composition root binds fingerprints/ here).
+ */
+export type CheckSchema = (input: {
+  readonly database: TenantDatabase;
+  readonly pool: pg.Pool;
+  readonly version: string | null;
+}) => Promise<SchemaCheck>;
+
+/**
+ * Adopts the existing schema of a tenant database for an ADOPT run: decides its version from the
+ * run's history source and, unless a dry run, stamps our ledger (bound to fingerprints/ in the
+ * composition root). Throws when the schema cannot be adopted, naming why.
+ */
+export type AdoptSchema = (input: {
+  readonly database: TenantDatabase;
+  readonly pool: pg.Pool;
+  readonly run: MigrationRun;
+}) => Promise<{ readonly version: string; readonly report: string }>;
+
+/** A drifted tenant's MIGRATE or ROLLBACK target, refused before anything is applied. */
+export class TenantDriftError extends AppError<'SCHEMA_DRIFT'> {
+  constructor(readonly summary: string) {
+    super('SCHEMA_DRIFT', `drift: ${summary}`);
+  }
+}
+
 export interface TargetProcessorDeps {
   /** The control-plane connections for claiming and finishing targets (see run-machine.ts). */
   readonly pool: ControlPlanePool;
-  readonly config: Pick<Config, 'lockTimeoutMs'>;
+  readonly config: Pick<Config, 'lockTimeoutMs' | 'fingerprintAfterTarget'>;
   /** The catalog of the release each run pins: read from the control plane once per process, never from disk. */
   readonly catalogs: Pick<ReleaseCatalogs, 'forRelease'>;
   readonly events: RunEventBus;
@@ -75,6 +111,8 @@ export interface TargetProcessorDeps {
    * composition root); none: no check.
    */
   readonly ownershipGuard?: (database: TenantDatabase) => Promise<string>;
+  readonly checkSchema: CheckSchema;
+  readonly adoptSchema: AdoptSchema;
   readonly logger: Logger;
 }
 
@@ -118,7 +156,7 @@ interface TargetResult {
 /** Creates `processTarget` over the given clients. */
 export function createTargetProcessor(deps: TargetProcessorDeps) {
   const { pool: controlPlanePool, config, catalogs, events, tenantPools, secretBox, logger } = deps;
-  const { provisionTenant } = deps;
+  const { provisionTenant, checkSchema, adoptSchema } = deps;
   const scheduler = createScheduler(deps);
 
   /**
@@ -189,6 +227,22 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     const target = { ...ledgerTargetOf(database), ...(guardSql ? { guardSql } : {}) };
     const mode = run.transactionMode;
     const lockTimeoutMs = config.lockTimeoutMs;
+    if (run.kind === 'VERIFY') {
+      // Read-only: a VERIFY run is a dry run, so it neither waits for nor blocks another run.
+      const check = await checkSchema({ database, pool, version: database.schemaVersion });
+      if (check.matchesExpected === false) throw new TenantDriftError(check.summary);
+      const version = database.schemaVersion;
+      return { fromVersion: version, toVersion: version, appliedVersions: [], plannedSql: null };
+    }
+    if (run.kind === 'ADOPT') {
+      const adopted = await adoptSchema({ database, pool, run });
+      return {
+        fromVersion: null,
+        toVersion: adopted.version,
+        appliedVersions: [],
+        plannedSql: adopted.report,
+      };
+    }
     if (run.kind === 'PROVISION') {
       const result = await provisionTenant({
         location: database,
@@ -199,6 +253,10 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       });
       return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
     }
+    // The fingerprint read last (after a migration, a VERIFY or an ADOPT run) says the tenant drifted.
+    if (database.fingerprintMatches === false && !run.allowDrift) {
+      throw new TenantDriftError(driftSummaryOf(database));
+    }
     if (run.kind === 'ROLLBACK') {
       const result = await migrateDown(pool, target, catalog, {
         toVersion: run.targetVersion ?? '0',
@@ -206,6 +264,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
         lockTimeoutMs,
         onApplied,
       });
+      await recordFingerprint(database, pool, result.toVersion);
       return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
     }
     if (run.dryRun) return planOnly(pool, target, run, catalog);
@@ -217,7 +276,27 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       // The cached version lets the engine try the whole move in one round trip.
       expectedVersion: database.schemaVersion,
     });
+    await recordFingerprint(database, pool, result.toVersion);
     return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
+  }
+
+  /**
+   * Records the tenant's structure after a move: one catalog query on the tenant server and one
+   * control-plane statement. The move has committed, so a failure here only leaves the last
+   * fingerprint in place (logged); the next VERIFY run reads it again.
+   */
+  async function recordFingerprint(
+    database: TenantDatabase,
+    pool: pg.Pool,
+    version: string | null,
+  ): Promise<void> {
+    // Off by default until it fits the fleet's throughput budget (issue 13): VERIFY runs read it.
+    if (!config.fingerprintAfterTarget) return;
+    try {
+      await checkSchema({ database, pool, version });
+    } catch (error) {
+      logger.warn('could not record the fingerprint after a move', { tenantDatabaseId: database.id, error });
+    }
   }
 
   async function planOnly(
@@ -301,6 +380,17 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
   return { processTarget, redispatchIfWoken };
 }
 export type TargetProcessor = ReturnType<typeof createTargetProcessor>;
+
+/** The stored differences of a drifted tenant database, as one line. */
+function driftSummaryOf(database: TenantDatabase): string {
+  const differences = Array.isArray(database.fingerprintDifferences)
+    ? (database.fingerprintDifferences as { kind: string; object: string }[])
+    : [];
+  const first = differences.slice(0, 3).map((d) => `${d.kind} ${d.object}`);
+  return first.length > 0
+    ? `${first.join('; ')}${differences.length > 3 ? '; …' : ''} (allowDrift: true migrates it anyway)`
+    : 'its structure differs from its version (allowDrift: true migrates it anyway)';
+}
 
 function tenantDetails(target: MigrationRunTarget) {
   return { tenantId: target.tenantId, targetId: target.id };

@@ -29,10 +29,28 @@ export interface StartMigrationRunRequest {
   readonly transactionMode?: TransactionMode | null;
   /** The catalog release the run executes; default: the release of the API process that takes the request. */
   readonly catalogChecksum?: string | null;
+  /** Migrate tenants whose last fingerprint differs from their version's too (default false). */
+  readonly allowDrift?: boolean | null;
 }
 
 export interface StartRollbackRequest {
   readonly targetVersion: string;
+  readonly tenants?: TenantSelector | null;
+  readonly concurrency?: number | null;
+  readonly allowDrift?: boolean | null;
+}
+
+/** An ADOPT run over tenants just registered (PENDING) for existing schemas. */
+export interface StartAdoptRunRequest {
+  readonly tenantIds: readonly string[];
+  /** What the worker's adoption reads: the history source and versionMap (stored on the run). */
+  readonly options: unknown;
+  readonly dryRun: boolean;
+  readonly concurrency?: number | null;
+}
+
+/** A VERIFY run: each selected tenant's structure against its version's expected one. */
+export interface StartVerifyRunRequest {
   readonly tenants?: TenantSelector | null;
   readonly concurrency?: number | null;
 }
@@ -52,6 +70,10 @@ export interface RunService {
   startMigrationRun(request: StartMigrationRunRequest, actor: Actor): Promise<MigrationRun>;
   /** Like startMigrationRun with kind ROLLBACK; PreconditionFailedError when a step has no down file. */
   startRollback(request: StartRollbackRequest, actor: Actor): Promise<MigrationRun>;
+  /** A read-only VERIFY run (a dry run): SUCCEEDED where the structure matches, FAILED with the first differences. */
+  startVerifyRun(request: StartVerifyRunRequest, actor: Actor): Promise<MigrationRun>;
+  /** An ADOPT run, one target per registered tenant: the worker decides each version and stamps the ledger. */
+  startAdoptRun(request: StartAdoptRunRequest, actor: Actor): Promise<MigrationRun>;
   /** Stops scheduling; PENDING targets become CANCELLED; running ones finish. PreconditionFailedError if already ended. */
   cancelRun(runId: string, actor: Actor): Promise<MigrationRun>;
   /** Re-queues the FAILED and CANCELLED targets of an ended run. PreconditionFailedError if none or still running. */

@@ -132,7 +132,7 @@ builder.queryField('migrationRun', (t) =>
   }),
 );
 
-const TenantSelectorInput = builder.inputType('TenantSelector', {
+export const TenantSelectorInput = builder.inputType('TenantSelector', {
   description: 'Which tenants a run covers; status defaults to [ACTIVE]; deleted tenants never',
   fields: (t) => ({
     ids: t.idList({ required: false }),
@@ -159,6 +159,11 @@ const StartMigrationRunInput = builder.inputType('StartMigrationRunInput', {
       description:
         'The catalog release to run (its checksum); default: the release of the API process that takes the request',
     }),
+    allowDrift: t.boolean({
+      required: false,
+      defaultValue: false,
+      description: 'Default: drifted tenants are not touched (their targets fail at once with "drift: …")',
+    }),
   }),
 });
 
@@ -167,6 +172,7 @@ const StartRollbackInput = builder.inputType('StartRollbackInput', {
     targetVersion: t.string({ required: true }),
     tenants: t.field({ type: TenantSelectorInput, required: false }),
     concurrency: t.int({ required: false }),
+    allowDrift: t.boolean({ required: false, defaultValue: false }),
   }),
 });
 
@@ -180,7 +186,8 @@ interface RunPayload {
   readonly runId: string;
 }
 
-function runSuccess(name: string) {
+/** A mutation's success type holding the run it started. */
+export function runSuccess(name: string) {
   return builder.objectRef<RunPayload>(name).implement({
     fields: (t) => ({
       run: t.prismaField({
@@ -319,7 +326,8 @@ function runIdOf(globalId: string | number): string {
   return id;
 }
 
-function selectorOf(
+/** A GraphQL TenantSelector with its global ids decoded; ValidationError for an id of another type. */
+export function selectorOf(
   selector:
     | {
         ids?: readonly (string | number)[] | null;

@@ -1,5 +1,6 @@
 import { builder } from '../builder.js';
 import { DatabaseStatusEnum, IsolationModeEnum } from './enums.js';
+import { FINGERPRINT_FIELDS, fingerprintView, SchemaFingerprintRef } from './schema-fingerprint.js';
 
 /** Never exposes the connection string. */
 export const TenantDatabaseRef = builder.prismaNode('TenantDatabase', {
@@ -15,5 +16,12 @@ export const TenantDatabaseRef = builder.prismaNode('TenantDatabase', {
     lastError: t.exposeString('lastError', { nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    fingerprint: t.field({
+      type: SchemaFingerprintRef,
+      nullable: true,
+      description: 'Null until the structure was read once (after a migration, a VERIFY or an ADOPT run)',
+      select: FINGERPRINT_FIELDS,
+      resolve: (database) => fingerprintView(database),
+    }),
   }),
 });

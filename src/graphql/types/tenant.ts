@@ -56,7 +56,7 @@ export const TenantRef = builder.prismaNode('Tenant', {
   }),
 });
 
-const TenantFilter = builder.inputType('TenantFilter', {
+export const TenantFilter = builder.inputType('TenantFilter', {
   fields: (t) => ({
     status: t.field({ type: [TenantStatusEnum], required: false }),
     environment: t.field({ type: [TenantEnvironmentEnum], required: false }),

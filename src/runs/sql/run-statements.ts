@@ -132,9 +132,9 @@ export const RUN_STATEMENTS = {
     name: 'run_insert',
     text: `INSERT INTO control_plane.migration_runs
         (kind, status, target_version, dry_run, concurrency, canary_size, max_failures, transaction_mode, requested_by,
-         catalog_release_id)
+         catalog_release_id, allow_drift, adopt_options)
       VALUES ($1::text::control_plane.run_kind, 'queued', $2::varchar, $3::boolean, $4::int, $5::int, $6::int,
-        $7::text::control_plane.transaction_mode, $8::varchar, $9::uuid)
+        $7::text::control_plane.transaction_mode, $8::varchar, $9::uuid, $10::boolean, $11::jsonb)
       RETURNING id::text AS id`,
   },
   // $1 tenant ids (text): those that do not exist, are deleted or are the system tenant.
@@ -303,7 +303,7 @@ export const RUN_STATEMENTS = {
         RETURNING d.id
       ), tn AS (
         UPDATE control_plane.tenants n SET status = 'active'
-        FROM old, run WHERE n.tenant_id = old.tenant_id AND run.kind = 'provision'
+        FROM old, run WHERE n.tenant_id = old.tenant_id AND run.kind IN ('provision', 'adopt') AND NOT run.dry_run
           AND n.status = 'pending' AND n.deleted_at IS NULL AND EXISTS (SELECT 1 FROM upd)
         RETURNING n.tenant_id
       )

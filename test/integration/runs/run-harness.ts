@@ -47,6 +47,8 @@ export interface RunHarness {
   readonly redis: Redis;
   /** Environment for a child worker process with the same settings. */
   readonly env: Record<string, string>;
+  /** The composition's API-side services. */
+  services(): Composition['services'];
   startWorker(options?: { lockDurationMs?: number }): Promise<TargetWorker>;
   /** Inserts ACTIVE tenants with one SCHEMA-isolated database each (schema not created). */
   createTenants(
@@ -67,7 +69,8 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
   let redis: Redis | undefined;
   let app: Composition | undefined;
   let state:
-    Omit<RunHarness, 'database' | 'startWorker' | 'createTenants' | 'recordEvents' | 'redis'> | undefined;
+    | Omit<RunHarness, 'database' | 'startWorker' | 'createTenants' | 'recordEvents' | 'redis' | 'services'>
+    | undefined;
 
   beforeAll(async () => {
     const env = {
@@ -158,6 +161,10 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
     get redis() {
       if (!redis) throw new Error('the run harness is ready from beforeAll on');
       return redis;
+    },
+    services() {
+      if (!app) throw new Error('the run harness is ready from beforeAll on');
+      return app.services;
     },
     async startWorker(options = {}) {
       if (!app) throw new Error('the run harness is ready from beforeAll on');

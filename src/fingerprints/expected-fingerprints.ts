@@ -1,0 +1,133 @@
+/**
+ * Expected fingerprints: for each version of a catalog, the fingerprint of a scratch schema the
+ * catalog was replayed into up to that version, inside a transaction that is rolled back. One
+ * replay yields every version; the result is kept in memory and in the control plane
+ * (`expected_fingerprints`) per catalog checksum and PostgreSQL major version.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Pool } from 'pg';
+import { quoteSchema } from '../db/pg.js';
+import { parseVersion, type MigrationFile } from '../migrations/index.js';
+import { readSchemaFingerprint } from './read-schema.js';
+import type { SchemaFingerprint } from './schema-description.js';
+
+/** What replaying needs of a catalog: its files in order (a disk catalog or a release). */
+export interface FingerprintCatalog {
+  readonly files: readonly Pick<MigrationFile, 'version' | 'name' | 'checksum' | 'upSql' | 'transactional'>[];
+}
+
+/** Where expected fingerprints are kept between processes (the control plane's table). */
+export interface ExpectedFingerprintStore {
+  load(catalogChecksum: string, serverMajor: number): Promise<Map<string, SchemaFingerprint>>;
+  save(
+    catalogChecksum: string,
+    serverMajor: number,
+    fingerprints: ReadonlyMap<string, SchemaFingerprint>,
+  ): Promise<void>;
+}
+
+/** The expected fingerprint of every version of a catalog, "0" being the empty schema. */
+export interface ExpectedFingerprints {
+  /** Every version's expected fingerprint, replaying the catalog on `pool`'s server once. */
+  all(pool: Pool): Promise<ReadonlyMap<string, SchemaFingerprint>>;
+  /** The expected fingerprint of `version` (null when the catalog has no such version). */
+  forVersion(pool: Pool, version: string | null): Promise<SchemaFingerprint | null>;
+}
+
+/** A catalog's identity for the cache: the SHA-256 over each file's version, name and checksum. */
+export function catalogChecksumOf(catalog: FingerprintCatalog): string {
+  const hash = createHash('sha256');
+  for (const file of catalog.files) hash.update(`${file.version}\0${file.name}\0${file.checksum}\n`);
+  return hash.digest('hex');
+}
+
+/** Expected fingerprints of one catalog, cached in memory and in `store`. */
+export function createExpectedFingerprints(
+  catalog: FingerprintCatalog,
+  store: ExpectedFingerprintStore,
+): ExpectedFingerprints {
+  const checksum = catalogChecksumOf(catalog);
+  const byMajor = new Map<number, Promise<ReadonlyMap<string, SchemaFingerprint>>>();
+
+  async function compute(pool: Pool, major: number): Promise<ReadonlyMap<string, SchemaFingerprint>> {
+    const stored = await store.load(checksum, major);
+    if (stored.size === catalog.files.length + 1) return stored;
+    const replayed = await replayCatalog(pool, catalog);
+    await store.save(checksum, major, replayed);
+    return replayed;
+  }
+
+  async function all(pool: Pool): Promise<ReadonlyMap<string, SchemaFingerprint>> {
+    const major = await serverMajorOf(pool);
+    let pending = byMajor.get(major);
+    if (!pending) {
+      pending = compute(pool, major);
+      // A failed replay is not cached: the next call tries again.
+      pending.catch(() => byMajor.delete(major));
+      byMajor.set(major, pending);
+    }
+    return pending;
+  }
+
+  return {
+    all,
+    async forVersion(pool, version) {
+      const fingerprints = await all(pool);
+      return fingerprints.get(normalVersion(catalog, version)) ?? null;
+    },
+  };
+}
+
+/** The catalog's spelling of a version ("3" -> "0003"); "0" for none. */
+export function normalVersion(catalog: FingerprintCatalog, version: string | null): string {
+  if (version === null) return '0';
+  const order = parseVersion(version);
+  if (order === 0n) return '0';
+  return catalog.files.find((file) => order !== null && BigInt(file.version) === order)?.version ?? version;
+}
+
+/**
+ * Replays the whole catalog into a scratch schema in one transaction, reading the fingerprint
+ * before the first file and after each one, then rolls everything back. No-transaction files run
+ * without CONCURRENTLY (the index they build is the same, and nobody else sees the scratch schema).
+ */
+export async function replayCatalog(
+  pool: Pool,
+  catalog: FingerprintCatalog,
+): Promise<Map<string, SchemaFingerprint>> {
+  const scratch = `fingerprint_scratch_${randomBytes(6).toString('hex')}`;
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(`CREATE SCHEMA ${quoteSchema(scratch)}`);
+    const fingerprints = new Map<string, SchemaFingerprint>();
+    // Sets the transaction's search_path to the scratch schema, for the files that follow.
+    fingerprints.set('0', await readSchemaFingerprint(client, scratch));
+    for (const file of catalog.files) {
+      const sql = file.transactional ? file.upSql : file.upSql.replace(/\bCONCURRENTLY\b/gi, '');
+      try {
+        await client.query(sql);
+      } catch (error) {
+        throw new Error(
+          `replaying ${file.version}_${file.name} for its expected fingerprint failed: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+      fingerprints.set(file.version, await readSchemaFingerprint(client, scratch));
+    }
+    await client.query('ROLLBACK');
+    client.release();
+    return fingerprints;
+  } catch (error) {
+    // Destroyed, not returned: its transaction (or a lost connection) must not reach the pool's next user.
+    client.release(error instanceof Error ? error : new Error(String(error)));
+    throw error;
+  }
+}
+
+async function serverMajorOf(pool: Pool): Promise<number> {
+  const { rows } = await pool.query<{ major: number }>(
+    `SELECT current_setting('server_version_num')::int / 10000 AS major`,
+  );
+  return rows[0]?.major ?? 0;
+}
