@@ -6,6 +6,8 @@
  */
 import type { Redis } from 'ioredis';
 import { createAuditLog, type AuditLog } from './audit/audit-log.js';
+import { createLocalBackupStorage } from './backups/backup-storage.js';
+import { createBackupService, type BackupService } from './backups/backup-service.js';
 import { createTokenService, type TokenService } from './auth/tokens.js';
 import type { Config } from './config.js';
 import { createSecretBoxFromConfig, type SecretBox } from './crypto/secret-box.js';
@@ -80,6 +82,7 @@ export interface Composition {
     readonly runs: RunService;
     readonly runReader: RunReader;
     readonly catalog: MigrationCatalog;
+    readonly backups: BackupService;
   };
   /** Starts a target worker with its own hot-path pool and Redis connection; closed by close(). */
   startWorker(options?: WorkerOptions): Promise<TargetWorker>;
@@ -179,6 +182,16 @@ export async function composeServices(config: Config, options: CompositionOption
       secretBox,
       logger,
     });
+    const deploymentId = createDeploymentIdReader(db);
+    const backups = createBackupService({
+      db,
+      storage: createLocalBackupStorage(config.backupDir),
+      secretBox,
+      tenantPools,
+      deploymentId,
+      config,
+      logger,
+    });
     const services = {
       tenants: createTenantService({
         db,
@@ -206,9 +219,8 @@ export async function composeServices(config: Config, options: CompositionOption
       runs,
       runReader: createRunReader({ pool }),
       catalog,
+      backups,
     };
-
-    const deploymentId = createDeploymentIdReader(db);
 
     async function startWorker(workerOptions: WorkerOptions = {}): Promise<TargetWorker> {
       const connection = redis('worker');

@@ -12,6 +12,9 @@ export const RUN_KIND_ROLES: Readonly<Record<RunKind, ApiRole>> = Object.freeze(
   MIGRATE: 'OPERATOR',
   // A rollback runs down files, which usually drop tables and their data.
   ROLLBACK: 'ADMIN',
+  // A backup only reads the tenant; a restore replaces its data with an older copy.
+  BACKUP: 'OPERATOR',
+  RESTORE: 'ADMIN',
 });
 
 /** The role needed to start, cancel or retry a run of `kind`. */

@@ -39,6 +39,8 @@ const RUN_FIELDS = {
   updatedAt: '$.updated_at',
   startedAt: '$.started_at',
   finishedAt: '$.finished_at',
+  backup: '$.backup',
+  backupId: '$.backup_id::text',
 } satisfies Record<keyof MigrationRun, string>;
 
 const TARGET_FIELDS = {
