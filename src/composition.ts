@@ -171,17 +171,6 @@ export async function composeServices(config: Config, options: CompositionOption
     });
     onClose('control-plane pool', () => pool.end());
 
-    const runs = createRunService({
-      db,
-      pool,
-      config,
-      catalog,
-      dispatch: queue,
-      events,
-      tenantPools,
-      secretBox,
-      logger,
-    });
     const deploymentId = createDeploymentIdReader(db);
     const backups = createBackupService({
       db,
@@ -190,6 +179,18 @@ export async function composeServices(config: Config, options: CompositionOption
       tenantPools,
       deploymentId,
       config,
+      logger,
+    });
+    const runs = createRunService({
+      backups,
+      db,
+      pool,
+      config,
+      catalog,
+      dispatch: queue,
+      events,
+      tenantPools,
+      secretBox,
       logger,
     });
     const services = {
@@ -203,6 +204,9 @@ export async function composeServices(config: Config, options: CompositionOption
         readPools,
         catalog,
         logger,
+        backupBeforeDrop: async (database) => {
+          await backups.backupIfPresent(database, { reason: 'before delete' });
+        },
       }),
       systemConfig: createSystemConfigService({ db }),
       tokens: createTokenService({
@@ -241,6 +245,7 @@ export async function composeServices(config: Config, options: CompositionOption
         queue,
         // Every schema or database this deployment provisions carries its ownership marker.
         provisionTenant: async (input) => provisionTenant({ ...input, deploymentId: await deploymentId() }),
+        backups,
         connection,
         logger: workerOptions.logger ?? logger,
         ...(workerOptions.lockDurationMs ? { lockDurationMs: workerOptions.lockDurationMs } : {}),

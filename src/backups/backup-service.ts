@@ -56,6 +56,9 @@ export interface BackupRequest {
   readonly runId?: string | null;
 }
 
+/** Backs a tenant database up before its data is dropped; nothing when it has no schema or database. */
+export type BackupBeforeDrop = (database: TenantDatabase) => Promise<void>;
+
 /** Creates the backup service over the given clients. */
 export function createBackupService(deps: BackupServiceDeps) {
   const { db, storage, secretBox, tenantPools, deploymentId, config, logger } = deps;
@@ -67,16 +70,34 @@ export function createBackupService(deps: BackupServiceDeps) {
    * nothing recorded and the tenant untouched, when the tools are missing or pg_dump fails.
    */
   async function backupDatabase(database: TenantDatabase, request: BackupRequest): Promise<TenantBackup> {
+    const backup = await backupIfPresent(database, request);
+    if (!backup) {
+      throw new PreconditionFailedError(
+        `The tenant's ${database.isolation === 'DATABASE' ? 'database' : 'schema'} does not exist; nothing to back up`,
+      );
+    }
+    return backup;
+  }
+
+  /** Like backupDatabase, but null when the tenant's schema or database does not exist. */
+  async function backupIfPresent(
+    database: TenantDatabase,
+    request: BackupRequest,
+  ): Promise<TenantBackup | null> {
     const connectionString = secretBox.openConnectionString(database);
     const pool = tenantPools.poolFor(connectionString);
     const target = ledgerTargetOf(database);
     const id = randomUUID();
     const storageKey = `${database.tenantId}/${id}.dump`;
-    const { tools, stored, version } = await withTargetTransaction(
-      pool,
-      target,
-      config.lockTimeoutMs,
-      async (client) => {
+    let dumped;
+    try {
+      dumped = await withTargetTransaction(pool, target, config.lockTimeoutMs, async (client) => {
+        if (database.isolation === 'SCHEMA') {
+          const present = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [
+            target.schema,
+          ]);
+          if (present.rowCount === 0) return null;
+        }
         const tools = await toolsFor(client);
         const version = highestVersion(await readLedger(client, target.schema));
         const args = ['--format=custom', '--no-password'];
@@ -86,8 +107,14 @@ export function createBackupService(deps: BackupServiceDeps) {
           runPgTool(tools.pgDump, [...args, `--file=${temp}`, `--dbname=${connection.url}`], connection),
         );
         return { tools, stored, version };
-      },
-    );
+      });
+    } catch (error) {
+      // A DATABASE-isolated tenant whose database does not exist.
+      if ((error as { code?: unknown }).code === '3D000' && database.isolation === 'DATABASE') return null;
+      throw error;
+    }
+    if (!dumped) return null;
+    const { tools, stored, version } = dumped;
     try {
       return await db.tenantBackup.create({
         data: {
@@ -140,19 +167,13 @@ export function createBackupService(deps: BackupServiceDeps) {
    */
   async function restoreBackup(
     backupId: string,
-    options: { checkIdle?: boolean } = {},
+    options: { checkIdle?: boolean; viaRun?: boolean } = {},
   ): Promise<TenantBackup> {
     const backup = await db.tenantBackup.findUnique({ where: { id: backupId } });
     if (!backup || backup.deletedAt) throw new NotFoundError(`No such backup: ${backupId}`);
     const database = await db.tenantDatabase.findUniqueOrThrow({ where: { id: backup.tenantDatabaseId } });
     if (options.checkIdle) await assertIdle(database);
-    const stored = await storage.inspect(backup.storageKey);
-    if (!stored) throw new NotFoundError(`The file of backup ${backupId} is missing from the backup storage`);
-    if (stored.sha256 !== backup.sha256 || stored.sizeBytes !== Number(backup.sizeBytes)) {
-      throw new PreconditionFailedError(
-        `The file of backup ${backupId} changed since it was written (SHA-256 ${stored.sha256}, recorded ${backup.sha256}); refusing to restore it, nothing was changed`,
-      );
-    }
+    await verifyFile(backup);
     const connectionString = secretBox.openConnectionString(database);
     const maintenance = withDatabase(connectionString, 'postgres');
     const tools = await withConnection(maintenance, (client) => toolsFor(client));
@@ -170,10 +191,15 @@ export function createBackupService(deps: BackupServiceDeps) {
       }),
     );
     await db.$transaction([
-      db.tenantDatabase.update({
-        where: { id: database.id },
-        data: { schemaVersion: backup.schemaVersion, status: 'ACTIVE', lastError: null },
-      }),
+      // A run's finish records the version itself, over the MIGRATING its claim set.
+      ...(options.viaRun
+        ? []
+        : [
+            db.tenantDatabase.update({
+              where: { id: database.id },
+              data: { schemaVersion: backup.schemaVersion, status: 'ACTIVE' as const, lastError: null },
+            }),
+          ]),
       db.tenant.updateMany({
         where: { tenantId: backup.tenantId, deletedAt: { not: null } },
         data: { deletedAt: null, status: 'ACTIVE' },
@@ -181,6 +207,28 @@ export function createBackupService(deps: BackupServiceDeps) {
     ]);
     logger.info('tenant restored from backup', { tenantId: backup.tenantId, backupId });
     return backup;
+  }
+
+  /**
+   * Checks that a backup exists and its file is whole: NotFoundError for an unknown backup or a
+   * missing file, PreconditionFailedError when the file's size or SHA-256 differ from the record.
+   */
+  async function verifyBackup(backupId: string): Promise<TenantBackup> {
+    const backup = await db.tenantBackup.findUnique({ where: { id: backupId } });
+    if (!backup || backup.deletedAt) throw new NotFoundError(`No such backup: ${backupId}`);
+    await verifyFile(backup);
+    return backup;
+  }
+
+  async function verifyFile(backup: TenantBackup): Promise<void> {
+    const stored = await storage.inspect(backup.storageKey);
+    if (!stored)
+      throw new NotFoundError(`The file of backup ${backup.id} is missing from the backup storage`);
+    if (stored.sha256 !== backup.sha256 || stored.sizeBytes !== Number(backup.sizeBytes)) {
+      throw new PreconditionFailedError(
+        `The file of backup ${backup.id} changed since it was written (SHA-256 ${stored.sha256}, recorded ${backup.sha256}); refusing to restore it, nothing was changed`,
+      );
+    }
   }
 
   async function restoreSchema(
@@ -338,7 +386,16 @@ export function createBackupService(deps: BackupServiceDeps) {
     return tools;
   }
 
-  return { backupDatabase, backupTenant, listBackups, restoreBackup, pruneBackups, purgeTenantBackups };
+  return {
+    backupDatabase,
+    backupIfPresent,
+    backupTenant,
+    listBackups,
+    verifyBackup,
+    restoreBackup,
+    pruneBackups,
+    purgeTenantBackups,
+  };
 }
 export type BackupService = ReturnType<typeof createBackupService>;
 

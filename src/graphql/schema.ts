@@ -9,6 +9,7 @@ import './types/api-token.js';
 import './types/migration.js';
 import './types/tenant-database.js';
 import './types/tenant.js';
+import './types/tenant-backup.js';
 import './types/migration-run-target.js';
 import './types/migration-run.js';
 import './types/migration-run-event.js';

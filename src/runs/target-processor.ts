@@ -57,6 +57,23 @@ export type ProvisionTenant = (input: {
   readonly options?: Omit<MigrateOptions, 'toVersion'>;
 }) => Promise<MigrateResult>;
 
+/**
+ * Backups of tenant databases, for runs of kind BACKUP and RESTORE and for runs started with
+ * `backup: true` (the composition root binds backups/backup-service.ts; runs does not import it).
+ */
+export interface TargetBackups {
+  /** Dumps the tenant database into the backup storage and records it. */
+  backupDatabase(
+    database: TenantDatabase,
+    request: { readonly reason: string; readonly runId: string },
+  ): Promise<{ readonly schemaVersion: string | null }>;
+  /** Restores a backup over its tenant database; the finish records the version. */
+  restoreBackup(
+    backupId: string,
+    options: { readonly viaRun: true },
+  ): Promise<{ readonly schemaVersion: string | null }>;
+}
+
 export interface TargetProcessorDeps {
   /** The control-plane connections for claiming and finishing targets (see run-machine.ts). */
   readonly pool: ControlPlanePool;
@@ -67,6 +84,7 @@ export interface TargetProcessorDeps {
   readonly secretBox: SecretBox;
   readonly dispatch: Pick<TargetDispatch, 'enqueue'>;
   readonly provisionTenant: ProvisionTenant;
+  readonly backups: TargetBackups;
   readonly logger: Logger;
 }
 
@@ -104,7 +122,7 @@ interface TargetResult {
 /** Creates `processTarget` over the given clients. */
 export function createTargetProcessor(deps: TargetProcessorDeps) {
   const { pool: controlPlanePool, config, catalog, events, tenantPools, secretBox, logger } = deps;
-  const { provisionTenant } = deps;
+  const { provisionTenant, backups } = deps;
   const scheduler = createScheduler(deps);
 
   /**
@@ -175,6 +193,24 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
         options: { mode, lockTimeoutMs, onApplied },
       });
       return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
+    }
+    if (run.kind === 'BACKUP') {
+      const backup = await backups.backupDatabase(database, { reason: 'manual', runId: run.id });
+      return unchanged(backup.schemaVersion);
+    }
+    if (run.kind === 'RESTORE') {
+      if (!run.backupId) throw new Error(`Restore run ${run.id} names no backup`);
+      const restored = await backups.restoreBackup(run.backupId, { viaRun: true });
+      return {
+        fromVersion: database.schemaVersion,
+        toVersion: restored.schemaVersion,
+        appliedVersions: [],
+        plannedSql: null,
+      };
+    }
+    // A failed backup fails the target before anything touched the tenant.
+    if (run.backup && !run.dryRun) {
+      await backups.backupDatabase(database, { reason: `before run ${run.id}`, runId: run.id });
     }
     if (run.kind === 'ROLLBACK') {
       const result = await migrateDown(pool, target, catalog, {
@@ -269,6 +305,10 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
   return { processTarget };
 }
 export type TargetProcessor = ReturnType<typeof createTargetProcessor>;
+
+function unchanged(version: string | null): TargetResult {
+  return { fromVersion: version, toVersion: version, appliedVersions: [], plannedSql: null };
+}
 
 function tenantDetails(target: MigrationRunTarget) {
   return { tenantId: target.tenantId, targetId: target.id };

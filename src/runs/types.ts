@@ -27,12 +27,22 @@ export interface StartMigrationRunRequest {
   readonly canarySize?: number | null;
   readonly maxFailures?: number | null;
   readonly transactionMode?: TransactionMode | null;
+  /** Each target backs its tenant up first; a failed backup fails the target, tenant untouched. */
+  readonly backup?: boolean | null;
 }
 
 export interface StartRollbackRequest {
   readonly targetVersion: string;
   readonly tenants?: TenantSelector | null;
   readonly concurrency?: number | null;
+  /** Each target backs its tenant up first. */
+  readonly backup?: boolean | null;
+}
+
+export interface RestoreRequest {
+  readonly backupId: string;
+  /** The tenant's name, typed again: a restore replaces the tenant's data. */
+  readonly confirmName: string;
 }
 
 export interface ProvisionRequest {
@@ -50,6 +60,14 @@ export interface RunService {
   startMigrationRun(request: StartMigrationRunRequest, actor: Actor): Promise<MigrationRun>;
   /** Like startMigrationRun with kind ROLLBACK; PreconditionFailedError when a step has no down file. */
   startRollback(request: StartRollbackRequest, actor: Actor): Promise<MigrationRun>;
+  /** A BACKUP run of one tenant (not deleted): NotFoundError, ConflictError while another run holds it. */
+  startBackupRun(tenantId: string, actor: Actor): Promise<MigrationRun>;
+  /**
+   * A RESTORE run of one tenant database from a backup (a deleted tenant comes back). NotFoundError
+   * for an unknown backup; ValidationError when confirmName is not the tenant's name;
+   * PreconditionFailedError when the file changed; ConflictError while another run holds it.
+   */
+  startRestoreRun(request: RestoreRequest, actor: Actor): Promise<MigrationRun>;
   /** Stops scheduling; PENDING targets become CANCELLED; running ones finish. PreconditionFailedError if already ended. */
   cancelRun(runId: string, actor: Actor): Promise<MigrationRun>;
   /** Re-queues the FAILED and CANCELLED targets of an ended run. PreconditionFailedError if none or still running. */

@@ -60,6 +60,11 @@ export interface TenantServiceDeps {
   readonly readPools: TenantPools;
   readonly catalog: MigrationCatalog;
   readonly logger: Logger;
+  /**
+   * Backs a tenant database up before deleteTenant(dropData) drops it (bound to backups/ by the
+   * composition root); a failed backup refuses the delete with nothing changed.
+   */
+  readonly backupBeforeDrop?: (database: TenantDatabase) => Promise<void>;
 }
 
 export interface CreateTenantInput {
@@ -133,6 +138,7 @@ export function createTenantService({
   readPools,
   catalog,
   logger,
+  backupBeforeDrop,
 }: TenantServiceDeps) {
   const deploymentId = createDeploymentIdReader(db);
 
@@ -241,6 +247,10 @@ export function createTenantService({
       where: { tenantId: tenant.tenantId },
       orderBy: { id: 'asc' },
     });
+    // A first delete backs the data up (a repeated one finishes a drop; its backup was taken).
+    if (backupBeforeDrop && !tenant.deletedAt) {
+      for (const database of databases) await backupBeforeDrop(database);
+    }
     let marked: Tenant | null = null;
     // Under the first database's lock (a tenant has one today); once for the tenant.
     const markDeleted = async () => {

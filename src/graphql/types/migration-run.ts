@@ -143,6 +143,12 @@ const StartMigrationRunInput = builder.inputType('StartMigrationRunInput', {
     canarySize: t.int({ required: false }),
     maxFailures: t.int({ required: false }),
     transactionMode: t.field({ type: TransactionModeEnum, required: false, defaultValue: 'PER_TENANT' }),
+    backup: t.boolean({
+      required: false,
+      defaultValue: false,
+      description:
+        'Each target backs its tenant up first; a failed backup fails the target, tenant untouched',
+    }),
   }),
 });
 
@@ -151,6 +157,11 @@ const StartRollbackInput = builder.inputType('StartRollbackInput', {
     targetVersion: t.string({ required: true }),
     tenants: t.field({ type: TenantSelectorInput, required: false }),
     concurrency: t.int({ required: false }),
+    backup: t.boolean({
+      required: false,
+      defaultValue: false,
+      description: 'Each target backs its tenant up first',
+    }),
   }),
 });
 

@@ -3,12 +3,15 @@
  * a restore brings back exactly the backed-up rows, structure, ledger and version; a file changed
  * on disk is refused with nothing changed; a tenant deleted with dropData comes back.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalBackupStorage } from '../../../src/backups/backup-storage.js';
 import { createBackupService, type BackupService } from '../../../src/backups/backup-service.js';
+import { withDatabase } from '../../../src/config.js';
+import { quoteDatabase, withConnection } from '../../../src/db/pg.js';
 import { createControlPlanePool, type ControlPlanePool } from '../../../src/db/control-plane.js';
 import { NotFoundError, PreconditionFailedError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/logger.js';
@@ -73,7 +76,7 @@ describe('tenant backups', () => {
     const [tenantId] = await h.createTenants(prefix, 1);
     const database = await h.db.tenantDatabase.findFirstOrThrow({ where: { tenantId: tenantId! } });
     await provisionTenant({
-      location: { isolation: 'SCHEMA', ...database },
+      location: database,
       connectionString: h.database.url,
       pool: h.database.pool,
       catalog: h.catalog,
@@ -205,6 +208,63 @@ describe('tenant backups', () => {
       schemaVersion: '0003',
       status: 'ACTIVE',
     });
+  });
+
+  it('restores a DATABASE-isolated tenant into a new database and swaps it in', async () => {
+    const name = `${h.database.name.replace(/-/g, '_')}_bkdb`;
+    const url = withDatabase(h.database.url, name);
+    const databaseId = randomUUID();
+    const tenant = await h.db.tenant.create({
+      data: {
+        name: `bk_db_${randomUUID().slice(0, 8)}`,
+        status: 'ACTIVE',
+        databases: {
+          create: {
+            id: databaseId,
+            connectionStringEncrypted: h.secretBox.sealConnectionString(databaseId, url),
+            databaseName: name,
+            host: '127.0.0.1',
+            status: 'ACTIVE',
+            isolation: 'DATABASE',
+          },
+        },
+      },
+    });
+    const database = await h.db.tenantDatabase.findUniqueOrThrow({ where: { id: databaseId } });
+    try {
+      await provisionTenant({
+        location: database,
+        connectionString: url,
+        pool: h.tenantPools.poolFor(url),
+        catalog: h.catalog,
+        deploymentId: await readDeploymentId(h.db),
+      });
+      const pool = h.tenantPools.poolFor(url);
+      await pool.query(
+        `INSERT INTO items (name, price) SELECT 'item ' || i, i FROM generate_series(1, 50) i`,
+      );
+      const rows = async () =>
+        (
+          await h.tenantPools
+            .poolFor(url)
+            .query(`SELECT md5(string_agg(i::text, ',' ORDER BY id)) AS h FROM items i`)
+        ).rows;
+      const before = await rows();
+      const [backup] = await backups.backupTenant(tenant.tenantId, { reason: 'manual' });
+      await pool.query(`DELETE FROM items WHERE id > 10`);
+
+      await backups.restoreBackup(backup!.id);
+      expect(await rows()).toEqual(before);
+      const { rows: markers } = await h.database.pool.query(
+        `SELECT datname, shobj_description(oid, 'pg_database') AS marker FROM pg_database WHERE datname LIKE $1`,
+        [`${name}%`],
+      );
+      expect(markers).toEqual([{ datname: name, marker: ownershipMarker(await readDeploymentId(h.db)) }]);
+    } finally {
+      await withConnection(withDatabase(h.database.url, 'postgres'), (client) =>
+        client.query(`DROP DATABASE IF EXISTS ${quoteDatabase(name)} WITH (FORCE)`),
+      );
+    }
   });
 
   it('removes expired files past the keep-last count, but never the last backup of a deleted tenant', async () => {
