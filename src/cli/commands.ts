@@ -26,6 +26,7 @@ import { recordCachedVersion, resolveTenantTarget } from './tenant-target.js';
 import { secretsCommand } from './secrets-reseal.js';
 import { tenantsUpCommand } from './tenants-up.js';
 import { tokenCommand } from './token-command.js';
+import { backupCommand, restoreCommand } from './backup-command.js';
 
 /** The parsed command line a handler receives. */
 export interface CommandInput {
@@ -39,6 +40,7 @@ export interface CommandInput {
   readonly 'with-worker'?: boolean | undefined;
   readonly name?: string | undefined;
   readonly role?: string | undefined;
+  readonly backup?: string | undefined;
 }
 
 /** Where a command writes; the entry point passes process streams, tests may capture. */
@@ -57,6 +59,8 @@ export const COMMANDS: Readonly<Record<string, CommandHandler>> = {
   tenants: (config, input, io) => tenantsUpCommand(config, input, io),
   secrets: (config, input, io) => secretsCommand(config, input, io),
   token: tokenCommand,
+  backup: backupCommand,
+  restore: restoreCommand,
 };
 
 async function controlPlaneCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {

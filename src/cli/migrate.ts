@@ -21,6 +21,9 @@ export const USAGE = `Usage: npm run migrate -- <command>
   secrets reseal                               re-encrypt stored connection strings under ENCRYPTION_KEY
   token create --name <name> --role VIEWER|OPERATOR|ADMIN
                                                issue an API token; prints it once on stdout
+  backup --tenant <name>                       pg_dump the tenant into BACKUP_DIR now; prints the backup id
+  restore --backup <id>                        replace the tenant's schema or database with that backup
+                                               (checksum checked first; a deleted tenant comes back)
 
 A tenant name "acme" means schema tenant_acme on TENANT_DATABASE_URL.
 \`tenant down\` needs --to (--to 0 reverts everything); \`tenant stamp\` records versions <= --to without running them.`;
@@ -43,6 +46,7 @@ export async function runMigrateCli(argv: readonly string[]): Promise<number> {
         'with-worker': { type: 'boolean' },
         name: { type: 'string' },
         role: { type: 'string' },
+        backup: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
