@@ -56,9 +56,6 @@ export interface BackupRequest {
   readonly runId?: string | null;
 }
 
-/** Backs a tenant database up before its data is dropped; nothing when it has no schema or database. */
-export type BackupBeforeDrop = (database: TenantDatabase) => Promise<void>;
-
 /** Creates the backup service over the given clients. */
 export function createBackupService(deps: BackupServiceDeps) {
   const { db, storage, secretBox, tenantPools, deploymentId, config, logger } = deps;

@@ -232,6 +232,8 @@ export function createTenantService({
    * changed), then one control-plane transaction checks that no target is pending or running and
    * marks the tenant deleted, then the data is dropped. A drop that fails leaves the tenant marked
    * (runs skip it); deleting it again finishes the job, as it does when its schema came back.
+   * A first delete with dropData backs the data up before all of this (`backupBeforeDrop`, when
+   * bound); a failed backup refuses the delete with nothing changed.
    */
   async function deleteTenant(input: DeleteTenantInput): Promise<Tenant> {
     const tenant = await requireTenant(input.id);

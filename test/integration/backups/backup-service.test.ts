@@ -169,10 +169,10 @@ describe('tenant backups', () => {
     });
   });
 
-  it('rolls a restore back whole when the dump does not replay, leaving the tenant as it was', async () => {
+  it("rolls a restore back whole when the restored ledger is not at the backup's version", async () => {
     const { tenant, schema } = await provisionedTenant('bk_half');
     const [backup] = await backups.backupTenant(tenant.tenantId, { reason: 'manual' });
-    // A change the dump's unique index cannot take back: duplicate names.
+    // Changes the restore must not keep or half-keep.
     await h.database.pool.query(`DROP INDEX ${schema}.items_name_key`);
     await h.database.pool.query(`INSERT INTO ${schema}.items (name, price) VALUES ('after', 1)`);
     const changed = await snapshot(schema);
@@ -265,6 +265,44 @@ describe('tenant backups', () => {
         client.query(`DROP DATABASE IF EXISTS ${quoteDatabase(name)} WITH (FORCE)`),
       );
     }
+  });
+
+  it('refuses deleteTenant(dropData) with nothing changed when the backup before it fails', async () => {
+    const { tenant, schema } = await provisionedTenant('bk_nodelete');
+    const failing = createBackupService({
+      db: h.db,
+      // Under a character device: the backup cannot be written.
+      storage: createLocalBackupStorage('/dev/null/backups'),
+      secretBox: h.secretBox,
+      tenantPools: h.tenantPools,
+      deploymentId: () => readDeploymentId(h.db),
+      config: h.config,
+      logger: createLogger('silent'),
+    });
+    const guarded = createTenantService({
+      db: h.db,
+      controlPlanePool,
+      config: h.config,
+      queue: h.queue,
+      secretBox: h.secretBox,
+      tenantPools: h.tenantPools,
+      readPools: h.tenantPools,
+      catalog: h.catalog,
+      logger: createLogger('silent'),
+      backupBeforeDrop: async (database) => {
+        await failing.backupIfPresent(database, { reason: 'before delete' });
+      },
+    });
+    const before = await snapshot(schema);
+    const error = await rejection(
+      guarded.deleteTenant({ id: tenant.tenantId, confirmName: tenant.name, dropData: true }),
+    );
+    expect((error as Error).message).toMatch(/ENOTDIR/);
+    expect(await snapshot(schema)).toEqual(before);
+    expect(await h.db.tenant.findUniqueOrThrow({ where: { tenantId: tenant.tenantId } })).toMatchObject({
+      deletedAt: null,
+      status: 'ACTIVE',
+    });
   });
 
   it('removes expired files past the keep-last count, but never the last backup of a deleted tenant', async () => {
