@@ -29,6 +29,19 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 
 # --- runtime --------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
+# Tenant backups run pg_dump, pg_restore and psql of the tenant server's major version (a custom
+# dump restores only with a pg_restore as new as its pg_dump); the service looks in
+# /usr/lib/postgresql/<major>/bin first. Keep PG_CLIENT_MAJOR equal to the tenant servers' major
+# (docker-compose.yml runs postgres:16); Debian bookworm itself ships only 15, so the client comes
+# from the PostgreSQL project's apt repository, set up by Debian's own postgresql-common script.
+ARG PG_CLIENT_MAJOR=16
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-common ca-certificates \
+ && /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
+ && apt-get install -y --no-install-recommends "postgresql-client-${PG_CLIENT_MAJOR}" \
+ && apt-get purge -y --auto-remove postgresql-common \
+ && rm -rf /var/lib/apt/lists/* \
+ && "/usr/lib/postgresql/${PG_CLIENT_MAJOR}/bin/pg_dump" --version
 # Memory: two malloc arenas instead of one per thread, and a smaller young generation
 # (--max-semi-space-size below) keep each process well under 250 MB at fleet scale
 # (bench case B5); `npm run bench` runs the service with these same settings.
@@ -41,6 +54,8 @@ COPY --from=build --chown=node:node /app/dist ./dist
 COPY --chown=node:node package.json ./
 COPY --chown=node:node prisma ./prisma
 COPY --chown=node:node migrations ./migrations
+# BACKUP_DIR: a volume in docker-compose.yml; created here so a new volume is the node user's.
+RUN mkdir -p /var/lib/tenant-control-plane/backups && chown -R node:node /var/lib/tenant-control-plane
 USER node
 EXPOSE 4000
 # Liveness only (/healthz); orchestrators that need readiness probe /readyz.

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { loadConfig, type Config } from '../src/config.js';
 import { migrateControlPlane } from '../src/migrations/index.js';
+import { benchBackupCost } from './lib/backup-cost.js';
 import { runNodePgMigrate, runRawFloor } from './lib/baselines.js';
 import {
   gql,
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
   if (options.cases.includes('B2')) await benchProvisioning(options, upSql);
   if (options.cases.includes('B3')) await benchFleetQueries(options);
   if (options.cases.includes('B4')) await benchFanout(options);
+  if (options.cases.includes('B6')) await benchBackups(options);
   printTable();
   await mkdir(options.outDir, { recursive: true });
   const file = join(options.outDir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
@@ -147,6 +149,27 @@ async function benchFleetRollout(options: BenchOptions, upSql: string[]): Promis
   } finally {
     await stack.stop();
   }
+}
+
+/** B6: a tenant backup through the service against a bare pg_dump of the same schema (issue 15). */
+async function benchBackups(options: BenchOptions): Promise<void> {
+  const result = await benchBackupCost(CATALOG_DIR, options.backupTenants, options.backupRounds);
+  details.B6 = result;
+  pushLatency('B6', 'backup through the service', result.ours);
+  pushLatency('B6', 'bare pg_dump -Fc', result.bare);
+  rows.push({
+    case: 'B6',
+    metric: 'dump size per tenant',
+    value: round(result.bytesPerTenant / 1024),
+    unit: 'KiB',
+  });
+  rows.push({ case: 'B6', metric: 'ratio to bare pg_dump p50', value: round(result.ratio.p50), unit: '×' });
+  rows.push({
+    case: 'B6',
+    metric: 'ratio spread p5-p95',
+    value: round(result.ratio.p95 - result.ratioP5),
+    unit: `× (${round(result.ratioP5)}-${round(result.ratio.p95)}, min ${round(result.ratio.min)}, max ${round(result.ratio.max)})`,
+  });
 }
 
 /** B2: createTenant until ACTIVE, one after another, against CREATE SCHEMA + catalog in one session. */

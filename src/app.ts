@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startAuditPruner } from './audit/audit-retention.js';
+import { startBackupPruner } from './backups/backup-retention.js';
 import { composeServices } from './composition.js';
 import type { Config } from './config.js';
 import type { ControlPlaneDb } from './db/control-plane.js';
@@ -51,6 +52,9 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       worker = await app.startWorker({
         lockDurationMs: options.lockDurationMs ?? config.workerLockDurationMs,
       });
+      // Workers write the backup files, so they remove the expired ones.
+      const backupPruner = startBackupPruner({ backups: services.backups, config, logger });
+      app.onClose('backup pruner', () => backupPruner.stop());
     }
 
     let yoga: GraphqlYoga | undefined;

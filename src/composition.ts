@@ -7,6 +7,8 @@
 import type { Redis } from 'ioredis';
 import { createAuditLog, type AuditLog } from './audit/audit-log.js';
 import { createReleaseCatalogs, type ReleaseCatalogs } from './catalog-releases/release-catalogs.js';
+import { createLocalBackupStorage } from './backups/backup-storage.js';
+import { createBackupService, type BackupService } from './backups/backup-service.js';
 import { createTokenService, type TokenService } from './auth/tokens.js';
 import type { Config } from './config.js';
 import { createSecretBoxFromConfig, type SecretBox } from './crypto/secret-box.js';
@@ -105,6 +107,7 @@ export interface Composition {
     readonly servers: ServerService;
     readonly fingerprints: FingerprintService;
     readonly adoption: AdoptionService;
+    readonly backups: BackupService;
   };
   /** Each catalog version's expected fingerprint, replayed once per catalog and server major. */
   readonly expectedFingerprints: ExpectedFingerprints;
@@ -209,7 +212,18 @@ export async function composeServices(config: Config, options: CompositionOption
     // TENANT_DATABASE_URL's server is `default`; rows older than the registry move onto it.
     await servers.ensureDefaultServer(config.tenantDatabaseUrl, config.defaultServerBudget);
 
+    const deploymentId = createDeploymentIdReader(db);
+    const backups = createBackupService({
+      db,
+      storage: createLocalBackupStorage(config.backupDir),
+      secretBox,
+      tenantPools,
+      deploymentId,
+      config,
+      logger,
+    });
     const runs = createRunService({
+      backups,
       db,
       pool,
       config,
@@ -239,6 +253,9 @@ export async function composeServices(config: Config, options: CompositionOption
         readPools,
         catalog,
         logger,
+        backupBeforeDrop: async (database) => {
+          await backups.backupIfPresent(database, { reason: 'before delete' });
+        },
       }),
       systemConfig: createSystemConfigService({ db }),
       tokens: createTokenService({
@@ -265,6 +282,7 @@ export async function composeServices(config: Config, options: CompositionOption
         serverPool: () => readPools.poolFor(config.tenantDatabaseUrl),
         startAdoptRun: (request, actor) => runs.startAdoptRun(request, actor),
       }),
+      backups,
     };
     const adoptTarget = createAdoptTarget({
       catalog,
@@ -272,8 +290,6 @@ export async function composeServices(config: Config, options: CompositionOption
       fingerprints,
       lockTimeoutMs: config.lockTimeoutMs,
     });
-
-    const deploymentId = createDeploymentIdReader(db);
 
     async function startWorker(workerOptions: WorkerOptions = {}): Promise<TargetWorker> {
       const connection = redis('worker');
@@ -306,6 +322,7 @@ export async function composeServices(config: Config, options: CompositionOption
           if (!input.run.dryRun) await input.pool.query(markOwnedSql(input.database, await deploymentId()));
           return adopted;
         },
+        backups,
         connection,
         logger: workerOptions.logger ?? logger,
         ...(workerOptions.lockDurationMs ? { lockDurationMs: workerOptions.lockDurationMs } : {}),

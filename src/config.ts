@@ -122,6 +122,16 @@ const Env = z.object({
     )
     .refine((prefix) => !prefix.startsWith('pg_'), 'must not start with pg_ (reserved by PostgreSQL)')
     .default(TENANT_OBJECT_PREFIX),
+  /** Directory of tenant backup files (pg_dump custom format); created on first backup. */
+  BACKUP_DIR: z.string().min(1).default('./backups'),
+  /** Days a backup file is kept (beyond the BACKUP_KEEP_LAST newest of each tenant); 0 keeps every file. */
+  BACKUP_RETENTION_DAYS: z.coerce.number().int().min(0).max(36500).default(30),
+  /** Newest backups of each tenant kept whatever their age. */
+  BACKUP_KEEP_LAST: z.coerce.number().int().min(0).max(1000).default(3),
+  /** How often a worker removes expired backup files, in milliseconds. */
+  BACKUP_PRUNE_INTERVAL_MS: z.coerce.number().int().min(1000).default(3_600_000),
+  /** A directory with pg_dump, pg_restore and psql, tried after /usr/lib/postgresql/<major>/bin and before PATH. */
+  PG_CLIENT_BIN_DIR: z.string().min(1).optional(),
 });
 
 /** Limits every GraphQL operation is checked against before it runs. */
@@ -177,6 +187,11 @@ export interface Config {
   readonly tenantObjectPrefix: string;
   /** Budget of the `default` server (TENANT_DATABASE_URL's) when the start registers it. */
   readonly defaultServerBudget: number;
+  readonly backupDir: string;
+  readonly backupRetentionDays: number;
+  readonly backupKeepLast: number;
+  readonly backupPruneIntervalMs: number;
+  readonly pgClientBinDir: string | null;
 }
 
 /** Parses the environment into a frozen Config; throws ConfigError with one line naming the variable. */
@@ -255,6 +270,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     auditPruneIntervalMs: e.AUDIT_PRUNE_INTERVAL_MS,
     tenantObjectPrefix: e.TENANT_OBJECT_PREFIX,
     defaultServerBudget: e.DEFAULT_SERVER_BUDGET,
+    backupDir: e.BACKUP_DIR,
+    backupRetentionDays: e.BACKUP_RETENTION_DAYS,
+    backupKeepLast: e.BACKUP_KEEP_LAST,
+    backupPruneIntervalMs: e.BACKUP_PRUNE_INTERVAL_MS,
+    pgClientBinDir: e.PG_CLIENT_BIN_DIR ?? null,
   });
 }
 

@@ -15,13 +15,16 @@ export interface BenchOptions {
   readonly workerConcurrency: number;
   readonly workers: number;
   readonly outDir: string;
+  /** Tenants (with rows) and rounds of B6 (backup cost). */
+  readonly backupTenants: number;
+  readonly backupRounds: number;
   /** Skip B1's raw-floor and node-pg-migrate baselines (for a memory-only run at size). */
   readonly skipBaselines: boolean;
 }
 
-const USAGE = `usage: npm run bench -- [--cases B1,B2,B3,B4,B5] [--tenants 1000] [--query-tenants 10000]
+const USAGE = `usage: npm run bench -- [--cases B1,B2,B3,B4,B5,B6] [--tenants 1000] [--query-tenants 10000]
   [--provisions 100] [--subscribers 500] [--fanout-targets 1000] [--run-concurrency 4]
-  [--worker-concurrency 4] [--workers 1] [--quick] [--skip-baselines] [--out bench/results]
+  [--worker-concurrency 4] [--workers 1] [--backup-tenants 10] [--backup-rounds 10] [--quick] [--skip-baselines] [--out bench/results]
   --quick: tiny sizes for a smoke run (tenants 20, query-tenants 200, provisions 5, subscribers 10, fanout-targets 20)`;
 
 /** Parses argv; throws with the usage text on anything unknown. */
@@ -48,6 +51,8 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     'worker-concurrency',
     'workers',
     'out',
+    'backup-tenants',
+    'backup-rounds',
   ];
   for (const key of values.keys())
     if (!known.includes(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
@@ -58,8 +63,8 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     if (!Number.isInteger(value) || value < 1) throw new Error(`--${key} must be a positive integer`);
     return value;
   };
-  const cases = (values.get('cases') ?? 'B1,B2,B3,B4,B5').split(',').map((c) => c.trim().toUpperCase());
-  for (const c of cases) if (!/^B[1-5]$/.test(c)) throw new Error(`unknown case ${c}\n${USAGE}`);
+  const cases = (values.get('cases') ?? 'B1,B2,B3,B4,B5,B6').split(',').map((c) => c.trim().toUpperCase());
+  for (const c of cases) if (!/^B[1-6]$/.test(c)) throw new Error(`unknown case ${c}\n${USAGE}`);
   return {
     tenants: int('tenants', 1000, 20),
     queryTenants: int('query-tenants', 10_000, 200),
@@ -69,6 +74,8 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     runConcurrency: int('run-concurrency', 4, 4),
     workerConcurrency: int('worker-concurrency', 4, 4),
     workers: int('workers', 1, 1),
+    backupTenants: int('backup-tenants', 10, 3),
+    backupRounds: int('backup-rounds', 10, 3),
     cases,
     outDir: values.get('out') ?? 'bench/results',
     skipBaselines,

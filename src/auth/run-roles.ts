@@ -16,6 +16,9 @@ export const RUN_KIND_ROLES: Readonly<Record<RunKind, ApiRole>> = Object.freeze(
   VERIFY: 'OPERATOR',
   // Adoption writes ledgers into schemas the service did not create (adoptTenants).
   ADOPT: 'ADMIN',
+  // A backup only reads the tenant; a restore replaces its data with an older copy.
+  BACKUP: 'OPERATOR',
+  RESTORE: 'ADMIN',
 });
 
 /** The role needed to start, cancel or retry a run of `kind`. */

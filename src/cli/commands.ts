@@ -29,6 +29,7 @@ import { adoptCommand, driftCommand } from './drift-command.js';
 import { secretsCommand } from './secrets-reseal.js';
 import { tenantsUpCommand } from './tenants-up.js';
 import { tokenCommand } from './token-command.js';
+import { backupCommand, restoreCommand } from './backup-command.js';
 
 /** The parsed command line a handler receives. */
 export interface CommandInput {
@@ -49,6 +50,7 @@ export interface CommandInput {
   readonly source?: string | undefined;
   readonly 'name-prefix'?: string | undefined;
   readonly 'version-map'?: string | undefined;
+  readonly backup?: string | undefined;
 }
 
 /** Where a command writes; the entry point passes process streams, tests may capture. */
@@ -71,6 +73,8 @@ export const COMMANDS: Readonly<Record<string, CommandHandler>> = {
   servers: serversCommand,
   drift: (config, input, io) => driftCommand(config, input, io),
   adopt: (config, input, io) => adoptCommand(config, input, io),
+  backup: backupCommand,
+  restore: restoreCommand,
 };
 
 async function controlPlaneCommand(config: Config, input: CommandInput, io: CommandIo): Promise<void> {

@@ -31,6 +31,9 @@ export const USAGE = `Usage: npm run migrate -- <command>
   servers list                                 database servers: address, placement, budget, tenants
   servers add --name <name> --url <url> [--max-concurrent N]
                                                register a server (connection and privileges checked)
+  backup --tenant <name>                       pg_dump the tenant into BACKUP_DIR now; prints the backup id
+  restore --backup <id>                        replace the tenant's schema or database with that backup
+                                               (checksum checked first; a deleted tenant comes back)
 
 A tenant name "acme" means schema tenant_acme on TENANT_DATABASE_URL.
 \`tenant down\` needs --to (--to 0 reverts everything); \`tenant stamp\` records versions <= --to without running them.`;
@@ -60,6 +63,7 @@ export async function runMigrateCli(argv: readonly string[]): Promise<number> {
         source: { type: 'string' },
         'name-prefix': { type: 'string' },
         'version-map': { type: 'string' },
+        backup: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });

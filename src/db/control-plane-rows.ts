@@ -42,6 +42,8 @@ const RUN_FIELDS = {
   startedAt: '$.started_at',
   finishedAt: '$.finished_at',
   catalogReleaseId: '$.catalog_release_id::text',
+  backup: '$.backup',
+  backupId: '$.backup_id::text',
 } satisfies Record<keyof MigrationRun, string>;
 
 const TARGET_FIELDS = {

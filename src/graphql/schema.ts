@@ -12,6 +12,7 @@ import './types/database-server.js';
 import './types/tenant.js';
 import './types/drift-cluster.js';
 import './types/adoption.js';
+import './types/tenant-backup.js';
 import './types/migration-run-target.js';
 import './types/migration-run.js';
 import './types/migration-run-event.js';

@@ -94,7 +94,9 @@ export type TargetEnd =
 
 /** What a new fleet run is (the run row's settings). */
 export interface NewFleetRun {
-  readonly kind: 'MIGRATE' | 'ROLLBACK' | 'VERIFY' | 'ADOPT';
+  readonly kind: 'MIGRATE' | 'ROLLBACK' | 'VERIFY' | 'ADOPT' | 'BACKUP';
+  /** Each target backs its tenant up before it changes it. */
+  readonly backup?: boolean;
   readonly targetVersion: string | null;
   readonly dryRun: boolean;
   readonly concurrency: number;
@@ -155,6 +157,7 @@ export function admitFleetRun(
         run.catalogReleaseId,
         run.allowDrift ?? false,
         run.adoptOptions === undefined ? null : JSON.stringify(run.adoptOptions),
+        run.backup ?? false,
       )}`,
       1,
     );
@@ -191,6 +194,35 @@ export function admitFleetRun(
     await send(`${execute(S.setRunTotal, runId, count)}; COMMIT`, 2);
     return runId;
   });
+}
+
+/**
+ * Admits a RESTORE run of one tenant database from `backupId` (its target QUEUED, like a
+ * provisioning) and returns the run's id. NotFoundError when the backup is not of that database;
+ * ConflictError when another run holds the database.
+ */
+export async function admitRestoreRun(
+  pool: ControlPlanePool,
+  request: { readonly tenantDatabaseId: string; readonly backupId: string; readonly requestedBy: string },
+): Promise<string> {
+  try {
+    return await withStatements(pool, async (send) => {
+      const [inserted] = await send(
+        execute(S.insertRestoreRun, request.tenantDatabaseId, request.backupId, request.requestedBy),
+        1,
+      );
+      const id = inserted!.rows[0]?.id as string | undefined;
+      if (!id) throw new NotFoundError(`No such backup of this tenant: ${request.backupId}`);
+      return id;
+    });
+  } catch (error) {
+    if ((error as { constraint?: unknown }).constraint === ONE_ACTIVE_TARGET_INDEX) {
+      throw new ConflictError('Another run is working on this tenant; wait for it or cancel it first', {
+        cause: error,
+      });
+    }
+    throw error;
+  }
 }
 
 /**

@@ -15,7 +15,12 @@ import { UnknownVersionError, fileNameOf, parseVersion, stampVersion } from '../
 import type { MigrationCatalog } from '../migrations/index.js';
 import { ledgerTargetOf } from '../migrations/ledger-target.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
-import { admitFleetRun, cancelRun as cancelRunIn, retryRun as retryRunIn } from './run-machine.js';
+import {
+  admitFleetRun,
+  admitRestoreRun,
+  cancelRun as cancelRunIn,
+  retryRun as retryRunIn,
+} from './run-machine.js';
 import type { FleetSelection } from './run-machine.js';
 import { createScheduler } from './scheduler.js';
 import { RUN_STATEMENTS } from './sql/run-statements.js';
@@ -23,6 +28,7 @@ import type { TargetDispatch } from './target-dispatch.js';
 import type {
   Actor,
   ProvisionRequest,
+  RestoreRequest,
   RunService,
   StartMigrationRunRequest,
   StartAdoptRunRequest,
@@ -45,6 +51,14 @@ export interface RunServiceDeps {
   readonly tenantPools: TenantPools;
   readonly secretBox: SecretBox;
   readonly logger: Logger;
+  /** Checks a backup's file before a restore run starts (bound to backups/ by the composition root). */
+  readonly backups: BackupVerifier;
+}
+
+/** What a restore needs to know before it starts. */
+export interface BackupVerifier {
+  /** The backup, once its file is checked whole: NotFoundError, PreconditionFailedError otherwise. */
+  verifyBackup(backupId: string): Promise<{ readonly tenantId: string; readonly tenantDatabaseId: string }>;
 }
 
 /** Reads of single runs for the API's hot path (see createRunReader). */
@@ -67,6 +81,8 @@ export function createRunReader({ pool }: { pool: ControlPlanePool }): RunReader
 }
 
 const FIND_RUN = `SELECT ${runColumns('r')} FROM control_plane.migration_runs r WHERE r.id = $1::uuid`;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Most targets of one run in the window at once; more would only queue behind the workers. */
 export const MAX_RUN_CONCURRENCY = 1000;
@@ -98,6 +114,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
         transactionMode: request.transactionMode ?? 'PER_TENANT',
         requestedBy: actor.name,
         allowDrift: request.allowDrift ?? false,
+        backup: request.backup ?? false,
       },
       selectionOf(request.tenants),
     );
@@ -128,6 +145,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
         transactionMode: 'PER_TENANT',
         requestedBy: actor.name,
         allowDrift: request.allowDrift ?? false,
+        backup: request.backup ?? false,
       },
       selectionOf(request.tenants),
       (versions) => assertReversible(catalog, versions, limit),
@@ -185,6 +203,49 @@ export function createRunService(deps: RunServiceDeps): RunService {
     const run = await reload(runId);
     logger.info('adopt run created', { runId, targets: run.total, dryRun: request.dryRun });
     return run;
+  }
+
+  async function startBackupRun(tenantId: string, actor: Actor): Promise<MigrationRun> {
+    const runId = await admitFleetRun(
+      pool,
+      {
+        kind: 'BACKUP',
+        targetVersion: null,
+        dryRun: false,
+        concurrency: 1,
+        canarySize: null,
+        maxFailures: null,
+        transactionMode: 'PER_TENANT',
+        requestedBy: actor.name,
+        catalogReleaseId: catalogs.local.releaseId,
+      },
+      { ids: [tenantId], statuses: ['ACTIVE', 'INACTIVE', 'SUSPENDED', 'PENDING'], environments: null },
+    );
+    await dispatch(runId);
+    logger.info('backup run created', { runId, tenantId });
+    return reload(runId);
+  }
+
+  async function startRestoreRun(request: RestoreRequest, actor: Actor): Promise<MigrationRun> {
+    if (!UUID.test(request.backupId)) throw new NotFoundError(`No such backup: ${request.backupId}`);
+    const known = await db.tenantBackup.findUnique({
+      where: { id: request.backupId },
+      include: { tenant: { select: { name: true } } },
+    });
+    if (!known || known.deletedAt) throw new NotFoundError(`No such backup: ${request.backupId}`);
+    if (request.confirmName !== known.tenant.name) {
+      throw new ValidationError('confirmName does not match the tenant name', 'confirmName');
+    }
+    // Before anything starts: a changed file is refused here, and again by the worker.
+    const backup = await deps.backups.verifyBackup(request.backupId);
+    const runId = await admitRestoreRun(pool, {
+      tenantDatabaseId: backup.tenantDatabaseId,
+      backupId: request.backupId,
+      requestedBy: actor.name,
+    });
+    await dispatch(runId);
+    logger.info('restore run created', { runId, backupId: request.backupId });
+    return reload(runId);
   }
 
   async function cancelRun(runId: string, _actor: Actor): Promise<MigrationRun> {
@@ -260,6 +321,8 @@ export function createRunService(deps: RunServiceDeps): RunService {
     startRollback,
     startVerifyRun,
     startAdoptRun,
+    startBackupRun,
+    startRestoreRun,
     cancelRun,
     retryRun,
     stampTenant,

@@ -94,6 +94,23 @@ export class TenantDriftError extends AppError<'SCHEMA_DRIFT'> {
   }
 }
 
+/**
+ * Backups of tenant databases, for runs of kind BACKUP and RESTORE and for runs started with
+ * `backup: true` (the composition root binds backups/backup-service.ts; runs does not import it).
+ */
+export interface TargetBackups {
+  /** Dumps the tenant database into the backup storage and records it. */
+  backupDatabase(
+    database: TenantDatabase,
+    request: { readonly reason: string; readonly runId: string },
+  ): Promise<{ readonly schemaVersion: string | null }>;
+  /** Restores a backup over its tenant database; the finish records the version. */
+  restoreBackup(
+    backupId: string,
+    options: { readonly viaRun: true },
+  ): Promise<{ readonly schemaVersion: string | null }>;
+}
+
 export interface TargetProcessorDeps {
   /** The control-plane connections for claiming and finishing targets (see run-machine.ts). */
   readonly pool: ControlPlanePool;
@@ -113,6 +130,7 @@ export interface TargetProcessorDeps {
   readonly ownershipGuard?: (database: TenantDatabase) => Promise<string>;
   readonly checkSchema: CheckSchema;
   readonly adoptSchema: AdoptSchema;
+  readonly backups: TargetBackups;
   readonly logger: Logger;
 }
 
@@ -156,7 +174,7 @@ interface TargetResult {
 /** Creates `processTarget` over the given clients. */
 export function createTargetProcessor(deps: TargetProcessorDeps) {
   const { pool: controlPlanePool, config, catalogs, events, tenantPools, secretBox, logger } = deps;
-  const { provisionTenant, checkSchema, adoptSchema } = deps;
+  const { provisionTenant, checkSchema, adoptSchema, backups } = deps;
   const scheduler = createScheduler(deps);
 
   /**
@@ -253,9 +271,27 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       });
       return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
     }
+    if (run.kind === 'BACKUP') {
+      const backup = await backups.backupDatabase(database, { reason: 'manual', runId: run.id });
+      return unchanged(backup.schemaVersion);
+    }
+    if (run.kind === 'RESTORE') {
+      if (!run.backupId) throw new Error(`Restore run ${run.id} names no backup`);
+      const restored = await backups.restoreBackup(run.backupId, { viaRun: true });
+      return {
+        fromVersion: database.schemaVersion,
+        toVersion: restored.schemaVersion,
+        appliedVersions: [],
+        plannedSql: null,
+      };
+    }
     // The fingerprint read last (after a migration, a VERIFY or an ADOPT run) says the tenant drifted.
     if (database.fingerprintMatches === false && !run.allowDrift) {
       throw new TenantDriftError(driftSummaryOf(database));
+    }
+    // A failed backup fails the target before anything touched the tenant.
+    if (run.backup && !run.dryRun) {
+      await backups.backupDatabase(database, { reason: `before run ${run.id}`, runId: run.id });
     }
     if (run.kind === 'ROLLBACK') {
       const result = await migrateDown(pool, target, catalog, {
@@ -390,6 +426,10 @@ function driftSummaryOf(database: TenantDatabase): string {
   return first.length > 0
     ? `${first.join('; ')}${differences.length > 3 ? '; …' : ''} (allowDrift: true migrates it anyway)`
     : 'its structure differs from its version (allowDrift: true migrates it anyway)';
+}
+
+function unchanged(version: string | null): TargetResult {
+  return { fromVersion: version, toVersion: version, appliedVersions: [], plannedSql: null };
 }
 
 function tenantDetails(target: MigrationRunTarget) {

@@ -31,6 +31,8 @@ export interface StartMigrationRunRequest {
   readonly catalogChecksum?: string | null;
   /** Migrate tenants whose last fingerprint differs from their version's too (default false). */
   readonly allowDrift?: boolean | null;
+  /** Each target backs its tenant up first; a failed backup fails the target, tenant untouched. */
+  readonly backup?: boolean | null;
 }
 
 export interface StartRollbackRequest {
@@ -38,6 +40,8 @@ export interface StartRollbackRequest {
   readonly tenants?: TenantSelector | null;
   readonly concurrency?: number | null;
   readonly allowDrift?: boolean | null;
+  /** Each target backs its tenant up first. */
+  readonly backup?: boolean | null;
 }
 
 /** An ADOPT run over tenants just registered (PENDING) for existing schemas. */
@@ -53,6 +57,12 @@ export interface StartAdoptRunRequest {
 export interface StartVerifyRunRequest {
   readonly tenants?: TenantSelector | null;
   readonly concurrency?: number | null;
+}
+
+export interface RestoreRequest {
+  readonly backupId: string;
+  /** The tenant's name, typed again: a restore replaces the tenant's data. */
+  readonly confirmName: string;
 }
 
 export interface ProvisionRequest {
@@ -74,6 +84,14 @@ export interface RunService {
   startVerifyRun(request: StartVerifyRunRequest, actor: Actor): Promise<MigrationRun>;
   /** An ADOPT run, one target per registered tenant: the worker decides each version and stamps the ledger. */
   startAdoptRun(request: StartAdoptRunRequest, actor: Actor): Promise<MigrationRun>;
+  /** A BACKUP run of one tenant (not deleted): NotFoundError, ConflictError while another run holds it. */
+  startBackupRun(tenantId: string, actor: Actor): Promise<MigrationRun>;
+  /**
+   * A RESTORE run of one tenant database from a backup (a deleted tenant comes back). NotFoundError
+   * for an unknown backup; ValidationError when confirmName is not the tenant's name;
+   * PreconditionFailedError when the file changed; ConflictError while another run holds it.
+   */
+  startRestoreRun(request: RestoreRequest, actor: Actor): Promise<MigrationRun>;
   /** Stops scheduling; PENDING targets become CANCELLED; running ones finish. PreconditionFailedError if already ended. */
   cancelRun(runId: string, actor: Actor): Promise<MigrationRun>;
   /** Re-queues the FAILED and CANCELLED targets of an ended run. PreconditionFailedError if none or still running. */

@@ -60,6 +60,11 @@ export interface TenantServiceDeps {
   readonly readPools: TenantPools;
   readonly catalog: MigrationCatalog;
   readonly logger: Logger;
+  /**
+   * Backs a tenant database up before deleteTenant(dropData) drops it (bound to backups/ by the
+   * composition root); a failed backup refuses the delete with nothing changed.
+   */
+  readonly backupBeforeDrop?: (database: TenantDatabase) => Promise<void>;
 }
 
 export interface CreateTenantInput {
@@ -136,6 +141,7 @@ export function createTenantService({
   readPools,
   catalog,
   logger,
+  backupBeforeDrop,
 }: TenantServiceDeps) {
   const deploymentId = createDeploymentIdReader(db);
 
@@ -232,6 +238,8 @@ export function createTenantService({
    * changed), then one control-plane transaction checks that no target is pending or running and
    * marks the tenant deleted, then the data is dropped. A drop that fails leaves the tenant marked
    * (runs skip it); deleting it again finishes the job, as it does when its schema came back.
+   * A first delete with dropData backs the data up before all of this (`backupBeforeDrop`, when
+   * bound); a failed backup refuses the delete with nothing changed.
    */
   async function deleteTenant(input: DeleteTenantInput): Promise<Tenant> {
     const tenant = await requireTenant(input.id);
@@ -247,6 +255,10 @@ export function createTenantService({
       where: { tenantId: tenant.tenantId },
       orderBy: { id: 'asc' },
     });
+    // A first delete backs the data up (a repeated one finishes a drop; its backup was taken).
+    if (backupBeforeDrop && !tenant.deletedAt) {
+      for (const database of databases) await backupBeforeDrop(database);
+    }
     let marked: Tenant | null = null;
     // Under the first database's lock (a tenant has one today); once for the tenant.
     const markDeleted = async () => {

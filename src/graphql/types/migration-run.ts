@@ -164,6 +164,12 @@ const StartMigrationRunInput = builder.inputType('StartMigrationRunInput', {
       defaultValue: false,
       description: 'Default: drifted tenants are not touched (their targets fail at once with "drift: …")',
     }),
+    backup: t.boolean({
+      required: false,
+      defaultValue: false,
+      description:
+        'Each target backs its tenant up first; a failed backup fails the target, tenant untouched',
+    }),
   }),
 });
 
@@ -173,6 +179,11 @@ const StartRollbackInput = builder.inputType('StartRollbackInput', {
     tenants: t.field({ type: TenantSelectorInput, required: false }),
     concurrency: t.int({ required: false }),
     allowDrift: t.boolean({ required: false, defaultValue: false }),
+    backup: t.boolean({
+      required: false,
+      defaultValue: false,
+      description: 'Each target backs its tenant up first',
+    }),
   }),
 });
 

@@ -127,15 +127,39 @@ export const RUN_STATEMENTS = {
 
   // --- admit: creating runs --------------------------------------------------------------------
   // $1 kind, $2 target version, $3 dry run, $4 concurrency, $5 canary size, $6 max failures,
-  // $7 transaction mode, $8 requested by, $9 catalog release: a new run, QUEUED, with no targets yet.
+  // $7 transaction mode, $8 requested by, $9 catalog release, $10 allow drift, $11 adopt options,
+  // $12 backup first: a new run, QUEUED, with no targets yet.
   insertRun: {
     name: 'run_insert',
     text: `INSERT INTO control_plane.migration_runs
         (kind, status, target_version, dry_run, concurrency, canary_size, max_failures, transaction_mode, requested_by,
-         catalog_release_id, allow_drift, adopt_options)
+         catalog_release_id, allow_drift, adopt_options, backup)
       VALUES ($1::text::control_plane.run_kind, 'queued', $2::varchar, $3::boolean, $4::int, $5::int, $6::int,
-        $7::text::control_plane.transaction_mode, $8::varchar, $9::uuid, $10::boolean, $11::jsonb)
+        $7::text::control_plane.transaction_mode, $8::varchar, $9::uuid, $10::boolean, $11::jsonb, $12::boolean)
       RETURNING id::text AS id`,
+  },
+  // $1 tenant database id, $2 backup, $3 requested by: a RESTORE run of one tenant database, its
+  // target admitted (QUEUED), as insertProvisionRun does. The tenant may be deleted (a restore
+  // brings it back). A database another run holds fails on the one-active-target index.
+  insertRestoreRun: {
+    name: 'run_insert_restore',
+    text: `
+      WITH db AS (
+        SELECT id, tenant_id, schema_version FROM control_plane.tenant_databases WHERE id = $1::uuid
+      ), run AS (
+        INSERT INTO control_plane.migration_runs
+          (kind, status, target_version, dry_run, concurrency, transaction_mode, requested_by, total, pending, backup_id)
+        SELECT 'restore', 'queued', b.schema_version, false, 1, 'per_tenant', $3::varchar, 1, 1, b.id
+        FROM db JOIN control_plane.tenant_backups b ON b.id = $2::uuid AND b.tenant_database_id = db.id
+        RETURNING *
+      ), target AS (
+        INSERT INTO control_plane.migration_run_targets
+          (run_id, tenant_id, tenant_database_id, position, canary, status, from_version)
+        SELECT run.id, db.tenant_id, db.id, 0, false, 'queued', db.schema_version
+        FROM run, db
+        RETURNING id
+      )
+      SELECT run.id::text AS id FROM run`,
   },
   // $1 tenant ids (text): those that do not exist, are deleted or are the system tenant.
   missingTenants: {
@@ -210,7 +234,7 @@ export const RUN_STATEMENTS = {
   // an attempt, starts the run (QUEUED → RUNNING), moves the counters (QUEUED → RUNNING only, so
   // a re-delivery does not count twice), marks the database MIGRATING (not for a dry run) and
   // returns the run, the target and the database as they were before the claim. Claims nothing
-  // for a deleted tenant, an ended target, or a run that stopped scheduling, except a target
+  // for a deleted tenant (but a RESTORE, which brings one back), an ended target, or a run that stopped scheduling, except a target
   // already RUNNING: a HALTED or CANCELLED run lets its running targets finish. A QUEUED target
   // whose server already runs max_concurrent_migrations targets (call with the server locked) is
   // deferred instead: it stays QUEUED, stamped deferred_at, and the row says so (the claim
@@ -229,7 +253,7 @@ export const RUN_STATEMENTS = {
         JOIN control_plane.tenants n ON n.tenant_id = t.tenant_id
         JOIN control_plane.tenant_databases td ON td.id = t.tenant_database_id
         LEFT JOIN control_plane.database_servers sv ON sv.id = td.server_id
-        WHERE t.id = $1::uuid AND n.deleted_at IS NULL
+        WHERE t.id = $1::uuid AND (n.deleted_at IS NULL OR r.kind = 'restore')
           AND (t.status = 'running' OR (t.status = 'queued' AND r.status IN ('queued', 'running')))
       ), deferred AS (
         UPDATE control_plane.migration_run_targets t SET deferred_at = now()
@@ -267,7 +291,8 @@ export const RUN_STATEMENTS = {
   unclaimable: {
     name: 'run_unclaimable',
     text: `SELECT t.run_id::text AS "runId", upper(t.status::text) AS "targetStatus",
-        upper(r.status::text) AS "runStatus", n.deleted_at IS NOT NULL AS "tenantDeleted", n.name AS tenant
+        upper(r.status::text) AS "runStatus",
+        n.deleted_at IS NOT NULL AND r.kind <> 'restore' AS "tenantDeleted", n.name AS tenant
       FROM control_plane.migration_run_targets t
       JOIN control_plane.migration_runs r ON r.id = t.run_id
       JOIN control_plane.tenants n ON n.tenant_id = t.tenant_id
