@@ -3,7 +3,7 @@
  * one run. Prints a table and writes bench/results/<timestamp>.json. See README "Performance".
  */
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { cpus, totalmem, platform, release } from 'node:os';
+import { cpus, loadavg, totalmem, platform, release } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { loadConfig, type Config } from '../src/config.js';
@@ -25,9 +25,19 @@ import {
   postgresCpuByDatabase,
   dropDatabases,
   recreateDatabases,
+  settle,
   startService,
   type ServiceProcess,
 } from './lib/stack.js';
+import {
+  B1_SEGMENTS,
+  medianRange,
+  segmentOrder,
+  summarizeRounds,
+  type B1Segment,
+  type MedianRange,
+  type RoundRates,
+} from './lib/rounds.js';
 import { round, summarize, type Summary } from './lib/stats.js';
 
 const CATALOG_DIR = 'bench/fixtures/catalog';
@@ -45,6 +55,8 @@ interface Row {
   readonly case: string;
   readonly metric: string;
   readonly value: number;
+  /** min-max over B1's rounds, beside the median in `value`. */
+  readonly range?: string;
   readonly unit: string;
   readonly goal?: string;
   readonly met?: boolean;
@@ -71,79 +83,117 @@ async function main(): Promise<void> {
   console.log(`\nresults written to ${file}`);
 }
 
-/** B1 (and B5): N empty tenant schemas to the latest version, end to end, against the floors. */
+/**
+ * B1 (and B5): N empty tenant schemas to the latest version, end to end, against the floors and
+ * the peer tool. Each round runs every segment once, each on fresh databases after the previous
+ * segment's databases were dropped and flushed (settle), in an order rotated every round; ratios
+ * are per round, reported as median and range.
+ */
 async function benchFleetRollout(options: BenchOptions, upSql: string[]): Promise<void> {
+  const n = options.tenants;
+  const segments = options.skipBaselines ? (['cp'] as const) : B1_SEGMENTS;
+  const rounds: RoundRates[] = [];
+  const runs: B1SegmentRun[] = [];
+  for (let index = 0; index < options.rounds; index++) {
+    const rates: Partial<Record<B1Segment, number>> = {};
+    for (const [position, segment] of segmentOrder(segments, index).entries()) {
+      const run = await runSegment(segment, options, upSql);
+      runs.push({ round: index + 1, position: position + 1, ...run });
+      rates[segment] = run.tenantsPerSecond;
+      console.error(
+        `B1 round ${index + 1}/${options.rounds} ${segment}: ${round(run.tenantsPerSecond)} tenants/s (load ${run.loadAverage})`,
+      );
+    }
+    rounds.push({ round: index + 1, rates });
+  }
+  const summary = summarizeRounds(rounds);
+  details.B1 = { n, rounds: options.rounds, runs, summary };
+  const cpRuns = runs.filter((r) => r.segment === 'cp');
+  const labels: Record<B1Segment, string> = {
+    cp: `control plane, N=${n}`,
+    raw1: '(a) raw floor, 1 connection',
+    raw4: '(b) raw floor, 4 connections',
+    npm: '(c) node-pg-migrate, pool of 4',
+  };
+  for (const segment of segments) pushRange('B1', labels[segment], summary.rates[segment], 'tenants/s');
+  for (const key of Object.keys(cpRuns[0]?.cpuMsPerTenant ?? {}))
+    pushRange(
+      'B1',
+      `CPU of ${key} per tenant`,
+      medianRange(cpRuns.map((r) => r.cpuMsPerTenant?.[key] ?? Number.NaN)),
+      'ms',
+    );
+  for (const role of Object.keys(cpRuns[0]?.peakRssMb ?? {})) {
+    const mb = Math.max(...cpRuns.map((r) => r.peakRssMb?.[role] ?? 0));
+    pushGoal('B5', `peak RSS ${role} (N=${n})`, mb, 'MB', '< 250', mb < 250);
+  }
+  if (options.skipBaselines) return;
+  pushRange('B1', 'ratio to the best raw floor of the round', summary.toFloor, '×', {
+    goal: '>= 0.85',
+    met: summary.toFloor.median >= 0.85,
+  });
+  pushRange('B1', 'ratio to node-pg-migrate of the round', summary.toPeer, '×', {
+    goal: '>= 1.5',
+    met: summary.toPeer.median >= 1.5,
+  });
+}
+
+interface SegmentResult {
+  readonly segment: B1Segment;
+  readonly seconds: number;
+  readonly tenantsPerSecond: number;
+  /** 1-minute load average when the segment started: other work on the machine. */
+  readonly loadAverage: number;
+  /** Control plane only: CPU ms per tenant by process (api, worker, PostgreSQL per database). */
+  readonly cpuMsPerTenant?: Record<string, number>;
+  readonly peakRssMb?: Record<string, number>;
+}
+type B1SegmentRun = SegmentResult & { readonly round: number; readonly position: number };
+
+async function runSegment(
+  segment: B1Segment,
+  options: BenchOptions,
+  upSql: string[],
+): Promise<SegmentResult> {
+  const n = options.tenants;
+  if (segment === 'cp') return runControlPlaneSegment(options);
+  const run = {
+    raw1: (url: string, schemas: string[]) => runRawFloor(url, upSql, schemas, 1),
+    raw4: (url: string, schemas: string[]) => runRawFloor(url, upSql, schemas, 4),
+    npm: (url: string, schemas: string[]) => runNodePgMigrate(url, CATALOG_DIR, schemas, 4),
+  }[segment];
+  const { seconds, loadAverage } = await baseline(segment, n, run);
+  return { segment, seconds, tenantsPerSecond: n / seconds, loadAverage };
+}
+
+/** One control-plane segment: a fresh stack, N seeded tenants, one run through the API. */
+async function runControlPlaneSegment(options: BenchOptions): Promise<SegmentResult> {
   const n = options.tenants;
   const stack = await startStack('b1', options, { worker: true });
   try {
     await seedSchemaTenants(stack.config, 'b1', n);
-    await checkpoint();
+    await settle();
+    const loadAverage = currentLoadAverage();
     const cpuBefore = await Promise.all(stack.processes.map((p) => p.cpuSeconds()));
     const pgBefore = await postgresCpuByDatabase();
     const seconds = await timeRun(stack.endpoint, { concurrency: options.runConcurrency }, n);
     const cpuAfter = await Promise.all(stack.processes.map((p) => p.cpuSeconds()));
     const pgAfter = await postgresCpuByDatabase();
+    const cpuMsPerTenant: Record<string, number> = {};
     for (const [database, label] of [
-      [stack.controlPlaneDatabase, 'control-plane'],
-      [stack.tenantDatabase, 'tenant'],
-    ] as const) {
-      const used = (pgAfter.get(database) ?? 0) - (pgBefore.get(database) ?? 0);
-      rows.push({
-        case: 'B1',
-        metric: `CPU of PostgreSQL (${label} DB) per tenant`,
-        value: round((used * 1000) / n),
-        unit: 'ms',
-      });
-    }
+      [stack.controlPlaneDatabase, 'PostgreSQL (control-plane DB)'],
+      [stack.tenantDatabase, 'PostgreSQL (tenant DB)'],
+    ] as const)
+      cpuMsPerTenant[label] = (((pgAfter.get(database) ?? 0) - (pgBefore.get(database) ?? 0)) * 1000) / n;
     stack.processes.forEach((p, i) => {
       const used = (cpuAfter[i] as number) - (cpuBefore[i] as number);
-      rows.push({
-        case: 'B1',
-        metric: `CPU of ${p.role} per tenant`,
-        value: round((used * 1000) / n),
-        unit: 'ms',
-      });
+      cpuMsPerTenant[p.role] = (cpuMsPerTenant[p.role] ?? 0) + (used * 1000) / n;
     });
-    const verified = await countLedgers(stack.config.tenantDatabaseUrl, n);
-    details.B1 = { n, seconds, ledgersAtLatest: verified };
-    const rss = await Promise.all(stack.processes.map(async (p) => [p.role, await p.peakRssMb()] as const));
-    for (const [role, mb] of rss) {
-      pushGoal('B5', `peak RSS ${role} (N=${n})`, mb, 'MB', '< 250', mb < 250);
-    }
-    rows.push({ case: 'B1', metric: `control plane, N=${n}`, value: round(n / seconds), unit: 'tenants/s' });
-    if (options.skipBaselines) return;
-    const raw1 = await baseline('raw1', n, (url, schemas) => runRawFloor(url, upSql, schemas, 1));
-    const raw4 = await baseline('raw4', n, (url, schemas) => runRawFloor(url, upSql, schemas, 4));
-    const peer = await baseline('npm', n, (url, schemas) => runNodePgMigrate(url, CATALOG_DIR, schemas, 4));
-    const ours = n / seconds;
-    rows.push({
-      case: 'B1',
-      metric: '(a) raw floor, 1 connection',
-      value: round(n / raw1),
-      unit: 'tenants/s',
-    });
-    rows.push({
-      case: 'B1',
-      metric: '(b) raw floor, 4 connections',
-      value: round(n / raw4),
-      unit: 'tenants/s',
-    });
-    rows.push({
-      case: 'B1',
-      metric: '(c) node-pg-migrate, pool of 4',
-      value: round(n / peer),
-      unit: 'tenants/s',
-    });
-    const fasterFloor = Math.max(n / raw1, n / raw4);
-    pushGoal(
-      'B1',
-      'ratio to faster raw floor',
-      ours / fasterFloor,
-      '×',
-      '>= 0.85',
-      ours / fasterFloor >= 0.85,
-    );
-    pushGoal('B1', 'ratio to node-pg-migrate', ours / (n / peer), '×', '>= 1.1', ours / (n / peer) >= 1.1);
+    await countLedgers(stack.config.tenantDatabaseUrl, n);
+    const peakRssMb: Record<string, number> = {};
+    for (const p of stack.processes)
+      peakRssMb[p.role] = Math.max(peakRssMb[p.role] ?? 0, await p.peakRssMb());
+    return { segment: 'cp', seconds, tenantsPerSecond: n / seconds, loadAverage, cpuMsPerTenant, peakRssMb };
   } finally {
     await stack.stop();
   }
@@ -425,19 +475,17 @@ async function baseline(
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   await createSchemas(client, schemas).finally(() => client.end());
-  await checkpoint();
+  await settle();
+  const loadAverage = currentLoadAverage();
   try {
-    return (await fn(url, schemas)).seconds;
+    return { seconds: (await fn(url, schemas)).seconds, loadAverage };
   } finally {
     await dropDatabases(db);
   }
 }
 
-/** Flushes dirty buffers, so each measured segment starts from the same disk state. */
-async function checkpoint(): Promise<void> {
-  const client = new pg.Client({ connectionString: databaseUrl('postgres') });
-  await client.connect();
-  await client.query('CHECKPOINT').finally(() => client.end());
+function currentLoadAverage(): number {
+  return round(loadavg()[0] as number);
 }
 
 async function rawProvisioning(count: number, upSql: string[]): Promise<Summary> {
@@ -499,6 +547,23 @@ function pushGoal(
   rows.push({ case: benchCase, metric, value: round(value), unit, goal, met });
 }
 
+function pushRange(
+  benchCase: string,
+  metric: string,
+  range: MedianRange,
+  unit: string,
+  goal?: { goal: string; met: boolean },
+): void {
+  rows.push({
+    case: benchCase,
+    metric,
+    value: round(range.median),
+    range: `${round(range.min)}-${round(range.max)}`,
+    unit,
+    ...goal,
+  });
+}
+
 function pushLatency(benchCase: string, metric: string, summary: Summary): void {
   rows.push({ case: benchCase, metric: `${metric} p50`, value: round(summary.p50), unit: 'ms' });
   rows.push({ case: benchCase, metric: `${metric} p99`, value: round(summary.p99), unit: 'ms' });
@@ -510,11 +575,12 @@ async function readCatalogUps(): Promise<string[]> {
 }
 
 function printTable(): void {
-  const header = ['case', 'metric', 'value', 'unit', 'goal', 'met'];
+  const header = ['case', 'metric', 'value (median)', 'min-max', 'unit', 'goal', 'met'];
   const body = rows.map((r) => [
     r.case,
     r.metric,
     String(r.value),
+    r.range ?? '',
     r.unit,
     r.goal ?? '',
     r.met === undefined ? '' : r.met ? 'yes' : 'NO',
@@ -535,6 +601,9 @@ async function machine() {
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model,
     memoryGb: Math.round(totalmem() / 2 ** 30),
+    // Other work on the machine at the end of the bench (1, 5 and 15 minutes); each B1 segment
+    // records its own at its start.
+    loadAverage: loadavg().map(round),
     platform: `${platform()} ${release()}`,
     node: process.version,
     postgres: version[0]?.version,
