@@ -4,7 +4,7 @@
  * Only here do the layers meet: the queue becomes the run machine's TargetDispatch, and the
  * tenants' provisioner the target processor's ProvisionTenant.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis/connections.js';
 import { createAuditLog, type AuditLog } from './audit/audit-log.js';
 import { createTokenService, type TokenService } from './auth/tokens.js';
 import type { Config } from './config.js';
@@ -23,7 +23,7 @@ import { createRunEventBus, type RunEventBus } from './pubsub/run-events.js';
 import { createTokenRevocationBus, type TokenRevocationBus } from './pubsub/token-revocations.js';
 import { createTargetQueue, queuePrefixOf, type TargetQueue } from './queue/target-queue.js';
 import { startTargetWorker, type TargetWorker } from './queue/target-worker.js';
-import { createRedisConnection } from './redis/connections.js';
+import { createRedisConnection, isCluster } from './redis/connections.js';
 import { createRunReader, createRunService, type RunReader } from './runs/run-service.js';
 import type { RunService } from './runs/types.js';
 import {
@@ -68,7 +68,7 @@ export interface Composition {
   /** Resolves once every subscription started so far is live on the event bus. */
   readonly eventsReady: () => Promise<void>;
   /** The auto-pipelined connection events are published on (also usable for plain commands). */
-  readonly publishClient: Redis;
+  readonly publishClient: RedisClient;
   readonly queue: TargetQueue;
   readonly secretBox: SecretBox;
   readonly tenantPools: TenantPools;
@@ -130,7 +130,7 @@ export async function composeServices(config: Config, options: CompositionOption
 
     // Auto-pipelining batches the commands issued in one tick into one write; only for connections
     // that never block (BullMQ's worker connection must not pipeline: taskforcesh/bullmq#457).
-    const redis = (role: string, autoPipelining = false): Redis => {
+    const redis = (role: string, autoPipelining = false): RedisClient => {
       const connection = createRedisConnection(config.redisUrl, `${config.redisPrefix}-${name}-${role}`, {
         autoPipelining,
       });
@@ -151,9 +151,16 @@ export async function composeServices(config: Config, options: CompositionOption
       prefix: config.redisPrefix,
     });
     // Commands on one connection run in order: once a PING answers, every SUBSCRIBE sent before it is live.
-    const eventsReady = async () => {
-      await subscribeClient.ping();
-    };
+    // A cluster client sends SUBSCRIBE on a subscriber connection of its own and PING to a node, so
+    // there a SUBSCRIBE (to a channel nothing publishes on) is what comes back in order.
+    const subscriber = subscribeClient;
+    const eventsReady = isCluster(subscriber)
+      ? async () => {
+          await subscriber.subscribe(`${config.redisPrefix}:events-ready`);
+        }
+      : async () => {
+          await subscriber.ping();
+        };
     const queue = createTargetQueue({
       connection: queueConnection,
       prefix: queuePrefixOf(config.redisPrefix),
@@ -261,7 +268,7 @@ export async function composeServices(config: Config, options: CompositionOption
   }
 }
 
-async function quit(connection: Redis): Promise<void> {
+async function quit(connection: RedisClient): Promise<void> {
   if (connection.status === 'end') return;
   try {
     await connection.quit();

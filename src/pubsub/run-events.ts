@@ -1,6 +1,6 @@
 import { createPubSub } from 'graphql-yoga';
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connections.js';
 import { createEventQueue, type EventQueue } from './event-queue.js';
 
 // Events a subscriber may fall behind by before the oldest undelivered ones are dropped. A
@@ -57,9 +57,9 @@ function isRunFinished(event: RunEvent): boolean {
 
 export interface RunEventBusDeps {
   /** A connection used only to publish. */
-  readonly publishClient: Redis;
+  readonly publishClient: RedisClient;
   /** A connection dedicated to SUBSCRIBE (it can do nothing else). */
-  readonly subscribeClient: Redis;
+  readonly subscribeClient: RedisClient;
   /** REDIS_PREFIX: channels ignore the Redis database number, so every topic carries it. */
   readonly prefix: string;
 }

@@ -1,10 +1,10 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connections.js';
 
 export interface TokenRevocationBusDeps {
   /** A connection used only to publish. */
-  readonly publishClient: Redis;
+  readonly publishClient: RedisClient;
   /** A connection dedicated to SUBSCRIBE (shared with the run event bus). */
-  readonly subscribeClient: Redis;
+  readonly subscribeClient: RedisClient;
   /** REDIS_PREFIX: channels ignore the Redis database number. */
   readonly prefix: string;
 }

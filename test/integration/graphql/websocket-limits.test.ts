@@ -1,6 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../src/redis/connections.js';
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisConnection } from '../../../src/redis/connections.js';
@@ -16,7 +16,7 @@ describe('a VIEWER socket asking for thousands of subscriptions, with the defaul
   // The runs here are rows written by hand: the reconciler must not settle them.
   const api = useApiHarness({ RECONCILE_INTERVAL_MS: '3600000' });
   let wsUrl = '';
-  let redis: Redis;
+  let redis: RedisClient;
 
   beforeAll(async () => {
     const port = await api.app.listen(0);

@@ -1,5 +1,5 @@
 import { encodeGlobalID } from '@pothos/plugin-relay';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../src/redis/connections.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createRedisConnection } from '../../../src/redis/connections.js';
 import { expectEventually } from '../../helpers/eventually.js';
@@ -20,7 +20,7 @@ describe('GraphQL over WebSocket', () => {
   });
   let base = '';
   let wsUrl = '';
-  let redis: Redis;
+  let redis: RedisClient;
   const clients: WsTestClient[] = [];
 
   beforeAll(async () => {
