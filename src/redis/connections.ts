@@ -97,3 +97,31 @@ export async function countSubscribers(client: RedisClient, channel: string): Pr
   }
   return count;
 }
+
+/** What the event buses need to publish. */
+export interface Publisher {
+  publish(channel: string, message: string): Promise<number>;
+}
+
+/**
+ * Publishes through `client`, in order. A cluster client sends a PUBLISH (it has no key) to any
+ * node, and two messages that left through different nodes can reach a subscriber in either order
+ * (each node forwards over its own cluster-bus links); so on a cluster every PUBLISH goes through
+ * one master, the first by address, and reaches every other node over the same link, in order.
+ * Only a change of masters (failover) can reorder messages sent across it.
+ */
+export function createPublisher(client: RedisClient): Publisher {
+  if (!isCluster(client)) return { publish: (channel, message) => client.publish(channel, message) };
+  return {
+    publish(channel, message) {
+      const masters = client.nodes('master');
+      if (masters.length === 0) return client.publish(channel, message);
+      const pinned = masters.reduce((first, node) => (nodeAddress(node) < nodeAddress(first) ? node : first));
+      return pinned.publish(channel, message);
+    },
+  };
+}
+
+function nodeAddress(node: Redis): string {
+  return `${node.options.host ?? ''}:${String(node.options.port ?? '').padStart(5, '0')}`;
+}

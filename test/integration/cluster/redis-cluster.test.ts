@@ -4,11 +4,18 @@
  * three-master cluster on 7000-7002 (.ci/run); without one these tests are skipped, saying so.
  */
 import { randomUUID } from 'node:crypto';
+import { setImmediate } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRunEventBus, RunEventType, type RunEvent } from '../../../src/pubsub/run-events.js';
 import { queuePrefixOf } from '../../../src/queue/target-queue.js';
-import { createRedisConnection, isCluster, scanKeys } from '../../../src/redis/connections.js';
+import {
+  countSubscribers,
+  createRedisConnection,
+  isCluster,
+  scanKeys,
+  type RedisClient,
+} from '../../../src/redis/connections.js';
 import { expectEventually } from '../../helpers/eventually.js';
 import { BOOTSTRAP_TOKEN, useApiHarness } from '../graphql/harness.js';
 import { waitForRunEnd } from '../runs/run-assertions.js';
@@ -160,6 +167,46 @@ describe.skipIf(!clusterUp)('run events on a Redis Cluster', () => {
     publisher.publish(event);
     const received = await events.next();
     expect(received.value).toEqual(event);
+  });
+});
+
+describe.skipIf(!clusterUp)('run events published through a cluster client', () => {
+  const prefix = `t-${randomUUID()}`;
+  const clients: RedisClient[] = [];
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.quit()));
+  });
+
+  it('reach a subscriber in the order one process published them', async () => {
+    const [publishClient, subscribeClient] = ['test-publish', 'test-subscribe'].map((name) => {
+      const client = createRedisConnection(CLUSTER_URL, name, { autoPipelining: name === 'test-publish' });
+      clients.push(client);
+      return client;
+    }) as [RedisClient, RedisClient];
+    await Promise.all([publishClient.ping(), subscribeClient.ping()]);
+    const bus = createRunEventBus({ publishClient, subscribeClient, prefix });
+    const runId = randomUUID();
+    const events = bus.subscribeRun(runId);
+    await expectEventually(async () =>
+      expect(await countSubscribers(publishClient, `${prefix}:run-events:${runId}`)).toBe(1),
+    );
+    const count = 300;
+    // One event per event-loop turn, as a worker publishes them: an auto-pipeline batch per
+    // event, so nothing but the publisher keeps them on one node.
+    for (let n = 1; n <= count; n++) {
+      await setImmediate();
+      bus.publish({
+        type: n === count ? RunEventType.RUN_FINISHED : RunEventType.MIGRATION_APPLIED,
+        at: new Date().toISOString(),
+        runId,
+        runStatus: 'RUNNING',
+        progress: { total: count, pending: 0, running: 0, succeeded: n, failed: 0, skipped: 0, cancelled: 0 },
+        version: String(n),
+      });
+    }
+    const received: string[] = [];
+    for await (const event of events) received.push(event.version ?? '');
+    expect(received).toEqual(Array.from({ length: count }, (_, i) => String(i + 1)));
   });
 });
 
