@@ -196,6 +196,11 @@ async function runControlPlaneSegment(options: BenchOptions): Promise<SegmentRes
     for (const p of stack.processes)
       peakRssMb[p.role] = Math.max(peakRssMb[p.role] ?? 0, await p.peakRssMb());
     return { segment: 'cp', seconds, tenantsPerSecond: n / seconds, loadAverage, cpuMsPerTenant, peakRssMb };
+  } catch (error) {
+    // The API masks unexpected errors: the processes' own logs say what happened.
+    for (const p of stack.processes)
+      console.error(`--- ${p.role} log (last lines) ---\n${p.logTail().split('\n').slice(-15).join('\n')}`);
+    throw error;
   } finally {
     await stack.stop();
   }

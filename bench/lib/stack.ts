@@ -58,6 +58,8 @@ export interface ServiceProcess {
   readonly child: ChildProcess;
   /** Peak resident set size so far, in MiB (VmHWM of /proc). */
   peakRssMb(): Promise<number>;
+  /** The last 20,000 characters the process wrote to stderr (its log). */
+  logTail(): string;
   /** CPU time (user + system) used so far, in seconds. */
   cpuSeconds(): Promise<number>;
   stop(): Promise<void>;
@@ -94,6 +96,7 @@ export async function startService(
   return {
     role,
     child,
+    logTail: () => log,
     async peakRssMb() {
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
       const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
