@@ -23,7 +23,7 @@ import { createRunEventBus, type RunEventBus } from './pubsub/run-events.js';
 import { createTokenRevocationBus, type TokenRevocationBus } from './pubsub/token-revocations.js';
 import { createTargetQueue, queuePrefixOf, type TargetQueue } from './queue/target-queue.js';
 import { startTargetWorker, type TargetWorker } from './queue/target-worker.js';
-import { createRedisConnection, isCluster } from './redis/connections.js';
+import { createRedisConnection, subscriptionsLive } from './redis/connections.js';
 import { createRunReader, createRunService, type RunReader } from './runs/run-service.js';
 import type { RunService } from './runs/types.js';
 import {
@@ -150,17 +150,7 @@ export async function composeServices(config: Config, options: CompositionOption
       subscribeClient,
       prefix: config.redisPrefix,
     });
-    // Commands on one connection run in order: once a PING answers, every SUBSCRIBE sent before it is live.
-    // A cluster client sends SUBSCRIBE on a subscriber connection of its own and PING to a node, so
-    // there a SUBSCRIBE (to a channel nothing publishes on) is what comes back in order.
-    const subscriber = subscribeClient;
-    const eventsReady = isCluster(subscriber)
-      ? async () => {
-          await subscriber.subscribe(`${config.redisPrefix}:events-ready`);
-        }
-      : async () => {
-          await subscriber.ping();
-        };
+    const eventsReady = () => subscriptionsLive(subscribeClient, `${config.redisPrefix}:events-ready`);
     const queue = createTargetQueue({
       connection: queueConnection,
       prefix: queuePrefixOf(config.redisPrefix),

@@ -125,3 +125,23 @@ export function createPublisher(client: RedisClient): Publisher {
 function nodeAddress(node: Redis): string {
   return `${node.options.host ?? ''}:${String(node.options.port ?? '').padStart(5, '0')}`;
 }
+
+/** Channels matching `pattern` that some connection subscribes to, on every master of a cluster. */
+export async function listChannels(client: RedisClient, pattern: string): Promise<string[]> {
+  const nodes = isCluster(client) ? client.nodes('master') : [client];
+  const channels = new Set<string>();
+  for (const node of nodes)
+    for (const channel of (await node.pubsub('CHANNELS', pattern)) as string[]) channels.add(channel);
+  return [...channels];
+}
+
+/**
+ * Resolves once every SUBSCRIBE sent on `client` so far is live. Commands on one connection run
+ * in order, so a PING answered means the SUBSCRIBEs before it are done; a cluster client sends
+ * SUBSCRIBE on a subscriber connection of its own and PING to a node, so there a SUBSCRIBE to
+ * `readyChannel` (one nothing publishes on) is what comes back in order.
+ */
+export async function subscriptionsLive(client: RedisClient, readyChannel: string): Promise<void> {
+  if (isCluster(client)) await client.subscribe(readyChannel);
+  else await client.ping();
+}
