@@ -26,6 +26,7 @@ import {
   deleteRedisKeys,
   postgresCpuByDatabase,
   dropDatabases,
+  freePort,
   recreateDatabases,
   settle,
   startService,
@@ -44,7 +45,6 @@ import { round, summarize, type Summary } from './lib/stats.js';
 
 const CATALOG_DIR = 'bench/fixtures/catalog';
 const TOKEN = 'bench-admin-token-0123456789abcdef';
-const PORT = 4900;
 
 const START_RUN = `mutation($input: StartMigrationRunInput!) { startMigrationRun(input: $input) {
   __typename ... on StartMigrationRunSuccess { run { id } } ... on Error { message } } }`;
@@ -397,11 +397,12 @@ async function startStack(
   const cpDb = `cp_bench_${name}`;
   const tenantDb = `cp_bench_${name}_tenants`;
   await recreateDatabases(cpDb, tenantDb);
+  const port = await freePort();
   const env = {
     DATABASE_URL: databaseUrl(cpDb),
     TENANT_DATABASE_URL: databaseUrl(tenantDb),
     REDIS_PREFIX: `bench-${name}-${process.pid}`,
-    PORT: String(PORT),
+    PORT: String(port),
     MIGRATIONS_DIR: CATALOG_DIR,
     WORKER_CONCURRENCY: String(options.workerConcurrency),
     BOOTSTRAP_ADMIN_TOKEN: TOKEN,
@@ -411,7 +412,7 @@ async function startStack(
   const config = loadConfig(env);
   await migrateControlPlane(config.databaseUrl, config.controlPlaneMigrationsDir);
   const processes: ServiceProcess[] = [];
-  const base = `http://127.0.0.1:${PORT}`;
+  const base = `http://127.0.0.1:${port}`;
   processes.push(await startService('api', env, () => answers(`${base}/readyz`)));
   const addWorker = async () => {
     for (let i = 0; i < options.workers; i++) {

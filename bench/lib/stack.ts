@@ -1,5 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
+import { createServer, type AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -51,6 +52,21 @@ export async function settle(): Promise<void> {
   await client.connect();
   await client.query('CHECKPOINT').finally(() => client.end());
   await promisify(execFile)('sync');
+}
+
+/**
+ * A TCP port free on 127.0.0.1 right now. The bench's API listens on it: a fixed port could be
+ * held by another bench on the same machine, whose /readyz would then answer for ours.
+ */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 export interface ServiceProcess {
