@@ -4,7 +4,7 @@
  * Only here do the layers meet: the queue becomes the run machine's TargetDispatch, and the
  * tenants' provisioner the target processor's ProvisionTenant.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis/connections.js';
 import { createAuditLog, type AuditLog } from './audit/audit-log.js';
 import { createReleaseCatalogs, type ReleaseCatalogs } from './catalog-releases/release-catalogs.js';
 import { createLocalBackupStorage } from './backups/backup-storage.js';
@@ -41,7 +41,7 @@ import { createRunEventBus, type RunEventBus } from './pubsub/run-events.js';
 import { createTokenRevocationBus, type TokenRevocationBus } from './pubsub/token-revocations.js';
 import { createTargetQueue, queuePrefixOf, type TargetQueue } from './queue/target-queue.js';
 import { startTargetWorker, type TargetWorker } from './queue/target-worker.js';
-import { createRedisConnection } from './redis/connections.js';
+import { createRedisConnection, subscriptionsLive } from './redis/connections.js';
 import { wakeDeferredTargets } from './runs/run-machine.js';
 import { createRunReader, createRunService, type RunReader } from './runs/run-service.js';
 import { createServerService, type ServerService } from './servers/server-service.js';
@@ -91,7 +91,7 @@ export interface Composition {
   /** Resolves once every subscription started so far is live on the event bus. */
   readonly eventsReady: () => Promise<void>;
   /** The auto-pipelined connection events are published on (also usable for plain commands). */
-  readonly publishClient: Redis;
+  readonly publishClient: RedisClient;
   readonly queue: TargetQueue;
   readonly secretBox: SecretBox;
   readonly tenantPools: TenantPools;
@@ -160,7 +160,7 @@ export async function composeServices(config: Config, options: CompositionOption
 
     // Auto-pipelining batches the commands issued in one tick into one write; only for connections
     // that never block (BullMQ's worker connection must not pipeline: taskforcesh/bullmq#457).
-    const redis = (role: string, autoPipelining = false): Redis => {
+    const redis = (role: string, autoPipelining = false): RedisClient => {
       const connection = createRedisConnection(config.redisUrl, `${config.redisPrefix}-${name}-${role}`, {
         autoPipelining,
       });
@@ -180,10 +180,7 @@ export async function composeServices(config: Config, options: CompositionOption
       subscribeClient,
       prefix: config.redisPrefix,
     });
-    // Commands on one connection run in order: once a PING answers, every SUBSCRIBE sent before it is live.
-    const eventsReady = async () => {
-      await subscribeClient.ping();
-    };
+    const eventsReady = () => subscriptionsLive(subscribeClient, `${config.redisPrefix}:events-ready`);
     const queue = createTargetQueue({
       connection: queueConnection,
       prefix: queuePrefixOf(config.redisPrefix),
@@ -357,7 +354,7 @@ export async function composeServices(config: Config, options: CompositionOption
   }
 }
 
-async function quit(connection: Redis): Promise<void> {
+async function quit(connection: RedisClient): Promise<void> {
   if (connection.status === 'end') return;
   try {
     await connection.quit();

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { ConfigError } from './errors.js';
+import { parseRedisUrl } from './redis/redis-url.js';
 
 const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/control_plane';
 // A fixed development key, so a fresh clone runs with zero configuration. Refused in production.
@@ -22,7 +23,12 @@ export const TENANT_OBJECT_PREFIX = 'tenant_';
 export const TENANT_OBJECT_PREFIX_PATTERN = /^[a-z][a-z0-9_]{0,12}$/;
 
 const postgresUrl = z.string().refine(isPostgresUrl, 'must be a postgres:// or postgresql:// URL');
-const redisUrl = z.string().refine(isRedisUrl, 'must be a redis:// or rediss:// URL');
+const redisUrl = z
+  .string()
+  .refine(
+    (value) => parseRedisUrl(value) !== null,
+    'must be a redis:// or rediss:// URL, or redis+cluster://host:port[,host:port...] for a Redis Cluster',
+  );
 const flag = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
 
 const Env = z.object({
@@ -336,10 +342,6 @@ function isOrigin(value: string): boolean {
 
 function isPostgresUrl(value: string): boolean {
   return parsesAs(value, ['postgres:', 'postgresql:']);
-}
-
-function isRedisUrl(value: string): boolean {
-  return parsesAs(value, ['redis:', 'rediss:']);
 }
 
 function parsesAs(value: string, protocols: string[]): boolean {

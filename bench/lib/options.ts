@@ -18,14 +18,17 @@ export interface BenchOptions {
   /** Tenants (with rows) and rounds of B6 (backup cost). */
   readonly backupTenants: number;
   readonly backupRounds: number;
+  /** B1 rounds: each runs every segment once, on fresh databases, in a rotated order. */
+  readonly rounds: number;
   /** Skip B1's raw-floor and node-pg-migrate baselines (for a memory-only run at size). */
   readonly skipBaselines: boolean;
 }
 
 const USAGE = `usage: npm run bench -- [--cases B1,B2,B3,B4,B5,B6] [--tenants 1000] [--query-tenants 10000]
   [--provisions 100] [--subscribers 500] [--fanout-targets 1000] [--run-concurrency 4]
-  [--worker-concurrency 4] [--workers 1] [--backup-tenants 10] [--backup-rounds 10] [--quick] [--skip-baselines] [--out bench/results]
-  --quick: tiny sizes for a smoke run (tenants 20, query-tenants 200, provisions 5, subscribers 10, fanout-targets 20)`;
+  [--worker-concurrency 4] [--workers 1] [--rounds 3] [--backup-tenants 10] [--backup-rounds 10] [--quick] [--skip-baselines] [--out bench/results]
+  --quick: tiny sizes for a smoke run (tenants 20, query-tenants 200, provisions 5, subscribers 10, fanout-targets 20, rounds 1)
+  --rounds: B1 repeats its segments (control plane, raw floors, node-pg-migrate) this many times in alternation`;
 
 /** Parses argv; throws with the usage text on anything unknown. */
 export function parseBenchOptions(argv: readonly string[]): BenchOptions {
@@ -50,6 +53,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     'run-concurrency',
     'worker-concurrency',
     'workers',
+    'rounds',
     'out',
     'backup-tenants',
     'backup-rounds',
@@ -76,6 +80,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     workers: int('workers', 1, 1),
     backupTenants: int('backup-tenants', 10, 3),
     backupRounds: int('backup-rounds', 10, 3),
+    rounds: int('rounds', 3, 1),
     cases,
     outDir: values.get('out') ?? 'bench/results',
     skipBaselines,

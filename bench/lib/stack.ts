@@ -1,4 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { createServer, type AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -38,11 +40,42 @@ export async function dropDatabases(...names: string[]): Promise<void> {
   }
 }
 
+/**
+ * Brings the disk to the same state before each measured segment: a CHECKPOINT writes
+ * PostgreSQL's dirty buffers, then `sync` makes the kernel write back what is still pending,
+ * including the file deletions of the databases the previous segment dropped (thousands of
+ * files; on a filesystem mounted with `discard` each one also trims). Without it, the segment
+ * after a large drop paid for that write-back in its commit fsyncs.
+ */
+export async function settle(): Promise<void> {
+  const client = new pg.Client({ connectionString: SERVER_URL });
+  await client.connect();
+  await client.query('CHECKPOINT').finally(() => client.end());
+  await promisify(execFile)('sync');
+}
+
+/**
+ * A TCP port free on 127.0.0.1 right now. The bench's API listens on it: a fixed port could be
+ * held by another bench on the same machine, whose /readyz would then answer for ours.
+ */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 export interface ServiceProcess {
   readonly role: string;
   readonly child: ChildProcess;
   /** Peak resident set size so far, in MiB (VmHWM of /proc). */
   peakRssMb(): Promise<number>;
+  /** The last 20,000 characters the process wrote to stderr (its log). */
+  logTail(): string;
   /** CPU time (user + system) used so far, in seconds. */
   cpuSeconds(): Promise<number>;
   stop(): Promise<void>;
@@ -79,6 +112,7 @@ export async function startService(
   return {
     role,
     child,
+    logTail: () => log,
     async peakRssMb() {
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
       const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);

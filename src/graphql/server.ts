@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { GraphQLError, getOperationAST, type ExecutionArgs } from 'graphql';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type CORSOptions, type Plugin, type YogaServerInstance } from 'graphql-yoga';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connections.js';
 import type { Config } from '../config.js';
 import type { ControlPlaneDb } from '../db/control-plane.js';
 import { AppError } from '../errors.js';
@@ -46,7 +46,7 @@ export interface GraphqlServerDeps {
   /** See GraphqlContext.eventsReady. */
   readonly eventsReady: () => Promise<void>;
   /** Pinged by /readyz. */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** Revocations from every API process: their tokens' streams end here too. */
   readonly revocations: TokenRevocationBus;
   readonly logger: Logger;

@@ -1,6 +1,5 @@
-import { createPubSub } from 'graphql-yoga';
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
-import type { Redis } from 'ioredis';
+import { createPublisher, type RedisClient } from '../redis/connections.js';
 import { createEventQueue, type EventQueue } from './event-queue.js';
 
 // Events a subscriber may fall behind by before the oldest undelivered ones are dropped. A
@@ -49,17 +48,15 @@ export interface RunEvent {
   readonly message?: string | null;
 }
 
-type Topics = Record<string, [string, RunEvent]>;
-
 function isRunFinished(event: RunEvent): boolean {
   return event.type === RunEventType.RUN_FINISHED;
 }
 
 export interface RunEventBusDeps {
   /** A connection used only to publish. */
-  readonly publishClient: Redis;
+  readonly publishClient: RedisClient;
   /** A connection dedicated to SUBSCRIBE (it can do nothing else). */
-  readonly subscribeClient: Redis;
+  readonly subscribeClient: RedisClient;
   /** REDIS_PREFIX: channels ignore the Redis database number, so every topic carries it. */
   readonly prefix: string;
 }
@@ -71,13 +68,16 @@ export interface RunEventBusDeps {
 export function createRunEventBus({ publishClient, subscribeClient, prefix }: RunEventBusDeps) {
   const runTopic = `${prefix}:run-events`;
   const tenantTopic = `${prefix}:tenant-events`;
+  // The event target only listens here; publishing goes through `publisher`, which keeps a
+  // process's events in order on a Redis Cluster too.
   const eventTarget = createRedisEventTarget<CustomEvent<RunEvent>>({ publishClient, subscribeClient });
-  const pubSub = createPubSub<Topics>({ eventTarget });
+  const publisher = createPublisher(publishClient);
 
   /** Publishes `event` to its run and, when it has one, its tenant. */
   function publish(event: RunEvent): void {
-    pubSub.publish(runTopic, event.runId, event);
-    if (event.tenantId) pubSub.publish(tenantTopic, event.tenantId, event);
+    const message = JSON.stringify(event);
+    void publisher.publish(`${runTopic}:${event.runId}`, message);
+    if (event.tenantId) void publisher.publish(`${tenantTopic}:${event.tenantId}`, message);
   }
 
   /** Live events of one run, from now on; the queue ends after RUN_FINISHED. */
@@ -90,8 +90,8 @@ export function createRunEventBus({ publishClient, subscribeClient, prefix }: Ru
     return subscribeTopic(`${tenantTopic}:${tenantId}`);
   }
 
-  // Topics are named as createPubSub names them (`<routing key>:<id>`); each subscription gets a
-  // backlog of its own (createPubSub would share one buffer instance between all of them).
+  // Topics are `<routing key>:<id>`, as graphql-yoga's createPubSub names them; each subscription
+  // gets a backlog of its own (createPubSub would share one buffer instance between all of them).
   function subscribeTopic(topic: string, endsWith?: (event: RunEvent) => boolean): EventQueue<RunEvent> {
     const listener = (event: CustomEvent<RunEvent>) => queue.push(event.detail);
     const queue = createEventQueue<RunEvent>({

@@ -1,10 +1,10 @@
-import type { Redis } from 'ioredis';
+import { createPublisher, type RedisClient } from '../redis/connections.js';
 
 export interface TokenRevocationBusDeps {
   /** A connection used only to publish. */
-  readonly publishClient: Redis;
+  readonly publishClient: RedisClient;
   /** A connection dedicated to SUBSCRIBE (shared with the run event bus). */
-  readonly subscribeClient: Redis;
+  readonly subscribeClient: RedisClient;
   /** REDIS_PREFIX: channels ignore the Redis database number. */
   readonly prefix: string;
 }
@@ -17,6 +17,7 @@ export interface TokenRevocationBusDeps {
  */
 export function createTokenRevocationBus({ publishClient, subscribeClient, prefix }: TokenRevocationBusDeps) {
   const channel = `${prefix}:token-revocations`;
+  const publisher = createPublisher(publishClient);
   const listeners = new Set<(tokenId: string) => void>();
   let subscribed = false;
 
@@ -27,7 +28,7 @@ export function createTokenRevocationBus({ publishClient, subscribeClient, prefi
 
   /** Tells every API process that token `tokenId` was revoked. */
   async function publish(tokenId: string): Promise<void> {
-    await publishClient.publish(channel, tokenId);
+    await publisher.publish(channel, tokenId);
   }
 
   /** Calls `listener` with the id of each token revoked from now on, in any process; resolves once live. */

@@ -3,7 +3,7 @@
  * control-plane DB says what is pending; a job is just "go look at target X".
  */
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connections.js';
 import type { TargetDispatch, TargetJob } from '../runs/target-dispatch.js';
 
 /** The one queue every kind of target travels on. */
@@ -25,7 +25,7 @@ export type TargetJobData = TargetJob;
 const LIVE_JOB_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
 
 export interface TargetQueueDeps {
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   /** BullMQ key prefix, e.g. `{cp}`. */
   readonly prefix: string;
   /** Tries per target job, transient failures included; default TARGET_JOB_ATTEMPTS. */

@@ -4,7 +4,7 @@
  */
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connections.js';
 import type { Config } from '../config.js';
 import { TargetFailedError, TargetOutcome, createTargetProcessor } from '../runs/target-processor.js';
 import type { TargetProcessorDeps } from '../runs/target-processor.js';
@@ -22,7 +22,7 @@ export interface TargetWorkerDeps extends Omit<TargetProcessorDeps, 'dispatch' |
   /** The queue the worker takes jobs from; also where it hands out admitted targets. */
   readonly queue: TargetQueue;
   /** A connection for the Worker's blocking commands (BullMQ duplicates it as needed). */
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   /**
    * How long a job's lock lasts without renewal: a worker that died is noticed after about this
    * long. Default BullMQ's 30 s; tests shorten it.

@@ -3,14 +3,14 @@
  * own Redis prefix, a captured logger, and helpers to call GraphQL through `yoga.fetch`.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../src/redis/connections.js';
 import { afterAll, beforeAll } from 'vitest';
 import { createApp, type App } from '../../../src/app.js';
 import { loadConfig, type Config } from '../../../src/config.js';
 import { quoteDatabase, withConnection } from '../../../src/db/pg.js';
 import { createLogger } from '../../../src/logger.js';
 import { queuePrefixOf } from '../../../src/queue/target-queue.js';
-import { createRedisConnection } from '../../../src/redis/connections.js';
+import { createRedisConnection, deleteKeys } from '../../../src/redis/connections.js';
 import { useTestDatabase, type TestDatabase } from '../../helpers/database.js';
 import { testServerUrl } from '../../helpers/template.js';
 
@@ -57,7 +57,7 @@ export function useApiHarness(overrides: Record<string, string> = {}): ApiHarnes
   let tokensCreated = 0;
   let app: App | undefined;
   let config: Config | undefined;
-  let redis: Redis | undefined;
+  let redis: RedisClient | undefined;
 
   beforeAll(async () => {
     config = loadConfig({
@@ -141,13 +141,4 @@ export function useApiHarness(overrides: Record<string, string> = {}): ApiHarnes
       return token;
     },
   };
-}
-
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
 }

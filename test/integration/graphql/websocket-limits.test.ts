@@ -1,9 +1,9 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../src/redis/connections.js';
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedisConnection } from '../../../src/redis/connections.js';
+import { createRedisConnection, listChannels } from '../../../src/redis/connections.js';
 import { expectEventually } from '../../helpers/eventually.js';
 import { useApiHarness } from './harness.js';
 import { openWsClient } from './ws-client.js';
@@ -16,7 +16,7 @@ describe('a VIEWER socket asking for thousands of subscriptions, with the defaul
   // The runs here are rows written by hand: the reconciler must not settle them.
   const api = useApiHarness({ RECONCILE_INTERVAL_MS: '3600000' });
   let wsUrl = '';
-  let redis: Redis;
+  let redis: RedisClient;
 
   beforeAll(async () => {
     const port = await api.app.listen(0);
@@ -37,8 +37,7 @@ describe('a VIEWER socket asking for thousands of subscriptions, with the defaul
       pending: 1,
     }));
     const runs = await api.app.db.migrationRun.createManyAndReturn({ data, select: { id: true } });
-    const channels = async () =>
-      (await redis.pubsub('CHANNELS', `${api.config.redisPrefix}:run-events:*`)) as string[];
+    const channels = () => listChannels(redis, `${api.config.redisPrefix}:run-events:*`);
 
     const heapBefore = usedHeap();
     const client = await openWsClient(wsUrl);

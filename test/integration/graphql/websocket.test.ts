@@ -1,7 +1,7 @@
 import { encodeGlobalID } from '@pothos/plugin-relay';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../src/redis/connections.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createRedisConnection } from '../../../src/redis/connections.js';
+import { createRedisConnection, listChannels } from '../../../src/redis/connections.js';
 import { expectEventually } from '../../helpers/eventually.js';
 import { BOOTSTRAP_TOKEN, useApiHarness } from './harness.js';
 import { openWsClient, type WsTestClient } from './ws-client.js';
@@ -20,7 +20,7 @@ describe('GraphQL over WebSocket', () => {
   });
   let base = '';
   let wsUrl = '';
-  let redis: Redis;
+  let redis: RedisClient;
   const clients: WsTestClient[] = [];
 
   beforeAll(async () => {
@@ -53,7 +53,7 @@ describe('GraphQL over WebSocket', () => {
 
   /** Channels of run topics this process's API is subscribed to in Redis. */
   async function runChannels(): Promise<string[]> {
-    return (await redis.pubsub('CHANNELS', `${api.config.redisPrefix}:run-events:*`)) as string[];
+    return listChannels(redis, `${api.config.redisPrefix}:run-events:*`);
   }
 
   function firstOf(client: WsTestClient, id: string) {

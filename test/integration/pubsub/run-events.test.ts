@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRunEventBus, RunEventType, SUBSCRIBER_BACKLOG } from '../../../src/pubsub/run-events.js';
 import type { RunEvent } from '../../../src/pubsub/run-events.js';
-import { createRedisConnection } from '../../../src/redis/connections.js';
+import { createRedisConnection, subscriptionsLive } from '../../../src/redis/connections.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -43,7 +43,7 @@ describe('the run event bus', () => {
     const probeFirst = probe.next();
     const first = live.next();
     // Let SUBSCRIBE reach Redis before publishing.
-    await subscribeClient.ping();
+    await subscriptionsLive(subscribeClient, `${prefix}:ready`);
     const total = SUBSCRIBER_BACKLOG + 1500;
     for (let n = 1; n < total; n++) bus.publish(event(runId, RunEventType.MIGRATION_APPLIED, n));
     bus.publish(event(runId, RunEventType.RUN_FINISHED, total));
@@ -73,7 +73,7 @@ describe('the run event bus', () => {
     const theirs = other.subscribeRun(runId);
     const mineNext = mine.next();
     const theirsNext = theirs.next();
-    await subscribeClient.ping();
+    await subscriptionsLive(subscribeClient, `${prefix}:ready`);
     bus.publish(event(runId, RunEventType.RUN_STARTED, 1));
     // Published after ours on the same connection: if ours leaked across prefixes, it would come first.
     other.publish(event(runId, RunEventType.RUN_FINISHED, 2));

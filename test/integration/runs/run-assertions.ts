@@ -2,7 +2,7 @@
 import { expect } from 'vitest';
 import { progressOfRun } from '../../../src/runs/run-decisions.js';
 import type pg from 'pg';
-import type { Redis } from 'ioredis';
+import { countSubscribers, type RedisClient } from '../../../src/redis/connections.js';
 import type { ControlPlaneDb } from '../../../src/db/control-plane.js';
 import type { MigrationRun } from '../../../src/generated/prisma/client.js';
 import { expectEventually } from '../../helpers/eventually.js';
@@ -44,10 +44,9 @@ export async function migrationLogCounts(pool: pg.Pool, schema: string): Promise
 }
 
 /** Waits until somebody listens on the run's event channel, so no event is missed. */
-export async function waitForSubscriber(redis: Redis, prefix: string, runId: string): Promise<void> {
+export async function waitForSubscriber(redis: RedisClient, prefix: string, runId: string): Promise<void> {
   await expectEventually(async () => {
-    const result = (await redis.pubsub('NUMSUB', `${prefix}:run-events:${runId}`)) as [string, number];
-    expect(Number(result[1])).toBeGreaterThan(0);
+    expect(await countSubscribers(redis, `${prefix}:run-events:${runId}`)).toBeGreaterThan(0);
   });
 }
 

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../src/redis/connections.js';
 import { composeServices } from '../../../src/composition.js';
 import type { Composition } from '../../../src/composition.js';
 import { loadConfig } from '../../../src/config.js';
@@ -20,7 +20,7 @@ import type { RunEvent, RunEventBus } from '../../../src/pubsub/run-events.js';
 import { queuePrefixOf } from '../../../src/queue/target-queue.js';
 import type { TargetQueue } from '../../../src/queue/target-queue.js';
 import type { TargetWorker } from '../../../src/queue/target-worker.js';
-import { createRedisConnection } from '../../../src/redis/connections.js';
+import { createRedisConnection, deleteKeys } from '../../../src/redis/connections.js';
 import type { RunService } from '../../../src/runs/types.js';
 import type { ServerService } from '../../../src/servers/server-service.js';
 import { useTestDatabase } from '../../helpers/database.js';
@@ -44,7 +44,7 @@ export interface RunHarness {
   /** The database server registry (the `default` server is this file's database's). */
   readonly servers: ServerService;
   /** A plain Redis connection for inspection. */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** Environment for a child worker process with the same settings. */
   readonly env: Record<string, string>;
   /** The composition's API-side services. */
@@ -66,7 +66,7 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
   const prefix = `t-${randomUUID()}`;
   const workers: TargetWorker[] = [];
   const subscriptions: { stop(): void }[] = [];
-  let redis: Redis | undefined;
+  let redis: RedisClient | undefined;
   let app: Composition | undefined;
   let state:
     | Omit<RunHarness, 'database' | 'startWorker' | 'createTenants' | 'recordEvents' | 'redis' | 'services'>
@@ -212,13 +212,4 @@ export function useRunHarness(catalogName = 'fleet', overrides: Record<string, s
       return subscription;
     },
   };
-}
-
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
 }

@@ -4,7 +4,7 @@
  * its own keeps same-named tenants apart.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../src/redis/connections.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, withDatabase, type Config } from '../../../src/config.js';
 import {
@@ -67,7 +67,7 @@ describe('two deployments on one tenant server', () => {
     bConfig = loadConfig({ ...h.env, DATABASE_URL: otherControlPlane.url, REDIS_PREFIX: redisPrefix });
     bDb = createControlPlaneDb(bConfig.databaseUrl, { maxConnections: 4 });
     bTenantPools = createTenantPools({ maxPerServer: 4 });
-    const redis: Redis = createRedisConnection(bConfig.redisUrl, 'test-ownership');
+    const redis: RedisClient = createRedisConnection(bConfig.redisUrl, 'test-ownership');
     const bQueue: TargetQueue = createTargetQueue({ connection: redis, prefix: queuePrefixOf(redisPrefix) });
     closers.push(async () => {
       await bQueue.close();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseBenchOptions } from '../../../bench/lib/options.js';
 import { percentile, round, summarize } from '../../../bench/lib/stats.js';
+import { medianRange, segmentOrder, summarizeRounds } from '../../../bench/lib/rounds.js';
 
 describe('bench statistics', () => {
   it('takes nearest-rank percentiles of sorted samples', () => {
@@ -45,5 +46,41 @@ describe('bench options', () => {
     expect(() => parseBenchOptions(['--cases', 'B9'])).toThrow(/unknown case B9/);
     expect(() => parseBenchOptions(['--tenants', '0'])).toThrow(/--tenants must be a positive integer/);
     expect(() => parseBenchOptions(['stray'])).toThrow(/usage: npm run bench/);
+  });
+});
+
+describe('bench rounds', () => {
+  it('runs 3 rounds by default, 1 with --quick, and takes --rounds', () => {
+    expect(parseBenchOptions([]).rounds).toBe(3);
+    expect(parseBenchOptions(['--quick']).rounds).toBe(1);
+    expect(parseBenchOptions(['--rounds', '5']).rounds).toBe(5);
+    expect(() => parseBenchOptions(['--rounds', '0'])).toThrow(/--rounds must be a positive integer/);
+  });
+
+  it('rotates the segment order so each segment takes every position', () => {
+    const segments = ['cp', 'raw1', 'raw4', 'npm'] as const;
+    const orders = [0, 1, 2, 3].map((round) => segmentOrder(segments, round));
+    expect(orders[0]).toEqual(['cp', 'raw1', 'raw4', 'npm']);
+    expect(orders[1]).toEqual(['raw1', 'raw4', 'npm', 'cp']);
+    for (const [position] of segments.entries())
+      expect(new Set(orders.map((order) => order[position])).size).toBe(segments.length);
+  });
+
+  it('takes each round’s ratio against the best floor of that same round', () => {
+    const summary = summarizeRounds([
+      { round: 1, rates: { cp: 40, raw1: 50, raw4: 80, npm: 20 } },
+      { round: 2, rates: { cp: 30, raw1: 40, raw4: 20, npm: 15 } },
+      { round: 3, rates: { cp: 45, raw1: 45, raw4: 60, npm: 30 } },
+    ]);
+    expect(summary.ratios.map((r) => r.toFloor)).toEqual([0.5, 0.75, 0.75]);
+    expect(summary.ratios.map((r) => r.toPeer)).toEqual([2, 2, 1.5]);
+    // A ratio of medians taken from different rounds (40 / 50 = 0.8) would hide the spread.
+    expect(summary.toFloor).toEqual({ median: 0.75, min: 0.5, max: 0.75 });
+    expect(summary.rates.raw4).toEqual({ median: 60, min: 20, max: 80 });
+    expect(summary.rates.cp).toEqual({ median: 40, min: 30, max: 45 });
+  });
+
+  it('takes the median of an even count as the mean of the middle two', () => {
+    expect(medianRange([4, 1, 3, 2])).toEqual({ median: 2.5, min: 1, max: 4 });
   });
 });
