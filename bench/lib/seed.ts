@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createSecretBoxFromConfig } from '../../src/crypto/secret-box.js';
 import type { Config } from '../../src/config.js';
+import { ownershipMarker } from '../../src/tenants/ownership.js';
 
 /**
  * Registers `count` ACTIVE schema-isolated tenants (`<prefix>_00001`...) in the control plane and
@@ -14,7 +15,14 @@ export async function seedSchemaTenants(config: Config, prefix: string, count: n
   const schemas = names.map((name) => `tenant_${name}`);
   const cp = new pg.Client({ connectionString: config.databaseUrl });
   await cp.connect();
+  let marker: string;
   try {
+    // The schemas are this deployment's, as provisioning would have made them: they carry its marker.
+    await cp.query('INSERT INTO control_plane.deployment DEFAULT VALUES ON CONFLICT DO NOTHING');
+    const deployment = await cp.query<{ id: string }>(
+      'SELECT deployment_id::text AS id FROM control_plane.deployment',
+    );
+    marker = ownershipMarker(deployment.rows[0]!.id);
     for (let offset = 0; offset < count; offset += 2000) {
       const slice = names.slice(offset, offset + 2000);
       // Each row's connection string is sealed bound to that row's id, so ids are chosen here.
@@ -46,7 +54,7 @@ export async function seedSchemaTenants(config: Config, prefix: string, count: n
     const tenants = new pg.Client({ connectionString: config.tenantDatabaseUrl });
     await tenants.connect();
     try {
-      await createSchemas(tenants, schemas);
+      await createSchemas(tenants, schemas, marker);
     } finally {
       await tenants.end();
     }
@@ -54,13 +62,19 @@ export async function seedSchemaTenants(config: Config, prefix: string, count: n
   return { names, schemas };
 }
 
-/** Creates empty schemas, 500 per round trip. */
-export async function createSchemas(client: pg.Client, schemas: readonly string[]): Promise<void> {
+/** Creates empty schemas, 500 per round trip, with `marker` as their comment when given. */
+export async function createSchemas(
+  client: pg.Client,
+  schemas: readonly string[],
+  marker?: string,
+): Promise<void> {
+  const comment = (schema: string) =>
+    marker ? `COMMENT ON SCHEMA ${pg.escapeIdentifier(schema)} IS ${pg.escapeLiteral(marker)};` : '';
   for (let offset = 0; offset < schemas.length; offset += 500) {
     await client.query(
       schemas
         .slice(offset, offset + 500)
-        .map((schema) => `CREATE SCHEMA ${pg.escapeIdentifier(schema)};`)
+        .map((schema) => `CREATE SCHEMA ${pg.escapeIdentifier(schema)};${comment(schema)}`)
         .join(''),
     );
   }
