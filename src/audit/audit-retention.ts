@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import type { ControlPlaneDb } from '../db/control-plane.js';
 import type { Logger } from '../logger.js';
+import { startPeriodic, type PeriodicJob } from '../periodic.js';
 
 // The most of a mutation's input one audit row keeps. A caller can send megabytes (up to the HTTP
 // body limit); storing them whole let any token holder grow the control-plane database at will.
@@ -32,10 +33,7 @@ export async function pruneAuditLog(
   }
 }
 
-export interface AuditPruner {
-  /** Stops the timer and waits for a pass in progress. */
-  stop(): Promise<void>;
-}
+export type AuditPruner = PeriodicJob;
 
 /**
  * Prunes the audit log now and then every AUDIT_PRUNE_INTERVAL_MS, keeping AUDIT_RETENTION_DAYS
@@ -54,8 +52,6 @@ export function startAuditPruner({
   now?: () => number;
 }): AuditPruner {
   if (config.auditRetentionDays === 0) return { stop: async () => undefined };
-  let running: Promise<void> = Promise.resolve();
-  let stopped = false;
   const pass = async () => {
     try {
       const deleted = await pruneAuditLog(db, {
@@ -66,18 +62,5 @@ export function startAuditPruner({
       logger.warn('could not prune the audit log', { error });
     }
   };
-  const tick = () => {
-    if (stopped) return;
-    running = running.then(pass);
-  };
-  const timer = setInterval(tick, config.auditPruneIntervalMs);
-  timer.unref();
-  tick();
-  return {
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return startPeriodic(pass, config.auditPruneIntervalMs);
 }

@@ -5,12 +5,10 @@
  */
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
+import { startPeriodic, type PeriodicJob } from '../periodic.js';
 import type { BackupService } from './backup-service.js';
 
-export interface BackupPruner {
-  /** Stops the timer and waits for a pass in progress. */
-  stop(): Promise<void>;
-}
+export type BackupPruner = PeriodicJob;
 
 /**
  * Prunes now and then every BACKUP_PRUNE_INTERVAL_MS; nothing when BACKUP_RETENTION_DAYS is 0.
@@ -26,8 +24,6 @@ export function startBackupPruner({
   logger: Logger;
 }): BackupPruner {
   if (config.backupRetentionDays === 0) return { stop: async () => undefined };
-  let running: Promise<void> = Promise.resolve();
-  let stopped = false;
   const pass = async () => {
     try {
       await backups.pruneBackups();
@@ -35,18 +31,5 @@ export function startBackupPruner({
       logger.warn('could not remove expired backups', { error });
     }
   };
-  const tick = () => {
-    if (stopped) return;
-    running = running.then(pass);
-  };
-  const timer = setInterval(tick, config.backupPruneIntervalMs);
-  timer.unref();
-  tick();
-  return {
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return startPeriodic(pass, config.backupPruneIntervalMs);
 }
