@@ -2,38 +2,24 @@
  * `npm run migrate -- backup --tenant <name>` and `restore --backup <id>` (issue 15), run as real
  * CLI processes against the control plane and the tenant server.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../helpers/cli.js';
 import { readDeploymentId } from '../../../src/tenants/deployment.js';
 import { provisionTenant } from '../../../src/tenants/provisioner.js';
 import { useRunHarness } from '../runs/run-harness.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../../..');
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+// This file reads the CLI's log lines.
+const runCliLogging = (args: string[], env: Record<string, string>) =>
+  runCli(args, { LOG_LEVEL: 'info', ...env });
+
 const BACKUP_DIR = mkdtempSync(path.join(tmpdir(), 'backup-cli-'));
 // Each case starts `tsx` processes, which takes seconds on a busy 2-core machine.
 const CLI_TEST_TIMEOUT_MS = 120_000;
-
-function runCli(args: string[], env: Record<string, string>) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(TSX, ['src/cli/migrate.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('npm run migrate -- backup / restore', () => {
   const h = useRunHarness('fleet', { BACKUP_DIR });
@@ -66,14 +52,14 @@ describe('npm run migrate -- backup / restore', () => {
         `INSERT INTO ${schema}.items (name) SELECT 'i' || g FROM generate_series(1, 25) g`,
       );
 
-      const backedUp = await runCli(['backup', '--tenant', tenant.name], env());
+      const backedUp = await runCliLogging(['backup', '--tenant', tenant.name], env());
       expect(backedUp.stderr).toBe('');
       expect(backedUp.code).toBe(0);
       const backupId = /backup ([0-9a-f-]{36})/.exec(backedUp.stdout)?.[1];
       expect(backupId, backedUp.stdout).toBeTruthy();
 
       await h.database.pool.query(`DELETE FROM ${schema}.items`);
-      const restored = await runCli(['restore', '--backup', backupId!], env());
+      const restored = await runCliLogging(['restore', '--backup', backupId!], env());
       expect(restored.code, restored.stderr).toBe(0);
       expect(restored.stdout).toContain(`restored tenant ${tenant.name} from backup ${backupId}`);
       const { rows } = await h.database.pool.query(`SELECT count(*)::int AS n FROM ${schema}.items`);
@@ -86,8 +72,8 @@ describe('npm run migrate -- backup / restore', () => {
     'answers an unknown backup with one error line (exit 1) and bad usage with exit 2',
     async () => {
       const [unknown, usage] = await Promise.all([
-        runCli(['restore', '--backup', randomUUID()], env()),
-        runCli(['backup'], env()),
+        runCliLogging(['restore', '--backup', randomUUID()], env()),
+        runCliLogging(['backup'], env()),
       ]);
       expect(unknown.code).toBe(1);
       expect(unknown.stderr).toMatch(/^error: No such backup/);

@@ -1,41 +1,23 @@
-import { spawn } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../../helpers/cli.js';
 import { loadConfig } from '../../../src/config.js';
 import { useTestDatabase } from '../../helpers/database.js';
 import { ledgerVersions } from '../migrations/fixtures.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+
+// Each case sets its own keys; none is inherited from the shell.
+const runCliWithKeys = (args: string[], env: Record<string, string>) =>
+  runCli(args, { ENCRYPTION_KEYS_PREVIOUS: '', ...env });
+
 const KEY_A = randomBytes(32).toString('base64');
 const KEY_B = randomBytes(32).toString('base64');
 const ID_A = loadConfig({ ENCRYPTION_KEY: KEY_A }).encryptionKeyId;
 const ID_B = loadConfig({ ENCRYPTION_KEY: KEY_B }).encryptionKeyId;
 // Seven CLI processes in one test: each pays tsx's start-up, slow on a loaded 2-core machine.
 const SPAWNING_TEST_TIMEOUT_MS = 240_000;
-
-interface CliOutcome {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function runCli(args: string[], env: Record<string, string>): Promise<CliOutcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(TSX, ['src/cli/migrate.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, LOG_LEVEL: 'silent', ENCRYPTION_KEYS_PREVIOUS: '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** A connection string sealed as the first release did: v1 envelope, no row binding. */
 function sealV1(keyBase64: string, plaintext: string): string {
@@ -84,32 +66,32 @@ describe('rotating ENCRYPTION_KEY', () => {
       const onlyB = env({ ENCRYPTION_KEY: KEY_B });
       const rotating = env({ ENCRYPTION_KEY: KEY_B, ENCRYPTION_KEYS_PREVIOUS: KEY_A });
 
-      const refused = await runCli(['tenant', 'up', '--tenant', 'rot_a'], onlyB);
+      const refused = await runCliWithKeys(['tenant', 'up', '--tenant', 'rot_a'], onlyB);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain(`encryption key ${ID_A}`);
       expect(refused.stderr).toContain('ENCRYPTION_KEYS_PREVIOUS');
       for (const secret of [KEY_A, KEY_B]) expect(refused.stderr).not.toContain(secret);
 
-      const up = await runCli(['tenant', 'up', '--tenant', 'rot_a', '--to', '0002'], rotating);
+      const up = await runCliWithKeys(['tenant', 'up', '--tenant', 'rot_a', '--to', '0002'], rotating);
       expect(up.code, up.stderr).toBe(0);
       expect(await ledgerVersions(db.pool, 'tenant_rot_a')).toEqual(['0001', '0002']);
 
-      const reseal = await runCli(['secrets', 'reseal'], rotating);
+      const reseal = await runCliWithKeys(['secrets', 'reseal'], rotating);
       expect(reseal.code, reseal.stderr).toBe(0);
       expect(reseal.stdout).toContain(`secrets reseal: 3 resealed under key ${ID_B}, 0 already current`);
       expect(reseal.stderr).toContain('resealing connection strings: 3/3 checked, 3 resealed, 0 failed');
       const sealed = await sealedOf();
       expect(Object.values(sealed).every((value) => value.startsWith(`v2.${ID_B}.`))).toBe(true);
 
-      const again = await runCli(['secrets', 'reseal'], rotating);
+      const again = await runCliWithKeys(['secrets', 'reseal'], rotating);
       expect(again.code, again.stderr).toBe(0);
       expect(again.stdout).toContain(`secrets reseal: 0 resealed under key ${ID_B}, 3 already current`);
       expect(await sealedOf()).toEqual(sealed);
 
-      const status = await runCli(['tenant', 'status', '--tenant', 'rot_a'], onlyB);
+      const status = await runCliWithKeys(['tenant', 'status', '--tenant', 'rot_a'], onlyB);
       expect(status.code, status.stderr).toBe(0);
       expect(status.stdout).toContain('current version: 0002');
-      const upB = await runCli(['tenant', 'up', '--tenant', 'rot_b'], onlyB);
+      const upB = await runCliWithKeys(['tenant', 'up', '--tenant', 'rot_b'], onlyB);
       expect(upB.code, upB.stderr).toBe(0);
       expect(await ledgerVersions(db.pool, 'tenant_rot_b')).toEqual(['0001', '0002', '0003', '0004']);
     },
@@ -127,12 +109,12 @@ describe('rotating ENCRYPTION_KEY', () => {
             WHERE t.name = 'rot_a')
         WHERE tenant_id = (SELECT tenant_id FROM control_plane.tenants WHERE name = 'rot_c')`,
       );
-      const copied = await runCli(['tenant', 'status', '--tenant', 'rot_c'], onlyB);
+      const copied = await runCliWithKeys(['tenant', 'status', '--tenant', 'rot_c'], onlyB);
       expect(copied.code).toBe(1);
       expect(copied.stderr).toMatch(
         /^error: Sealed secret failed authentication with key \w+ \(tampered, or copied/,
       );
-      const original = await runCli(['tenant', 'status', '--tenant', 'rot_a'], onlyB);
+      const original = await runCliWithKeys(['tenant', 'status', '--tenant', 'rot_a'], onlyB);
       expect(original.code, original.stderr).toBe(0);
     },
     SPAWNING_TEST_TIMEOUT_MS,

@@ -1,36 +1,13 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../../helpers/cli.js';
 import { loadConfig } from '../../../src/config.js';
 import { createSecretBoxFromConfig } from '../../../src/crypto/secret-box.js';
 import { useTestDatabase } from '../../helpers/database.js';
 import { ledgerVersions, tablesIn } from '../migrations/fixtures.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
-
-interface CliOutcome {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function runCli(args: string[], env: Record<string, string>): Promise<CliOutcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(TSX, ['src/cli/migrate.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, LOG_LEVEL: 'silent', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 // Each test spawns several CLI processes (tsx compiles on start): slow on a loaded 2-core machine.
 describe('npm run migrate', { timeout: 240_000 }, () => {

@@ -1,39 +1,18 @@
 /**
  * `npm run migrate -- servers list|add`, run as a real CLI process against the control plane.
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../../helpers/cli.js';
 import { useSecondServer } from '../../helpers/second-server.js';
 import { useTestDatabase } from '../../helpers/database.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../../..');
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+// This file reads the CLI's log lines.
+const runCliLogging = (args: string[], env: Record<string, string>) =>
+  runCli(args, { LOG_LEVEL: 'info', ...env });
+
 // Each case starts `tsx` processes, which takes seconds on a busy 2-core machine.
 const CLI_TEST_TIMEOUT_MS = 120_000;
-
-interface CliOutcome {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function runCli(args: string[], env: Record<string, string>): Promise<CliOutcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(TSX, ['src/cli/migrate.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('npm run migrate -- servers', () => {
   const database = useTestDatabase({ controlPlane: true });
@@ -45,7 +24,7 @@ describe('npm run migrate -- servers', () => {
     'adds a server after checking it, lists it with its budget, and never prints the URL',
     async () => {
       const url = second.url.replace('postgres@', `postgres:${password}@`);
-      const added = await runCli(
+      const added = await runCliLogging(
         ['servers', 'add', '--name', 'second', '--url', url, '--max-concurrent', '3'],
         env(),
       );
@@ -53,7 +32,7 @@ describe('npm run migrate -- servers', () => {
       expect(added.stdout).toBe('registered second (127.0.0.1:5433, 3 at once)\n');
       expect(added.code).toBe(0);
 
-      const listed = await runCli(['servers', 'list'], env());
+      const listed = await runCliLogging(['servers', 'list'], env());
       expect(listed.code).toBe(0);
       const lines = listed.stdout.trim().split('\n');
       expect(lines[0]).toMatch(/^NAME\s+HOST\s+ACCEPTING\s+MAX CONCURRENT\s+TENANTS$/);
@@ -70,11 +49,11 @@ describe('npm run migrate -- servers', () => {
     'refuses an unreachable server with one error line (exit 1) and saves nothing',
     async () => {
       const url = `postgresql://postgres:${password}@127.0.0.1:1/postgres`;
-      const result = await runCli(['servers', 'add', '--name', 'nowhere', '--url', url], env());
+      const result = await runCliLogging(['servers', 'add', '--name', 'nowhere', '--url', url], env());
       expect(result.code).toBe(1);
       expect(result.stderr).toMatch(/^error: Could not connect to the server: .+\n$/);
       expect(result.stderr).not.toContain(password);
-      const listed = await runCli(['servers', 'list'], env());
+      const listed = await runCliLogging(['servers', 'list'], env());
       expect(listed.stdout).not.toContain('nowhere');
     },
     CLI_TEST_TIMEOUT_MS,

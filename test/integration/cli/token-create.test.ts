@@ -2,38 +2,16 @@
  * `npm run migrate -- token create`: the way in for a new user, run as a real CLI process
  * against the control plane, its token then used against the API.
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../../helpers/cli.js';
 import { useApiHarness } from '../graphql/harness.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../../..');
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+// LOG_LEVEL as a user has it: nothing but the token may reach stdout anyway.
+const runCliLogging = (args: string[], env: Record<string, string>) =>
+  runCli(args, { LOG_LEVEL: 'info', ...env });
+
 // Each case starts `tsx` processes, which takes seconds on a busy 2-core machine.
 const CLI_TEST_TIMEOUT_MS = 120_000;
-
-interface CliOutcome {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function runCli(args: string[], env: Record<string, string>): Promise<CliOutcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(TSX, ['src/cli/migrate.ts', ...args], {
-      cwd: ROOT,
-      // LOG_LEVEL as a user has it: nothing but the token may reach stdout anyway.
-      env: { ...process.env, LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('npm run migrate -- token create', () => {
   const api = useApiHarness();
@@ -42,7 +20,10 @@ describe('npm run migrate -- token create', () => {
   it(
     'prints a working token once, and nothing else, on stdout; the call is audited as cli',
     async () => {
-      const result = await runCli(['token', 'create', '--name', 'first-admin', '--role', 'ADMIN'], env());
+      const result = await runCliLogging(
+        ['token', 'create', '--name', 'first-admin', '--role', 'ADMIN'],
+        env(),
+      );
       expect(result.code, result.stderr).toBe(0);
       expect(result.stdout).toMatch(/^cpt_[A-Za-z0-9_-]+\n$/);
       const token = result.stdout.trim();
@@ -78,7 +59,7 @@ describe('npm run migrate -- token create', () => {
         ['token', 'create', '--name', 'x', '--role', 'BOSS'],
         ['token', 'revoke', '--name', 'x'],
       ];
-      const results = await Promise.all(cases.map((args) => runCli(args, env())));
+      const results = await Promise.all(cases.map((args) => runCliLogging(args, env())));
       for (const [index, result] of results.entries()) {
         const args = cases[index] ?? [];
         expect(result.code, args.join(' ')).toBe(2);
@@ -95,7 +76,10 @@ describe('npm run migrate -- token create', () => {
     'refuses a taken name with one error line (exit 1) and prints no token',
     async () => {
       await api.createToken('VIEWER', 'taken-name');
-      const result = await runCli(['token', 'create', '--name', 'taken-name', '--role', 'ADMIN'], env());
+      const result = await runCliLogging(
+        ['token', 'create', '--name', 'taken-name', '--role', 'ADMIN'],
+        env(),
+      );
       expect(result.code).toBe(1);
       expect(result.stdout).toBe('');
       expect(result.stderr).toBe('error: An API token named "taken-name" already exists\n');
