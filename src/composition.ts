@@ -53,6 +53,8 @@ import {
 import { createDeploymentIdReader } from './tenants/deployment.js';
 import { markOwnedSql, ownershipGuardSql } from './tenants/ownership.js';
 import { provisionTenant } from './tenants/provisioner.js';
+import { createProvisionTemplates } from './templates/provision-templates.js';
+import { createSchemaTemplateStore } from './templates/template-store.js';
 import { createTenantService, type TenantService } from './tenants/tenant-service.js';
 
 // Each service statement on the plain pool is one short round trip; a few connections serve many requests.
@@ -232,7 +234,15 @@ export async function composeServices(config: Config, options: CompositionOption
       secretBox,
       logger,
     });
-    const expectedFingerprints = createExpectedFingerprints(catalog, createExpectedFingerprintStore(pool));
+    const expectedStore = createExpectedFingerprintStore(pool);
+    const expectedFingerprints = createExpectedFingerprints(catalog, expectedStore);
+    // New tenants of long catalogs are made from the catalog's template (PROVISION_TEMPLATE).
+    const templates = createProvisionTemplates({
+      store: createSchemaTemplateStore(pool),
+      expectedStore,
+      config,
+      logger,
+    });
     const fingerprints = createFingerprintService({
       pool,
       expected: expectedFingerprints,
@@ -306,7 +316,8 @@ export async function composeServices(config: Config, options: CompositionOption
         secretBox,
         queue,
         // Every schema or database this deployment provisions carries its ownership marker.
-        provisionTenant: async (input) => provisionTenant({ ...input, deploymentId: await deploymentId() }),
+        provisionTenant: async (input) =>
+          provisionTenant({ ...input, deploymentId: await deploymentId(), templates }),
         ownershipGuard: async (database) => ownershipGuardSql(database, await deploymentId()),
         // The worker reads structures through its own tenant pools, the one it migrated with.
         checkSchema: async ({ database, pool: tenantPool, version }) => {

@@ -138,6 +138,10 @@ const Env = z.object({
   BACKUP_PRUNE_INTERVAL_MS: z.coerce.number().int().min(1000).default(3_600_000),
   /** A directory with pg_dump, pg_restore and psql, tried after /usr/lib/postgresql/<major>/bin and before PATH. */
   PG_CLIENT_BIN_DIR: z.string().min(1).optional(),
+  /** `auto`: a new tenant of a long catalog is made from the catalog's template (see README, Performance); `off`: always replay. */
+  PROVISION_TEMPLATE: z.enum(['auto', 'off']).default('auto'),
+  /** Catalogs with at least this many files provision from a template when PROVISION_TEMPLATE=auto. */
+  PROVISION_TEMPLATE_MIN_FILES: z.coerce.number().int().min(1).max(100_000).default(20),
 });
 
 /** Limits every GraphQL operation is checked against before it runs. */
@@ -198,6 +202,8 @@ export interface Config {
   readonly backupKeepLast: number;
   readonly backupPruneIntervalMs: number;
   readonly pgClientBinDir: string | null;
+  readonly provisionTemplate: 'auto' | 'off';
+  readonly provisionTemplateMinFiles: number;
 }
 
 /** Parses the environment into a frozen Config; throws ConfigError with one line naming the variable. */
@@ -281,6 +287,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     backupKeepLast: e.BACKUP_KEEP_LAST,
     backupPruneIntervalMs: e.BACKUP_PRUNE_INTERVAL_MS,
     pgClientBinDir: e.PG_CLIENT_BIN_DIR ?? null,
+    provisionTemplate: e.PROVISION_TEMPLATE,
+    provisionTemplateMinFiles: e.PROVISION_TEMPLATE_MIN_FILES,
   });
 }
 

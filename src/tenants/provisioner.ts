@@ -3,6 +3,13 @@
  * isolation) with this deployment's ownership marker, then apply the whole catalog. A retry after
  * a failure or a crash finds its own marker and carries on; an object of the same name that this
  * deployment did not create is an OwnershipConflictError and is left untouched.
+ *
+ * Three ways, fastest first. A long catalog (PROVISION_TEMPLATE) is made from its template: the
+ * catalog's end state built once and verified by fingerprint (templates/, bound by the composition
+ * root). Otherwise a new schema costs one round trip: the ownership guard creates and marks it
+ * under the tenant's lock in the transaction that applies every file. Anything else (a retry, a
+ * conflict, a failing file, a no-transaction file) takes the careful path: create and mark, then the
+ * engine's migrateUp, which names failures by file and throws the typed ownership error.
  */
 import type pg from 'pg';
 import { withDatabase } from '../config.js';
@@ -13,9 +20,47 @@ import {
   migrateUp,
   withTargetTransaction,
 } from '../migrations/index.js';
+import { migrateUpInOneTrip } from '../migrations/one-trip.js';
 import { ledgerTargetOf, type TenantDatabaseLocation as LedgerLocation } from './ledger-target.js';
-import { judgeOwnership, markOwnedSql, ownershipQuery, type OwnedLocation } from './ownership.js';
-import type { MigrateOptions, MigrateResult, MigrationCatalog } from '../migrations/index.js';
+import {
+  judgeOwnership,
+  markOwnedSql,
+  ownershipGuardSql,
+  ownershipQuery,
+  type OwnedLocation,
+} from './ownership.js';
+import type {
+  MigrateOptions,
+  MigrateResult,
+  MigrationCatalog,
+  MigrationTarget,
+} from '../migrations/index.js';
+
+/**
+ * The template path (templates/provision-templates.ts, bound by the composition root): each
+ * answers null when no template applies or it could not be used, having changed nothing.
+ */
+export interface ProvisionTemplates {
+  /** Makes a new SCHEMA tenant from the catalog's template, under `target`'s lock and guard. */
+  provisionSchema(request: {
+    readonly pool: pg.Pool;
+    readonly connectionString: string;
+    readonly databaseName: string;
+    readonly target: MigrationTarget;
+    readonly catalog: MigrationCatalog;
+    readonly lockTimeoutMs: number;
+  }): Promise<MigrateResult | null>;
+  /** The template database a new DATABASE tenant is copied from. */
+  databaseTemplate(request: {
+    readonly connectionString: string;
+    readonly catalog: MigrationCatalog;
+    readonly deploymentId: string;
+    readonly lockTimeoutMs: number;
+  }): Promise<{
+    readonly name: string;
+    verifyCopy(pool: pg.Pool, target: MigrationTarget): Promise<MigrateResult | null>;
+  } | null>;
+}
 
 /** A tenant database row as the provisioner needs it. */
 export interface TenantDatabaseLocation extends LedgerLocation, OwnedLocation {
@@ -31,13 +76,14 @@ export interface ProvisionTenantInput {
   /** This control plane's deployment id (deployment.ts), written as the ownership marker. */
   readonly deploymentId: string;
   readonly options?: Omit<MigrateOptions, 'toVersion'>;
+  /** The template path; none: always replay. */
+  readonly templates?: ProvisionTemplates;
 }
 
 /**
  * Creates the tenant's database (DATABASE isolation) or schema with the ownership marker, then its
- * ledger, and applies every catalog file. A new tenant's ledger is empty, so the engine first
- * tries all of it in one round trip; anything else (a retry after a crash) takes its careful
- * path, which reports failures by file.
+ * ledger, and applies every catalog file: from the catalog's template when one applies, else in
+ * one round trip for a new schema, else on the engine's careful path (see the top of this file).
  */
 export async function provisionTenant({
   location,
@@ -46,17 +92,60 @@ export async function provisionTenant({
   catalog,
   deploymentId,
   options = {},
+  templates,
 }: ProvisionTenantInput): Promise<MigrateResult> {
   const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  const applied = async (result: MigrateResult): Promise<MigrateResult> => {
+    for (const step of result.steps) await options.onApplied?.(step);
+    return result;
+  };
   if (location.isolation === 'DATABASE') {
-    await createOwnedDatabase(connectionString, location, deploymentId, lockTimeoutMs);
+    const template = await templates?.databaseTemplate({
+      connectionString,
+      catalog,
+      deploymentId,
+      lockTimeoutMs,
+    });
+    const made = await createOwnedDatabase(
+      connectionString,
+      location,
+      deploymentId,
+      lockTimeoutMs,
+      template?.name,
+    );
+    if (template && made === 'copied') {
+      const verified = await template.verifyCopy(pool, ledgerTargetOf(location));
+      if (verified) return applied(verified);
+      // The copy is not the expected structure (logged): it goes, and the catalog is replayed.
+      await dropOwnedDatabase(connectionString, location, lockTimeoutMs);
+      await createOwnedDatabase(connectionString, location, deploymentId, lockTimeoutMs);
+    }
   } else {
+    // The guard creates and marks the schema under the tenant's lock, in the transaction that fills it.
+    const guarded = { ...ledgerTargetOf(location), guardSql: ownershipGuardSql(location, deploymentId) };
+    const fromTemplate = await templates?.provisionSchema({
+      pool,
+      connectionString,
+      databaseName: location.databaseName,
+      target: guarded,
+      catalog,
+      lockTimeoutMs,
+    });
+    if (fromTemplate) return applied(fromTemplate);
+    const attempt = await migrateUpInOneTrip(pool, guarded, catalog, {
+      ...options,
+      toVersion: catalog.latest,
+      expectedVersion: null,
+      prepareDatabase: true,
+    });
+    if (attempt.kind === 'moved') return applied(attempt.result);
     await createOwnedSchema(pool, location, deploymentId, lockTimeoutMs);
   }
   return migrateUp(pool, ledgerTargetOf(location), catalog, {
     ...options,
     toVersion: catalog.latest,
-    expectedVersion: null,
+    // The one trip was tried (or is no use: a database made now has an empty ledger, tried below).
+    ...(location.isolation === 'DATABASE' ? { expectedVersion: null } : {}),
     // The tenants database is shared: create its extensions schema and revoke CREATE on public.
     prepareDatabase: true,
   });
@@ -87,20 +176,49 @@ async function createOwnedSchema(
 // CREATE DATABASE cannot run in a transaction, so the database and its marker are two statements.
 // A session advisory lock on the maintenance database, keyed by the database name, makes two
 // workers of this deployment take turns, so neither finds the other's database before its marker.
+// With a template, a database that is absent is made as its copy ('copied').
 async function createOwnedDatabase(
   connectionString: string,
   location: TenantDatabaseLocation,
   deploymentId: string,
   lockTimeoutMs: number,
-): Promise<void> {
-  const key = advisoryLockKey(`provision-database/${location.databaseName}`);
-  await withConnection(withDatabase(connectionString, 'postgres'), async (client) => {
-    await client.query(`SET lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
-    await client.query('SELECT pg_advisory_lock($1::bigint)', [key]);
+  template?: string,
+): Promise<'copied' | 'created' | 'existing'> {
+  return withProvisionLock(connectionString, location, lockTimeoutMs, async (client) => {
     const existing = await client.query<{ marker: string | null }>(ownershipQuery(location));
     const ownership = judgeOwnership(existing.rows[0], location, deploymentId);
-    if (ownership === 'absent') await client.query(`CREATE DATABASE ${quoteDatabase(location.databaseName)}`);
+    const name = quoteDatabase(location.databaseName);
+    if (ownership === 'absent') {
+      await client.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${quoteDatabase(template)}` : ''}`);
+    }
     if (ownership !== 'owned') await client.query(markOwnedSql(location, deploymentId));
+    return ownership !== 'absent' ? 'existing' : template ? 'copied' : 'created';
+  });
+}
+
+// Drops a database this provisioning just copied (our marker is on it), under the same lock.
+async function dropOwnedDatabase(
+  connectionString: string,
+  location: TenantDatabaseLocation,
+  lockTimeoutMs: number,
+): Promise<void> {
+  await withProvisionLock(connectionString, location, lockTimeoutMs, async (client) => {
+    // FORCE: the verification's pooled connections to it are idle, and go with it.
+    await client.query(`DROP DATABASE IF EXISTS ${quoteDatabase(location.databaseName)} WITH (FORCE)`);
+  });
+}
+
+async function withProvisionLock<T>(
+  connectionString: string,
+  location: TenantDatabaseLocation,
+  lockTimeoutMs: number,
+  fn: (client: pg.Client) => Promise<T>,
+): Promise<T> {
+  const key = advisoryLockKey(`provision-database/${location.databaseName}`);
+  return withConnection(withDatabase(connectionString, 'postgres'), async (client) => {
+    await client.query(`SET lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
+    await client.query('SELECT pg_advisory_lock($1::bigint)', [key]);
     // The lock goes with the connection.
+    return fn(client);
   });
 }

@@ -147,4 +147,16 @@ describe('loadConfig', () => {
     expect(loadConfig({ DEFAULT_SERVER_BUDGET: '3' }).defaultServerBudget).toBe(3);
     expect(configError({ DEFAULT_SERVER_BUDGET: '0' }).message).toContain('DEFAULT_SERVER_BUDGET');
   });
+
+  it('provisions long catalogs from a template unless PROVISION_TEMPLATE=off', () => {
+    expect(loadConfig({})).toMatchObject({ provisionTemplate: 'auto', provisionTemplateMinFiles: 20 });
+    expect(loadConfig({ PROVISION_TEMPLATE: 'off', PROVISION_TEMPLATE_MIN_FILES: '5' })).toMatchObject({
+      provisionTemplate: 'off',
+      provisionTemplateMinFiles: 5,
+    });
+    expect(configError({ PROVISION_TEMPLATE: 'always' }).message).toContain('PROVISION_TEMPLATE');
+    expect(configError({ PROVISION_TEMPLATE_MIN_FILES: '0' }).message).toContain(
+      'PROVISION_TEMPLATE_MIN_FILES',
+    );
+  });
 });

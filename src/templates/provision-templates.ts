@@ -1,0 +1,225 @@
+/**
+ * Provisioning from templates (issue 16): when a catalog is long (PROVISION_TEMPLATE=auto and at
+ * least PROVISION_TEMPLATE_MIN_FILES files), a new tenant is made from the catalog's end state
+ * instead of replaying every file: a schema template (SCHEMA isolation, stored in the control plane
+ * per catalog and PostgreSQL major) or a template database (DATABASE isolation, one per catalog on
+ * each server). Both are built on first use and verified by the expected fingerprint of the
+ * catalog's latest version, and so is each tenant made from them. Whatever goes wrong on this path
+ * is logged and answered with null: the provisioner then replays the catalog as it always did.
+ */
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import {
+  catalogChecksumOf,
+  createExpectedFingerprints,
+  type ExpectedFingerprints,
+  type ExpectedFingerprintStore,
+} from '../fingerprints/expected-fingerprints.js';
+import type { SchemaFingerprint } from '../fingerprints/schema-description.js';
+import type { Logger } from '../logger.js';
+import type { MigrateResult, MigrationCatalog, MigrationTarget } from '../migrations/index.js';
+import { ensureDatabaseTemplate, verifyDatabaseCopy } from './database-template.js';
+import {
+  TemplateMismatchError,
+  applySchemaTemplate,
+  buildSchemaTemplate,
+  isLedgerNotEmpty,
+} from './schema-template.js';
+import type { SchemaTemplateStore, StoredSchemaTemplate } from './template-store.js';
+
+/** PROVISION_TEMPLATE: `auto` uses templates for catalogs of PROVISION_TEMPLATE_MIN_FILES or more files. */
+export const ProvisionTemplateMode = { AUTO: 'auto', OFF: 'off' } as const;
+export type ProvisionTemplateMode = (typeof ProvisionTemplateMode)[keyof typeof ProvisionTemplateMode];
+
+// A template that could not be built is not tried again for this long (per catalog and server),
+// so a catalog pg_dump cannot capture costs one failed build per process and interval, not one per tenant.
+const RETRY_BUILD_AFTER_MS = 10 * 60_000;
+
+export interface ProvisionTemplatesDeps {
+  readonly store: SchemaTemplateStore;
+  /** Where expected fingerprints are kept (the control plane's table). */
+  readonly expectedStore: ExpectedFingerprintStore;
+  readonly config: Pick<Config, 'provisionTemplate' | 'provisionTemplateMinFiles' | 'pgClientBinDir'>;
+  readonly logger: Logger;
+}
+
+/** A new SCHEMA tenant, as the template path needs it. */
+export interface SchemaTemplateRequest {
+  readonly pool: pg.Pool;
+  readonly connectionString: string;
+  readonly databaseName: string;
+  /** The tenant's target with its ownership guard (which creates and marks the schema). */
+  readonly target: MigrationTarget;
+  readonly catalog: MigrationCatalog;
+  readonly lockTimeoutMs: number;
+}
+
+/** A finished template database and how to check a copy of it. */
+export interface DatabaseTemplate {
+  readonly name: string;
+  /** Verifies a copy; null (logged) when its structure is not the expected one and nothing was committed. */
+  verifyCopy(pool: pg.Pool, target: MigrationTarget): Promise<MigrateResult | null>;
+}
+
+/** Creates the template path of provisioning. */
+export function createProvisionTemplates({ store, expectedStore, config, logger }: ProvisionTemplatesDeps) {
+  // Per catalog checksum: runs pin releases, and each release's catalog has its own expectations.
+  const expectedByCatalog = new Map<string, ExpectedFingerprints>();
+  const expectedOf = (catalog: MigrationCatalog, checksum: string): ExpectedFingerprints => {
+    let expected = expectedByCatalog.get(checksum);
+    if (!expected)
+      expectedByCatalog.set(checksum, (expected = createExpectedFingerprints(catalog, expectedStore)));
+    return expected;
+  };
+  const schemaTemplates = new WeakMap<pg.Pool, Map<string, Promise<StoredSchemaTemplate>>>();
+  const failedAt = new Map<string, number>();
+
+  function applies(catalog: MigrationCatalog): boolean {
+    return (
+      config.provisionTemplate === ProvisionTemplateMode.AUTO &&
+      catalog.latest !== null &&
+      catalog.files.length >= config.provisionTemplateMinFiles
+    );
+  }
+
+  /** Runs `fn` unless its build failed lately; a failure is logged, remembered, and answered with null. */
+  async function guarded<T>(key: string, what: string, fn: () => Promise<T>): Promise<T | null> {
+    const failed = failedAt.get(key);
+    if (failed !== undefined && Date.now() - failed < RETRY_BUILD_AFTER_MS) return null;
+    try {
+      const value = await fn();
+      failedAt.delete(key);
+      return value;
+    } catch (error) {
+      failedAt.set(key, Date.now());
+      logger.warn(`could not build the ${what}; provisioning replays the catalog`, { error });
+      return null;
+    }
+  }
+
+  async function expectedLatest(pool: pg.Pool, catalog: MigrationCatalog): Promise<SchemaFingerprint> {
+    const expected = await expectedOf(catalog, catalogChecksumOf(catalog)).forVersion(pool, catalog.latest);
+    if (!expected) throw new Error(`catalog has no expected fingerprint for ${catalog.latest}`);
+    return expected;
+  }
+
+  function schemaTemplateFor(
+    request: SchemaTemplateRequest,
+    checksum: string,
+    expected: SchemaFingerprint,
+  ): Promise<StoredSchemaTemplate> {
+    let byCatalog = schemaTemplates.get(request.pool);
+    if (!byCatalog) schemaTemplates.set(request.pool, (byCatalog = new Map()));
+    let pending = byCatalog.get(checksum);
+    if (!pending) {
+      pending = (async () => {
+        const major = await serverMajorOf(request.pool);
+        const stored = await store.load(checksum, major);
+        if (stored?.fingerprintHash === expected.hash) return stored;
+        const built = await buildSchemaTemplate({
+          pool: request.pool,
+          connectionString: request.connectionString,
+          databaseName: request.databaseName,
+          catalog: request.catalog,
+          catalogChecksum: checksum,
+          expected,
+          pgClientBinDir: config.pgClientBinDir,
+          lockTimeoutMs: request.lockTimeoutMs,
+        });
+        logger.info('built the schema template of a catalog', {
+          catalogChecksum: checksum,
+          serverMajor: major,
+        });
+        return store.save(checksum, major, built);
+      })();
+      const cached = byCatalog;
+      // A failed build is not cached here (guarded() spaces the retries).
+      pending.catch(() => cached.delete(checksum));
+      byCatalog.set(checksum, pending);
+    }
+    return pending;
+  }
+
+  /**
+   * Makes a new SCHEMA tenant from the catalog's template; null when no template applies or it
+   * could not be used (logged), and then nothing was changed.
+   */
+  async function provisionSchema(request: SchemaTemplateRequest): Promise<MigrateResult | null> {
+    if (!applies(request.catalog)) return null;
+    const checksum = catalogChecksumOf(request.catalog);
+    const prepared = await guarded(
+      `schema/${checksum}/${request.connectionString}`,
+      'schema template',
+      async () => {
+        const expected = await expectedLatest(request.pool, request.catalog);
+        return { expected, template: await schemaTemplateFor(request, checksum, expected) };
+      },
+    );
+    if (!prepared) return null;
+    try {
+      return await applySchemaTemplate({
+        pool: request.pool,
+        target: request.target,
+        catalog: request.catalog,
+        template: prepared.template,
+        expected: prepared.expected,
+        lockTimeoutMs: request.lockTimeoutMs,
+      });
+    } catch (error) {
+      // Rolled back: the tenant is as it was, and the replay makes it (or reports why not).
+      if (isLedgerNotEmpty(error)) return null;
+      logger.warn('the schema template did not apply; provisioning replays the catalog', {
+        schema: request.target.schema,
+        error,
+      });
+      return null;
+    }
+  }
+
+  /** The template database to copy for a new DATABASE tenant; null when none applies (or it failed, logged). */
+  async function databaseTemplate(request: {
+    readonly connectionString: string;
+    readonly catalog: MigrationCatalog;
+    readonly deploymentId: string;
+    readonly lockTimeoutMs: number;
+  }): Promise<DatabaseTemplate | null> {
+    const { catalog } = request;
+    if (!applies(catalog)) return null;
+    const checksum = catalogChecksumOf(catalog);
+    const server = new URL(request.connectionString).host;
+    return guarded(`database/${checksum}/${server}`, 'template database', async () => {
+      const name = await ensureDatabaseTemplate({
+        ...request,
+        catalogChecksum: checksum,
+        expectedOn: (pool) => expectedLatest(pool, catalog),
+      });
+      return {
+        name,
+        async verifyCopy(pool: pg.Pool, target: MigrationTarget) {
+          const expected = await expectedLatest(pool, catalog);
+          try {
+            return await verifyDatabaseCopy(pool, target, catalog, expected, request.lockTimeoutMs);
+          } catch (error) {
+            if (!(error instanceof TemplateMismatchError)) throw error;
+            logger.warn('a copy of the template database is not the expected structure; it is replayed', {
+              template: name,
+              error,
+            });
+            failedAt.set(`database/${checksum}/${server}`, Date.now());
+            return null;
+          }
+        },
+      };
+    });
+  }
+
+  return { provisionSchema, databaseTemplate };
+}
+export type ProvisionTemplates = ReturnType<typeof createProvisionTemplates>;
+
+async function serverMajorOf(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ major: number }>(
+    `SELECT current_setting('server_version_num')::int / 10000 AS major`,
+  );
+  return rows[0]?.major ?? 0;
+}
