@@ -142,6 +142,8 @@ const Env = z.object({
   PROVISION_TEMPLATE: z.enum(['auto', 'off']).default('auto'),
   /** Catalogs with at least this many files provision from a template when PROVISION_TEMPLATE=auto. */
   PROVISION_TEMPLATE_MIN_FILES: z.coerce.number().int().min(1).max(100_000).default(20),
+  /** Spare schemas made ahead from the template per catalog and tenants database; a new tenant renames one. 0: none. */
+  PROVISION_SPARE_SCHEMAS: z.coerce.number().int().min(0).max(100).default(2),
 });
 
 /** Limits every GraphQL operation is checked against before it runs. */
@@ -204,6 +206,7 @@ export interface Config {
   readonly pgClientBinDir: string | null;
   readonly provisionTemplate: 'auto' | 'off';
   readonly provisionTemplateMinFiles: number;
+  readonly provisionSpareSchemas: number;
 }
 
 /** Parses the environment into a frozen Config; throws ConfigError with one line naming the variable. */
@@ -289,6 +292,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     pgClientBinDir: e.PG_CLIENT_BIN_DIR ?? null,
     provisionTemplate: e.PROVISION_TEMPLATE,
     provisionTemplateMinFiles: e.PROVISION_TEMPLATE_MIN_FILES,
+    provisionSpareSchemas: e.PROVISION_SPARE_SCHEMAS,
   });
 }
 

@@ -9,6 +9,7 @@
  */
 import type pg from 'pg';
 import type { Config } from '../config.js';
+import { quoteSchema } from '../db/pg.js';
 import {
   catalogChecksumOf,
   createExpectedFingerprints,
@@ -25,6 +26,15 @@ import {
   buildSchemaTemplate,
   isLedgerNotEmpty,
 } from './schema-template.js';
+import {
+  SpareMismatchError,
+  claimSpare,
+  countSpares,
+  deploymentSparePrefix,
+  dropOtherSpares,
+  makeSpare,
+  sparePrefixOf,
+} from './spare-schemas.js';
 import type { SchemaTemplateStore, StoredSchemaTemplate } from './template-store.js';
 
 /** PROVISION_TEMPLATE: `auto` uses templates for catalogs of PROVISION_TEMPLATE_MIN_FILES or more files. */
@@ -39,7 +49,10 @@ export interface ProvisionTemplatesDeps {
   readonly store: SchemaTemplateStore;
   /** Where expected fingerprints are kept (the control plane's table). */
   readonly expectedStore: ExpectedFingerprintStore;
-  readonly config: Pick<Config, 'provisionTemplate' | 'provisionTemplateMinFiles' | 'pgClientBinDir'>;
+  readonly config: Pick<
+    Config,
+    'provisionTemplate' | 'provisionTemplateMinFiles' | 'provisionSpareSchemas' | 'pgClientBinDir'
+  >;
   readonly logger: Logger;
 }
 
@@ -52,6 +65,9 @@ export interface SchemaTemplateRequest {
   readonly target: MigrationTarget;
   readonly catalog: MigrationCatalog;
   readonly lockTimeoutMs: number;
+  readonly deploymentId: string;
+  /** `COMMENT ON SCHEMA <tenant> IS <marker>`, for a spare schema renamed to the tenant's. */
+  readonly markSql: string;
 }
 
 /** A finished template database and how to check a copy of it. */
@@ -72,6 +88,9 @@ export function createProvisionTemplates({ store, expectedStore, config, logger 
     return expected;
   };
   const schemaTemplates = new WeakMap<pg.Pool, Map<string, Promise<StoredSchemaTemplate>>>();
+  // Spares being made, per pool and catalog: one filler at a time.
+  const filling = new WeakMap<pg.Pool, Map<string, Promise<void>>>();
+  const pendingFills = new Set<Promise<void>>();
   const failedAt = new Map<string, number>();
 
   function applies(catalog: MigrationCatalog): boolean {
@@ -141,8 +160,8 @@ export function createProvisionTemplates({ store, expectedStore, config, logger 
   }
 
   /**
-   * Makes a new SCHEMA tenant from the catalog's template; null when no template applies or it
-   * could not be used (logged), and then nothing was changed.
+   * Makes a new SCHEMA tenant from the catalog's template, taking a spare schema when one is free;
+   * null when no template applies or it could not be used (logged), and then nothing was changed.
    */
   async function provisionSchema(request: SchemaTemplateRequest): Promise<MigrateResult | null> {
     if (!applies(request.catalog)) return null;
@@ -156,15 +175,21 @@ export function createProvisionTemplates({ store, expectedStore, config, logger 
       },
     );
     if (!prepared) return null;
+    const prefix = sparePrefixOf(request.deploymentId, checksum);
     try {
-      return await applySchemaTemplate({
-        pool: request.pool,
-        target: request.target,
-        catalog: request.catalog,
-        template: prepared.template,
-        expected: prepared.expected,
-        lockTimeoutMs: request.lockTimeoutMs,
-      });
+      const made =
+        (config.provisionSpareSchemas > 0 ? await takeSpare(request, prefix, prepared.expected) : null) ??
+        (await applySchemaTemplate({
+          pool: request.pool,
+          target: request.target,
+          catalog: request.catalog,
+          template: prepared.template,
+          expected: prepared.expected,
+          lockTimeoutMs: request.lockTimeoutMs,
+        }));
+      // The template works here: the spare that was taken (or the next tenant's) is made now.
+      fillSpares(request, prefix, prepared);
+      return made;
     } catch (error) {
       // Rolled back: the tenant is as it was, and the replay makes it (or reports why not).
       if (isLedgerNotEmpty(error)) return null;
@@ -174,6 +199,72 @@ export function createProvisionTemplates({ store, expectedStore, config, logger 
       });
       return null;
     }
+  }
+
+  // A spare that is not the expected structure is dropped (logged); the template is applied instead.
+  async function takeSpare(
+    request: SchemaTemplateRequest,
+    prefix: string,
+    expected: SchemaFingerprint,
+  ): Promise<MigrateResult | null> {
+    try {
+      return await claimSpare({
+        pool: request.pool,
+        target: request.target,
+        prefix,
+        markSql: request.markSql,
+        catalog: request.catalog,
+        expected,
+        lockTimeoutMs: request.lockTimeoutMs,
+      });
+    } catch (error) {
+      if (!(error instanceof SpareMismatchError)) throw error;
+      logger.warn('a spare schema is not the expected structure; it is dropped', { spare: error.spare });
+      await request.pool.query(`DROP SCHEMA IF EXISTS ${quoteSchema(error.spare)} CASCADE`);
+      return null;
+    }
+  }
+
+  /**
+   * Tops the spares of this catalog up to PROVISION_SPARE_SCHEMAS in the background (after a
+   * tenant took one or was made from the template), and drops this deployment's spares of other
+   * catalogs. Failures are logged: the next provisioning applies the template instead.
+   */
+  function fillSpares(
+    request: SchemaTemplateRequest,
+    prefix: string,
+    prepared: { readonly expected: SchemaFingerprint; readonly template: StoredSchemaTemplate },
+  ): void {
+    if (config.provisionSpareSchemas === 0) return;
+    let byPrefix = filling.get(request.pool);
+    if (!byPrefix) filling.set(request.pool, (byPrefix = new Map()));
+    if (byPrefix.has(prefix)) return;
+    const running = byPrefix;
+    const fill = (async () => {
+      await dropOtherSpares(request.pool, deploymentSparePrefix(request.deploymentId), prefix);
+      for (let have = await countSpares(request.pool, prefix); have < config.provisionSpareSchemas; have++) {
+        await makeSpare({
+          pool: request.pool,
+          databaseName: request.databaseName,
+          prefix,
+          catalog: request.catalog,
+          template: prepared.template,
+          expected: prepared.expected,
+          lockTimeoutMs: request.lockTimeoutMs,
+        });
+      }
+    })()
+      .catch((error: unknown) => logger.warn('could not make spare schemas', { error }))
+      .finally(() => running.delete(prefix));
+    running.set(prefix, fill);
+    pendingFills.add(fill);
+    void fill.finally(() => pendingFills.delete(fill));
+  }
+
+  /** Resolves when the spares being made now are made (tests and shutdown wait for it). */
+  async function sparesSettled(): Promise<void> {
+    // WeakMap cannot be listed: pending fills are also kept here while they run.
+    await Promise.all([...pendingFills]);
   }
 
   /** The template database to copy for a new DATABASE tenant; null when none applies (or it failed, logged). */
@@ -213,7 +304,7 @@ export function createProvisionTemplates({ store, expectedStore, config, logger 
     });
   }
 
-  return { provisionSchema, databaseTemplate };
+  return { provisionSchema, databaseTemplate, sparesSettled };
 }
 export type ProvisionTemplates = ReturnType<typeof createProvisionTemplates>;
 

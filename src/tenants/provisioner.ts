@@ -49,6 +49,9 @@ export interface ProvisionTemplates {
     readonly target: MigrationTarget;
     readonly catalog: MigrationCatalog;
     readonly lockTimeoutMs: number;
+    readonly deploymentId: string;
+    /** Marks the tenant's schema as this deployment's (for a spare schema renamed to it). */
+    readonly markSql: string;
   }): Promise<MigrateResult | null>;
   /** The template database a new DATABASE tenant is copied from. */
   databaseTemplate(request: {
@@ -130,6 +133,8 @@ export async function provisionTenant({
       target: guarded,
       catalog,
       lockTimeoutMs,
+      deploymentId,
+      markSql: markOwnedSql(location, deploymentId),
     });
     if (fromTemplate) return applied(fromTemplate);
     const attempt = await migrateUpInOneTrip(pool, guarded, catalog, {

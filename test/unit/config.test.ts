@@ -149,7 +149,13 @@ describe('loadConfig', () => {
   });
 
   it('provisions long catalogs from a template unless PROVISION_TEMPLATE=off', () => {
-    expect(loadConfig({})).toMatchObject({ provisionTemplate: 'auto', provisionTemplateMinFiles: 20 });
+    expect(loadConfig({})).toMatchObject({
+      provisionTemplate: 'auto',
+      provisionTemplateMinFiles: 20,
+      provisionSpareSchemas: 2,
+    });
+    expect(loadConfig({ PROVISION_SPARE_SCHEMAS: '0' }).provisionSpareSchemas).toBe(0);
+    expect(configError({ PROVISION_SPARE_SCHEMAS: '-1' }).message).toContain('PROVISION_SPARE_SCHEMAS');
     expect(loadConfig({ PROVISION_TEMPLATE: 'off', PROVISION_TEMPLATE_MIN_FILES: '5' })).toMatchObject({
       provisionTemplate: 'off',
       provisionTemplateMinFiles: 5,

@@ -13,6 +13,7 @@ import { ownershipMarker } from '../../../src/tenants/ownership.js';
 import { provisionTenant, type TenantDatabaseLocation } from '../../../src/tenants/provisioner.js';
 import { templateDatabaseOf } from '../../../src/templates/database-template.js';
 import { createProvisionTemplates } from '../../../src/templates/provision-templates.js';
+import { sparePrefixOf } from '../../../src/templates/spare-schemas.js';
 import { createSchemaTemplateStore } from '../../../src/templates/template-store.js';
 import { useTestDatabase } from '../../helpers/database.js';
 import { expectEventually } from '../../helpers/eventually.js';
@@ -74,7 +75,8 @@ describe('provisioning from a template', () => {
     return createProvisionTemplates({
       store: createSchemaTemplateStore(db.pool),
       expectedStore: createExpectedFingerprintStore(db.pool),
-      config: loadConfig(env),
+      // Spares only where a test asks for them: they are made in the background.
+      config: loadConfig({ PROVISION_SPARE_SCHEMAS: '0', ...env }),
       logger,
     });
   }
@@ -183,9 +185,13 @@ describe('provisioning from a template', () => {
     await ensureStoredTemplate();
     const replayed = await replayedReference();
     // A template that makes one table too many: its fingerprint is not the catalog's.
-    await db.pool.query(
-      `UPDATE control_plane.provision_templates SET template_sql = template_sql || E';\\nCREATE TABLE ' || placeholder || '.intruder (id int)'`,
+    const { rows } = await db.pool.query<{ template_sql: string; placeholder: string }>(
+      'SELECT template_sql, placeholder FROM control_plane.provision_templates',
     );
+    const original = rows[0]!.template_sql;
+    await db.pool.query('UPDATE control_plane.provision_templates SET template_sql = $1', [
+      `${original};\nCREATE TABLE ${rows[0]!.placeholder}.intruder (id int)`,
+    ]);
     try {
       const logger = recordingLogger();
       const result = await provisionSchema('tenant_mismatch', templatesWith(logger));
@@ -203,9 +209,7 @@ describe('provisioning from a template', () => {
         (await readSchemaFingerprint(db.pool, replayed)).hash,
       );
     } finally {
-      await db.pool.query(
-        `UPDATE control_plane.provision_templates SET template_sql = regexp_replace(template_sql, E';\\nCREATE TABLE \\w+\\.intruder \\(id int\\)$', '')`,
-      );
+      await db.pool.query('UPDATE control_plane.provision_templates SET template_sql = $1', [original]);
     }
   });
 
@@ -253,6 +257,84 @@ describe('provisioning from a template', () => {
       await provisionSchema(schema, templatesWith(recordingLogger(), env));
       expect((await ledgerOf(db.pool, schema)).some((row) => row.execution_ms > 0)).toBe(true);
     }
+  });
+
+  describe('spare schemas', () => {
+    const spareNames = async () => {
+      const prefix = sparePrefixOf(deploymentId, catalogChecksumOf(catalog));
+      const { rows } = await db.pool.query<{ nspname: string }>(
+        'SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1) ORDER BY nspname',
+        [prefix],
+      );
+      return rows.map((row) => row.nspname);
+    };
+
+    async function expectLikeReplay(schema: string): Promise<void> {
+      const replayed = await replayedReference();
+      const ledger = await ledgerOf(db.pool, schema);
+      expect(withoutTimes(ledger)).toEqual(withoutTimes(await ledgerOf(db.pool, replayed)));
+      expect(ledger.every((row) => row.execution_ms === 0)).toBe(true);
+      expect((await readSchemaFingerprint(db.pool, schema)).hash).toBe(
+        (await readSchemaFingerprint(db.pool, replayed)).hash,
+      );
+      expect(await dataOf(db.pool, schema)).toEqual(await dataOf(db.pool, replayed));
+      const marker = await db.pool.query(`SELECT obj_description($1::regnamespace, 'pg_namespace') AS m`, [
+        schema,
+      ]);
+      expect(marker.rows[0]?.m).toBe(ownershipMarker(deploymentId));
+    }
+
+    it('renames a spare made ahead into the new tenant, exactly as a replay would make it, and makes another', async () => {
+      const logger = recordingLogger();
+      const templates = templatesWith(logger, { PROVISION_SPARE_SCHEMAS: '2' });
+      await provisionSchema('tenant_before_spares', templates);
+      await templates.sparesSettled();
+      const spares = await spareNames();
+      expect(spares).toHaveLength(2);
+
+      await provisionSchema('tenant_from_spare', templates);
+      const left = await spareNames();
+      // One of the two is now the tenant's schema.
+      expect(spares.filter((spare) => !left.includes(spare))).toHaveLength(1);
+      await expectLikeReplay('tenant_from_spare');
+      await templates.sparesSettled();
+      expect(await spareNames()).toHaveLength(2);
+      expect(logger.warnings).toEqual([]);
+    });
+
+    it('gives two tenants provisioned at once two different spares', async () => {
+      const templates = templatesWith(recordingLogger(), { PROVISION_SPARE_SCHEMAS: '2' });
+      await provisionSchema('tenant_spare_warmup', templates);
+      await templates.sparesSettled();
+      const spares = await spareNames();
+      expect(spares).toHaveLength(2);
+      await Promise.all([
+        provisionSchema('tenant_spare_one', templates),
+        provisionSchema('tenant_spare_two', templates),
+      ]);
+      await expectLikeReplay('tenant_spare_one');
+      await expectLikeReplay('tenant_spare_two');
+      const left = await spareNames();
+      expect(spares.filter((spare) => left.includes(spare))).toEqual([]);
+      await templates.sparesSettled();
+    });
+
+    it('drops a spare that is not the expected structure, logged, and makes the tenant from the template', async () => {
+      const logger = recordingLogger();
+      const templates = templatesWith(logger, { PROVISION_SPARE_SCHEMAS: '1' });
+      await provisionSchema('tenant_spare_warmup_2', templates);
+      await templates.sparesSettled();
+      const [spare] = await spareNames();
+      await db.pool.query(`CREATE TABLE ${pg.escapeIdentifier(spare!)}.intruder (id int)`);
+
+      await provisionSchema('tenant_not_from_bad_spare', templates);
+      expect(logger.warnings).toEqual(['a spare schema is not the expected structure; it is dropped']);
+      await expectLikeReplay('tenant_not_from_bad_spare');
+      const intruder = await db.pool.query(`SELECT to_regclass('tenant_not_from_bad_spare.intruder') AS t`);
+      expect(intruder.rows[0]?.t).toBeNull();
+      await templates.sparesSettled();
+      expect(await spareNames()).not.toContain(spare);
+    });
   });
 
   describe('DATABASE isolation', () => {
