@@ -42,9 +42,11 @@ import {
   type MedianRange,
   type RoundRates,
 } from './lib/rounds.js';
-import { round, summarize, type Summary } from './lib/stats.js';
+import { percentile, round, summarize, type Summary } from './lib/stats.js';
 
 const CATALOG_DIR = 'bench/fixtures/catalog';
+// B2's long catalog: fifty migrations, for the template path against a replay.
+const TEMPLATE_CATALOG_DIR = 'bench/fixtures/catalog-50';
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 
 const START_RUN = `mutation($input: StartMigrationRunInput!) { startMigrationRun(input: $input) {
@@ -229,33 +231,272 @@ async function benchBackups(options: BenchOptions): Promise<void> {
   });
 }
 
-/** B2: createTenant until ACTIVE, one after another, against CREATE SCHEMA + catalog in one session. */
+/**
+ * B2: createTenant until its provisioning run's RUN_FINISHED arrives, one after another, against
+ * CREATE SCHEMA + the catalog in one session on the same server, interleaved per tenant (the
+ * order alternates) so both meet the same machine. Each provisioning is also split into its parts
+ * from the client's clock and the control plane's timestamps (same host clock). Then the template
+ * path (issue 16): the 50-migration catalog provisioned through the service from its template,
+ * through the service with PROVISION_TEMPLATE=off, and replayed raw, rotated per tenant.
+ */
 async function benchProvisioning(options: BenchOptions, upSql: string[]): Promise<void> {
+  const n = options.provisions;
   const stack = await startStack('b2', options, { worker: true });
-  const latencies: number[] = [];
+  const raw = await openRawProvisioner('cp_bench_b2_raw', upSql);
+  const ours: ProvisionSample[] = [];
+  const rawMs: number[] = [];
   try {
-    for (let i = 0; i < options.provisions; i++) {
-      const begin = performance.now();
-      const data = await gql<{
-        createTenant: { __typename: string; provisioning?: { id: string }; message?: string };
-      }>(stack.endpoint, CREATE_TENANT, { input: { name: `prov_${String(i).padStart(4, '0')}` } });
-      const runId = data.createTenant.provisioning?.id;
-      if (!runId)
-        throw new Error(`createTenant failed: ${data.createTenant.message ?? data.createTenant.__typename}`);
-      const provisioned = await waitForRunFinished(stack.endpoint, runId);
-      if (provisioned.succeeded !== provisioned.total)
-        throw new Error(`provisioning run ${runId} ended with ${provisioned.failed} failed`);
-      latencies.push(performance.now() - begin);
+    await provisionThroughApi(stack, 'warmup');
+    await raw.sample();
+    for (let i = 0; i < n; i++) {
+      const steps = [
+        async () => void ours.push(await provisionThroughApi(stack, `prov_${String(i).padStart(4, '0')}`)),
+        async () => void rawMs.push(await raw.sample()),
+      ];
+      for (const step of i % 2 === 0 ? steps : steps.reverse()) await step();
     }
+    await addServerTimes(stack, ours);
   } finally {
+    await raw.close();
     await stack.stop();
   }
-  const raw = await rawProvisioning(options.provisions, upSql);
-  const ours = summarize(latencies);
-  details.B2 = { ours, raw };
-  pushLatency('B2', 'createTenant → ACTIVE', ours);
-  pushLatency('B2', 'raw CREATE SCHEMA + catalog', raw);
-  pushGoal('B2', 'p50 ratio to raw', ours.p50 / raw.p50, '×', '<= 1.5', ours.p50 / raw.p50 <= 1.5);
+  const oursMs = summarize(ours.map((sample) => sample.totalMs));
+  const rawSummary = summarize(rawMs);
+  const pairRatios = summarize(ours.map((sample, i) => sample.totalMs / (rawMs[i] as number)));
+  const parts = provisionParts(ours);
+  details.B2 = { ours: oursMs, raw: rawSummary, pairRatios, parts, samples: { ours, raw: rawMs } };
+  pushLatency('B2', 'createTenant → ACTIVE', oursMs);
+  pushLatency('B2', 'raw CREATE SCHEMA + catalog', rawSummary);
+  pushGoal(
+    'B2',
+    'p50 ratio to raw',
+    oursMs.p50 / rawSummary.p50,
+    '×',
+    '<= 1.5',
+    oursMs.p50 / rawSummary.p50 <= 1.5,
+  );
+  rows.push({
+    case: 'B2',
+    metric: 'per-tenant ratio to raw (median)',
+    value: round(pairRatios.p50),
+    unit: `× (p5-p95 ${round(
+      percentileOf(
+        ours.map((s, i) => s.totalMs / (rawMs[i] as number)),
+        5,
+      ),
+    )}-${round(pairRatios.p95)})`,
+  });
+  for (const [part, summary] of Object.entries(parts)) {
+    rows.push({ case: 'B2', metric: `part: ${part} p50`, value: round(summary.p50), unit: 'ms' });
+  }
+  await benchProvisioningTemplates(options);
+}
+
+/** One createTenant → RUN_FINISHED, with the client's clock at each end. */
+interface ProvisionSample {
+  readonly name: string;
+  readonly startedAt: number;
+  readonly answeredAt: number;
+  readonly finishedAt: number;
+  readonly totalMs: number;
+  /** The control plane's timestamps of the run and its target (ms since the epoch). */
+  server?: { runCreated: number; targetStarted: number; targetFinished: number; runFinished: number };
+}
+
+async function provisionThroughApi(stack: Stack, name: string): Promise<ProvisionSample> {
+  const startedAt = Date.now();
+  const begin = performance.now();
+  const data = await gql<{
+    createTenant: { __typename: string; provisioning?: { id: string }; message?: string };
+  }>(stack.endpoint, CREATE_TENANT, { input: { name } });
+  const answeredAt = Date.now();
+  const runId = data.createTenant.provisioning?.id;
+  if (!runId)
+    throw new Error(`createTenant failed: ${data.createTenant.message ?? data.createTenant.__typename}`);
+  const provisioned = await waitForRunFinished(stack.endpoint, runId);
+  if (provisioned.succeeded !== provisioned.total)
+    throw new Error(`provisioning run ${runId} ended with ${provisioned.failed} failed`);
+  const totalMs = performance.now() - begin;
+  return { name, startedAt, answeredAt, finishedAt: Date.now(), totalMs };
+}
+
+/** Reads each provisioning's run and target timestamps from the control plane, by tenant name. */
+async function addServerTimes(stack: Stack, samples: ProvisionSample[]): Promise<void> {
+  const client = new pg.Client({ connectionString: stack.config.databaseUrl });
+  await client.connect();
+  try {
+    const { rows: found } = await client.query<{
+      name: string;
+      run_created: number;
+      target_started: number;
+      target_finished: number;
+      run_finished: number;
+    }>(
+      `SELECT t.name,
+              extract(epoch FROM r.created_at) * 1000 AS run_created,
+              extract(epoch FROM g.started_at) * 1000 AS target_started,
+              extract(epoch FROM g.finished_at) * 1000 AS target_finished,
+              extract(epoch FROM r.finished_at) * 1000 AS run_finished
+         FROM control_plane.migration_run_targets g
+         JOIN control_plane.migration_runs r ON r.id = g.run_id
+         JOIN control_plane.tenants t ON t.tenant_id = g.tenant_id
+        WHERE r.kind = 'provision'`,
+    );
+    const byName = new Map(found.map((row) => [row.name, row]));
+    for (const sample of samples) {
+      const row = byName.get(sample.name);
+      if (!row) continue;
+      sample.server = {
+        runCreated: Number(row.run_created),
+        targetStarted: Number(row.target_started),
+        targetFinished: Number(row.target_finished),
+        runFinished: Number(row.run_finished),
+      };
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Where a provisioning's time goes, from the two clocks: the mutation until its transaction began
+ * (HTTP, auth, parsing), the rest of the mutation (registration, audit, enqueue, answer), the queue
+ * hop and claim (run row to target started), the tenant work and the finish's start (target
+ * started to finished), and the event's way to the client (target finished to RUN_FINISHED
+ * received, which includes the client opening its subscription after the mutation answered).
+ */
+function provisionParts(samples: readonly ProvisionSample[]): Record<string, Summary> {
+  const timed = samples.filter((sample) => sample.server);
+  const part = (fn: (s: ProvisionSample & { server: NonNullable<ProvisionSample['server']> }) => number) =>
+    summarize(
+      timed.map((sample) =>
+        fn(sample as ProvisionSample & { server: NonNullable<ProvisionSample['server']> }),
+      ),
+    );
+  return {
+    'request until the run row (api)': part((s) => s.server.runCreated - s.startedAt),
+    'run row until answered (api)': part((s) => s.answeredAt - s.server.runCreated),
+    'run row until target claimed (queue hop, claim)': part(
+      (s) => s.server.targetStarted - s.server.runCreated,
+    ),
+    'claimed until finished (tenant work, finish)': part(
+      (s) => s.server.targetFinished - s.server.targetStarted,
+    ),
+    'answered until subscribed RUN_FINISHED (client)': part((s) => s.finishedAt - s.answeredAt),
+    'target finished until RUN_FINISHED received': part((s) => s.finishedAt - s.server.targetFinished),
+  };
+}
+
+/**
+ * B2 template path: the 50-migration catalog through three stacks at once: one taking a spare
+ * schema made ahead from the catalog's template (the default), one applying the template itself
+ * (PROVISION_SPARE_SCHEMAS=0), one replaying the catalog (PROVISION_TEMPLATE=off); and the raw
+ * replay of the same files in one session. The four rotate per tenant. Ratios are per tenant
+ * (each against the raw replay of its round) and reported as median with p5-p95.
+ */
+async function benchProvisioningTemplates(options: BenchOptions): Promise<void> {
+  const n = options.provisions;
+  const upSql = await readCatalogUps(TEMPLATE_CATALOG_DIR);
+  const env = (extra: Record<string, string>) => ({ MIGRATIONS_DIR: TEMPLATE_CATALOG_DIR, ...extra });
+  const stacks = {
+    spare: await startStack('b2s', options, { worker: true, env: env({ PROVISION_SPARE_SCHEMAS: '2' }) }),
+    template: await startStack('b2t', options, { worker: true, env: env({ PROVISION_SPARE_SCHEMAS: '0' }) }),
+    replay: await startStack('b2r', options, { worker: true, env: env({ PROVISION_TEMPLATE: 'off' }) }),
+  };
+  const raw = await openRawProvisioner('cp_bench_b2t_raw', upSql);
+  const samples = {
+    spare: [] as number[],
+    template: [] as number[],
+    replay: [] as number[],
+    raw: [] as number[],
+  };
+  const firstMs: Record<string, number> = {};
+  try {
+    // The first tenant of a stack builds the template (and the expected fingerprints): timed apart.
+    for (const [kind, stack] of Object.entries(stacks)) {
+      firstMs[kind] = (await provisionThroughApi(stack, 'warmup')).totalMs;
+    }
+    await raw.sample();
+    for (let i = 0; i < n; i++) {
+      const name = `tpl_${String(i).padStart(4, '0')}`;
+      const steps = [
+        async () => void samples.spare.push((await provisionThroughApi(stacks.spare, name)).totalMs),
+        async () => void samples.template.push((await provisionThroughApi(stacks.template, name)).totalMs),
+        async () => void samples.replay.push((await provisionThroughApi(stacks.replay, name)).totalMs),
+        async () => void samples.raw.push(await raw.sample()),
+      ];
+      for (let k = 0; k < steps.length; k++) await (steps[(i + k) % steps.length] as () => Promise<void>)();
+    }
+  } finally {
+    await raw.close();
+    await Promise.all(Object.values(stacks).map((stack) => stack.stop()));
+  }
+  const ratios = (of: number[]) => of.map((ms, i) => ms / (samples.raw[i] as number));
+  const spread = (values: number[]) =>
+    `p5-p95 ${round(percentileOf(values, 5))}-${round(percentileOf(values, 95))}`;
+  details.B2template = {
+    catalog: TEMPLATE_CATALOG_DIR,
+    firstTenantMs: firstMs,
+    summaries: Object.fromEntries(Object.entries(samples).map(([kind, ms]) => [kind, summarize(ms)])),
+    ratios: Object.fromEntries(
+      (['spare', 'template', 'replay'] as const).map((kind) => [kind, summarize(ratios(samples[kind]))]),
+    ),
+    samples,
+  };
+  const labels = {
+    spare: 'createTenant → ACTIVE, spare schema',
+    template: 'createTenant → ACTIVE, template applied',
+    replay: 'createTenant → ACTIVE, replaying',
+    raw: 'raw CREATE SCHEMA + catalog',
+  } as const;
+  for (const kind of ['spare', 'template', 'replay', 'raw'] as const) {
+    pushLatency('B2', `50 files: ${labels[kind]}`, summarize(samples[kind]));
+  }
+  for (const kind of ['spare', 'template', 'replay'] as const) {
+    const median = percentileOf(ratios(samples[kind]), 50);
+    rows.push({
+      case: 'B2',
+      metric: `50 files: ${labels[kind]} / raw, per tenant (median)`,
+      value: round(median),
+      unit: `× (${spread(ratios(samples[kind]))})`,
+      ...(kind === 'spare' ? { goal: '<= 0.3', met: median <= 0.3 } : {}),
+    });
+  }
+  rows.push({
+    case: 'B2',
+    metric: '50 files: first tenant (builds the template)',
+    value: round(firstMs.template ?? Number.NaN),
+    unit: 'ms',
+  });
+}
+
+function percentileOf(values: readonly number[], p: number): number {
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    p,
+  );
+}
+
+/** CREATE SCHEMA + the catalog in one transaction on one connection, in a database of its own. */
+async function openRawProvisioner(database: string, upSql: string[]) {
+  await recreateDatabases(database);
+  const client = new pg.Client({ connectionString: databaseUrl(database) });
+  await client.connect();
+  let next = 0;
+  return {
+    async sample(): Promise<number> {
+      const schema = pg.escapeIdentifier(`tenant_raw_${next++}`);
+      const begin = performance.now();
+      await client.query(
+        `BEGIN; CREATE SCHEMA ${schema}; SET LOCAL search_path TO ${schema}; ${upSql.join('\n;\n')}; COMMIT;`,
+      );
+      return performance.now() - begin;
+    },
+    async close(): Promise<void> {
+      await client.end();
+      await dropDatabases(database);
+    },
+  };
 }
 
 /** B3: the tenants page and run progress at fleet size, against bare SQL for the same rows. */
@@ -415,7 +656,7 @@ interface Stack {
 async function startStack(
   name: string,
   options: BenchOptions,
-  { worker }: { worker: boolean },
+  { worker, env: extraEnv = {} }: { worker: boolean; env?: Record<string, string> },
 ): Promise<Stack> {
   const cpDb = `cp_bench_${name}`;
   const tenantDb = `cp_bench_${name}_tenants`;
@@ -431,6 +672,7 @@ async function startStack(
     BOOTSTRAP_ADMIN_TOKEN: TOKEN,
     LOG_LEVEL: 'info',
     NODE_ENV: 'development',
+    ...extraEnv,
   };
   const config = loadConfig(env);
   await migrateControlPlane(config.databaseUrl, config.controlPlaneMigrationsDir);
@@ -530,28 +772,6 @@ function currentLoadAverage(): number {
   return round(loadavg()[0] as number);
 }
 
-async function rawProvisioning(count: number, upSql: string[]): Promise<Summary> {
-  const db = 'cp_bench_rawprov';
-  await recreateDatabases(db);
-  const client = new pg.Client({ connectionString: databaseUrl(db) });
-  await client.connect();
-  const samples: number[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const schema = pg.escapeIdentifier(`tenant_raw_${i}`);
-      const begin = performance.now();
-      await client.query(
-        `BEGIN; CREATE SCHEMA ${schema}; SET LOCAL search_path TO ${schema}; ${upSql.join('\n')}; COMMIT;`,
-      );
-      samples.push(performance.now() - begin);
-    }
-  } finally {
-    await client.end();
-    await dropDatabases(db);
-  }
-  return summarize(samples);
-}
-
 async function countLedgers(tenantUrl: string, n: number): Promise<number> {
   const client = new pg.Client({ connectionString: tenantUrl });
   await client.connect();
@@ -637,9 +857,9 @@ function pushLatency(benchCase: string, metric: string, summary: Summary): void 
   rows.push({ case: benchCase, metric: `${metric} p99`, value: round(summary.p99), unit: 'ms' });
 }
 
-async function readCatalogUps(): Promise<string[]> {
-  const files = (await readdir(CATALOG_DIR)).filter((f) => f.endsWith('.up.sql')).sort();
-  return Promise.all(files.map((f) => readFile(join(CATALOG_DIR, f), 'utf8')));
+async function readCatalogUps(dir = CATALOG_DIR): Promise<string[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.up.sql')).sort();
+  return Promise.all(files.map((f) => readFile(join(dir, f), 'utf8')));
 }
 
 function printTable(): void {
