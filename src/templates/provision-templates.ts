@@ -18,6 +18,7 @@ import {
 } from '../fingerprints/expected-fingerprints.js';
 import type { SchemaFingerprint } from '../fingerprints/schema-description.js';
 import type { Logger } from '../logger.js';
+import { isTransientPgError } from '../migrations/index.js';
 import type { MigrateResult, MigrationCatalog, MigrationTarget } from '../migrations/index.js';
 import { ensureDatabaseTemplate, verifyDatabaseCopy } from './database-template.js';
 import {
@@ -41,8 +42,8 @@ import type { SchemaTemplateStore, StoredSchemaTemplate } from './template-store
 export const ProvisionTemplateMode = { AUTO: 'auto', OFF: 'off' } as const;
 export type ProvisionTemplateMode = (typeof ProvisionTemplateMode)[keyof typeof ProvisionTemplateMode];
 
-// A template that could not be built is not tried again for this long (per catalog and server),
-// so a catalog pg_dump cannot capture costs one failed build per process and interval, not one per tenant.
+// A template that could not be built or applied is not tried again for this long (per catalog and
+// server), so a catalog pg_dump cannot capture costs one failure per process and interval, not one per tenant.
 const RETRY_BUILD_AFTER_MS = 10 * 60_000;
 
 export interface ProvisionTemplatesDeps {
@@ -166,14 +167,11 @@ export function createProvisionTemplates({ store, expectedStore, config, logger 
   async function provisionSchema(request: SchemaTemplateRequest): Promise<MigrateResult | null> {
     if (!applies(request.catalog)) return null;
     const checksum = catalogChecksumOf(request.catalog);
-    const prepared = await guarded(
-      `schema/${checksum}/${request.connectionString}`,
-      'schema template',
-      async () => {
-        const expected = await expectedLatest(request.pool, request.catalog);
-        return { expected, template: await schemaTemplateFor(request, checksum, expected) };
-      },
-    );
+    const key = `schema/${checksum}/${request.connectionString}`;
+    const prepared = await guarded(key, 'schema template', async () => {
+      const expected = await expectedLatest(request.pool, request.catalog);
+      return { expected, template: await schemaTemplateFor(request, checksum, expected) };
+    });
     if (!prepared) return null;
     const prefix = sparePrefixOf(request.deploymentId, checksum);
     try {
@@ -197,6 +195,8 @@ export function createProvisionTemplates({ store, expectedStore, config, logger 
         schema: request.target.schema,
         error,
       });
+      // A template that fails for a reason of its own would fail every tenant: rest it a while.
+      if (!isTransientPgError(error)) failedAt.set(key, Date.now());
       return null;
     }
   }

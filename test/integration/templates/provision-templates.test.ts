@@ -194,10 +194,17 @@ describe('provisioning from a template', () => {
     ]);
     try {
       const logger = recordingLogger();
-      const result = await provisionSchema('tenant_mismatch', templatesWith(logger));
+      const templates = templatesWith(logger);
+      const result = await provisionSchema('tenant_mismatch', templates);
       expect(logger.warnings).toEqual([
         'the schema template did not apply; provisioning replays the catalog',
       ]);
+      // The template rests a while: the next tenant replays without trying it again.
+      await provisionSchema('tenant_mismatch_next', templates);
+      expect(logger.warnings).toHaveLength(1);
+      expect((await ledgerOf(db.pool, 'tenant_mismatch_next')).some((row) => row.execution_ms > 0)).toBe(
+        true,
+      );
       expect(result.toVersion).toBe('0050');
       const ledger = await ledgerOf(db.pool, 'tenant_mismatch');
       expect(ledger.map((row) => row.version)).toEqual(catalog.files.map((f) => f.version));
