@@ -76,6 +76,8 @@ export interface DatabaseTemplate {
   readonly name: string;
   /** Verifies a copy; null (logged) when its structure is not the expected one and nothing was committed. */
   verifyCopy(pool: pg.Pool, target: MigrationTarget): Promise<MigrateResult | null>;
+  /** Forgets that the template is finished (it could not be copied): the next use checks the server. */
+  forget(): void;
 }
 
 /** Creates the template path of provisioning. */
@@ -92,6 +94,8 @@ export function createProvisionTemplates({ store, expectedStore, config, logger 
   // Spares being made, per pool and catalog: one filler at a time.
   const filling = new WeakMap<pg.Pool, Map<string, Promise<void>>>();
   const pendingFills = new Set<Promise<void>>();
+  // Template databases known to be finished, per catalog and server.
+  const databaseTemplates = new Map<string, Promise<string>>();
   const failedAt = new Map<string, number>();
 
   function applies(catalog: MigrationCatalog): boolean {
@@ -277,15 +281,24 @@ export function createProvisionTemplates({ store, expectedStore, config, logger 
     const { catalog } = request;
     if (!applies(catalog)) return null;
     const checksum = catalogChecksumOf(catalog);
-    const server = new URL(request.connectionString).host;
-    return guarded(`database/${checksum}/${server}`, 'template database', async () => {
-      const name = await ensureDatabaseTemplate({
-        ...request,
-        catalogChecksum: checksum,
-        expectedOn: (pool) => expectedLatest(pool, catalog),
-      });
+    const key = `database/${checksum}/${new URL(request.connectionString).host}`;
+    const forget = () => void databaseTemplates.delete(key);
+    return guarded(key, 'template database', async () => {
+      // Checked on the server once per process: a template that went since is found by the copy.
+      let ready = databaseTemplates.get(key);
+      if (!ready) {
+        ready = ensureDatabaseTemplate({
+          ...request,
+          catalogChecksum: checksum,
+          expectedOn: (pool) => expectedLatest(pool, catalog),
+        });
+        ready.catch(forget);
+        databaseTemplates.set(key, ready);
+      }
+      const name = await ready;
       return {
         name,
+        forget,
         async verifyCopy(pool: pg.Pool, target: MigrationTarget) {
           const expected = await expectedLatest(pool, catalog);
           try {
@@ -296,7 +309,8 @@ export function createProvisionTemplates({ store, expectedStore, config, logger 
               template: name,
               error,
             });
-            failedAt.set(`database/${checksum}/${server}`, Date.now());
+            forget();
+            failedAt.set(key, Date.now());
             return null;
           }
         },

@@ -62,6 +62,8 @@ export interface ProvisionTemplates {
   }): Promise<{
     readonly name: string;
     verifyCopy(pool: pg.Pool, target: MigrationTarget): Promise<MigrateResult | null>;
+    /** The template could not be copied (it went): the next provisioning checks the server again. */
+    forget(): void;
   } | null>;
 }
 
@@ -122,6 +124,8 @@ export async function provisionTenant({
       // The copy is not the expected structure (logged): it goes, and the catalog is replayed.
       await dropOwnedDatabase(connectionString, location, lockTimeoutMs);
       await createOwnedDatabase(connectionString, location, deploymentId, lockTimeoutMs);
+    } else if (template && made === 'created') {
+      template.forget();
     }
   } else {
     // The guard creates and marks the schema under the tenant's lock, in the transaction that fills it.
@@ -193,12 +197,31 @@ async function createOwnedDatabase(
     const existing = await client.query<{ marker: string | null }>(ownershipQuery(location));
     const ownership = judgeOwnership(existing.rows[0], location, deploymentId);
     const name = quoteDatabase(location.databaseName);
-    if (ownership === 'absent') {
-      await client.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${quoteDatabase(template)}` : ''}`);
-    }
+    let made: 'copied' | 'created' | 'existing' = 'existing';
+    if (ownership === 'absent') made = await createDatabase(client, name, template);
     if (ownership !== 'owned') await client.query(markOwnedSql(location, deploymentId));
-    return ownership !== 'absent' ? 'existing' : template ? 'copied' : 'created';
+    return made;
   });
+}
+
+// A copy of the template when there is one; a plain database when the template went since it was
+// checked (3D000) or somebody is connected to it (55006): the catalog is then replayed into it.
+async function createDatabase(
+  client: pg.Client,
+  name: string,
+  template?: string,
+): Promise<'copied' | 'created'> {
+  if (template) {
+    try {
+      await client.query(`CREATE DATABASE ${name} TEMPLATE ${quoteDatabase(template)}`);
+      return 'copied';
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (code !== '3D000' && code !== '55006') throw error;
+    }
+  }
+  await client.query(`CREATE DATABASE ${name}`);
+  return 'created';
 }
 
 // Drops a database this provisioning just copied (our marker is on it), under the same lock.

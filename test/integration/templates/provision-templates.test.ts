@@ -345,7 +345,11 @@ describe('provisioning from a template', () => {
   });
 
   describe('DATABASE isolation', () => {
-    async function provisionDatabase(serverUrl: string, name: string, withTemplates: boolean) {
+    async function provisionDatabase(
+      serverUrl: string,
+      name: string,
+      withTemplates: boolean | ReturnType<typeof templatesWith>,
+    ) {
       const connectionString = withDatabase(serverUrl, name);
       const pool = new pg.Pool({ connectionString, max: 2 });
       try {
@@ -355,7 +359,11 @@ describe('provisioning from a template', () => {
           pool,
           catalog,
           deploymentId,
-          ...(withTemplates ? { templates: templatesWith(recordingLogger()) } : {}),
+          ...(withTemplates === true
+            ? { templates: templatesWith(recordingLogger()) }
+            : withTemplates
+              ? { templates: withTemplates }
+              : {}),
         });
         return {
           result,
@@ -407,6 +415,34 @@ describe('provisioning from a template', () => {
           ),
         );
         expect(marker.rows[0]?.m).toBe(ownershipMarker(deploymentId));
+      },
+    );
+
+    it(
+      'replays into a plain database when the template database went, and builds it again for the next',
+      { timeout: 240_000 },
+      async () => {
+        const suffix = randomBytes(3).toString('hex');
+        const names = [`cpt_g1_${suffix}`, `cpt_g2_${suffix}`, `cpt_g3_${suffix}`];
+        databases.push(...names);
+        const [first, afterDrop, rebuilt] = names as [string, string, string];
+        const templates = templatesWith(recordingLogger());
+        const copied = await provisionDatabase(db.url, first, templates);
+        expect(copied.ledger.every((row) => row.execution_ms === 0)).toBe(true);
+        const template = templateDatabaseOf(deploymentId, catalogChecksumOf(catalog));
+        await withConnection(testServerUrl(), async (client) => {
+          await client.query(`ALTER DATABASE ${quoteDatabase(template)} WITH IS_TEMPLATE false`);
+          await client.query(`DROP DATABASE ${quoteDatabase(template)}`);
+        });
+
+        const replayed = await provisionDatabase(db.url, afterDrop, templates);
+        expect(replayed.result.steps).toHaveLength(50);
+        expect(replayed.ledger.some((row) => row.execution_ms > 0)).toBe(true);
+        expect(replayed.fingerprint.hash).toBe(copied.fingerprint.hash);
+
+        const again = await provisionDatabase(db.url, rebuilt, templates);
+        expect(again.ledger.every((row) => row.execution_ms === 0)).toBe(true);
+        expect(again.fingerprint.hash).toBe(copied.fingerprint.hash);
       },
     );
   });
