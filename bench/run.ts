@@ -303,12 +303,16 @@ interface ProvisionSample {
   server?: { runCreated: number; targetStarted: number; targetFinished: number; runFinished: number };
 }
 
-async function provisionThroughApi(stack: Stack, name: string): Promise<ProvisionSample> {
+async function provisionThroughApi(
+  stack: Stack,
+  name: string,
+  isolation: 'SCHEMA' | 'DATABASE' = 'SCHEMA',
+): Promise<ProvisionSample> {
   const startedAt = Date.now();
   const begin = performance.now();
   const data = await gql<{
     createTenant: { __typename: string; provisioning?: { id: string }; message?: string };
-  }>(stack.endpoint, CREATE_TENANT, { input: { name } });
+  }>(stack.endpoint, CREATE_TENANT, { input: { name, isolation } });
   const answeredAt = Date.now();
   const runId = data.createTenant.provisioning?.id;
   if (!runId)
@@ -411,6 +415,7 @@ async function benchProvisioningTemplates(options: BenchOptions): Promise<void> 
     raw: [] as number[],
   };
   const firstMs: Record<string, number> = {};
+  let databases: Record<string, number[]> = {};
   try {
     // The first tenant of a stack builds the template (and the expected fingerprints): timed apart.
     for (const [kind, stack] of Object.entries(stacks)) {
@@ -427,9 +432,12 @@ async function benchProvisioningTemplates(options: BenchOptions): Promise<void> 
       ];
       for (let k = 0; k < steps.length; k++) await (steps[(i + k) % steps.length] as () => Promise<void>)();
     }
+    databases = await benchDatabaseTemplates(options, stacks.template, stacks.replay, upSql);
   } finally {
     await raw.close();
+    const templates = await Promise.all(Object.values(stacks).map(templateDatabasePrefixOf));
     await Promise.all(Object.values(stacks).map((stack) => stack.stop()));
+    await dropTenantDatabases(['tenant_b2d', ...templates]);
   }
   const ratios = (of: number[]) => of.map((ms, i) => ms / (samples.raw[i] as number));
   const spread = (values: number[]) =>
@@ -442,6 +450,10 @@ async function benchProvisioningTemplates(options: BenchOptions): Promise<void> 
       (['spare', 'template', 'replay'] as const).map((kind) => [kind, summarize(ratios(samples[kind]))]),
     ),
     samples,
+    database: {
+      summaries: Object.fromEntries(Object.entries(databases).map(([kind, ms]) => [kind, summarize(ms)])),
+      samples: databases,
+    },
   };
   const labels = {
     spare: 'createTenant → ACTIVE, spare schema',
@@ -462,12 +474,98 @@ async function benchProvisioningTemplates(options: BenchOptions): Promise<void> 
       ...(kind === 'spare' ? { goal: '<= 0.3', met: median <= 0.3 } : {}),
     });
   }
+  const databaseRatio = (kind: string) =>
+    (databases[kind] ?? []).map((ms, i) => ms / (databases.raw?.[i] ?? Number.NaN));
+  for (const kind of ['template', 'replay'] as const) {
+    const values = databaseRatio(kind);
+    if (values.length === 0) continue;
+    const median = percentileOf(values, 50);
+    rows.push({
+      case: 'B2',
+      metric: `50 files, DATABASE isolation: ${kind === 'template' ? 'copy of the template database' : 'replaying'} / raw, per tenant (median)`,
+      value: round(median),
+      unit: `× (${spread(values)}; p50 ${round(percentileOf(databases[kind] ?? [], 50))} ms vs raw ${round(percentileOf(databases.raw ?? [], 50))} ms)`,
+      ...(kind === 'template' ? { goal: '<= 0.3', met: median <= 0.3 } : {}),
+    });
+  }
   rows.push({
     case: 'B2',
     metric: '50 files: first tenant (builds the template)',
     value: round(firstMs.template ?? Number.NaN),
     unit: 'ms',
   });
+}
+
+/**
+ * B2 template path, DATABASE isolation: a tenant of its own database through the template stack
+ * (a copy of the template database) and the replaying stack, against CREATE DATABASE + the catalog
+ * in one transaction; the three rotate per tenant. Fewer tenants than the SCHEMA case: each is a
+ * database, and dropping databases is slow.
+ */
+async function benchDatabaseTemplates(
+  options: BenchOptions,
+  template: Stack,
+  replay: Stack,
+  upSql: string[],
+): Promise<Record<string, number[]>> {
+  const n = Math.min(options.provisions, 10);
+  const samples = { template: [] as number[], replay: [] as number[], raw: [] as number[] };
+  await provisionThroughApi(template, 'b2d_warmup_t', 'DATABASE');
+  for (let i = 0; i < n; i++) {
+    const id = String(i).padStart(4, '0');
+    const steps = [
+      async () =>
+        void samples.template.push((await provisionThroughApi(template, `b2d_t${id}`, 'DATABASE')).totalMs),
+      async () =>
+        void samples.replay.push((await provisionThroughApi(replay, `b2d_r${id}`, 'DATABASE')).totalMs),
+      async () => {
+        const database = `tenant_b2d_raw${id}`;
+        const begin = performance.now();
+        const admin = new pg.Client({ connectionString: databaseUrl('postgres') });
+        await admin.connect();
+        await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`).finally(() => admin.end());
+        const client = new pg.Client({ connectionString: databaseUrl(database) });
+        await client.connect();
+        await client.query(`BEGIN; ${upSql.join('\n;\n')}; COMMIT;`).finally(() => client.end());
+        samples.raw.push(performance.now() - begin);
+      },
+    ];
+    for (let k = 0; k < steps.length; k++) await (steps[(i + k) % steps.length] as () => Promise<void>)();
+  }
+  return samples;
+}
+
+/** The names of a stack's template databases: `cp_template_<its deployment id's first 8>_`. */
+async function templateDatabasePrefixOf(stack: Stack): Promise<string> {
+  const client = new pg.Client({ connectionString: stack.config.databaseUrl });
+  await client.connect();
+  try {
+    const { rows: found } = await client.query<{ id: string }>(
+      'SELECT deployment_id::text AS id FROM control_plane.deployment',
+    );
+    return `cp_template_${(found[0]?.id ?? 'none').replace(/-/g, '').slice(0, 8)}_`;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Drops the databases whose names start with one of `prefixes` (template databases included). */
+async function dropTenantDatabases(prefixes: readonly string[]): Promise<void> {
+  const admin = new pg.Client({ connectionString: databaseUrl('postgres') });
+  await admin.connect();
+  try {
+    const { rows: found } = await admin.query<{ datname: string; datistemplate: boolean }>(
+      `SELECT datname, datistemplate FROM pg_database WHERE EXISTS (SELECT 1 FROM unnest($1::text[]) AS p(prefix) WHERE starts_with(datname, p.prefix))`,
+      [prefixes],
+    );
+    for (const { datname, datistemplate } of found) {
+      const name = pg.escapeIdentifier(datname);
+      if (datistemplate) await admin.query(`ALTER DATABASE ${name} WITH IS_TEMPLATE false`);
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    }
+  } finally {
+    await admin.end();
+  }
 }
 
 function percentileOf(values: readonly number[], p: number): number {
