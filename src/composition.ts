@@ -249,6 +249,7 @@ export async function composeServices(config: Config, options: CompositionOption
         tenantPools,
         readPools,
         catalog,
+        catalogReleaseId: catalogs.local.releaseId,
         logger,
         backupBeforeDrop: async (database) => {
           await backups.backupIfPresent(database, { reason: 'before delete' });

@@ -302,8 +302,10 @@ export function createRunService(deps: RunServiceDeps): RunService {
     const [row] = await tx.$queryRawUnsafe<{ id: string }[]>(
       RUN_STATEMENTS.insertProvisionRun.text,
       database.id,
-      catalog.latest,
+      catalogs.local.catalog.latest,
       actor.name,
+      // Pinned like every run: any worker applies the API's release, whatever its own disk holds.
+      catalogs.local.releaseId,
     );
     return tx.migrationRun.findUniqueOrThrow({ where: { id: row!.id } });
   }

@@ -59,6 +59,8 @@ export interface TenantServiceDeps {
    */
   readonly readPools: TenantPools;
   readonly catalog: MigrationCatalog;
+  /** The release of `catalog` (published at boot) that provisioning runs pin; default none (each worker's own). */
+  readonly catalogReleaseId?: string | null;
   readonly logger: Logger;
   /**
    * Backs a tenant database up before deleteTenant(dropData) drops it (bound to backups/ by the
@@ -140,6 +142,7 @@ export function createTenantService({
   tenantPools,
   readPools,
   catalog,
+  catalogReleaseId,
   logger,
   backupBeforeDrop,
 }: TenantServiceDeps) {
@@ -184,6 +187,7 @@ export function createTenantService({
           location.connectionString,
         ),
         targetVersion: catalog.latest,
+        catalogReleaseId: catalogReleaseId ?? null,
         requestedBy: actor.name,
       });
     } catch (error) {

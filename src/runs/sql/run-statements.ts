@@ -79,15 +79,18 @@ const DURATION = `(extract(epoch FROM now() - old.started_at) * 1000)::int`;
 /**
  * The CTEs `run` and `target` that insert a PROVISION run with its one target admitted (QUEUED,
  * counted as pending), as the run's first settle would leave them: a window of one. They read a
- * CTE `db` (id, tenant_id, schema_version) defined before them; `$version` and `$requestedBy`
- * are the parameter numbers of the target version and requester.
+ * CTE `db` (id, tenant_id, schema_version) defined before them; `version`, `requestedBy` and
+ * `release` are the parameter numbers of the target version, the requester and the catalog
+ * release the run pins (the creating process's own, so any worker applies that SQL; NULL: the
+ * worker's own catalog).
  */
-export function provisionRunCtes(version: string, requestedBy: string): string {
+export function provisionRunCtes(version: string, requestedBy: string, release: string): string {
   return `run AS (
     INSERT INTO control_plane.migration_runs
       (kind, status, target_version, dry_run, concurrency, max_failures, canary_size, transaction_mode,
-       requested_by, total, pending)
-    SELECT 'provision', 'queued', ${version}::varchar, false, 1, NULL, NULL, 'per_tenant', ${requestedBy}::varchar, 1, 1
+       requested_by, total, pending, catalog_release_id)
+    SELECT 'provision', 'queued', ${version}::varchar, false, 1, NULL, NULL, 'per_tenant', ${requestedBy}::varchar, 1, 1,
+      ${release}::uuid
     FROM db
     RETURNING *
   ), target AS (
@@ -212,14 +215,15 @@ export const RUN_STATEMENTS = {
       WHERE t.tenant_database_id = ANY($1::uuid[]) AND t.status IN ${ACTIVE} AND NOT t.dry_run
       ORDER BY n.name LIMIT 10`,
   },
-  // $1 tenant database id, $2 target version, $3 requested by: a PROVISION run for an existing
-  // tenant database, its target admitted (the registration statement inserts the same rows).
+  // $1 tenant database id, $2 target version, $3 requested by, $4 catalog release: a PROVISION
+  // run for an existing tenant database, its target admitted (the registration statement inserts
+  // the same rows).
   insertProvisionRun: {
     name: 'run_insert_provision',
     text: `
       WITH db AS (
         SELECT id, tenant_id, schema_version FROM control_plane.tenant_databases WHERE id = $1::uuid
-      ), ${provisionRunCtes('$2', '$3')}
+      ), ${provisionRunCtes('$2', '$3', '$4')}
       SELECT run.id::text AS id FROM run`,
   },
   // $1 run: the targets admitted (QUEUED), for handing to the dispatcher.

@@ -187,6 +187,7 @@ describe('registering a tenant', () => {
         location.connectionString,
       ),
       targetVersion: h.catalog.latest,
+      catalogReleaseId: null,
       requestedBy: ACTOR.name,
     });
     const worker = await h.startWorker();
