@@ -123,9 +123,15 @@ export interface FleetSelection {
 }
 
 /**
+/** What an admission check returns: nothing, or the catalog release the run pins instead (and its spelling of the target version). */
+export type ReleaseChoice =
+  { readonly catalogReleaseId: string; readonly targetVersion: string | null } | undefined | void;
+
+/**
  * Admits a fleet run: inserts the run (QUEUED) and one PENDING target per selected tenant
  * database, in one transaction, and returns the run's id. `check` sees the selected databases'
- * distinct cached versions and may throw to refuse. Nothing is created when it throws:
+ * distinct cached versions and may throw to refuse, or return the release to pin (a rollback's
+ * depends on those versions). Nothing is created when it throws:
  * NotFoundError for an unknown or deleted tenant id, ConflictError when a selected tenant is
  * held by another unfinished run (naming up to 10 of them and the run), PreconditionFailedError
  * when nothing matches.
@@ -134,7 +140,7 @@ export function admitFleetRun(
   pool: ControlPlanePool,
   run: NewFleetRun,
   selection: FleetSelection,
-  check: (versions: readonly (string | null)[]) => void = () => undefined,
+  check: (versions: readonly (string | null)[]) => ReleaseChoice | Promise<ReleaseChoice> = () => undefined,
 ): Promise<string> {
   return withStatements(pool, async (send) => {
     const ids = selection.ids ? [...new Set(selection.ids)] : null;
@@ -186,12 +192,16 @@ export function admitFleetRun(
     if (count === 0) {
       return rollbackAndThrow(send, new PreconditionFailedError('No tenant database matches the selector'));
     }
+    let release: ReleaseChoice;
     try {
-      check(versions);
+      release = await check(versions);
     } catch (error) {
       return rollbackAndThrow(send, error);
     }
-    await send(`${execute(S.setRunTotal, runId, count)}; COMMIT`, 2);
+    const pin = release
+      ? `${execute(S.setRunRelease, runId, release.catalogReleaseId, release.targetVersion)}; `
+      : '';
+    await send(`${pin}${execute(S.setRunTotal, runId, count)}; COMMIT`, release ? 3 : 2);
     return runId;
   });
 }

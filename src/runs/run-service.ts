@@ -8,10 +8,10 @@ import type { ControlPlaneDb, ControlPlanePool, ControlPlaneTx } from '../db/con
 import { runColumns } from '../db/control-plane-rows.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { TenantPools } from '../db/tenant-pools.js';
-import { NotFoundError, PreconditionFailedError, ValidationError } from '../errors.js';
+import { NotFoundError, ValidationError } from '../errors.js';
 import type { MigrationRun, Tenant } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
-import { UnknownVersionError, fileNameOf, parseVersion, stampVersion } from '../migrations/index.js';
+import { UnknownVersionError, parseVersion, stampVersion } from '../migrations/index.js';
 import type { MigrationCatalog } from '../migrations/index.js';
 import { ledgerTargetOf } from '../migrations/ledger-target.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
@@ -45,7 +45,7 @@ export interface RunServiceDeps {
   /** The API's own catalog: stamping and rollbacks validate against it. */
   readonly catalog: MigrationCatalog;
   /** The releases a run may pin (default: the API's own). */
-  readonly catalogs: Pick<ReleaseCatalogs, 'resolve' | 'local'>;
+  readonly catalogs: Pick<ReleaseCatalogs, 'resolve' | 'local' | 'forRollback'>;
   readonly dispatch: Pick<TargetDispatch, 'enqueue'>;
   readonly events: RunEventBus;
   readonly tenantPools: TenantPools;
@@ -126,8 +126,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
 
   async function startRollback(request: StartRollbackRequest, actor: Actor): Promise<MigrationRun> {
     const limit = parseVersion(request.targetVersion);
-    const file = catalog.find(request.targetVersion);
-    if (limit === null || (limit !== 0n && !file)) {
+    if (limit === null) {
       throw new ValidationError(`Unknown migration version "${request.targetVersion}"`, 'targetVersion');
     }
     const concurrency = validateConcurrency(request.concurrency ?? config.defaultRunConcurrency);
@@ -135,8 +134,9 @@ export function createRunService(deps: RunServiceDeps): RunService {
       pool,
       {
         kind: 'ROLLBACK',
-        targetVersion: file?.version ?? request.targetVersion,
-        // The API's release holds the down files assertReversible checked.
+        // Respelt as the release the check below pins spells it.
+        targetVersion: request.targetVersion,
+        // Replaced by the release the check chooses once the tenants' versions are known.
         catalogReleaseId: catalogs.local.releaseId,
         dryRun: false,
         concurrency,
@@ -148,7 +148,16 @@ export function createRunService(deps: RunServiceDeps): RunService {
         backup: request.backup ?? false,
       },
       selectionOf(request.tenants),
-      (versions) => assertReversible(catalog, versions, limit),
+      // The release that holds the down files from every selected tenant's version to the target
+      // (the API's own when it suffices); the worker re-checks against each tenant's ledger.
+      async (versions) => {
+        const release = await catalogs.forRollback(versions, limit);
+        const target = limit === 0n ? null : release.catalog.files.find((file) => file.order === limit);
+        return {
+          catalogReleaseId: release.releaseId,
+          targetVersion: target?.version ?? request.targetVersion,
+        };
+      },
     );
     await dispatch(runId);
     const run = await reload(runId);
@@ -357,27 +366,4 @@ function validatePositive(value: number | null | undefined, field: string): numb
   if (!Number.isInteger(value) || value < 1)
     throw new ValidationError(`${field} must be an integer of at least 1`, field);
   return value;
-}
-
-/**
- * Refuses a rollback when any step between a selected tenant's cached version and `limit`
- * has no down file. The worker re-checks against each tenant's ledger.
- */
-function assertReversible(
-  catalog: MigrationCatalog,
-  versions: readonly (string | null)[],
-  limit: bigint,
-): void {
-  for (const version of versions) {
-    const current = version === null ? null : parseVersion(version);
-    if (current === null) continue;
-    const blocking = catalog.files.find(
-      (file) => file.order > limit && file.order <= current && !file.reversible,
-    );
-    if (blocking) {
-      throw new PreconditionFailedError(
-        `Cannot roll back to ${limit}: ${fileNameOf(blocking)} has no down file (tenants at version ${version}); nothing was changed`,
-      );
-    }
-  }
 }

@@ -201,6 +201,14 @@ export const RUN_STATEMENTS = {
         ARRAY(SELECT s.id::text FROM selected s
           WHERE NOT EXISTS (SELECT 1 FROM inserted i WHERE i.tenant_database_id = s.id)) AS busy`,
   },
+  // $1 run, $2 catalog release, $3 target version: the release a run pins, and the version as
+  // that release spells it, once its targets' versions are known (a rollback pins the release
+  // that holds their down files).
+  setRunRelease: {
+    name: 'run_set_release',
+    text: `UPDATE control_plane.migration_runs SET catalog_release_id = $2::uuid, target_version = $3::varchar
+      WHERE id = $1::uuid`,
+  },
   // $1 run, $2 targets: the run's totals once its targets are in.
   setRunTotal: {
     name: 'run_set_total',
