@@ -232,11 +232,16 @@ export async function composeServices(config: Config, options: CompositionOption
       secretBox,
       logger,
     });
-    const expectedFingerprints = createExpectedFingerprints(catalog, createExpectedFingerprintStore(pool));
+    const expectedFingerprints = createExpectedFingerprints(
+      catalog,
+      createExpectedFingerprintStore(pool),
+      config.ledgerTable,
+    );
     const fingerprints = createFingerprintService({
       pool,
       expected: expectedFingerprints,
       tenantPoolOf: (database) => readPools.poolFor(secretBox.openConnectionString(database)),
+      ledgerTable: config.ledgerTable,
     });
     const services = {
       tenants: createTenantService({
@@ -287,6 +292,7 @@ export async function composeServices(config: Config, options: CompositionOption
       expected: expectedFingerprints,
       fingerprints,
       lockTimeoutMs: config.lockTimeoutMs,
+      ledgerTable: config.ledgerTable,
     });
 
     async function startWorker(workerOptions: WorkerOptions = {}): Promise<TargetWorker> {
@@ -307,7 +313,8 @@ export async function composeServices(config: Config, options: CompositionOption
         secretBox,
         queue,
         // Every schema or database this deployment provisions carries its ownership marker.
-        provisionTenant: async (input) => provisionTenant({ ...input, deploymentId: await deploymentId() }),
+        provisionTenant: async (input) =>
+          provisionTenant({ ...input, deploymentId: await deploymentId(), ledgerTable: config.ledgerTable }),
         ownershipGuard: async (database) => ownershipGuardSql(database, await deploymentId()),
         // The worker reads structures through its own tenant pools, the one it migrated with.
         checkSchema: async ({ database, pool: tenantPool, version }) => {

@@ -155,6 +155,8 @@ export interface AdoptTargetDeps {
   readonly expected: ExpectedFingerprints;
   readonly fingerprints: Pick<FingerprintService, 'compare' | 'recordCheck'>;
   readonly lockTimeoutMs: number;
+  /** The deployment's ledger table name (LEDGER_TABLE). */
+  readonly ledgerTable: string;
 }
 
 /**
@@ -162,7 +164,13 @@ export interface AdoptTargetDeps {
  * ledger unless a dry run (and records the fingerprint), and reports what it did or would do.
  * Throws AdoptionRefusedError with the reason (and its differences) when the schema cannot be adopted.
  */
-export function createAdoptTarget({ catalog, expected, fingerprints, lockTimeoutMs }: AdoptTargetDeps) {
+export function createAdoptTarget({
+  catalog,
+  expected,
+  fingerprints,
+  lockTimeoutMs,
+  ledgerTable,
+}: AdoptTargetDeps) {
   return async function adoptTarget(input: {
     readonly database: TenantDatabase;
     readonly pool: Pool;
@@ -179,7 +187,7 @@ export function createAdoptTarget({ catalog, expected, fingerprints, lockTimeout
     };
     const result = await adoptSchema({
       pool,
-      target: ledgerTargetOf(database),
+      target: ledgerTargetOf(database, ledgerTable),
       catalog,
       expected,
       options,

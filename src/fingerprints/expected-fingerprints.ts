@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import { quoteSchema } from '../db/pg.js';
-import { parseVersion, type MigrationFile } from '../migrations/index.js';
+import { LEDGER_TABLE, parseVersion, type MigrationFile } from '../migrations/index.js';
 import { readSchemaFingerprint } from './read-schema.js';
 import type { SchemaFingerprint } from './schema-description.js';
 
@@ -45,6 +45,8 @@ export function catalogChecksumOf(catalog: FingerprintCatalog): string {
 export function createExpectedFingerprints(
   catalog: FingerprintCatalog,
   store: ExpectedFingerprintStore,
+  /** The deployment's ledger table name, left out of fingerprints as tenants' reads leave it out. */
+  ledgerTable: string = LEDGER_TABLE,
 ): ExpectedFingerprints {
   const checksum = catalogChecksumOf(catalog);
   const byMajor = new Map<number, Promise<ReadonlyMap<string, SchemaFingerprint>>>();
@@ -52,7 +54,7 @@ export function createExpectedFingerprints(
   async function compute(pool: Pool, major: number): Promise<ReadonlyMap<string, SchemaFingerprint>> {
     const stored = await store.load(checksum, major);
     if (stored.size === catalog.files.length + 1) return stored;
-    const replayed = await replayCatalog(pool, catalog);
+    const replayed = await replayCatalog(pool, catalog, ledgerTable);
     await store.save(checksum, major, replayed);
     return replayed;
   }
@@ -94,6 +96,7 @@ export function normalVersion(catalog: FingerprintCatalog, version: string | nul
 export async function replayCatalog(
   pool: Pool,
   catalog: FingerprintCatalog,
+  ledgerTable: string = LEDGER_TABLE,
 ): Promise<Map<string, SchemaFingerprint>> {
   const scratch = `fingerprint_scratch_${randomBytes(6).toString('hex')}`;
   const client = await pool.connect();
@@ -102,7 +105,7 @@ export async function replayCatalog(
     await client.query(`CREATE SCHEMA ${quoteSchema(scratch)}`);
     const fingerprints = new Map<string, SchemaFingerprint>();
     // Sets the transaction's search_path to the scratch schema, for the files that follow.
-    fingerprints.set('0', await readSchemaFingerprint(client, scratch));
+    fingerprints.set('0', await readSchemaFingerprint(client, scratch, ledgerTable));
     for (const file of catalog.files) {
       const sql = file.transactional ? file.upSql : file.upSql.replace(/\bCONCURRENTLY\b/gi, '');
       try {
@@ -113,7 +116,7 @@ export async function replayCatalog(
           { cause: error },
         );
       }
-      fingerprints.set(file.version, await readSchemaFingerprint(client, scratch));
+      fingerprints.set(file.version, await readSchemaFingerprint(client, scratch, ledgerTable));
     }
     await client.query('ROLLBACK');
     client.release();

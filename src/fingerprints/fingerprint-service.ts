@@ -54,10 +54,17 @@ export interface FingerprintServiceDeps {
   readonly expected: ExpectedFingerprints;
   /** The tenant server's pool of a tenant database (decrypting its connection string). */
   readonly tenantPoolOf: (database: TenantDatabase) => Pool;
+  /** The deployment's ledger table name (LEDGER_TABLE). */
+  readonly ledgerTable: string;
 }
 
 /** Creates the fleet's fingerprint functions. */
-export function createFingerprintService({ pool, expected, tenantPoolOf }: FingerprintServiceDeps) {
+export function createFingerprintService({
+  pool,
+  expected,
+  tenantPoolOf,
+  ledgerTable,
+}: FingerprintServiceDeps) {
   /** Compares a fingerprint with the expected one of `version`; pure apart from the expected cache. */
   async function compare(
     tenantPool: Pool,
@@ -85,7 +92,11 @@ export function createFingerprintService({ pool, expected, tenantPoolOf }: Finge
   ): Promise<FingerprintCheck> {
     const version = options.version === undefined ? database.schemaVersion : options.version;
     const tenantPool = options.pool ?? tenantPoolOf(database);
-    const fingerprint = await readSchemaFingerprint(tenantPool, ledgerTargetOf(database).schema);
+    const fingerprint = await readSchemaFingerprint(
+      tenantPool,
+      ledgerTargetOf(database, ledgerTable).schema,
+      ledgerTable,
+    );
     const check = await compare(tenantPool, fingerprint, version);
     await recordCheck(database.id, check);
     return check;

@@ -6,21 +6,28 @@
  */
 import pg from 'pg';
 import { quoteSchema } from '../db/pg.js';
-import { EXTENSIONS_SCHEMA, LEDGER_TABLE, type Queryable } from '../migrations/index.js';
+import { EXTENSIONS_SCHEMA, LEDGER_TABLE, ledgerTableOf, type Queryable } from '../migrations/index.js';
 import { fingerprintOf, type SchemaDescription, type SchemaFingerprint } from './schema-description.js';
 
 /**
- * Tables a fingerprint leaves out: our ledger (its name read from the engine) and the history
+ * Tables a fingerprint leaves out besides our ledger (the deployment's LEDGER_TABLE): the history
  * tables of the tools adoption reads (Alembic, Flyway), which say what ran, not what is there.
  */
-export const HISTORY_TABLES: readonly string[] = [LEDGER_TABLE, 'alembic_version', 'flyway_schema_history'];
+export const HISTORY_TABLES: readonly string[] = ['alembic_version', 'flyway_schema_history'];
 
-/** Reads and fingerprints `schema` (an empty description when it does not exist). */
+/**
+ * Reads and fingerprints `schema` (an empty description when it does not exist), leaving out the
+ * ledger table `ledgerTable` (a catalog's own table of the default ledger's name is kept when the
+ * deployment names its ledger otherwise).
+ */
 export async function readSchemaFingerprint(
   queryable: Queryable,
   schema: string,
+  ledgerTable: string = LEDGER_TABLE,
 ): Promise<SchemaFingerprint> {
-  const results = (await queryable.query(schemaDescriptionSql(schema))) as unknown as { rows: unknown[] }[];
+  const results = (await queryable.query(schemaDescriptionSql(schema, ledgerTable))) as unknown as {
+    rows: unknown[];
+  }[];
   return fingerprintFromResults(schema, results);
 }
 
@@ -29,9 +36,10 @@ export async function readSchemaFingerprint(
  * a `SET LOCAL search_path` (reverted when the batch's implicit transaction ends; inside an
  * explicit transaction it lasts until that one ends), then one SELECT returning a JSON document.
  */
-export function schemaDescriptionSql(schema: string): string {
+export function schemaDescriptionSql(schema: string, ledgerTable: string = LEDGER_TABLE): string {
   const literal = pg.escapeLiteral(schema);
-  return `SET LOCAL search_path TO ${quoteSchema(schema)}, ${EXTENSIONS_SCHEMA}; ${DESCRIBE_SQL.replaceAll(':schema', literal).replaceAll(':history', `ARRAY[${HISTORY_TABLES.map((t) => pg.escapeLiteral(t)).join(', ')}]::text[]`)}`;
+  const history = [ledgerTableOf({ schema, ledgerTable }), ...HISTORY_TABLES];
+  return `SET LOCAL search_path TO ${quoteSchema(schema)}, ${EXTENSIONS_SCHEMA}; ${DESCRIBE_SQL.replaceAll(':schema', literal).replaceAll(':history', `ARRAY[${history.map((t) => pg.escapeLiteral(t)).join(', ')}]::text[]`)}`;
 }
 
 /** The fingerprint from the results of a batch that ends with `schemaDescriptionSql`. */

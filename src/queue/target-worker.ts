@@ -17,7 +17,7 @@ import type { TargetJobData, TargetQueue } from './target-queue.js';
 export interface TargetWorkerDeps extends Omit<TargetProcessorDeps, 'dispatch' | 'config'> {
   readonly config: Pick<
     Config,
-    'lockTimeoutMs' | 'workerConcurrency' | 'reconcileIntervalMs' | 'fingerprintAfterTarget'
+    'lockTimeoutMs' | 'workerConcurrency' | 'reconcileIntervalMs' | 'fingerprintAfterTarget' | 'ledgerTable'
   >;
   /** The queue the worker takes jobs from; also where it hands out admitted targets. */
   readonly queue: TargetQueue;

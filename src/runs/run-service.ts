@@ -41,7 +41,7 @@ export interface RunServiceDeps {
   readonly db: ControlPlaneDb;
   /** Plain pg connections to the control-plane DB, for the run machine's statements. */
   readonly pool: ControlPlanePool;
-  readonly config: Pick<Config, 'defaultRunConcurrency' | 'lockTimeoutMs'>;
+  readonly config: Pick<Config, 'defaultRunConcurrency' | 'lockTimeoutMs' | 'ledgerTable'>;
   /** The API's own catalog: stamping and rollbacks validate against it. */
   readonly catalog: MigrationCatalog;
   /** The releases a run may pin (default: the API's own). */
@@ -282,9 +282,15 @@ export function createRunService(deps: RunServiceDeps): RunService {
     }
     const pool = tenantPools.poolFor(secretBox.openConnectionString(database));
     try {
-      const result = await stampVersion(pool, ledgerTargetOf(database), catalog, version, {
-        lockTimeoutMs: config.lockTimeoutMs,
-      });
+      const result = await stampVersion(
+        pool,
+        ledgerTargetOf(database, config.ledgerTable),
+        catalog,
+        version,
+        {
+          lockTimeoutMs: config.lockTimeoutMs,
+        },
+      );
       await db.tenantDatabase.update({
         where: { id: database.id },
         data: { schemaVersion: result.toVersion },

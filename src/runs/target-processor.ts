@@ -114,7 +114,7 @@ export interface TargetBackups {
 export interface TargetProcessorDeps {
   /** The control-plane connections for claiming and finishing targets (see run-machine.ts). */
   readonly pool: ControlPlanePool;
-  readonly config: Pick<Config, 'lockTimeoutMs' | 'fingerprintAfterTarget'>;
+  readonly config: Pick<Config, 'lockTimeoutMs' | 'fingerprintAfterTarget' | 'ledgerTable'>;
   /** The catalog of the release each run pins: read from the control plane once per process, never from disk. */
   readonly catalogs: Pick<ReleaseCatalogs, 'forRelease'>;
   readonly events: RunEventBus;
@@ -242,7 +242,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     const pool = tenantPools.poolFor(connectionString);
     // A dry run changes nothing, so it does not mark the schema either.
     const guardSql = deps.ownershipGuard && !run.dryRun ? await deps.ownershipGuard(database) : undefined;
-    const target = { ...ledgerTargetOf(database), ...(guardSql ? { guardSql } : {}) };
+    const target = { ...ledgerTargetOf(database, config.ledgerTable), ...(guardSql ? { guardSql } : {}) };
     const mode = run.transactionMode;
     const lockTimeoutMs = config.lockTimeoutMs;
     if (run.kind === 'VERIFY') {
@@ -341,7 +341,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     run: MigrationRun,
     catalog: MigrationCatalog,
   ): Promise<TargetResult> {
-    const plan = planUp(catalog, await readLedger(pool, target.schema), run.targetVersion);
+    const plan = planUp(catalog, await readLedger(pool, target), run.targetVersion);
     assertNoDrift(plan, target.schema);
     return {
       fromVersion: plan.fromVersion,
@@ -397,7 +397,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
   async function readReachedVersion(database: TenantDatabase): Promise<string | null | undefined> {
     try {
       const pool = tenantPools.poolFor(secretBox.openConnectionString(database));
-      return highestVersion(await readLedger(pool, ledgerTargetOf(database).schema));
+      return highestVersion(await readLedger(pool, ledgerTargetOf(database, config.ledgerTable)));
     } catch (error) {
       // The tenant server may be the thing that failed; the cached version then stays as it was.
       logger.warn('could not read the ledger after a failure', { tenantDatabaseId: database.id, error });

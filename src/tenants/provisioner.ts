@@ -9,13 +9,19 @@ import { withDatabase } from '../config.js';
 import { quoteDatabase, quoteSchema, withConnection } from '../db/pg.js';
 import {
   DEFAULT_LOCK_TIMEOUT_MS,
+  LEDGER_TABLE,
   advisoryLockKey,
   migrateUp,
   withTargetTransaction,
 } from '../migrations/index.js';
 import { ledgerTargetOf, type TenantDatabaseLocation as LedgerLocation } from './ledger-target.js';
 import { judgeOwnership, markOwnedSql, ownershipQuery, type OwnedLocation } from './ownership.js';
-import type { MigrateOptions, MigrateResult, MigrationCatalog } from '../migrations/index.js';
+import type {
+  MigrateOptions,
+  MigrateResult,
+  MigrationCatalog,
+  MigrationTarget,
+} from '../migrations/index.js';
 
 /** A tenant database row as the provisioner needs it. */
 export interface TenantDatabaseLocation extends LedgerLocation, OwnedLocation {
@@ -30,6 +36,8 @@ export interface ProvisionTenantInput {
   readonly catalog: MigrationCatalog;
   /** This control plane's deployment id (deployment.ts), written as the ownership marker. */
   readonly deploymentId: string;
+  /** The deployment's ledger table name (LEDGER_TABLE); default the engine's, `control_plane_ledger`. */
+  readonly ledgerTable?: string;
   readonly options?: Omit<MigrateOptions, 'toVersion'>;
 }
 
@@ -45,15 +53,22 @@ export async function provisionTenant({
   pool,
   catalog,
   deploymentId,
+  ledgerTable,
   options = {},
 }: ProvisionTenantInput): Promise<MigrateResult> {
   const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   if (location.isolation === 'DATABASE') {
     await createOwnedDatabase(connectionString, location, deploymentId, lockTimeoutMs);
   } else {
-    await createOwnedSchema(pool, location, deploymentId, lockTimeoutMs);
+    await createOwnedSchema(
+      pool,
+      ledgerTargetOf(location, ledgerTable ?? LEDGER_TABLE),
+      location,
+      deploymentId,
+      lockTimeoutMs,
+    );
   }
-  return migrateUp(pool, ledgerTargetOf(location), catalog, {
+  return migrateUp(pool, ledgerTargetOf(location, ledgerTable ?? LEDGER_TABLE), catalog, {
     ...options,
     toVersion: catalog.latest,
     expectedVersion: null,
@@ -66,13 +81,14 @@ export async function provisionTenant({
 // create and mark the schema (or only commit) with the COMMIT. Schema and marker commit together.
 async function createOwnedSchema(
   pool: pg.Pool,
+  target: MigrationTarget,
   location: TenantDatabaseLocation,
   deploymentId: string,
   lockTimeoutMs: number,
 ): Promise<void> {
   await withTargetTransaction(
     pool,
-    ledgerTargetOf(location),
+    target,
     lockTimeoutMs,
     async (_client, tx) => {
       const row = tx.opening[0]?.rows[0] as { marker: string | null } | undefined;

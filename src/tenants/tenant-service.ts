@@ -45,7 +45,10 @@ export interface TenantServiceDeps {
   readonly db: ControlPlaneDb;
   /** Plain pg connections to the control-plane DB, for registering tenants in one statement. */
   readonly controlPlanePool: ControlPlanePool;
-  readonly config: Pick<Config, 'tenantReadTimeoutMs' | 'tenantObjectPrefix' | 'lockTimeoutMs'>;
+  readonly config: Pick<
+    Config,
+    'tenantReadTimeoutMs' | 'tenantObjectPrefix' | 'lockTimeoutMs' | 'ledgerTable'
+  >;
   /** Where a new tenant is placed. */
   readonly servers: Pick<ServerService, 'placeTenant'>;
   /** Where a new tenant's provisioning job goes. */
@@ -300,7 +303,7 @@ export function createTenantService({
     return readingLedger(async () => {
       const pool = await ledgerPool(database);
       if (!pool) return catalog.files;
-      return (await getStatus(pool, ledgerTargetOf(database), catalog)).pending;
+      return (await getStatus(pool, ledgerTargetOf(database, config.ledgerTable), catalog)).pending;
     });
   }
 
@@ -310,7 +313,7 @@ export function createTenantService({
     return readingLedger(async () => {
       const pool = await ledgerPool(database);
       if (!pool) return [];
-      return getHistory(pool, ledgerTargetOf(database), catalog);
+      return getHistory(pool, ledgerTargetOf(database, config.ledgerTable), catalog);
     });
   }
 
@@ -380,7 +383,7 @@ export function createTenantService({
     try {
       await withTargetTransaction(
         tenantPools.poolFor(connectionString),
-        ledgerTargetOf(database),
+        ledgerTargetOf(database, config.ledgerTable),
         config.lockTimeoutMs,
         async (client) => {
           ownership = await assertOwned(client, database, owner);
