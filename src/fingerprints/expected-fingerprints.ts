@@ -58,7 +58,7 @@ export function createExpectedFingerprints(
   }
 
   async function all(pool: Pool): Promise<ReadonlyMap<string, SchemaFingerprint>> {
-    const major = await serverMajorOf(pool);
+    const major = await cachedServerMajorOf(pool);
     let pending = byMajor.get(major);
     if (!pending) {
       pending = compute(pool, major);
@@ -123,6 +123,19 @@ export async function replayCatalog(
     client.release(error instanceof Error ? error : new Error(String(error)));
     throw error;
   }
+}
+
+// A pool's server does not change its major version under it: asked once per pool, not per target.
+const majors = new WeakMap<Pool, Promise<number>>();
+
+function cachedServerMajorOf(pool: Pool): Promise<number> {
+  let major = majors.get(pool);
+  if (!major) {
+    major = serverMajorOf(pool);
+    major.catch(() => majors.delete(pool));
+    majors.set(pool, major);
+  }
+  return major;
 }
 
 async function serverMajorOf(pool: Pool): Promise<number> {
