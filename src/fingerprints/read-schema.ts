@@ -1,11 +1,11 @@
 /**
  * Reads a schema's structure from the system catalogs in one round trip. The statement runs with
- * the schema (then the shared extensions schema) as its search_path, so the catalog's own
- * deparsers (`format_type`, `pg_get_constraintdef`, `pg_get_viewdef`, `pg_get_expr`) leave the
- * schema's name out; `normaliseDescription` removes what they qualify regardless.
+ * the shared extensions schema alone as its search_path, so the catalog's own deparsers
+ * (`format_type`, `pg_get_constraintdef`, `pg_get_viewdef`, `pg_get_expr`) name extension types
+ * bare and qualify the schema's own objects, which `normaliseDescription` then unqualifies. The
+ * search_path is the same for every schema: a prepared statement's plan is only kept while it is.
  */
 import pg from 'pg';
-import { quoteSchema } from '../db/pg.js';
 import { EXTENSIONS_SCHEMA, LEDGER_TABLE, type Queryable } from '../migrations/index.js';
 import { fingerprintOf, type SchemaDescription, type SchemaFingerprint } from './schema-description.js';
 
@@ -20,29 +20,48 @@ export async function readSchemaFingerprint(
   queryable: Queryable,
   schema: string,
 ): Promise<SchemaFingerprint> {
-  const results = (await queryable.query(schemaDescriptionSql(schema))) as unknown as { rows: unknown[] }[];
-  return fingerprintFromResults(schema, results);
-}
-
-/**
- * The statements of `readSchemaFingerprint`, to send in a batch of simple-protocol statements:
- * `SET LOCAL search_path` and `jit` (reverted when the batch's implicit transaction ends; inside
- * an explicit transaction they last until that one ends), then one SELECT returning a JSON document.
- */
-export function schemaDescriptionSql(schema: string): string {
-  const literal = pg.escapeLiteral(schema);
-  // JIT would compile this one-off plan for longer than it runs (seconds, on a big fleet's catalogs).
-  return `SET LOCAL search_path TO ${quoteSchema(schema)}, ${EXTENSIONS_SCHEMA}; SET LOCAL jit = off; ${DESCRIBE_SQL.replaceAll(':schema', literal).replaceAll(':history', `ARRAY[${HISTORY_TABLES.map((t) => pg.escapeLiteral(t)).join(', ')}]::text[]`)}`;
-}
-
-/** The fingerprint from the results of a batch that ends with `schemaDescriptionSql`. */
-export function fingerprintFromResults(
-  schema: string,
-  results: readonly { rows: unknown[] }[],
-): SchemaFingerprint {
+  if (!('release' in queryable)) {
+    // A pool: the statement is prepared per connection, so the read holds one for its two steps.
+    const client = await queryable.connect();
+    try {
+      const fingerprint = await readSchemaFingerprint(client, schema);
+      client.release();
+      return fingerprint;
+    } catch (error) {
+      // Destroyed, not returned: no doubt is left about what it has prepared.
+      client.release(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    }
+  }
+  const prefix = prepared.has(queryable) ? '' : `PREPARE ${STATEMENT}(name, text[]) AS ${DESCRIBE_SQL};\n`;
+  const results = (await queryable.query(prefix + schemaDescriptionSql(schema))) as unknown as {
+    rows: unknown[];
+  }[];
+  prepared.add(queryable);
   const row = (results.at(-1)?.rows[0] ?? {}) as { description?: SchemaDescription };
   if (!row.description) throw new Error(`no schema description was returned for ${schema}`);
   return fingerprintOf(schema, row.description);
+}
+
+// The description is one large statement whose planning cost more server CPU than its run (about
+// 10 ms a read): it is PREPAREd once per connection and run with a generic plan, which PostgreSQL
+// keeps while the search_path stays the same (hence one search_path for every schema).
+const STATEMENT = 'fingerprint_describe_schema';
+const prepared = new WeakSet<object>();
+
+/**
+ * The batch that reads a schema's description with the prepared statement: `SET LOCAL`
+ * search_path, jit and plan_cache_mode (reverted when the batch's implicit transaction ends;
+ * inside an explicit transaction they last until that one ends: set the search_path again
+ * after it), then one EXECUTE returning a JSON document.
+ */
+function schemaDescriptionSql(schema: string): string {
+  const history = `ARRAY[${HISTORY_TABLES.map((t) => pg.escapeLiteral(t)).join(', ')}]`;
+  // JIT would compile the plan for longer than it runs (seconds, on a big fleet's catalogs).
+  return (
+    `SET LOCAL search_path TO ${EXTENSIONS_SCHEMA}; SET LOCAL jit = off; ` +
+    `SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE ${STATEMENT}(${pg.escapeLiteral(schema)}, ${history})`
+  );
 }
 
 // Objects that belong to an extension are described by the extension's name, not one by one.
@@ -55,7 +74,7 @@ const NOT_EXTENSION_MEMBER = (catalog: string, oid: string): string =>
 // of a schema depends on the schema in pg_depend, whose index on the referenced object finds them
 // directly; indexes come from their tables. The planner then sees tens of rows, not thousands.
 const DESCRIBE_SQL = `
-WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = :schema),
+WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1::name),
 owned AS (
   SELECT d.classid, d.objid FROM pg_depend d
   WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = (SELECT oid FROM ns) AND d.deptype = 'n'
@@ -95,10 +114,10 @@ SELECT json_build_object(
       'constraints', (SELECT coalesce(json_agg(json_build_object(
           'name', k.conname, 'definition', pg_get_constraintdef(k.oid))), '[]')
         FROM pg_constraint k WHERE k.conrelid = t.oid))), '[]')
-    FROM rel t WHERE t.relkind IN ('r', 'p', 'f') AND t.relname <> ALL (:history)),
+    FROM rel t WHERE t.relkind IN ('r', 'p', 'f') AND t.relname <> ALL ($2::text[])),
   'indexes', (SELECT coalesce(json_agg(json_build_object('name', i.relname, 'definition', pg_get_indexdef(i.oid))), '[]')
     FROM rel i JOIN pg_index x ON x.indexrelid = i.oid JOIN tbl owner ON owner.oid = x.indrelid
-    WHERE owner.relname <> ALL (:history)),
+    WHERE owner.relname <> ALL ($2::text[])),
   'sequences', (SELECT coalesce(json_agg(json_build_object('name', s.relname, 'definition',
       concat_ws(' ', format_type(q.seqtypid, NULL), 'START', q.seqstart, 'INCREMENT', q.seqincrement,
         'MINVALUE', q.seqmin, 'MAXVALUE', q.seqmax, 'CACHE', q.seqcache, CASE WHEN q.seqcycle THEN 'CYCLE' END))), '[]')
@@ -126,13 +145,17 @@ SELECT json_build_object(
     FROM pg_type y WHERE y.oid IN (SELECT oid FROM typ)
       AND (y.typtype IN ('e', 'd') OR (y.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_class r WHERE r.oid = y.typrelid AND r.relkind = 'c')))
       AND ${NOT_EXTENSION_MEMBER('pg_type', 'y.oid')}),
-  'extensions', (SELECT coalesce(json_agg(DISTINCT x.extname), '[]')
+  'extensions', (SELECT coalesce(json_agg(DISTINCT e.extname), '[]')
     FROM (SELECT 'pg_class'::regclass::oid AS classid, oid AS objid FROM rel
           UNION ALL SELECT 'pg_attrdef'::regclass::oid, d.oid FROM pg_attrdef d JOIN rel ON rel.oid = d.adrelid
           UNION ALL SELECT 'pg_proc'::regclass::oid, oid FROM fn
           UNION ALL SELECT 'pg_type'::regclass::oid, oid FROM typ) o
-    JOIN pg_depend dep ON dep.classid = o.classid AND dep.objid = o.objid
-    JOIN pg_depend m ON m.classid = dep.refclassid AND m.objid = dep.refobjid AND m.deptype = 'e'
-      AND m.refclassid = 'pg_extension'::regclass
-    JOIN pg_extension x ON x.oid = m.refobjid)
+    -- From the schema's objects to what they use, never the other way: OFFSET 0 keeps the planner
+    -- from starting at an extension's members, which every tenant using it depends on.
+    CROSS JOIN LATERAL (
+      SELECT x.extname FROM pg_depend dep
+      JOIN pg_depend m ON m.classid = dep.refclassid AND m.objid = dep.refobjid AND m.deptype = 'e'
+        AND m.refclassid = 'pg_extension'::regclass
+      JOIN pg_extension x ON x.oid = m.refobjid
+      WHERE dep.classid = o.classid AND dep.objid = o.objid OFFSET 0) e)
 ) AS description`;
