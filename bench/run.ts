@@ -77,6 +77,7 @@ async function main(): Promise<void> {
   if (options.cases.includes('B3')) await benchFleetQueries(options);
   if (options.cases.includes('B4')) await benchFanout(options);
   if (options.cases.includes('B6')) await benchBackups(options);
+  if (options.cases.includes('B7')) await benchVerifyRun(options);
   printTable();
   await mkdir(options.outDir, { recursive: true });
   const file = join(options.outDir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
@@ -203,6 +204,53 @@ async function runControlPlaneSegment(options: BenchOptions): Promise<SegmentRes
     for (const p of stack.processes)
       console.error(`--- ${p.role} log (last lines) ---\n${p.logTail().split('\n').slice(-15).join('\n')}`);
     throw error;
+  } finally {
+    await stack.stop();
+  }
+}
+
+const CHECK_DRIFT = `mutation($input: CheckSchemaDriftInput!) { checkSchemaDrift(input: $input) {
+  __typename ... on CheckSchemaDriftSuccess { run { id } } ... on Error { message } } }`;
+
+/**
+ * B7 (issue 13): a VERIFY run (checkSchemaDrift) over N seeded tenants, each schema read and
+ * compared with its version's expected structure: seconds, and CPU per tenant by process.
+ */
+async function benchVerifyRun(options: BenchOptions): Promise<void> {
+  const n = options.tenants;
+  const stack = await startStack('b7', options, { worker: true });
+  try {
+    // Empty schemas at no version: each matches the expected structure of version 0.
+    await seedSchemaTenants(stack.config, 'b7', n);
+    await settle();
+    const cpuBefore = await Promise.all(stack.processes.map((p) => p.cpuSeconds()));
+    const pgBefore = await postgresCpuByDatabase();
+    const begin = performance.now();
+    const data = await gql<{ checkSchemaDrift: { run?: { id: string }; message?: string } }>(
+      stack.endpoint,
+      CHECK_DRIFT,
+      { input: {} },
+    );
+    const runId = data.checkSchemaDrift.run?.id;
+    if (!runId) throw new Error(`checkSchemaDrift failed: ${data.checkSchemaDrift.message}`);
+    const last = await waitForRunFinished(stack.endpoint, runId);
+    const seconds = (performance.now() - begin) / 1000;
+    if (last.succeeded !== n) throw new Error(`VERIFY run: ${last.succeeded}/${n} succeeded`);
+    const cpuAfter = await Promise.all(stack.processes.map((p) => p.cpuSeconds()));
+    const pgAfter = await postgresCpuByDatabase();
+    details.B7 = { n, seconds };
+    rows.push({ case: 'B7', metric: `VERIFY run, N=${n}`, value: round(n / seconds), unit: 'tenants/s' });
+    for (const [database, label] of [
+      [stack.controlPlaneDatabase, 'PostgreSQL (control-plane DB)'],
+      [stack.tenantDatabase, 'PostgreSQL (tenant DB)'],
+    ] as const) {
+      const ms = (((pgAfter.get(database) ?? 0) - (pgBefore.get(database) ?? 0)) * 1000) / n;
+      rows.push({ case: 'B7', metric: `CPU of ${label} per tenant`, value: round(ms), unit: 'ms' });
+    }
+    stack.processes.forEach((p, i) => {
+      const ms = (((cpuAfter[i] as number) - (cpuBefore[i] as number)) * 1000) / n;
+      rows.push({ case: 'B7', metric: `CPU of ${p.role} per tenant`, value: round(ms), unit: 'ms' });
+    });
   } finally {
     await stack.stop();
   }

@@ -280,9 +280,8 @@ export async function composeServices(config: Config, options: CompositionOption
       fingerprints,
       adoption: createAdoptionService({
         db,
-        config,
         secretBox,
-        serverPool: () => readPools.poolFor(config.tenantDatabaseUrl),
+        poolFor: (connectionString) => readPools.poolFor(connectionString),
         startAdoptRun: (request, actor) => runs.startAdoptRun(request, actor),
       }),
       backups,
@@ -323,8 +322,14 @@ export async function composeServices(config: Config, options: CompositionOption
         },
         // An adopted schema becomes this deployment's own: its marker lets later runs touch it.
         adoptSchema: async (input) => {
-          const adopted = await adoptTarget(input);
-          if (!input.run.dryRun) await input.pool.query(markOwnedSql(input.database, await deploymentId()));
+          const { database, location, pool: tenantPool, run } = input;
+          const adopted = await adoptTarget({
+            databaseId: database?.id ?? null,
+            location,
+            pool: tenantPool,
+            run,
+          });
+          if (!run.dryRun && database) await tenantPool.query(markOwnedSql(database, await deploymentId()));
           return adopted;
         },
         backups,

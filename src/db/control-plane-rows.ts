@@ -68,6 +68,8 @@ const TARGET_FIELDS = {
   finishedAt: '$.finished_at',
   durationMs: '$.duration_ms',
   deferredAt: '$.deferred_at',
+  serverId: '$.server_id::text',
+  schemaName: '$.schema_name',
 } satisfies Record<keyof MigrationRunTarget, string>;
 
 const DATABASE_FIELDS = {

@@ -72,11 +72,14 @@ export function createFingerprintService({
     version: string | null,
   ): Promise<FingerprintCheck> {
     const wanted = await expected.forVersion(tenantPool, version);
-    const differences = wanted ? diffDescriptions(wanted.description, fingerprint.description) : [];
+    const matchesExpected = wanted ? wanted.hash === fingerprint.hash : null;
+    // Equal hashes are equal descriptions: the differences are worked out only for a mismatch.
+    const differences =
+      wanted && !matchesExpected ? diffDescriptions(wanted.description, fingerprint.description) : [];
     return {
       hash: fingerprint.hash,
       expectedHash: wanted?.hash ?? null,
-      matchesExpected: wanted ? wanted.hash === fingerprint.hash : null,
+      matchesExpected,
       differences,
       computedAt: new Date(),
     };

@@ -69,6 +69,16 @@ export interface ClaimedTarget {
   readonly runStarted: boolean;
 }
 
+/** A dry-run ADOPT target of an unregistered schema just marked RUNNING, with its run and server. */
+export interface ClaimedUnregisteredTarget {
+  readonly run: MigrationRun;
+  readonly target: MigrationRunTarget;
+  /** The server the schema is on: its id and sealed connection string (for SecretBox). */
+  readonly server: { readonly id: string; readonly connectionStringEncrypted: string };
+  readonly schemaName: string;
+  readonly runStarted: boolean;
+}
+
 /** A claim refused because the target's server runs its budget already: QUEUED, without a job, until woken. */
 export interface DeferredTarget {
   readonly deferred: true;
@@ -149,24 +159,7 @@ export function admitFleetRun(
       const names = missing!.rows.map((row) => row.id as string);
       if (names.length > 0) throw new NotFoundError(`No such tenant: ${names.join(', ')}`);
     }
-    const [inserted] = await send(
-      `BEGIN; ${execute(
-        S.insertRun,
-        run.kind.toLowerCase(),
-        run.targetVersion,
-        run.dryRun,
-        run.concurrency,
-        run.canarySize,
-        run.maxFailures,
-        run.transactionMode.toLowerCase(),
-        run.requestedBy,
-        run.catalogReleaseId,
-        run.allowDrift ?? false,
-        run.adoptOptions === undefined ? null : JSON.stringify(run.adoptOptions),
-        run.backup ?? false,
-      )}`,
-      1,
-    );
+    const [inserted] = await send(`BEGIN; ${insertRunSql(run)}`, 1);
     const runId = inserted!.rows[0]!.id as string;
     const [targets] = await send(
       execute(
@@ -202,6 +195,30 @@ export function admitFleetRun(
       ? `${execute(S.setRunRelease, runId, release.catalogReleaseId, release.targetVersion)}; `
       : '';
     await send(`${pin}${execute(S.setRunTotal, runId, count)}; COMMIT`, release ? 3 : 2);
+    return runId;
+  });
+}
+
+/**
+ * Admits a dry-run ADOPT run over existing schemas of a server that no tenant names: inserts the
+ * run (QUEUED) and one PENDING target per schema, without tenant rows, in one transaction, and
+ * returns the run's id. PreconditionFailedError (nothing created) when `schemas.names` is empty.
+ */
+export function admitUnregisteredAdoptRun(
+  pool: ControlPlanePool,
+  run: NewFleetRun,
+  schemas: { readonly serverId: string; readonly names: readonly string[] },
+): Promise<string> {
+  return withStatements(pool, async (send) => {
+    const [inserted] = await send(`BEGIN; ${insertRunSql(run)}`, 1);
+    const runId = inserted!.rows[0]!.id as string;
+    const [targets] = await send(
+      execute(S.insertUnregisteredTargets, runId, schemas.serverId, [...schemas.names]),
+      1,
+    );
+    const count = targets!.rows[0]!.count as number;
+    if (count === 0) return rollbackAndThrow(send, new PreconditionFailedError('No schema to adopt'));
+    await send(`${execute(S.setRunTotal, runId, count)}; COMMIT`, 2);
     return runId;
   });
 }
@@ -264,6 +281,34 @@ export function claimTarget(
       run: unprefixRow<MigrationRun>(row, 'r_'),
       target: unprefixRow<MigrationRunTarget>(row, 't_'),
       database: unprefixRow<TenantDatabase>(row, 'd_'),
+      runStarted: row.runStarted === true,
+    };
+  });
+}
+
+/**
+ * Claims a dry-run ADOPT target of an unregistered schema (which claimTarget, joining the
+ * tenant, never claims) in one round trip. Null when it cannot be claimed: not such a target,
+ * ended, or its run stopped scheduling (whose statements already ended it).
+ */
+export function claimUnregisteredTarget(
+  pool: ControlPlanePool,
+  targetId: string,
+): Promise<ClaimedUnregisteredTarget | null> {
+  return withStatements(pool, async (send) => {
+    const [claim] = await send(
+      `${BEGIN}; SET LOCAL synchronous_commit = off; ${execute(S.lockRunOfTarget, targetId)}; ` +
+        `${execute(S.claimUnregisteredTarget, targetId)}; COMMIT`,
+      2,
+    );
+    const row = claim?.rows[0];
+    if (!row) return null;
+    const target = unprefixRow<MigrationRunTarget>(row, 't_');
+    return {
+      run: unprefixRow<MigrationRun>(row, 'r_'),
+      target,
+      server: { id: target.serverId!, connectionStringEncrypted: row.serverSealed as string },
+      schemaName: target.schemaName!,
       runStarted: row.runStarted === true,
     };
   });
@@ -518,6 +563,25 @@ async function applyDecision(
   );
   const { admitted, ...updated } = applied!.rows[0] as MigrationRun & { admitted: string[] };
   return { run: updated, admitted, ended, decision };
+}
+
+/** The statement that inserts `run` (QUEUED, no targets yet) and returns its id. */
+function insertRunSql(run: NewFleetRun): string {
+  return execute(
+    S.insertRun,
+    run.kind.toLowerCase(),
+    run.targetVersion,
+    run.dryRun,
+    run.concurrency,
+    run.canarySize,
+    run.maxFailures,
+    run.transactionMode.toLowerCase(),
+    run.requestedBy,
+    run.catalogReleaseId,
+    run.allowDrift ?? false,
+    run.adoptOptions === undefined ? null : JSON.stringify(run.adoptOptions),
+    run.backup ?? false,
+  );
 }
 
 function endTargetSql(runId: string, targetId: string, end: TargetEnd): string {

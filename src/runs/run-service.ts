@@ -18,10 +18,11 @@ import type { RunEventBus } from '../pubsub/run-events.js';
 import {
   admitFleetRun,
   admitRestoreRun,
+  admitUnregisteredAdoptRun,
   cancelRun as cancelRunIn,
   retryRun as retryRunIn,
 } from './run-machine.js';
-import type { FleetSelection } from './run-machine.js';
+import type { FleetSelection, NewFleetRun } from './run-machine.js';
 import { createScheduler } from './scheduler.js';
 import { RUN_STATEMENTS } from './sql/run-statements.js';
 import type { TargetDispatch } from './target-dispatch.js';
@@ -192,26 +193,30 @@ export function createRunService(deps: RunServiceDeps): RunService {
 
   async function startAdoptRun(request: StartAdoptRunRequest, actor: Actor): Promise<MigrationRun> {
     const concurrency = validateConcurrency(request.concurrency ?? config.defaultRunConcurrency);
-    const runId = await admitFleetRun(
-      pool,
-      {
-        kind: 'ADOPT',
-        targetVersion: null,
-        dryRun: request.dryRun,
-        concurrency,
-        canarySize: null,
-        maxFailures: null,
-        transactionMode: 'PER_TENANT',
-        catalogReleaseId: catalogs.local.releaseId,
-        requestedBy: actor.name,
-        adoptOptions: request.options,
-      },
-      { ids: [...request.tenantIds], statuses: ['PENDING'], environments: null },
-    );
+    const run: NewFleetRun = {
+      kind: 'ADOPT',
+      targetVersion: null,
+      dryRun: request.dryRun,
+      concurrency,
+      canarySize: null,
+      maxFailures: null,
+      transactionMode: 'PER_TENANT',
+      catalogReleaseId: catalogs.local.releaseId,
+      requestedBy: actor.name,
+      adoptOptions: request.options,
+    };
+    const runId =
+      'schemas' in request
+        ? await admitUnregisteredAdoptRun(pool, run, request.schemas)
+        : await admitFleetRun(pool, run, {
+            ids: [...request.tenantIds],
+            statuses: ['PENDING'],
+            environments: null,
+          });
     await dispatch(runId);
-    const run = await reload(runId);
-    logger.info('adopt run created', { runId, targets: run.total, dryRun: request.dryRun });
-    return run;
+    const admitted = await reload(runId);
+    logger.info('adopt run created', { runId, targets: admitted.total, dryRun: request.dryRun });
+    return admitted;
   }
 
   async function startBackupRun(tenantId: string, actor: Actor): Promise<MigrationRun> {

@@ -4,7 +4,7 @@
  * outcome, the run's counters and the tenant's cached version in one control-plane transaction.
  */
 import type pg from 'pg';
-import type { Config } from '../config.js';
+import { databaseOf, type Config } from '../config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { ControlPlanePool } from '../db/control-plane.js';
 import type { TenantPools } from '../db/tenant-pools.js';
@@ -28,13 +28,19 @@ import type {
   MigrationCatalog,
   MigrationTarget,
 } from '../migrations/index.js';
-import { ledgerTargetOf } from '../migrations/ledger-target.js';
+import { ledgerTargetOf, type TenantDatabaseLocation } from '../migrations/ledger-target.js';
 import { RunEventType } from '../pubsub/run-events.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
 import { TargetStatus } from './run-decisions.js';
 import { buildRunEvent } from './run-events.js';
-import { claimTarget, finishTarget, isWokenTarget, settleUnclaimed } from './run-machine.js';
-import type { TargetEnd } from './run-machine.js';
+import {
+  claimTarget,
+  claimUnregisteredTarget,
+  finishTarget,
+  isWokenTarget,
+  settleUnclaimed,
+} from './run-machine.js';
+import type { ClaimedUnregisteredTarget, TargetEnd } from './run-machine.js';
 import { createScheduler } from './scheduler.js';
 import type { ReleaseCatalogs } from '../catalog-releases/release-catalogs.js';
 import type { TargetDispatch, TargetJob } from './target-dispatch.js';
@@ -82,7 +88,10 @@ export type CheckSchema = (input: {
  * composition root). Throws when the schema cannot be adopted, naming why.
  */
 export type AdoptSchema = (input: {
-  readonly database: TenantDatabase;
+  /** The tenant database registered for the schema; null for a dry run's unregistered schema. */
+  readonly database: TenantDatabase | null;
+  /** Where the schema is: the tenant database's, or the unregistered target's. */
+  readonly location: TenantDatabaseLocation;
   readonly pool: pg.Pool;
   readonly run: MigrationRun;
 }) => Promise<{ readonly version: string; readonly report: string }>;
@@ -182,19 +191,22 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
    * rethrows transient errors so the queue retries; throws TargetFailedError when recorded FAILED.
    */
   async function processTarget(attempt: TargetAttempt): Promise<TargetOutcome> {
-    const started = await claimTarget(controlPlanePool, attempt.targetId);
-    if (started && 'deferred' in started) {
+    const claimed = await claimTarget(controlPlanePool, attempt.targetId);
+    if (claimed && 'deferred' in claimed) {
       // Its server runs its budget already: the job ends here, freeing the worker slot; a
       // finish on that server (or the reconciler) enqueues the target again.
       return TargetOutcome.DEFERRED;
     }
+    // Only a dry-run ADOPT target names no tenant; claimTarget leaves it to its own claim.
+    const started = claimed ?? (await claimUnregisteredTarget(controlPlanePool, attempt.targetId));
     if (!started) {
       // A deleted tenant, an ended target, a run that stopped scheduling: end it if due.
       const settled = await settleUnclaimed(controlPlanePool, attempt.targetId);
       if (settled) await scheduler.afterSettle(settled);
       return TargetOutcome.SKIPPED;
     }
-    const { run, target, database } = started;
+    const { run, target } = started;
+    const database = 'database' in started ? started.database : null;
     const log = logger.child({ runId: run.id, targetId: target.id, tenantId: target.tenantId });
     if (started.runStarted) events.publish(buildRunEvent(RunEventType.RUN_STARTED, started.run));
     events.publish(buildRunEvent(RunEventType.TARGET_STARTED, started.run, tenantDetails(target)));
@@ -213,7 +225,10 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
 
     let result: TargetResult;
     try {
-      result = await workOn(run, database, onApplied);
+      result =
+        'database' in started
+          ? await workOn(run, started.database, onApplied)
+          : await adoptUnregistered(started);
     } catch (error) {
       const lastAttempt = attempt.attempt >= attempt.maxAttempts;
       if (isTransientPgError(error) && !lastAttempt) {
@@ -253,7 +268,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       return { fromVersion: version, toVersion: version, appliedVersions: [], plannedSql: null };
     }
     if (run.kind === 'ADOPT') {
-      const adopted = await adoptSchema({ database, pool, run });
+      const adopted = await adoptSchema({ database, location: database, pool, run });
       return {
         fromVersion: null,
         toVersion: adopted.version,
@@ -316,6 +331,18 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
   }
 
+  /** A dry-run ADOPT target of an unregistered schema: what adoption would do, on the schema's server. */
+  async function adoptUnregistered(claimed: ClaimedUnregisteredTarget): Promise<TargetResult> {
+    const connectionString = secretBox.openConnectionString(claimed.server);
+    const adopted = await adoptSchema({
+      database: null,
+      location: { databaseName: databaseOf(connectionString), schemaName: claimed.schemaName },
+      pool: tenantPools.poolFor(connectionString),
+      run: claimed.run,
+    });
+    return { fromVersion: null, toVersion: adopted.version, appliedVersions: [], plannedSql: adopted.report };
+  }
+
   /**
    * Records the tenant's structure after a move: one catalog query on the tenant server and one
    * control-plane statement. The move has committed, so a failure here only leaves the last
@@ -371,12 +398,12 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
   async function finishFailed(
     run: MigrationRun,
     target: MigrationRunTarget,
-    database: TenantDatabase,
+    database: TenantDatabase | null,
     record: TargetErrorRecord,
     applied: readonly string[],
   ): Promise<void> {
     // PER_MIGRATION and no-transaction files may have committed part of the way: cache what the ledger says.
-    const reached = run.dryRun ? undefined : await readReachedVersion(database);
+    const reached = run.dryRun || !database ? undefined : await readReachedVersion(database);
     const settled = await finishTarget(controlPlanePool, run.id, target.id, {
       status: TargetStatus.FAILED,
       appliedVersions: applied,

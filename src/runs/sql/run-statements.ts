@@ -374,6 +374,53 @@ export const RUN_STATEMENTS = {
       ${END_TAIL}`,
   },
 
+  // --- ADOPT dry runs: targets of unregistered schemas -------------------------------------------
+  // A dry-run ADOPT run registers nothing: each target names a schema on a server instead of a
+  // tenant database (migration 0011). The finish statements serve them unchanged (their tenant
+  // and database updates match no row); only admitting and claiming them differ.
+  // $1 run, $2 server, $3 schema names: one PENDING dry-run target per schema, in the given order.
+  insertUnregisteredTargets: {
+    name: 'run_insert_unregistered_targets',
+    text: `
+      WITH inserted AS (
+        INSERT INTO control_plane.migration_run_targets (run_id, server_id, schema_name, position, canary, dry_run)
+        SELECT $1::uuid, $2::uuid, s.name, (s.ord - 1)::int, false, true
+          FROM unnest($3::text[]) WITH ORDINALITY AS s(name, ord)
+        RETURNING 1
+      )
+      SELECT count(*)::int AS count FROM inserted`,
+  },
+  // $1 target. Marks a QUEUED (or re-delivered RUNNING) target of an unregistered schema RUNNING,
+  // as claimTarget does for a tenant's (attempts, run start, counters), and returns the run, the
+  // target and its server's sealed connection string. No server budget: a dry run reads only.
+  claimUnregisteredTarget: {
+    name: 'run_claim_unregistered_target',
+    text: `
+      WITH s AS (
+        SELECT r.id, r.status AS run_status, t.status AS target_status
+        FROM control_plane.migration_run_targets t
+        JOIN control_plane.migration_runs r ON r.id = t.run_id
+        WHERE t.id = $1::uuid AND t.tenant_database_id IS NULL
+          AND (t.status = 'running' OR (t.status = 'queued' AND r.status IN ('queued', 'running')))
+      ), r AS (
+        UPDATE control_plane.migration_runs r SET
+          status = CASE WHEN r.status = 'queued' THEN 'running' ELSE r.status END,
+          started_at = coalesce(r.started_at, now()),
+          pending = r.pending - (s.target_status = 'queued')::int,
+          running = r.running + (s.target_status = 'queued')::int
+        FROM s WHERE r.id = s.id
+        RETURNING r.*, s.run_status AS old_run_status
+      ), t AS (
+        UPDATE control_plane.migration_run_targets t SET
+          status = 'running', attempts = t.attempts + 1, started_at = coalesce(t.started_at, now())
+        FROM r WHERE t.id = $1::uuid AND t.run_id = r.id
+        RETURNING t.*
+      )
+      SELECT ${runColumns('r', 'r_')}, ${targetColumns('t', 't_')},
+        sv.connection_string_encrypted AS "serverSealed", r.old_run_status = 'queued' AS "runStarted"
+      FROM r JOIN t ON t.run_id = r.id JOIN control_plane.database_servers sv ON sv.id = t.server_id`,
+  },
+
   // --- settle: halt, admit, end ------------------------------------------------------------------
   // $1 run: its targets by status and canary flag (call with the run locked).
   countTargets: {

@@ -167,7 +167,7 @@ describe('run invariants held by the database', () => {
     expect(await claimTarget(pool, target!.id)).not.toBeNull();
     // Something else (an operator, a deletion) changed the database while the target ran.
     await h.db.tenantDatabase.update({
-      where: { id: target!.tenantDatabaseId },
+      where: { id: target!.tenantDatabaseId! },
       data: { status: 'INACTIVE', schemaVersion: '0001' },
     });
     await finishTarget(pool, run.id, target!.id, {
@@ -178,7 +178,7 @@ describe('run invariants held by the database', () => {
       errorCode: 'XX000',
     });
     expect(
-      await h.db.tenantDatabase.findUniqueOrThrow({ where: { id: target!.tenantDatabaseId } }),
+      await h.db.tenantDatabase.findUniqueOrThrow({ where: { id: target!.tenantDatabaseId! } }),
     ).toMatchObject({ status: 'INACTIVE', schemaVersion: '0001' });
   });
 
@@ -197,7 +197,7 @@ describe('run invariants held by the database', () => {
     expect(settled).toBeNull();
     expect((await targetsOf(run.id))[0]!.status).toBe('QUEUED');
     expect(
-      await h.db.tenantDatabase.findUniqueOrThrow({ where: { id: target!.tenantDatabaseId } }),
+      await h.db.tenantDatabase.findUniqueOrThrow({ where: { id: target!.tenantDatabaseId! } }),
     ).toMatchObject({ status: 'ACTIVE', schemaVersion: null });
     await h.service.cancelRun(run.id, ACTOR);
   });

@@ -135,7 +135,7 @@ describe('migration runs', () => {
       include: { tenant: true },
     });
     for (const target of targets) {
-      if (broken.includes(target.tenant.name)) {
+      if (broken.includes(target.tenant!.name)) {
         expect(target.status).toBe('FAILED');
         expect(target.errorCode).toBe('23505');
         expect(target.error).toContain('0003_unique_item_names');
@@ -331,7 +331,7 @@ describe('migration runs', () => {
         where: { id: targetId },
         include: { tenantDatabase: true },
       });
-      return target.tenantDatabase;
+      return target.tenantDatabase!;
     };
     try {
       const dry = await h.service.startMigrationRun({ tenants: { ids: [ids[0]!] }, dryRun: true }, ACTOR);

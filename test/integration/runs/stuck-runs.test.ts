@@ -41,7 +41,9 @@ describe('stuck runs', () => {
     expect(ended).toMatchObject({ status: 'CANCELLED', succeeded: 1, cancelled: 2, running: 0 });
     const [target] = await targetsOf(run.id);
     expect(target!.status).toBe('SUCCEEDED');
-    const database = await h.db.tenantDatabase.findUniqueOrThrow({ where: { id: target!.tenantDatabaseId } });
+    const database = await h.db.tenantDatabase.findUniqueOrThrow({
+      where: { id: target!.tenantDatabaseId! },
+    });
     expect(database).toMatchObject({ status: 'ACTIVE', schemaVersion: '0003' });
     expect(await ledgerVersions(h.database.pool, 'tenant_cancelled_000')).toEqual(['0001', '0002', '0003']);
     await expectCountersMatchTargets(h.db, run.id);
