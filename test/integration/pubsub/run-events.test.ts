@@ -73,7 +73,10 @@ describe('the run event bus', () => {
     const theirs = other.subscribeRun(runId);
     const mineNext = mine.next();
     const theirsNext = theirs.next();
+    // Both deployments' subscriptions must be live: on a cluster each subscriber connection is
+    // its own node's, and a publish before `theirs` is live would never reach it.
     await subscriptionsLive(subscribeClient, `${prefix}:ready`);
+    await subscriptionsLive(otherSubscribeClient, `${prefix}:ready`);
     bus.publish(event(runId, RunEventType.RUN_STARTED, 1));
     // Published after ours on the same connection: if ours leaked across prefixes, it would come first.
     other.publish(event(runId, RunEventType.RUN_FINISHED, 2));
