@@ -330,9 +330,13 @@ function queuedSseStream(
     if (closed) return;
     flushing = true;
     try {
+      // Every execution starts before any is awaited: fields read from the control-plane DB
+      // (`run`, `target`) then go out in the same tick, and Prisma batches each model's
+      // findUnique calls into one statement. Awaited in turn, a busy run cost a round trip per
+      // event and field, and the stream fell seconds behind the run (issue 16).
+      const results = queue.takeAll().map(resultOf);
       const chunks: Buffer[] = [];
-      for (const payload of queue.takeAll()) {
-        const result = resultOf(payload);
+      for (const result of results) {
         chunks.push(encodeResult(maskResult(isPromise(result) ? await result : result)));
         if (closed) return;
       }
