@@ -4,7 +4,6 @@ import { tryDecodeId } from '../ids.js';
 import { cleanQuery } from '../prisma-query.js';
 import { DEFAULT_SERVER_NAME } from '../../servers/server-service.js';
 import { ConflictError, NotFoundError, ValidationError } from './errors.js';
-import { TenantDatabaseRef } from './tenant-database.js';
 
 /** Never exposes the connection string. */
 export const DatabaseServerRef = builder.prismaNode('DatabaseServer', {
