@@ -188,7 +188,7 @@ export function createSubscriptionFanout({
     const request = (context as { request?: Request } | undefined)?.request;
     const queue = isEventQueue(source) ? source : null;
     if (request && queue) queuedByRequest.set(request, { queue, resultOf });
-    const mapped = mapEvents(source[Symbol.asyncIterator](), resultOf, () => lease?.release());
+    const mapped = mapEvents(source[Symbol.asyncIterator](), resultOf, () => lease?.release(), queue);
     // A queue delivers what it holds, then the revocation error, then ends (SSE and WebSocket alike).
     revokeSource = () => (queue ? queue.endWith([STREAM_REVOKED]) : void mapped.return());
     if (revoked) revokeSource();
@@ -227,16 +227,25 @@ export function createSubscriptionFanout({
  * reader returns. Not an async generator: a generator's return() waits until its body reaches a
  * `yield`, so a subscription parked on a quiet topic could never be ended from outside and held
  * its queue and Redis channel forever after its WebSocket closed.
+ *
+ * When `source` is an EventQueue, a read that finds nothing mapped yet takes everything the queue
+ * holds and starts mapping all of it at once, as an SSE flush does: the control-plane reads of
+ * those events (`run`, `target`) then batch into one statement per model, where a WebSocket
+ * reader taking one result at a time would otherwise wait for one round trip per event and field.
  */
 function mapEvents<T>(
   source: AsyncIterator<unknown>,
   map: (payload: unknown) => MaybePromise<T>,
   onEnd: () => void,
+  queue: EventQueue<unknown> | null = null,
 ): AsyncIterableIterator<T> & { return(): Promise<IteratorResult<T>> } {
   let ended = false;
+  /** Values taken from the queue and being mapped, in order. */
+  const ahead: MaybePromise<T>[] = [];
   async function end(): Promise<void> {
     if (ended) return;
     ended = true;
+    ahead.length = 0;
     onEnd();
     await source.return?.();
   }
@@ -244,12 +253,16 @@ function mapEvents<T>(
     async next(): Promise<IteratorResult<T>> {
       if (ended) return { value: undefined, done: true };
       try {
-        const next = await source.next();
-        if (next.done || ended) {
-          await end();
-          return { value: undefined, done: true };
+        if (ahead.length === 0) {
+          const next = await source.next();
+          if (next.done || ended) {
+            await end();
+            return { value: undefined, done: true };
+          }
+          ahead.push(map(next.value));
+          if (queue) for (const value of queue.takeAll()) ahead.push(awaitedLater(map(value)));
         }
-        return { value: await map(next.value), done: false };
+        return { value: await ahead.shift()!, done: false };
       } catch (error) {
         await end();
         throw error;
@@ -334,7 +347,7 @@ function queuedSseStream(
       // (`run`, `target`) then go out in the same tick, and Prisma batches each model's
       // findUnique calls into one statement. Awaited in turn, a busy run cost a round trip per
       // event and field, and the stream fell seconds behind the run (issue 16).
-      const results = queue.takeAll().map(resultOf);
+      const results = queue.takeAll().map((payload) => awaitedLater(resultOf(payload)));
       const chunks: Buffer[] = [];
       for (const result of results) {
         chunks.push(encodeResult(maskResult(isPromise(result) ? await result : result)));
@@ -401,6 +414,16 @@ function queuedSseStream(
       stop();
     },
   });
+}
+
+/**
+ * `result`, marked as handled: a batch awaits its results in order, so one that rejects while an
+ * earlier one is awaited (or after the stream ended) must not count as an unhandled rejection.
+ * Awaiting it still throws.
+ */
+function awaitedLater<T>(result: MaybePromise<T>): MaybePromise<T> {
+  if (isPromise(result)) result.catch(() => undefined);
+  return result;
 }
 
 function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {

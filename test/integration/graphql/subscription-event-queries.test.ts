@@ -40,7 +40,15 @@ describe('run events that select their run and target', () => {
     await db?.$disconnect();
   });
 
-  it('are read in a bounded number of statements, not one per event and field', async () => {
+  interface Published {
+    readonly runGlobalId: string;
+    /** Publishes the run's events: EVENTS_PER_TARGET rounds over its targets, then RUN_FINISHED. */
+    publish(): void;
+    readonly total: number;
+  }
+
+  /** A RUNNING run of TARGETS targets, each on a tenant database of its own. */
+  async function createRun(): Promise<Published> {
     const run = await api.app.db.migrationRun.create({
       data: { kind: 'MIGRATE', status: 'RUNNING', concurrency: 1, total: TARGETS, pending: TARGETS },
     });
@@ -48,14 +56,14 @@ describe('run events that select their run and target', () => {
       Array.from({ length: TARGETS }, (_, i) =>
         api.app.db.tenant.create({
           data: {
-            name: api.tenantName(`ev-${i}`),
+            name: api.tenantName(`ev-${run.id.slice(0, 6)}-${i}`),
             status: 'ACTIVE',
             databases: {
               create: {
                 connectionStringEncrypted: 'unused',
                 databaseName: api.database.name,
                 host: '127.0.0.1',
-                schemaName: `tenant_ev_${i}`,
+                schemaName: `tenant_ev_${run.id.slice(0, 6)}_${i}`,
                 status: 'ACTIVE',
               },
             },
@@ -77,7 +85,21 @@ describe('run events that select their run and target', () => {
         }),
       ),
     );
-    const yoga = createGraphqlYoga({
+    const total = TARGETS * EVENTS_PER_TARGET;
+    return {
+      runGlobalId: encodeGlobalID('MigrationRun', run.id),
+      total,
+      publish() {
+        let n = 0;
+        for (let round = 0; round < EVENTS_PER_TARGET; round++)
+          for (const target of targets) api.app.events.publish(event(run.id, target.id, ++n, total));
+        api.app.events.publish({ ...event(run.id, null, total + 1, total), type: RunEventType.RUN_FINISHED });
+      },
+    };
+  }
+
+  function countingYoga() {
+    return createGraphqlYoga({
       config: api.config,
       db: db!,
       services: api.app.services,
@@ -85,17 +107,40 @@ describe('run events that select their run and target', () => {
       eventsReady: async () => undefined,
       logger: createLogger('silent'),
     });
-    const response = await yoga.fetch('http://localhost/graphql', {
+  }
+
+  /** Waits until this process's API listens on the run's channel (the yoga here has no eventsReady). */
+  async function waitForSubscriber(runGlobalId: string): Promise<void> {
+    const runId = Buffer.from(runGlobalId, 'base64').toString('utf8').split(':')[1];
+    const redis = createRedisConnection(api.config.redisUrl, 'test-count');
+    try {
+      const channel = `${api.config.redisPrefix}:run-events:${runId}`;
+      await expectEventually(async () => expect(await countSubscribers(redis, channel)).toBe(1));
+    } finally {
+      await redis.quit();
+    }
+  }
+
+  function expectAllEvents(received: ReceivedEvent[], total: number): void {
+    // Every event, in order, each with its run.
+    expect(received.map((e) => e.version)).toEqual([
+      null,
+      ...Array.from({ length: total + 1 }, (_, i) => String(i + 1)),
+    ]);
+    expect(received.every((e) => e.run !== null)).toBe(true);
+    expect(received.at(-1)?.type).toBe('RUN_FINISHED');
+  }
+
+  it('are read in a bounded number of statements over SSE, not one per event and field', async () => {
+    const run = await createRun();
+    const response = await countingYoga().fetch('http://localhost/graphql', {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
         accept: 'text/event-stream',
         authorization: `Bearer ${BOOTSTRAP_TOKEN}`,
       },
-      body: JSON.stringify({
-        query: EVENTS_WITH_RECORDS,
-        variables: { id: encodeGlobalID('MigrationRun', run.id) },
-      }),
+      body: JSON.stringify({ query: EVENTS_WITH_RECORDS, variables: { id: run.runGlobalId } }),
     });
     const reader = response.body!.getReader();
     const decoder = new TextDecoder();
@@ -106,20 +151,10 @@ describe('run events that select their run and target', () => {
       text += decoder.decode(value, { stream: true });
     }
     expect(text).toContain('SNAPSHOT');
-    const redis = createRedisConnection(api.config.redisUrl, 'test-count');
-    try {
-      const channel = `${api.config.redisPrefix}:run-events:${run.id}`;
-      await expectEventually(async () => expect(await countSubscribers(redis, channel)).toBe(1));
-    } finally {
-      await redis.quit();
-    }
+    await waitForSubscriber(run.runGlobalId);
     statements.length = 0;
 
-    const total = TARGETS * EVENTS_PER_TARGET;
-    let n = 0;
-    for (let round = 0; round < EVENTS_PER_TARGET; round++)
-      for (const target of targets) api.app.events.publish(event(run.id, target.id, ++n, total));
-    api.app.events.publish({ ...event(run.id, null, total + 1, total), type: RunEventType.RUN_FINISHED });
+    run.publish();
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
@@ -129,25 +164,48 @@ describe('run events that select their run and target', () => {
     const received = text
       .split('\n')
       .filter((line) => line.startsWith('data: '))
-      .map(
-        (line) =>
-          (
-            JSON.parse(line.slice(6)) as {
-              data: { migrationRunEvents: { type: string; version: string; run: { id: string } | null } };
-            }
-          ).data.migrationRunEvents,
-      );
-    // Every event, in order, each with its run and (but the last) its target.
-    expect(received.map((e) => e.version)).toEqual([
-      null,
-      ...Array.from({ length: total + 1 }, (_, i) => String(i + 1)),
-    ]);
-    expect(received.every((e) => e.run !== null)).toBe(true);
-    expect(received.at(-1)?.type).toBe('RUN_FINISHED');
+      .map((line) => (JSON.parse(line.slice(6)) as { data: { migrationRunEvents: ReceivedEvent } }).data)
+      .map((data) => data.migrationRunEvents);
+    expectAllEvents(received, run.total);
     // One statement per event and field would be 2,001; batches read each model once.
-    expect(statements.length).toBeLessThan(total / 10);
+    expect(statements.length).toBeLessThan(run.total / 10);
+  });
+
+  it('are read in a bounded number of statements over WebSocket too', async () => {
+    const run = await createRun();
+    const yoga = countingYoga();
+    // What the graphql-ws server does with a subscribe message (src/graphql/use-websocket.ts).
+    const params = { query: EVENTS_WITH_RECORDS, variables: { id: run.runGlobalId } };
+    const { schema, subscribe, contextFactory, parse } = yoga.getEnveloped({
+      params,
+      connectionParams: { authorization: `Bearer ${BOOTSTRAP_TOKEN}` },
+    });
+    const stream = (await subscribe({
+      schema,
+      document: parse(params.query),
+      variableValues: params.variables,
+      contextValue: await contextFactory(),
+    })) as AsyncIterableIterator<{ data: { migrationRunEvents: ReceivedEvent } }>;
+    const received: ReceivedEvent[] = [];
+    const first = await stream.next();
+    received.push(first.value.data.migrationRunEvents);
+    await waitForSubscriber(run.runGlobalId);
+    statements.length = 0;
+
+    run.publish();
+    // graphql-ws reads one result at a time, as this loop does.
+    for await (const result of stream) received.push(result.data.migrationRunEvents);
+
+    expectAllEvents(received, run.total);
+    expect(statements.length).toBeLessThan(run.total / 10);
   });
 });
+
+interface ReceivedEvent {
+  readonly type: string;
+  readonly version: string | null;
+  readonly run: { id: string } | null;
+}
 
 function event(runId: string, targetId: string | null, n: number, total: number): RunEvent {
   return {
