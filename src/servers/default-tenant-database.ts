@@ -23,7 +23,13 @@ export async function ensureDefaultTenantDatabase(
 ): Promise<PeriodicJob> {
   let done = await attempt(true);
   if (done) return { stop: async () => undefined };
+  // startPeriodic runs a pass at once; the attempt above was that one.
+  let waited = false;
   const job = startPeriodic(async () => {
+    if (!waited) {
+      waited = true;
+      return;
+    }
     if (done) return;
     done = await attempt(false);
     if (done) void job.stop();
