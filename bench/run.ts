@@ -374,8 +374,11 @@ async function benchFanout(options: BenchOptions): Promise<void> {
     while (snapshots < options.subscribers + 1 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
     // The worker starts only once every subscriber holds its stream, so none can miss an event.
+    const api = stack.processes.find((p) => p.role === 'api');
+    const apiCpuBefore = (await api?.cpuSeconds()) ?? Number.NaN;
     await stack.addWorker();
     await Promise.all(subscribers);
+    const apiCpuMs = (((await api?.cpuSeconds()) ?? Number.NaN) - apiCpuBefore) * 1000;
     const lag = summarize(lags);
     const fanout = await fanoutCounters(stack.endpoint);
     details.B4 = { subscribers: options.subscribers, targets: options.fanoutTargets, finished, lag, fanout };
@@ -389,7 +392,13 @@ async function benchFanout(options: BenchOptions): Promise<void> {
     });
     pushLatency('B4', `event lag (${lags.length} deliveries)`, lag);
     const recordLag = summarize(recordLags);
-    details.B4 = { ...(details.B4 as object), recordLag, recordsFinishedLag };
+    details.B4 = { ...(details.B4 as object), recordLag, recordsFinishedLag, apiCpuMs };
+    rows.push({
+      case: 'B4',
+      metric: `api CPU per run event (${recordLags.length} events, ${options.subscribers + 1} streams)`,
+      value: round(apiCpuMs / Math.max(1, recordLags.length)),
+      unit: 'ms',
+    });
     pushLatency('B4', `event lag reading run and target (1 stream, ${recordLags.length} events)`, recordLag);
     rows.push({
       case: 'B4',
