@@ -49,6 +49,12 @@ export function sseFlushIntervalMs(streams: number): number {
   const spread = (streams * 1000) / SSE_WRITES_PER_SECOND;
   return Math.min(SSE_FLUSH_INTERVAL_MAX_MS, Math.max(SSE_FLUSH_INTERVAL_MIN_MS, spread));
 }
+/**
+ * Events whose executions start together: their control-plane reads batch into one statement per
+ * model, and a slice's results are handled in one turn of the event loop, so a stream catching up
+ * on thousands of events lets the others write between its slices.
+ */
+export const EXECUTION_SLICE = 64;
 /** Comment line sent when nothing else was, so proxies keep an idle stream open. */
 export const SSE_KEEPALIVE_INTERVAL_MS = 12_000;
 
@@ -229,7 +235,7 @@ export function createSubscriptionFanout({
  * its queue and Redis channel forever after its WebSocket closed.
  *
  * When `source` is an EventQueue, a read that finds nothing mapped yet takes everything the queue
- * holds and starts mapping all of it at once, as an SSE flush does: the control-plane reads of
+ * holds and starts mapping it a slice at a time, as an SSE flush does: the control-plane reads of
  * those events (`run`, `target`) then batch into one statement per model, where a WebSocket
  * reader taking one result at a time would otherwise wait for one round trip per event and field.
  */
@@ -240,12 +246,14 @@ function mapEvents<T>(
   queue: EventQueue<unknown> | null = null,
 ): AsyncIterableIterator<T> & { return(): Promise<IteratorResult<T>> } {
   let ended = false;
-  /** Values taken from the queue and being mapped, in order. */
+  /** Values being mapped, in order, and values taken from the queue but not mapped yet. */
   const ahead: MaybePromise<T>[] = [];
+  let taken: unknown[] = [];
   async function end(): Promise<void> {
     if (ended) return;
     ended = true;
     ahead.length = 0;
+    taken = [];
     onEnd();
     await source.return?.();
   }
@@ -253,15 +261,16 @@ function mapEvents<T>(
     async next(): Promise<IteratorResult<T>> {
       if (ended) return { value: undefined, done: true };
       try {
-        if (ahead.length === 0) {
+        if (ahead.length === 0 && taken.length === 0) {
           const next = await source.next();
           if (next.done || ended) {
             await end();
             return { value: undefined, done: true };
           }
-          ahead.push(map(next.value));
-          if (queue) for (const value of queue.takeAll()) ahead.push(awaitedLater(map(value)));
+          taken = [next.value, ...(queue ? queue.takeAll() : [])];
         }
+        if (ahead.length === 0)
+          for (const value of taken.splice(0, EXECUTION_SLICE)) ahead.push(awaitedLater(map(value)));
         return { value: await ahead.shift()!, done: false };
       } catch (error) {
         await end();
@@ -347,11 +356,16 @@ function queuedSseStream(
       // (`run`, `target`) then go out in the same tick, and Prisma batches each model's
       // findUnique calls into one statement. Awaited in turn, a busy run cost a round trip per
       // event and field, and the stream fell seconds behind the run (issue 16).
-      const results = queue.takeAll().map((payload) => awaitedLater(resultOf(payload)));
+      const payloads = queue.takeAll();
       const chunks: Buffer[] = [];
-      for (const result of results) {
-        chunks.push(encodeResult(maskResult(isPromise(result) ? await result : result)));
-        if (closed) return;
+      for (let start = 0; start < payloads.length; start += EXECUTION_SLICE) {
+        const results = payloads
+          .slice(start, start + EXECUTION_SLICE)
+          .map((payload) => awaitedLater(resultOf(payload)));
+        for (const result of results) {
+          chunks.push(encodeResult(maskResult(isPromise(result) ? await result : result)));
+          if (closed) return;
+        }
       }
       const events = chunks.length;
       const ended = queue.done;
