@@ -41,7 +41,7 @@ import { createRunEventBus, type RunEventBus } from './pubsub/run-events.js';
 import { createTokenRevocationBus, type TokenRevocationBus } from './pubsub/token-revocations.js';
 import { createTargetQueue, queuePrefixOf, type TargetQueue } from './queue/target-queue.js';
 import { startTargetWorker, type TargetWorker } from './queue/target-worker.js';
-import { createRedisConnection, subscriptionsLive } from './redis/connections.js';
+import { createRedisConnection, prepareSubscriber, subscriptionsLive } from './redis/connections.js';
 import { wakeDeferredTargets } from './runs/run-machine.js';
 import { createRunReader, createRunService, type RunReader } from './runs/run-service.js';
 import { createServerService, type ServerService } from './servers/server-service.js';
@@ -171,16 +171,17 @@ export async function composeServices(config: Config, options: CompositionOption
     const publishClient = redis('publish', true);
     const subscribeClient = redis('subscribe');
     const queueConnection = redis('queue', true);
-    // Ready before the first subscription: a SUBSCRIBE queued while the subscriber connection is
-    // still connecting can overtake ioredis's ready check, which then fails in subscriber mode.
-    await Promise.all([publishClient.ping(), subscribeClient.ping()]);
+    // Ready before the first subscription (see prepareSubscriber; a PING readies no cluster
+    // client's subscriber connection).
+    const eventsReadyChannel = `${config.redisPrefix}:events-ready`;
+    await Promise.all([publishClient.ping(), prepareSubscriber(subscribeClient, eventsReadyChannel)]);
     const events = createRunEventBus({ publishClient, subscribeClient, prefix: config.redisPrefix });
     const revocations = createTokenRevocationBus({
       publishClient,
       subscribeClient,
       prefix: config.redisPrefix,
     });
-    const eventsReady = () => subscriptionsLive(subscribeClient, `${config.redisPrefix}:events-ready`);
+    const eventsReady = () => subscriptionsLive(subscribeClient, eventsReadyChannel);
     const queue = createTargetQueue({
       connection: queueConnection,
       prefix: queuePrefixOf(config.redisPrefix),

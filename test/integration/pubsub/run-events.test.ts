@@ -2,7 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRunEventBus, RunEventType, SUBSCRIBER_BACKLOG } from '../../../src/pubsub/run-events.js';
 import type { RunEvent } from '../../../src/pubsub/run-events.js';
-import { createRedisConnection, subscriptionsLive } from '../../../src/redis/connections.js';
+import {
+  createRedisConnection,
+  prepareSubscriber,
+  subscriptionsLive,
+} from '../../../src/redis/connections.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -24,9 +28,13 @@ describe('the run event bus', () => {
   });
 
   beforeAll(async () => {
-    // As in the service, connections are ready before anyone subscribes: a SUBSCRIBE queued
-    // while connecting can overtake ioredis's ready check, which then fails in subscriber mode.
-    await Promise.all([publishClient, subscribeClient, otherSubscribeClient].map((client) => client.ping()));
+    // As in the service, connections are ready before anyone subscribes (prepareSubscriber): on a
+    // cluster a PING left the subscriber connection unopened, and a SUBSCRIBE written during its
+    // ready check dropped it with the other deployment's subscription (a 60 s timeout).
+    await publishClient.ping();
+    await Promise.all(
+      [subscribeClient, otherSubscribeClient].map((client) => prepareSubscriber(client, `${prefix}:ready`)),
+    );
   });
 
   afterAll(() => {
@@ -73,7 +81,10 @@ describe('the run event bus', () => {
     const theirs = other.subscribeRun(runId);
     const mineNext = mine.next();
     const theirsNext = theirs.next();
+    // Both deployments' subscriptions must be live: on a cluster each subscriber connection is
+    // its own node's, and a publish before `theirs` is live would never reach it.
     await subscriptionsLive(subscribeClient, `${prefix}:ready`);
+    await subscriptionsLive(otherSubscribeClient, `${prefix}:ready`);
     bus.publish(event(runId, RunEventType.RUN_STARTED, 1));
     // Published after ours on the same connection: if ours leaked across prefixes, it would come first.
     other.publish(event(runId, RunEventType.RUN_FINISHED, 2));
