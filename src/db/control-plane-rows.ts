@@ -68,6 +68,7 @@ const TARGET_FIELDS = {
   finishedAt: '$.finished_at',
   durationMs: '$.duration_ms',
   deferredAt: '$.deferred_at',
+  jobId: '$.job_id::text',
 } satisfies Record<keyof MigrationRunTarget, string>;
 
 const DATABASE_FIELDS = {

@@ -17,7 +17,12 @@ import type { TargetJobData, TargetQueue } from './target-queue.js';
 export interface TargetWorkerDeps extends Omit<TargetProcessorDeps, 'dispatch' | 'config'> {
   readonly config: Pick<
     Config,
-    'lockTimeoutMs' | 'workerConcurrency' | 'reconcileIntervalMs' | 'fingerprintAfterTarget' | 'ledgerTable'
+    | 'lockTimeoutMs'
+    | 'workerConcurrency'
+    | 'reconcileIntervalMs'
+    | 'fingerprintAfterTarget'
+    | 'targetBatchSize'
+    | 'ledgerTable'
   >;
   /** The queue the worker takes jobs from; also where it hands out admitted targets. */
   readonly queue: TargetQueue;
@@ -51,6 +56,9 @@ export async function startTargetWorker(deps: TargetWorkerDeps): Promise<TargetW
       try {
         return await processTarget({
           targetId: job.data.targetId,
+          runId: job.data.runId,
+          // Job ids are target ids (see TargetQueue): the id of the target it was enqueued for.
+          jobId: job.id ?? job.data.targetId,
           attempt: job.attemptsMade + 1,
           maxAttempts: job.opts.attempts ?? TARGET_JOB_ATTEMPTS,
         });
