@@ -3,3 +3,6 @@
 -- over from the window for its next turn. NULL until then; an unclaimed target's job, if it has
 -- one, is its own id. The reconciler looks for the holder's job, not the target's.
 ALTER TABLE control_plane.migration_run_targets ADD COLUMN job_id uuid;
+-- The claim finds the target a job holds by job id among the few targets in flight.
+CREATE INDEX idx_run_targets_job ON control_plane.migration_run_targets (job_id)
+  WHERE status IN ('queued', 'running');

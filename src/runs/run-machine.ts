@@ -274,7 +274,7 @@ export async function admitRestoreRun(
  */
 export function claimTarget(pool: ControlPlanePool, job: JobRef): Promise<ClaimOutcome> {
   return withStatements(pool, async (send) => {
-    const args = [job.targetId, job.jobId, job.runId] as const;
+    const args = [job.targetId, job.jobId] as const;
     const [claim] = await send(
       `${BEGIN}; SET LOCAL synchronous_commit = off; ${execute(S.lockRunOfTarget, job.targetId)}; ` +
         `${execute(S.lockServerOfTarget, ...args)}; ${execute(S.claimTarget, ...args)}; COMMIT`,
@@ -336,7 +336,7 @@ export function finishTarget(
     // The server's lock after the run's: a claim on that server deferring a target meanwhile has
     // committed before this statement's snapshot, so the finish wakes it.
     const [locked, , ended] = await send(
-      `${BEGIN}; ${execute(S.lockRun, runId)}; ${execute(S.lockServerOfTarget, targetId, jobId, runId)}; ` +
+      `${BEGIN}; ${execute(S.lockRun, runId)}; ${execute(S.lockServerOfTarget, targetId, jobId)}; ` +
         endTargetSql(runId, targetId, end),
       3,
     );
@@ -555,7 +555,7 @@ async function applyDecisionAndClaim(
   const status = decision.halt ? RunStatus.HALTED : (decision.endStatus ?? run.status);
   const ended = decision.endStatus !== null && run.finishedAt === null;
   const taking = turn !== null && decision.admit > 0;
-  const claimSql = taking ? `; ${execute(S.claimTarget, null, turn.jobId, run.id)}` : '';
+  const claimSql = taking ? `; ${execute(S.claimTarget, null, turn.jobId)}` : '';
   const [applied, claimed] = await send(
     `${execute(
       S.applyDecision,

@@ -43,9 +43,10 @@ const END_HEAD = `
   WITH run AS (
     SELECT kind, dry_run, canary_size FROM control_plane.migration_runs WHERE id = $2::uuid
   ), old AS (
-    SELECT id, status, canary, started_at, tenant_database_id, tenant_id
-    FROM control_plane.migration_run_targets
-    WHERE id = $1::uuid AND run_id = $2::uuid
+    -- By primary key (OFFSET 0 keeps the planner from reading every target of the run instead).
+    SELECT * FROM (SELECT id, run_id, status, canary, started_at, tenant_database_id, tenant_id
+      FROM control_plane.migration_run_targets WHERE id = $1::uuid OFFSET 0) o
+    WHERE o.run_id = $2::uuid
   )`;
 
 // A target that ended frees a slot of its server's budget: the oldest target deferred for that
@@ -76,12 +77,14 @@ const END_TAIL = `
 
 const DURATION = `(extract(epoch FROM now() - old.started_at) * 1000)::int`;
 
-// The target a job works on ($1 target, $2 job, $3 run): the one it holds in flight (a lane
+// The target a job works on ($1 target, $2 job): the one it holds in flight (a lane
 // holds at most one at a time: see run-machine.ts), else the target it was enqueued for, unless
 // another job holds that one. NULL when neither: a stray delivery, which must change nothing.
+// The held one is found through the small partial index idx_run_targets_job (a job id is a
+// target id, unique across runs).
 const JOB_TARGET = `coalesce(
     (SELECT h.id FROM control_plane.migration_run_targets h
-      WHERE h.run_id = $3::uuid AND h.status IN ('queued', 'running') AND h.job_id = $2::uuid LIMIT 1),
+      WHERE h.job_id = $2::uuid AND h.status IN ('queued', 'running') LIMIT 1),
     (SELECT o.id FROM control_plane.migration_run_targets o
       WHERE o.id = $1::uuid AND (o.job_id IS NULL OR o.job_id = $2::uuid OR o.status NOT IN ('queued', 'running'))))`;
 
@@ -125,7 +128,7 @@ export const RUN_STATEMENTS = {
     text: `SELECT 1 FROM control_plane.migration_runs r
       WHERE r.id = (SELECT t.run_id FROM control_plane.migration_run_targets t WHERE t.id = $1::uuid) FOR UPDATE`,
   },
-  // $1 target, $2 job, $3 run: locks the database server the tenant database of the job's target
+  // $1 target, $2 job: locks the database server the tenant database of the job's target
   // (JOB_TARGET) lives on (after the run's lock), until the end of the transaction. Claims and finishes on one server take turns under it, so
   // a claim's count of the server's RUNNING targets is exact and a finish always sees a target
   // that a claim deferred. An advisory lock, not the server's row: taking it writes nothing.
@@ -251,7 +254,7 @@ export const RUN_STATEMENTS = {
   },
 
   // --- claim -----------------------------------------------------------------------------------
-  // $1 target, $2 job, $3 run: claims the job's target (JOB_TARGET) for the job. Marks a QUEUED
+  // $1 target, $2 job: claims the job's target (JOB_TARGET) for the job. Marks a QUEUED
   // (or, re-delivered after a crash, RUNNING) target RUNNING, held by the job: counts
   // an attempt, starts the run (QUEUED → RUNNING), moves the counters (QUEUED → RUNNING only, so
   // a re-delivery does not count twice), marks the database MIGRATING (not for a dry run) and
