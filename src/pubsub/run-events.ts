@@ -8,6 +8,9 @@ import { createEventQueue, type EventQueue } from './event-queue.js';
 // subscriber, so the cost is a pointer each. Progress in every event is current, and the
 // control-plane DB is the record, so a client that lost some can always re-read the run.
 export const SUBSCRIBER_BACKLOG = 4096;
+// Events of one turn that one message carries at most: a turn that publishes more (a settle of a
+// big run) sends several messages rather than one of megabytes.
+export const EVENTS_PER_MESSAGE = 256;
 
 export const RunEventType = {
   SNAPSHOT: 'SNAPSHOT',
@@ -92,15 +95,23 @@ export function createRunEventBus({ publishClient, subscribeClient, prefix }: Ru
 
   function append(topic: string, event: RunEvent): void {
     const events = pending.get(topic);
-    if (events) events.push(event);
-    else pending.set(topic, [event]);
+    if (!events) {
+      pending.set(topic, [event]);
+    } else if (events.length < EVENTS_PER_MESSAGE) {
+      events.push(event);
+    } else {
+      send(topic, events);
+      pending.set(topic, [event]);
+    }
+  }
+
+  function send(topic: string, events: readonly RunEvent[]): void {
+    void publisher.publish(topic, JSON.stringify(events.length === 1 ? events[0] : events));
   }
 
   /** Sends what this turn published: one message per topic. */
   function flush(): void {
-    for (const [topic, events] of pending) {
-      void publisher.publish(topic, JSON.stringify(events.length === 1 ? events[0] : events));
-    }
+    for (const [topic, events] of pending) send(topic, events);
     pending.clear();
   }
 
