@@ -46,7 +46,12 @@ export interface TargetWorker {
 /** Starts a worker on the `tenant-migrations` queue with WORKER_CONCURRENCY jobs at once. */
 export async function startTargetWorker(deps: TargetWorkerDeps): Promise<TargetWorker> {
   const { config, queue, connection, logger } = deps;
-  const { processTarget, redispatchIfWoken } = createTargetProcessor({ ...deps, dispatch: queue });
+  let closed = false;
+  const { processTarget, redispatchIfWoken } = createTargetProcessor({
+    ...deps,
+    dispatch: queue,
+    isStopping: () => closed,
+  });
   const { reconcile } = createReconciler({ ...deps, dispatch: queue });
   const log = logger.child({ component: 'target-worker' });
 
@@ -92,7 +97,6 @@ export async function startTargetWorker(deps: TargetWorkerDeps): Promise<TargetW
   });
 
   let reconciling: Promise<unknown> = Promise.resolve();
-  let closed = false;
   const reconcileNow = (): Promise<ReconcileReport> => {
     const pass = reconciling.then(() => reconcile());
     reconciling = pass.catch((error: unknown) => log.error('reconcile failed', { error }));

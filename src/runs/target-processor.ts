@@ -138,6 +138,8 @@ export interface TargetProcessorDeps {
   readonly adoptSchema: AdoptSchema;
   readonly backups: TargetBackups;
   readonly logger: Logger;
+  /** True once the worker is shutting down: a job then takes no further targets. */
+  readonly isStopping?: () => boolean;
 }
 
 /** One delivery of a target job. */
@@ -211,10 +213,11 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     let current: ClaimedTarget | DeferredTarget | null = claimed;
     let outcome: TargetOutcome = TargetOutcome.SKIPPED;
     let failure: TargetFailedError | null = null;
+    // Asked when the finish is sent: a worker shutting down meanwhile finishes what it holds and
+    // leaves the rest to the queue.
+    const takeTurn = () => turnsLeft-- > 0 && !deps.isStopping?.();
     while (current && !('deferred' in current)) {
-      const nextTurn = turnsLeft > 0;
-      turnsLeft--;
-      const worked = await workTarget(attempt, current, nextTurn);
+      const worked = await workTarget(attempt, current, takeTurn);
       outcome = worked.outcome;
       failure = worked.failure;
       // Deferred: the next target waits, QUEUED without a job, for its server's budget.
@@ -225,13 +228,13 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
   }
 
   /**
-   * Works one claimed target and finishes it; with `nextTurn`, the finish may claim the run's
-   * next target for this job (`next`).
+   * Works one claimed target and finishes it; when `takeTurn()` says so as it finishes, the
+   * finish may claim the run's next target for this job (`next`).
    */
   async function workTarget(
     attempt: TargetAttempt,
     started: ClaimedTarget,
-    nextTurn: boolean,
+    takeTurn: () => boolean,
   ): Promise<{
     outcome: TargetOutcome;
     failure: TargetFailedError | null;
@@ -265,11 +268,11 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       }
       const record = describeTargetError(error);
       log.warn('target failed', { error: record.error, errorCode: record.errorCode });
-      const next = await finishFailed(attempt, target, run, database, record, applied, nextTurn);
+      const next = await finishFailed(attempt, target, run, database, record, applied, takeTurn);
       const failure = new TargetFailedError(target.id, record, { cause: error });
       return { outcome: TargetOutcome.FAILED, failure, next };
     }
-    const next = await finishSucceeded(attempt, target, result, nextTurn);
+    const next = await finishSucceeded(attempt, target, result, takeTurn());
     // Debug, not info: a fleet run would log thousands of lines the run record already holds.
     log.debug('target succeeded', { fromVersion: result.fromVersion, toVersion: result.toVersion });
     return { outcome: TargetOutcome.SUCCEEDED, failure: null, next };
@@ -421,7 +424,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     database: TenantDatabase,
     record: TargetErrorRecord,
     applied: readonly string[],
-    nextTurn: boolean,
+    takeTurn: () => boolean,
   ): Promise<ClaimedTarget | DeferredTarget | null> {
     // PER_MIGRATION and no-transaction files may have committed part of the way: cache what the ledger says.
     const reached = run.dryRun ? undefined : await readReachedVersion(database);
@@ -432,7 +435,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       error: record.error,
       errorCode: record.errorCode,
     };
-    const settled = await finishTarget(controlPlanePool, job, target.id, end, nextTurn);
+    const settled = await finishTarget(controlPlanePool, job, target.id, end, takeTurn());
     if (!settled) return null;
     events.publish(
       buildRunEvent(RunEventType.TARGET_FAILED, settled.run, {

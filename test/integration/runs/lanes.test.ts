@@ -90,6 +90,28 @@ describe('lanes', () => {
     await expectCountersMatchTargets(h.db, run.id);
   });
 
+  it('takes no further targets once its worker is closing: the next worker takes them', async () => {
+    const ids = await h.createTenants('closing', 12);
+    const worker = await h.startWorker();
+    const run = await h.service.startMigrationRun({ tenants: { ids }, concurrency: 2 }, ACTOR);
+    await waitForLaneMidway(run.id);
+    // close() stops new turns at once; a turn decided just before may still begin a moment later.
+    const closing = worker.close();
+    const closedAt = Date.now();
+    await closing;
+    const after = await targetsOf(run.id);
+    const claimedLater = after.filter((t) => t.startedAt && t.startedAt.getTime() > closedAt + 100);
+    expect(claimedLater).toEqual([]);
+    expect(after.filter((t) => t.status === 'RUNNING')).toHaveLength(0);
+    expect(after.filter((t) => t.status === 'SUCCEEDED').length).toBeLessThan(12);
+    const next = await h.startWorker();
+    const ended = await waitForRunEnd(h.db, run.id, 30_000);
+    await next.close();
+    expect(ended).toMatchObject({ status: 'SUCCEEDED', succeeded: 12 });
+    await expectFullyMigrated(ids);
+    await expectCountersMatchTargets(h.db, run.id);
+  });
+
   for (const redisLost of [false, true]) {
     it(`redoes only the target a killed worker's lane held${redisLost ? ', after Redis lost its jobs' : ''}`, async () => {
       const ids = await h.createTenants(redisLost ? 'lostlane' : 'killlane', 12);
