@@ -45,6 +45,9 @@ import {
 import { round, summarize, type Summary } from './lib/stats.js';
 
 const CATALOG_DIR = 'bench/fixtures/catalog';
+// Databases of this bench process: two benches on one machine (other worktrees) must not drop
+// or migrate each other's databases mid-segment.
+const DB_PREFIX = `cp_bench_${process.pid}`;
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 
 const START_RUN = `mutation($input: StartMigrationRunInput!) { startMigrationRun(input: $input) {
@@ -502,8 +505,8 @@ async function startStack(
   options: BenchOptions,
   { worker }: { worker: boolean },
 ): Promise<Stack> {
-  const cpDb = `cp_bench_${name}`;
-  const tenantDb = `cp_bench_${name}_tenants`;
+  const cpDb = `${DB_PREFIX}_${name}`;
+  const tenantDb = `${DB_PREFIX}_${name}_tenants`;
   await recreateDatabases(cpDb, tenantDb);
   const port = await freePort();
   const env = {
@@ -595,7 +598,7 @@ async function baseline(
   n: number,
   fn: (url: string, schemas: string[]) => Promise<{ seconds: number }>,
 ) {
-  const db = `cp_bench_${name}`;
+  const db = `${DB_PREFIX}_${name}`;
   await recreateDatabases(db);
   const url = databaseUrl(db);
   const schemas = Array.from({ length: n }, (_, i) => `tenant_${name}_${String(i + 1).padStart(5, '0')}`);
@@ -616,7 +619,7 @@ function currentLoadAverage(): number {
 }
 
 async function rawProvisioning(count: number, upSql: string[]): Promise<Summary> {
-  const db = 'cp_bench_rawprov';
+  const db = `${DB_PREFIX}_rawprov`;
   await recreateDatabases(db);
   const client = new pg.Client({ connectionString: databaseUrl(db) });
   await client.connect();

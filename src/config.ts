@@ -81,6 +81,11 @@ const Env = z.object({
   FINGERPRINT_AFTER_TARGET: flag.default(false),
   /** Tries per target, transient failures included (backoff 1 s, 2 s, 4 s, ...): 8 wait out about 2 minutes. */
   TARGET_JOB_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(8),
+  /**
+   * Targets of one run a job works one after the other, each finish claiming the next in the same
+   * control-plane transaction: the queue and the claim's own transaction are paid once per batch.
+   */
+  TARGET_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(16),
   /** How long a worker's hold on a job lasts without renewal: a dead worker's jobs move on after about this. */
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
@@ -197,6 +202,7 @@ export interface Config {
   readonly reconcileIntervalMs: number;
   readonly workerLockDurationMs: number;
   readonly targetJobAttempts: number;
+  readonly targetBatchSize: number;
   readonly fingerprintAfterTarget: boolean;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   readonly wsMaxPayloadBytes: number;
@@ -277,6 +283,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
     workerLockDurationMs: e.WORKER_LOCK_DURATION_MS,
     targetJobAttempts: e.TARGET_JOB_ATTEMPTS,
+    targetBatchSize: e.TARGET_BATCH_SIZE,
     fingerprintAfterTarget: e.FINGERPRINT_AFTER_TARGET,
     logLevel: e.LOG_LEVEL,
     wsMaxPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,

@@ -70,6 +70,7 @@ const TARGET_FIELDS = {
   deferredAt: '$.deferred_at',
   serverId: '$.server_id::text',
   schemaName: '$.schema_name',
+  jobId: '$.job_id::text',
 } satisfies Record<keyof MigrationRunTarget, string>;
 
 const DATABASE_FIELDS = {

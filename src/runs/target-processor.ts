@@ -1,7 +1,10 @@
 /**
- * The work of one target, whichever worker picks it up: mark it RUNNING, plan from the tenant's
- * ledger and apply (or provision, or roll back, or only plan for a dry run), then record the
- * outcome, the run's counters and the tenant's cached version in one control-plane transaction.
+ * The work of one job, whichever worker picks it up: claim its target (mark it RUNNING), plan
+ * from the tenant's ledger and apply (or provision, or roll back, or only plan for a dry run),
+ * then record the outcome, the run's counters and the tenant's cached version in one
+ * control-plane transaction, which may also claim the run's next target for the same job (a
+ * lane: see run-machine.ts); the job then works that one, up to TARGET_BATCH_SIZE targets.
+ * Each tenant still commits whole in its own transaction, and each target ends on its own.
  */
 import type pg from 'pg';
 import { databaseOf, type Config } from '../config.js';
@@ -40,7 +43,13 @@ import {
   isWokenTarget,
   settleUnclaimed,
 } from './run-machine.js';
-import type { ClaimedUnregisteredTarget, TargetEnd } from './run-machine.js';
+import type {
+  ClaimedTarget,
+  ClaimedUnregisteredTarget,
+  DeferredTarget,
+  JobRef,
+  TargetEnd,
+} from './run-machine.js';
 import { createScheduler } from './scheduler.js';
 import type { ReleaseCatalogs } from '../catalog-releases/release-catalogs.js';
 import type { TargetDispatch, TargetJob } from './target-dispatch.js';
@@ -123,7 +132,10 @@ export interface TargetBackups {
 export interface TargetProcessorDeps {
   /** The control-plane connections for claiming and finishing targets (see run-machine.ts). */
   readonly pool: ControlPlanePool;
-  readonly config: Pick<Config, 'lockTimeoutMs' | 'fingerprintAfterTarget' | 'ledgerTable'>;
+  readonly config: Pick<
+    Config,
+    'lockTimeoutMs' | 'fingerprintAfterTarget' | 'targetBatchSize' | 'ledgerTable'
+  >;
   /** The catalog of the release each run pins: read from the control plane once per process, never from disk. */
   readonly catalogs: Pick<ReleaseCatalogs, 'forRelease'>;
   readonly events: RunEventBus;
@@ -141,12 +153,17 @@ export interface TargetProcessorDeps {
   readonly adoptSchema: AdoptSchema;
   readonly backups: TargetBackups;
   readonly logger: Logger;
+  /** True once the worker is shutting down: a job then takes no further targets. */
+  readonly isStopping?: () => boolean;
 }
 
 /** One delivery of a target job. */
-export interface TargetAttempt {
-  readonly targetId: string;
-  /** 1-based number of this delivery. */
+export interface TargetAttempt extends JobRef {
+  /**
+   * 1-based number of this delivery. A job takes further targets only on its first delivery,
+   * so every target gets the whole `maxAttempts`: a retried delivery works the target it holds
+   * (the one that failed) and ends with it.
+   */
   readonly attempt: number;
   /** Deliveries allowed in all; a transient failure on the last one is recorded as FAILED. */
   readonly maxAttempts: number;
@@ -187,24 +204,67 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
   const scheduler = createScheduler(deps);
 
   /**
-   * Processes one delivery of a target job. Resolves when the target ended (or needs nothing);
-   * rethrows transient errors so the queue retries; throws TargetFailedError when recorded FAILED.
+   * Processes one delivery of a target job: its target, then each next one the finishes hand it
+   * (at most TARGET_BATCH_SIZE in all). Resolves with the last target's outcome; rethrows a
+   * transient error so the queue retries (the retry works the target the job holds, the one that
+   * failed; those before it stay finished); throws TargetFailedError when the last target it
+   * worked was recorded FAILED.
    */
   async function processTarget(attempt: TargetAttempt): Promise<TargetOutcome> {
-    const claimed = await claimTarget(controlPlanePool, attempt.targetId);
-    if (claimed && 'deferred' in claimed) {
+    const claimed = await claimTarget(controlPlanePool, attempt);
+    if ('deferred' in claimed) {
       // Its server runs its budget already: the job ends here, freeing the worker slot; a
       // finish on that server (or the reconciler) enqueues the target again.
       return TargetOutcome.DEFERRED;
     }
-    // Only a dry-run ADOPT target names no tenant; claimTarget leaves it to its own claim.
-    const started = claimed ?? (await claimUnregisteredTarget(controlPlanePool, attempt.targetId));
-    if (!started) {
+    if ('unclaimed' in claimed) {
+      // Only a dry-run ADOPT target names no tenant; the main claim leaves it to its own claim.
+      // Such a job works that one target and takes no turns.
+      const unregistered = claimed.picked
+        ? await claimUnregisteredTarget(controlPlanePool, claimed.picked)
+        : null;
+      if (unregistered) {
+        const worked = await workTarget(attempt, unregistered, () => false);
+        if (worked.failure) throw worked.failure;
+        return worked.outcome;
+      }
       // A deleted tenant, an ended target, a run that stopped scheduling: end it if due.
-      const settled = await settleUnclaimed(controlPlanePool, attempt.targetId);
+      const settled = claimed.picked ? await settleUnclaimed(controlPlanePool, claimed.picked) : null;
       if (settled) await scheduler.afterSettle(settled);
       return TargetOutcome.SKIPPED;
     }
+    // Only a first delivery takes turns (see TargetAttempt.attempt).
+    let turnsLeft = attempt.attempt === 1 ? Math.max(1, config.targetBatchSize) - 1 : 0;
+    let current: ClaimedTarget | DeferredTarget | null = claimed;
+    let outcome: TargetOutcome = TargetOutcome.SKIPPED;
+    let failure: TargetFailedError | null = null;
+    // Asked when the finish is sent: a worker shutting down meanwhile finishes what it holds and
+    // leaves the rest to the queue.
+    const takeTurn = () => turnsLeft-- > 0 && !deps.isStopping?.();
+    while (current && !('deferred' in current)) {
+      const worked = await workTarget(attempt, current, takeTurn);
+      outcome = worked.outcome;
+      failure = worked.failure;
+      // Deferred: the next target waits, QUEUED without a job, for its server's budget.
+      current = worked.next;
+    }
+    if (failure) throw failure;
+    return outcome;
+  }
+
+  /**
+   * Works one claimed target and finishes it; when `takeTurn()` says so as it finishes, the
+   * finish may claim the run's next target for this job (`next`).
+   */
+  async function workTarget(
+    attempt: TargetAttempt,
+    started: ClaimedTarget | ClaimedUnregisteredTarget,
+    takeTurn: () => boolean,
+  ): Promise<{
+    outcome: TargetOutcome;
+    failure: TargetFailedError | null;
+    next: ClaimedTarget | DeferredTarget | null;
+  }> {
     const { run, target } = started;
     const database = 'database' in started ? started.database : null;
     const log = logger.child({ runId: run.id, targetId: target.id, tenantId: target.tenantId });
@@ -237,13 +297,14 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       }
       const record = describeTargetError(error);
       log.warn('target failed', { error: record.error, errorCode: record.errorCode });
-      await finishFailed(run, target, database, record, applied);
-      throw new TargetFailedError(target.id, record, { cause: error });
+      const next = await finishFailed(attempt, target, run, database, record, applied, takeTurn);
+      const failure = new TargetFailedError(target.id, record, { cause: error });
+      return { outcome: TargetOutcome.FAILED, failure, next };
     }
-    await finishSucceeded(run, target, result);
+    const next = await finishSucceeded(attempt, target, result, takeTurn());
     // Debug, not info: a fleet run would log thousands of lines the run record already holds.
     log.debug('target succeeded', { fromVersion: result.fromVersion, toVersion: result.toVersion });
-    return TargetOutcome.SUCCEEDED;
+    return { outcome: TargetOutcome.SUCCEEDED, failure: null, next };
   }
 
   async function workOn(
@@ -331,18 +392,6 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
   }
 
-  /** A dry-run ADOPT target of an unregistered schema: what adoption would do, on the schema's server. */
-  async function adoptUnregistered(claimed: ClaimedUnregisteredTarget): Promise<TargetResult> {
-    const connectionString = secretBox.openConnectionString(claimed.server);
-    const adopted = await adoptSchema({
-      database: null,
-      location: { databaseName: databaseOf(connectionString), schemaName: claimed.schemaName },
-      pool: tenantPools.poolFor(connectionString),
-      run: claimed.run,
-    });
-    return { fromVersion: null, toVersion: adopted.version, appliedVersions: [], plannedSql: adopted.report };
-  }
-
   /**
    * Records the tenant's structure after a move: one catalog query on the tenant server and one
    * control-plane statement. The move has committed, so a failure here only leaves the last
@@ -378,14 +427,27 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     };
   }
 
+  /** A dry-run ADOPT target of an unregistered schema: what adoption would do, on the schema's server. */
+  async function adoptUnregistered(claimed: ClaimedUnregisteredTarget): Promise<TargetResult> {
+    const connectionString = secretBox.openConnectionString(claimed.server);
+    const adopted = await adoptSchema({
+      database: null,
+      location: { databaseName: databaseOf(connectionString), schemaName: claimed.schemaName },
+      pool: tenantPools.poolFor(connectionString),
+      run: claimed.run,
+    });
+    return { fromVersion: null, toVersion: adopted.version, appliedVersions: [], plannedSql: adopted.report };
+  }
+
   async function finishSucceeded(
-    run: MigrationRun,
+    job: JobRef,
     target: MigrationRunTarget,
     result: TargetResult,
-  ): Promise<void> {
+    nextTurn: boolean,
+  ): Promise<ClaimedTarget | DeferredTarget | null> {
     const end: TargetEnd = { status: TargetStatus.SUCCEEDED, ...result };
-    const settled = await finishTarget(controlPlanePool, run.id, target.id, end);
-    if (!settled) return;
+    const settled = await finishTarget(controlPlanePool, job, target.id, end, nextTurn);
+    if (!settled) return null;
     events.publish(
       buildRunEvent(RunEventType.TARGET_SUCCEEDED, settled.run, {
         ...tenantDetails(target),
@@ -393,25 +455,29 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       }),
     );
     await scheduler.afterSettle(settled);
+    return settled.next;
   }
 
   async function finishFailed(
-    run: MigrationRun,
+    job: JobRef,
     target: MigrationRunTarget,
+    run: MigrationRun,
     database: TenantDatabase | null,
     record: TargetErrorRecord,
     applied: readonly string[],
-  ): Promise<void> {
+    takeTurn: () => boolean,
+  ): Promise<ClaimedTarget | DeferredTarget | null> {
     // PER_MIGRATION and no-transaction files may have committed part of the way: cache what the ledger says.
     const reached = run.dryRun || !database ? undefined : await readReachedVersion(database);
-    const settled = await finishTarget(controlPlanePool, run.id, target.id, {
+    const end: TargetEnd = {
       status: TargetStatus.FAILED,
       appliedVersions: applied,
       reached,
       error: record.error,
       errorCode: record.errorCode,
-    });
-    if (!settled) return;
+    };
+    const settled = await finishTarget(controlPlanePool, job, target.id, end, takeTurn());
+    if (!settled) return null;
     events.publish(
       buildRunEvent(RunEventType.TARGET_FAILED, settled.run, {
         ...tenantDetails(target),
@@ -419,6 +485,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       }),
     );
     await scheduler.afterSettle(settled);
+    return settled.next;
   }
 
   async function readReachedVersion(database: TenantDatabase): Promise<string | null | undefined> {

@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRunEventBus, RunEventType, SUBSCRIBER_BACKLOG } from '../../../src/pubsub/run-events.js';
+import {
+  createRunEventBus,
+  EVENTS_PER_MESSAGE,
+  RunEventType,
+  SUBSCRIBER_BACKLOG,
+} from '../../../src/pubsub/run-events.js';
+import { expectEventually } from '../../helpers/eventually.js';
 import type { RunEvent } from '../../../src/pubsub/run-events.js';
 import {
   createRedisConnection,
@@ -73,6 +79,37 @@ describe('the run event bus', () => {
     // What arrives is in publication order.
     const versions = received.map((e) => Number(e.version));
     expect(versions).toEqual([...versions].sort((a, b) => a - b));
+  });
+
+  it('sends the events of one turn as one message per topic, each delivered on its own', async () => {
+    const runId = randomUUID();
+    const tenantId = randomUUID();
+    const raw = createRedisConnection(REDIS_URL, 'test-raw');
+    const messages: string[] = [];
+    raw.on('message', (_channel: string, message: string) => messages.push(message));
+    await raw.subscribe(`${prefix}:run-events:${runId}`);
+    const live = bus.subscribeRun(runId);
+    const tenant = bus.subscribeTenant(tenantId);
+    await subscriptionsLive(subscribeClient, `${prefix}:ready`);
+    const count = EVENTS_PER_MESSAGE + 10;
+    for (let n = 1; n <= count; n++)
+      bus.publish({ ...event(runId, RunEventType.MIGRATION_APPLIED, n), tenantId });
+    bus.publish(event(runId, RunEventType.RUN_FINISHED, count + 1));
+    const received: RunEvent[] = [];
+    for await (const one of live) received.push(one);
+    expect(received.map((e) => Number(e.version))).toEqual(
+      Array.from({ length: count + 1 }, (_, i) => i + 1),
+    );
+    const ofTenant: RunEvent[] = [];
+    for await (const one of tenant) {
+      ofTenant.push(one);
+      if (ofTenant.length === count) break;
+    }
+    expect(ofTenant.map((e) => Number(e.version))).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+    // Two messages on the run topic: a full one, then the rest of the turn.
+    await expectEventually(() => expect(messages).toHaveLength(2));
+    expect((JSON.parse(messages[0]!) as RunEvent[]).length).toBe(EVENTS_PER_MESSAGE);
+    raw.disconnect();
   });
 
   it('delivers events only to the deployment with the same prefix', async () => {
