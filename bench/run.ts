@@ -48,12 +48,18 @@ import { percentile, round, summarize, type Summary } from './lib/stats.js';
 const CATALOG_DIR = 'bench/fixtures/catalog';
 // B2's long catalog: fifty migrations, for the template path against a replay.
 const TEMPLATE_CATALOG_DIR = 'bench/fixtures/catalog-50';
+// Databases of this bench process: two benches on one machine (other worktrees) must not drop
+// or migrate each other's databases mid-segment.
+const DB_PREFIX = `cp_bench_${process.pid}`;
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 
 const START_RUN = `mutation($input: StartMigrationRunInput!) { startMigrationRun(input: $input) {
   __typename ... on StartMigrationRunSuccess { run { id } } ... on Error { message } } }`;
 const RUN_EVENTS = `subscription($id: ID!) { migrationRunEvents(runId: $id) {
   type at progress { total succeeded failed } } }`;
+// What a dashboard reading the run and target behind each event asks (issue 16 measured this).
+const RUN_EVENTS_WITH_RECORDS = `subscription($id: ID!) { migrationRunEvents(runId: $id) {
+  type at run { status } target { status } } }`;
 const CREATE_TENANT = `mutation($input: CreateTenantInput!) { createTenant(input: $input) {
   __typename ... on CreateTenantSuccess { tenant { id } provisioning { id } } ... on Error { message } } }`;
 
@@ -80,6 +86,7 @@ async function main(): Promise<void> {
   if (options.cases.includes('B3')) await benchFleetQueries(options);
   if (options.cases.includes('B4')) await benchFanout(options);
   if (options.cases.includes('B6')) await benchBackups(options);
+  if (options.cases.includes('B7')) await benchVerifyRun(options);
   printTable();
   await mkdir(options.outDir, { recursive: true });
   const file = join(options.outDir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
@@ -211,6 +218,53 @@ async function runControlPlaneSegment(options: BenchOptions): Promise<SegmentRes
   }
 }
 
+const CHECK_DRIFT = `mutation($input: CheckSchemaDriftInput!) { checkSchemaDrift(input: $input) {
+  __typename ... on CheckSchemaDriftSuccess { run { id } } ... on Error { message } } }`;
+
+/**
+ * B7 (issue 13): a VERIFY run (checkSchemaDrift) over N seeded tenants, each schema read and
+ * compared with its version's expected structure: seconds, and CPU per tenant by process.
+ */
+async function benchVerifyRun(options: BenchOptions): Promise<void> {
+  const n = options.tenants;
+  const stack = await startStack('b7', options, { worker: true });
+  try {
+    // Empty schemas at no version: each matches the expected structure of version 0.
+    await seedSchemaTenants(stack.config, 'b7', n);
+    await settle();
+    const cpuBefore = await Promise.all(stack.processes.map((p) => p.cpuSeconds()));
+    const pgBefore = await postgresCpuByDatabase();
+    const begin = performance.now();
+    const data = await gql<{ checkSchemaDrift: { run?: { id: string }; message?: string } }>(
+      stack.endpoint,
+      CHECK_DRIFT,
+      { input: {} },
+    );
+    const runId = data.checkSchemaDrift.run?.id;
+    if (!runId) throw new Error(`checkSchemaDrift failed: ${data.checkSchemaDrift.message}`);
+    const last = await waitForRunFinished(stack.endpoint, runId);
+    const seconds = (performance.now() - begin) / 1000;
+    if (last.succeeded !== n) throw new Error(`VERIFY run: ${last.succeeded}/${n} succeeded`);
+    const cpuAfter = await Promise.all(stack.processes.map((p) => p.cpuSeconds()));
+    const pgAfter = await postgresCpuByDatabase();
+    details.B7 = { n, seconds };
+    rows.push({ case: 'B7', metric: `VERIFY run, N=${n}`, value: round(n / seconds), unit: 'tenants/s' });
+    for (const [database, label] of [
+      [stack.controlPlaneDatabase, 'PostgreSQL (control-plane DB)'],
+      [stack.tenantDatabase, 'PostgreSQL (tenant DB)'],
+    ] as const) {
+      const ms = (((pgAfter.get(database) ?? 0) - (pgBefore.get(database) ?? 0)) * 1000) / n;
+      rows.push({ case: 'B7', metric: `CPU of ${label} per tenant`, value: round(ms), unit: 'ms' });
+    }
+    stack.processes.forEach((p, i) => {
+      const ms = (((cpuAfter[i] as number) - (cpuBefore[i] as number)) * 1000) / n;
+      rows.push({ case: 'B7', metric: `CPU of ${p.role} per tenant`, value: round(ms), unit: 'ms' });
+    });
+  } finally {
+    await stack.stop();
+  }
+}
+
 /** B6: a tenant backup through the service against a bare pg_dump of the same schema (issue 15). */
 async function benchBackups(options: BenchOptions): Promise<void> {
   const result = await benchBackupCost(CATALOG_DIR, options.backupTenants, options.backupRounds);
@@ -243,7 +297,7 @@ async function benchBackups(options: BenchOptions): Promise<void> {
 async function benchProvisioning(options: BenchOptions, upSql: string[]): Promise<void> {
   const n = options.provisions;
   const stack = await startStack('b2', options, { worker: true });
-  const raw = await openRawProvisioner('cp_bench_b2_raw', upSql);
+  const raw = await openRawProvisioner(`${DB_PREFIX}_b2_raw`, upSql);
   const ours: ProvisionSample[] = [];
   const rawMs: number[] = [];
   try {
@@ -408,7 +462,7 @@ async function benchProvisioningTemplates(options: BenchOptions): Promise<void> 
     template: await startStack('b2t', options, { worker: true, env: env({ PROVISION_SPARE_SCHEMAS: '0' }) }),
     replay: await startStack('b2r', options, { worker: true, env: env({ PROVISION_TEMPLATE: 'off' }) }),
   };
-  const raw = await openRawProvisioner('cp_bench_b2t_raw', upSql);
+  const raw = await openRawProvisioner(`${DB_PREFIX}_b2t_raw`, upSql);
   const samples = {
     spare: [] as number[],
     template: [] as number[],
@@ -716,12 +770,29 @@ async function benchFanout(options: BenchOptions): Promise<void> {
         if (type === 'RUN_FINISHED') finished++;
       }),
     );
+    // One more stream reads the run and target of every event from the control-plane DB.
+    const recordLags: number[] = [];
+    let recordsFinishedLag: number | null = null;
+    subscribers.push(
+      subscribeSseRaw(stack.endpoint, RUN_EVENTS_WITH_RECORDS, { id: runId }, (json, receivedAt) => {
+        if (json.includes('"errors"')) throw new Error(`Subscription error: ${json}`);
+        const type = jsonStringField(json, 'type');
+        const at = jsonStringField(json, 'at');
+        if (type === null || at === null) throw new Error(`Unexpected event: ${json}`);
+        if (type === 'SNAPSHOT') snapshots++;
+        else recordLags.push(receivedAt - Date.parse(at));
+        if (type === 'RUN_FINISHED') recordsFinishedLag = receivedAt - Date.parse(at);
+      }),
+    );
     const deadline = Date.now() + 60_000;
-    while (snapshots < options.subscribers && Date.now() < deadline)
+    while (snapshots < options.subscribers + 1 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
     // The worker starts only once every subscriber holds its stream, so none can miss an event.
+    const api = stack.processes.find((p) => p.role === 'api');
+    const apiCpuBefore = (await api?.cpuSeconds()) ?? Number.NaN;
     await stack.addWorker();
     await Promise.all(subscribers);
+    const apiCpuMs = (((await api?.cpuSeconds()) ?? Number.NaN) - apiCpuBefore) * 1000;
     const lag = summarize(lags);
     const fanout = await fanoutCounters(stack.endpoint);
     details.B4 = { subscribers: options.subscribers, targets: options.fanoutTargets, finished, lag, fanout };
@@ -734,6 +805,23 @@ async function benchFanout(options: BenchOptions): Promise<void> {
       met: finished === options.subscribers,
     });
     pushLatency('B4', `event lag (${lags.length} deliveries)`, lag);
+    const recordLag = summarize(recordLags);
+    details.B4 = { ...(details.B4 as object), recordLag, recordsFinishedLag, apiCpuMs };
+    rows.push({
+      case: 'B4',
+      metric: `api CPU per run event (${recordLags.length} events, ${options.subscribers + 1} streams)`,
+      value: round(apiCpuMs / Math.max(1, recordLags.length)),
+      unit: 'ms',
+    });
+    pushLatency('B4', `event lag reading run and target (1 stream, ${recordLags.length} events)`, recordLag);
+    rows.push({
+      case: 'B4',
+      metric: 'RUN_FINISHED lag reading run and target',
+      value: round(recordsFinishedLag ?? Number.NaN),
+      unit: 'ms',
+      goal: '< 250',
+      met: recordsFinishedLag !== null && recordsFinishedLag < 250,
+    });
     const writes = fanout.sse_writes_total ?? 0;
     rows.push({
       case: 'B4',
@@ -780,8 +868,8 @@ async function startStack(
   options: BenchOptions,
   { worker, env: extraEnv = {} }: { worker: boolean; env?: Record<string, string> },
 ): Promise<Stack> {
-  const cpDb = `cp_bench_${name}`;
-  const tenantDb = `cp_bench_${name}_tenants`;
+  const cpDb = `${DB_PREFIX}_${name}`;
+  const tenantDb = `${DB_PREFIX}_${name}_tenants`;
   await recreateDatabases(cpDb, tenantDb);
   const port = await freePort();
   const env = {
@@ -874,7 +962,7 @@ async function baseline(
   n: number,
   fn: (url: string, schemas: string[]) => Promise<{ seconds: number }>,
 ) {
-  const db = `cp_bench_${name}`;
+  const db = `${DB_PREFIX}_${name}`;
   await recreateDatabases(db);
   const url = databaseUrl(db);
   const schemas = Array.from({ length: n }, (_, i) => `tenant_${name}_${String(i + 1).padStart(5, '0')}`);

@@ -8,10 +8,11 @@ import type { ControlPlaneDb } from './db/control-plane.js';
 import type { GraphqlServices } from './graphql/context.js';
 import type { GraphqlYoga } from './graphql/server.js';
 import { createLogger, type Logger } from './logger.js';
-import { ensureDatabase, migrateControlPlane } from './migrations/index.js';
+import { migrateControlPlane } from './migrations/index.js';
 import type { MigrationCatalog } from './migrations/types.js';
 import type { RunEventBus } from './pubsub/run-events.js';
 import type { TargetWorker } from './queue/target-worker.js';
+import { ensureDefaultTenantDatabase } from './servers/default-tenant-database.js';
 
 export interface AppOptions {
   /** `api` serves HTTP/WebSocket; `worker` runs tenant jobs and the reconciler. */
@@ -42,8 +43,10 @@ export interface App {
 export async function createApp(config: Config, options: AppOptions): Promise<App> {
   const logger = options.logger ?? createLogger(config.logLevel);
   await migrateControlPlane(config.databaseUrl, config.controlPlaneMigrationsDir);
-  await ensureDatabase(config.tenantDatabaseUrl);
   const app = await composeServices(config, { logger, name: 'api' });
+  // Not a condition of starting: a tenant server that is down fails only its own targets.
+  const defaultDatabase = await ensureDefaultTenantDatabase(config.tenantDatabaseUrl, logger);
+  app.onClose('default tenant database', () => defaultDatabase.stop());
   const { db, catalog, events, services } = app;
 
   try {

@@ -41,7 +41,7 @@ import { createRunEventBus, type RunEventBus } from './pubsub/run-events.js';
 import { createTokenRevocationBus, type TokenRevocationBus } from './pubsub/token-revocations.js';
 import { createTargetQueue, queuePrefixOf, type TargetQueue } from './queue/target-queue.js';
 import { startTargetWorker, type TargetWorker } from './queue/target-worker.js';
-import { createRedisConnection, subscriptionsLive } from './redis/connections.js';
+import { createRedisConnection, prepareSubscriber, subscriptionsLive } from './redis/connections.js';
 import { wakeDeferredTargets } from './runs/run-machine.js';
 import { createRunReader, createRunService, type RunReader } from './runs/run-service.js';
 import { createServerService, type ServerService } from './servers/server-service.js';
@@ -173,16 +173,17 @@ export async function composeServices(config: Config, options: CompositionOption
     const publishClient = redis('publish', true);
     const subscribeClient = redis('subscribe');
     const queueConnection = redis('queue', true);
-    // Ready before the first subscription: a SUBSCRIBE queued while the subscriber connection is
-    // still connecting can overtake ioredis's ready check, which then fails in subscriber mode.
-    await Promise.all([publishClient.ping(), subscribeClient.ping()]);
+    // Ready before the first subscription (see prepareSubscriber; a PING readies no cluster
+    // client's subscriber connection).
+    const eventsReadyChannel = `${config.redisPrefix}:events-ready`;
+    await Promise.all([publishClient.ping(), prepareSubscriber(subscribeClient, eventsReadyChannel)]);
     const events = createRunEventBus({ publishClient, subscribeClient, prefix: config.redisPrefix });
     const revocations = createTokenRevocationBus({
       publishClient,
       subscribeClient,
       prefix: config.redisPrefix,
     });
-    const eventsReady = () => subscriptionsLive(subscribeClient, `${config.redisPrefix}:events-ready`);
+    const eventsReady = () => subscriptionsLive(subscribeClient, eventsReadyChannel);
     const queue = createTargetQueue({
       connection: queueConnection,
       prefix: queuePrefixOf(config.redisPrefix),
@@ -235,7 +236,7 @@ export async function composeServices(config: Config, options: CompositionOption
       logger,
     });
     const expectedStore = createExpectedFingerprintStore(pool);
-    const expectedFingerprints = createExpectedFingerprints(catalog, expectedStore);
+    const expectedFingerprints = createExpectedFingerprints(catalog, expectedStore, config.ledgerTable);
     // New tenants of long catalogs are made from the catalog's template (PROVISION_TEMPLATE).
     const templates = createProvisionTemplates({
       store: createSchemaTemplateStore(pool),
@@ -247,6 +248,7 @@ export async function composeServices(config: Config, options: CompositionOption
       pool,
       expected: expectedFingerprints,
       tenantPoolOf: (database) => readPools.poolFor(secretBox.openConnectionString(database)),
+      ledgerTable: config.ledgerTable,
     });
     const services = {
       tenants: createTenantService({
@@ -259,6 +261,7 @@ export async function composeServices(config: Config, options: CompositionOption
         tenantPools,
         readPools,
         catalog,
+        catalogReleaseId: catalogs.local.releaseId,
         logger,
         backupBeforeDrop: async (database) => {
           await backups.backupIfPresent(database, { reason: 'before delete' });
@@ -284,9 +287,8 @@ export async function composeServices(config: Config, options: CompositionOption
       fingerprints,
       adoption: createAdoptionService({
         db,
-        config,
         secretBox,
-        serverPool: () => readPools.poolFor(config.tenantDatabaseUrl),
+        poolFor: (connectionString) => readPools.poolFor(connectionString),
         startAdoptRun: (request, actor) => runs.startAdoptRun(request, actor),
       }),
       backups,
@@ -296,6 +298,7 @@ export async function composeServices(config: Config, options: CompositionOption
       expected: expectedFingerprints,
       fingerprints,
       lockTimeoutMs: config.lockTimeoutMs,
+      ledgerTable: config.ledgerTable,
     });
 
     async function startWorker(workerOptions: WorkerOptions = {}): Promise<TargetWorker> {
@@ -317,7 +320,12 @@ export async function composeServices(config: Config, options: CompositionOption
         queue,
         // Every schema or database this deployment provisions carries its ownership marker.
         provisionTenant: async (input) =>
-          provisionTenant({ ...input, deploymentId: await deploymentId(), templates }),
+          provisionTenant({
+            ...input,
+            deploymentId: await deploymentId(),
+            ledgerTable: config.ledgerTable,
+            templates,
+          }),
         ownershipGuard: async (database) => ownershipGuardSql(database, await deploymentId()),
         // The worker reads structures through its own tenant pools, the one it migrated with.
         checkSchema: async ({ database, pool: tenantPool, version }) => {
@@ -326,8 +334,14 @@ export async function composeServices(config: Config, options: CompositionOption
         },
         // An adopted schema becomes this deployment's own: its marker lets later runs touch it.
         adoptSchema: async (input) => {
-          const adopted = await adoptTarget(input);
-          if (!input.run.dryRun) await input.pool.query(markOwnedSql(input.database, await deploymentId()));
+          const { database, location, pool: tenantPool, run } = input;
+          const adopted = await adoptTarget({
+            databaseId: database?.id ?? null,
+            location,
+            pool: tenantPool,
+            run,
+          });
+          if (!run.dryRun && database) await tenantPool.query(markOwnedSql(database, await deploymentId()));
           return adopted;
         },
         backups,

@@ -22,6 +22,9 @@ export const TENANT_OBJECT_PREFIX = 'tenant_';
 /** A prefix: a lowercase letter, then lowercase letters, digits or `_`; at most 13 characters, so prefix + name fits in 63. */
 export const TENANT_OBJECT_PREFIX_PATTERN = /^[a-z][a-z0-9_]{0,12}$/;
 
+/** A ledger table name (LEDGER_TABLE): a plain, unquoted PostgreSQL identifier, spliced into SQL. */
+export const LEDGER_TABLE_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
+
 const postgresUrl = z.string().refine(isPostgresUrl, 'must be a postgres:// or postgresql:// URL');
 const redisUrl = z
   .string()
@@ -78,6 +81,11 @@ const Env = z.object({
   FINGERPRINT_AFTER_TARGET: flag.default(false),
   /** Tries per target, transient failures included (backoff 1 s, 2 s, 4 s, ...): 8 wait out about 2 minutes. */
   TARGET_JOB_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(8),
+  /**
+   * Targets of one run a job works one after the other, each finish claiming the next in the same
+   * control-plane transaction: the queue and the claim's own transaction are paid once per batch.
+   */
+  TARGET_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(16),
   /** How long a worker's hold on a job lasts without renewal: a dead worker's jobs move on after about this. */
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
@@ -128,6 +136,22 @@ const Env = z.object({
     )
     .refine((prefix) => !prefix.startsWith('pg_'), 'must not start with pg_ (reserved by PostgreSQL)')
     .default(TENANT_OBJECT_PREFIX),
+  /**
+   * The ledger table's name inside every tenant schema: a name no tenant catalog uses. Changing it
+   * on a live estate needs each ledger renamed first (see the README); only the legacy name
+   * `schema_migrations` is renamed by the engine.
+   */
+  LEDGER_TABLE: z
+    .string()
+    .regex(LEDGER_TABLE_PATTERN, 'must be 1-63 lowercase letters, digits or _, starting with a letter or _')
+    .refine((name) => !name.startsWith('pg_'), 'must not start with pg_ (reserved by PostgreSQL)')
+    .refine(
+      // The engine's LEGACY_LEDGER_TABLE (migrations/ledger.ts).
+      (name) => name !== 'schema_migrations',
+      "must not be schema_migrations, golang-migrate's own table (public catalogs alter and drop it)",
+    )
+    // The engine's LEDGER_TABLE (migrations/ledger.ts).
+    .default('control_plane_ledger'),
   /** Directory of tenant backup files (pg_dump custom format); created on first backup. */
   BACKUP_DIR: z.string().min(1).default('./backups'),
   /** Days a backup file is kept (beyond the BACKUP_KEEP_LAST newest of each tenant); 0 keeps every file. */
@@ -184,6 +208,7 @@ export interface Config {
   readonly reconcileIntervalMs: number;
   readonly workerLockDurationMs: number;
   readonly targetJobAttempts: number;
+  readonly targetBatchSize: number;
   readonly fingerprintAfterTarget: boolean;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   readonly wsMaxPayloadBytes: number;
@@ -197,6 +222,8 @@ export interface Config {
   readonly auditRetentionDays: number;
   readonly auditPruneIntervalMs: number;
   readonly tenantObjectPrefix: string;
+  /** The ledger table's name in every tenant schema (LEDGER_TABLE). */
+  readonly ledgerTable: string;
   /** Budget of the `default` server (TENANT_DATABASE_URL's) when the start registers it. */
   readonly defaultServerBudget: number;
   readonly backupDir: string;
@@ -265,6 +292,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
     workerLockDurationMs: e.WORKER_LOCK_DURATION_MS,
     targetJobAttempts: e.TARGET_JOB_ATTEMPTS,
+    targetBatchSize: e.TARGET_BATCH_SIZE,
     fingerprintAfterTarget: e.FINGERPRINT_AFTER_TARGET,
     logLevel: e.LOG_LEVEL,
     wsMaxPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,
@@ -284,6 +312,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     auditPruneIntervalMs: e.AUDIT_PRUNE_INTERVAL_MS,
     tenantObjectPrefix: e.TENANT_OBJECT_PREFIX,
+    ledgerTable: e.LEDGER_TABLE,
     defaultServerBudget: e.DEFAULT_SERVER_BUDGET,
     backupDir: e.BACKUP_DIR,
     backupRetentionDays: e.BACKUP_RETENTION_DAYS,

@@ -18,7 +18,7 @@ import { createSecretBoxFromConfig } from '../../src/crypto/secret-box.js';
 import { createControlPlaneDb } from '../../src/db/control-plane.js';
 import { createTenantPools } from '../../src/db/tenant-pools.js';
 import { createLogger } from '../../src/logger.js';
-import { loadCatalog, migrateControlPlane, migrateUp } from '../../src/migrations/index.js';
+import { LEDGER_TABLE, loadCatalog, migrateControlPlane, migrateUp } from '../../src/migrations/index.js';
 import { ledgerTargetOf } from '../../src/tenants/ledger-target.js';
 import { createDeploymentIdReader } from '../../src/tenants/deployment.js';
 import { seedSchemaTenants } from './seed.js';
@@ -66,7 +66,9 @@ export async function benchBackupCost(
     const { names, schemas } = await seedSchemaTenants(config, 'b6', tenants);
     for (const schema of schemas) {
       const location = { databaseName: database, schemaName: schema };
-      await migrateUp(pools.poolFor(url), ledgerTargetOf(location), catalog, { toVersion: catalog.latest });
+      await migrateUp(pools.poolFor(url), ledgerTargetOf(location, LEDGER_TABLE), catalog, {
+        toVersion: catalog.latest,
+      });
       await client.query(
         `SET search_path TO ${pg.escapeIdentifier(schema)};
          INSERT INTO accounts (email, full_name) SELECT 'a' || g || '@example.com', 'Account ' || g FROM generate_series(1, ${ACCOUNTS}) g;

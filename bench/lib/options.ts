@@ -24,10 +24,11 @@ export interface BenchOptions {
   readonly skipBaselines: boolean;
 }
 
-const USAGE = `usage: npm run bench -- [--cases B1,B2,B3,B4,B5,B6] [--tenants 1000] [--query-tenants 10000]
+const USAGE = `usage: npm run bench -- [--cases B1,B2,B3,B4,B5,B6,B7] [--tenants 1000] [--query-tenants 10000]
   [--provisions 100] [--subscribers 500] [--fanout-targets 1000] [--run-concurrency 4]
   [--worker-concurrency 4] [--workers 1] [--rounds 3] [--backup-tenants 10] [--backup-rounds 10] [--quick] [--skip-baselines] [--out bench/results]
   --quick: tiny sizes for a smoke run (tenants 20, query-tenants 200, provisions 5, subscribers 10, fanout-targets 20, rounds 1)
+  B7 (a VERIFY run over --tenants tenants, issue 13) runs only when named in --cases
   --rounds: B1 repeats its segments (control plane, raw floors, node-pg-migrate) this many times in alternation`;
 
 /** Parses argv; throws with the usage text on anything unknown. */
@@ -68,7 +69,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     return value;
   };
   const cases = (values.get('cases') ?? 'B1,B2,B3,B4,B5,B6').split(',').map((c) => c.trim().toUpperCase());
-  for (const c of cases) if (!/^B[1-6]$/.test(c)) throw new Error(`unknown case ${c}\n${USAGE}`);
+  for (const c of cases) if (!/^B[1-7]$/.test(c)) throw new Error(`unknown case ${c}\n${USAGE}`);
   return {
     tenants: int('tenants', 1000, 20),
     queryTenants: int('query-tenants', 10_000, 200),

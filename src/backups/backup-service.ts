@@ -24,7 +24,8 @@ import { NotFoundError, PreconditionFailedError } from '../errors.js';
 import type { TenantBackup, TenantDatabase } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import {
-  LEDGER_TABLE,
+  ledgerTableOf,
+  type LedgerLocation,
   advisoryLockKey,
   highestVersion,
   readLedger,
@@ -45,7 +46,7 @@ export interface BackupServiceDeps {
   readonly deploymentId: () => Promise<string>;
   readonly config: Pick<
     Config,
-    'lockTimeoutMs' | 'pgClientBinDir' | 'backupRetentionDays' | 'backupKeepLast'
+    'lockTimeoutMs' | 'pgClientBinDir' | 'backupRetentionDays' | 'backupKeepLast' | 'ledgerTable'
   >;
   readonly logger: Logger;
 }
@@ -83,7 +84,7 @@ export function createBackupService(deps: BackupServiceDeps) {
   ): Promise<TenantBackup | null> {
     const connectionString = secretBox.openConnectionString(database);
     const pool = tenantPools.poolFor(connectionString);
-    const target = ledgerTargetOf(database);
+    const target = ledgerTargetOf(database, config.ledgerTable);
     const id = randomUUID();
     const storageKey = `${database.tenantId}/${id}.dump`;
     let dumped;
@@ -96,7 +97,7 @@ export function createBackupService(deps: BackupServiceDeps) {
           if (present.rowCount === 0) return null;
         }
         const tools = await toolsFor(client);
-        const version = highestVersion(await readLedger(client, target.schema));
+        const version = highestVersion(await readLedger(client, target));
         const args = ['--format=custom', '--no-password'];
         if (database.isolation === 'SCHEMA') args.push(`--schema=${quoteSchema(target.schema)}`);
         const connection = toolConnectionOf(connectionString);
@@ -237,7 +238,7 @@ export function createBackupService(deps: BackupServiceDeps) {
     script: string,
     owner: string,
   ): Promise<void> {
-    const target = ledgerTargetOf(database);
+    const target = ledgerTargetOf(database, config.ledgerTable);
     const schema = quoteSchema(target.schema);
     const aside = quoteSchema(asideName(target.schema));
     const ownership = await assertOwned(tenantPools.poolFor(connectionString), database, owner);
@@ -255,7 +256,7 @@ export function createBackupService(deps: BackupServiceDeps) {
     await writeFile(
       after,
       [
-        ledgerCheckSql(target.schema, backup.schemaVersion),
+        ledgerCheckSql(target, backup.schemaVersion),
         `COMMENT ON SCHEMA ${schema} IS ${pg.escapeLiteral(ownershipMarker(owner))};`,
         ownership === 'absent' ? '' : `DROP SCHEMA ${aside} CASCADE;`,
         '',
@@ -288,7 +289,7 @@ export function createBackupService(deps: BackupServiceDeps) {
       await writeFile(
         after,
         [
-          ledgerCheckSql(ledgerTargetOf(database).schema, backup.schemaVersion),
+          ledgerCheckSql(ledgerTargetOf(database, config.ledgerTable), backup.schemaVersion),
           `COMMENT ON DATABASE ${quoteDatabase(fresh)} IS ${pg.escapeLiteral(ownershipMarker(owner))};`,
           '',
         ].join('\n'),
@@ -415,8 +416,8 @@ function psqlArgs(url: string, files: readonly string[]): string[] {
 
 // Fails the restore transaction unless the restored schema has a ledger whose highest version is
 // the backup's (versions are digit strings: compared by length without leading zeros, then text).
-function ledgerCheckSql(schema: string, version: string | null): string {
-  const table = pg.escapeLiteral(`${quoteSchema(schema)}.${LEDGER_TABLE}`);
+function ledgerCheckSql(ledger: LedgerLocation, version: string | null): string {
+  const table = pg.escapeLiteral(`${quoteSchema(ledger.schema)}.${ledgerTableOf(ledger)}`);
   const expected = version === null ? 'NULL' : pg.escapeLiteral(version);
   return `DO $check$
 DECLARE reached text;

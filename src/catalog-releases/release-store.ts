@@ -114,3 +114,11 @@ export async function readRelease(
     }));
   return { checksum: first.release_checksum.trim(), files };
 }
+
+/** Every stored release's id, newest first (by when it was first published). */
+export async function listReleaseIds(pool: ControlPlanePool): Promise<string[]> {
+  const result = await pool.query<{ id: string }>(
+    `SELECT id::text AS id FROM control_plane.catalog_releases ORDER BY created_at DESC, id DESC`,
+  );
+  return result.rows.map((row) => row.id);
+}

@@ -118,7 +118,7 @@ export async function adoptCommand(
       orderBy: { position: 'asc' },
     });
     for (const target of targets) {
-      const schema = target.tenantDatabase.schemaName;
+      const schema = target.tenantDatabase?.schemaName ?? target.schemaName;
       io.out(
         target.status === 'SUCCEEDED'
           ? `  ${target.plannedSql ?? `${schema} at ${target.toVersion}`}`

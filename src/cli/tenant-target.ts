@@ -36,7 +36,11 @@ export async function resolveTenantTarget(config: Config, name: string): Promise
     const databaseUrl = config.tenantDatabaseUrl;
     return {
       databaseUrl,
-      target: { schema, lockKey: schemaLockKey(databaseOf(databaseUrl), schema) },
+      target: {
+        schema,
+        lockKey: schemaLockKey(databaseOf(databaseUrl), schema),
+        ledgerTable: config.ledgerTable,
+      },
       tenantDatabaseId: null,
     };
   }
@@ -49,7 +53,10 @@ export async function resolveTenantTarget(config: Config, name: string): Promise
       id: registered.id,
       connectionStringEncrypted: registered.connection_string_encrypted,
     }),
-    target: ledgerTargetOf({ databaseName: registered.database_name, schemaName: registered.schema_name }),
+    target: ledgerTargetOf(
+      { databaseName: registered.database_name, schemaName: registered.schema_name },
+      config.ledgerTable,
+    ),
     tenantDatabaseId: registered.id,
   };
 }

@@ -127,7 +127,8 @@ export async function tenantsUpCommand(
       include: { tenant: { select: { name: true } } },
       orderBy: { position: 'asc' },
     });
-    for (const target of failed) io.out(`  FAILED ${target.tenant.name}: ${target.error ?? 'unknown error'}`);
+    for (const target of failed)
+      io.out(`  FAILED ${target.tenant?.name ?? target.schemaName}: ${target.error ?? 'unknown error'}`);
     if (finalRun.status !== 'SUCCEEDED') throw new RunNotSucceededError(run.id, finalRun.status);
   } finally {
     await app.close();

@@ -68,6 +68,9 @@ const TARGET_FIELDS = {
   finishedAt: '$.finished_at',
   durationMs: '$.duration_ms',
   deferredAt: '$.deferred_at',
+  serverId: '$.server_id::text',
+  schemaName: '$.schema_name',
+  jobId: '$.job_id::text',
 } satisfies Record<keyof MigrationRunTarget, string>;
 
 const DATABASE_FIELDS = {

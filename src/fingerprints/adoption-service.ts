@@ -1,24 +1,27 @@
 /**
- * `adoptTenants`: registers the existing schemas that match a pattern on the tenant server as
+ * `adoptTenants`: registers the existing schemas that match a pattern on a database server as
  * PENDING tenants and starts an ADOPT run over them; the worker decides each one's version
- * (adoption.ts) and stamps its ledger. A schema already registered is left out.
+ * (adoption.ts) and stamps its ledger. A schema already registered is left out. A dry run
+ * registers nothing: its run's targets name the schemas themselves and report what adoption
+ * would do with each.
  */
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
-import type { Config } from '../config.js';
+import { databaseOf } from '../config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { ControlPlaneDb } from '../db/control-plane.js';
 import { NotFoundError, ValidationError } from '../errors.js';
-import type { MigrationRun, TenantDatabase, TenantEnvironment } from '../generated/prisma/client.js';
+import type { MigrationRun, TenantEnvironment } from '../generated/prisma/client.js';
 import { EXTENSIONS_SCHEMA, type MigrationCatalog } from '../migrations/index.js';
-import { ledgerTargetOf } from '../migrations/ledger-target.js';
+import { ledgerTargetOf, type TenantDatabaseLocation } from '../migrations/ledger-target.js';
+import { DEFAULT_SERVER_NAME, parseServerUrl } from '../servers/server-service.js';
 import { AdoptionRefusedError, HistorySource, adoptSchema, type AdoptionOptions } from './adoption.js';
 import type { ExpectedFingerprints } from './expected-fingerprints.js';
 import type { FingerprintService } from './fingerprint-service.js';
 
 /** What adoptTenants takes (the API's AdoptTenantsInput). */
 export interface AdoptTenantsRequest {
-  /** Only the default server until the server registry exists. */
+  /** The database server's id or name; default: the `default` server. */
   readonly server?: string | null;
   /** SQL LIKE pattern over schema names, e.g. "legacy_%". */
   readonly schemaPattern: string;
@@ -30,65 +33,77 @@ export interface AdoptTenantsRequest {
   readonly dryRun?: boolean | null;
 }
 
+/** What an ADOPT run stores for its targets (`migration_runs.adopt_options`). */
+export interface StoredAdoptOptions {
+  readonly source: HistorySource;
+  readonly versionMap: Readonly<Record<string, string>> | null;
+  /** A dry run's: the tenants adoption would register (their names and environment). */
+  readonly namePrefix?: string | null;
+  readonly environment?: TenantEnvironment;
+}
+
+/** An ADOPT run to start: over tenants just registered, or (a dry run) over unregistered schemas. */
+export type AdoptRunRequest =
+  | {
+      readonly tenantIds: readonly string[];
+      readonly options: StoredAdoptOptions;
+      readonly dryRun: false;
+    }
+  | {
+      readonly schemas: { readonly serverId: string; readonly names: readonly string[] };
+      readonly options: StoredAdoptOptions;
+      readonly dryRun: true;
+    };
+
 export interface AdoptionServiceDeps {
   readonly db: ControlPlaneDb;
-  readonly config: Pick<Config, 'tenantDatabaseUrl'>;
-  readonly secretBox: Pick<SecretBox, 'sealConnectionString'>;
-  /** The default tenant server's pool. */
-  readonly serverPool: () => Pool;
-  readonly startAdoptRun: (
-    request: { tenantIds: readonly string[]; options: AdoptionOptions; dryRun: boolean },
-    actor: { name: string },
-  ) => Promise<MigrationRun>;
+  readonly secretBox: Pick<SecretBox, 'sealConnectionString' | 'openConnectionString'>;
+  /** A pool on a tenant server, for reading its schemas. */
+  readonly poolFor: (connectionString: string) => Pool;
+  readonly startAdoptRun: (request: AdoptRunRequest, actor: { name: string }) => Promise<MigrationRun>;
 }
 
 // Schemas that are never tenants: the system's own and ours.
 const NOT_TENANTS = ['public', 'information_schema', 'control_plane', EXTENSIONS_SCHEMA];
 const TENANT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Creates adoptTenants. */
-export function createAdoptionService({
-  db,
-  config,
-  secretBox,
-  serverPool,
-  startAdoptRun,
-}: AdoptionServiceDeps) {
+export function createAdoptionService({ db, secretBox, poolFor, startAdoptRun }: AdoptionServiceDeps) {
   async function adoptTenants(request: AdoptTenantsRequest, actor: { name: string }): Promise<MigrationRun> {
-    if (request.server)
-      throw new NotFoundError(`No such server: ${request.server} (only the default server is known)`);
     const pattern = request.schemaPattern.trim();
     if (pattern === '' || pattern === '%') {
       throw new ValidationError('schemaPattern must name some schemas, e.g. "legacy_%"', 'schemaPattern');
     }
-    const options: AdoptionOptions = {
+    const environment = request.environment ?? 'DEVELOPMENT';
+    const options: StoredAdoptOptions = {
       source: request.historySource ?? HistorySource.AUTO,
       versionMap: versionMapOf(request.versionMap),
     };
-    const { rows } = await serverPool().query<{ schema: string }>(
+    const server = await findServer(request.server);
+    const serverUrl = secretBox.openConnectionString(server);
+    const { rows } = await poolFor(serverUrl).query<{ schema: string }>(
       `SELECT nspname AS schema FROM pg_namespace
         WHERE nspname LIKE $1 AND nspname <> ALL ($2::text[]) AND nspname NOT LIKE 'pg\\_%' ORDER BY nspname`,
       [pattern, NOT_TENANTS],
     );
-    const url = new URL(config.tenantDatabaseUrl);
-    const databaseName = decodeURIComponent(url.pathname.replace(/^\//, '')) || 'postgres';
+    // Schema tenants live in the database the server's URL names (as tenant placement puts them).
+    const databaseName = databaseOf(serverUrl);
     const registered = await db.tenantDatabase.findMany({
-      where: { databaseName, schemaName: { in: rows.map((r) => r.schema) } },
+      where: { serverId: server.id, databaseName, schemaName: { in: rows.map((r) => r.schema) } },
       select: { schemaName: true },
     });
     const taken = new Set(registered.map((r) => r.schemaName));
     const schemas = rows.map((r) => r.schema).filter((schema) => !taken.has(schema));
-    if (schemas.length === 0) throw new NotFoundError(`No unregistered schema matches "${pattern}"`);
+    if (schemas.length === 0)
+      throw new NotFoundError(`No unregistered schema matches "${pattern}" on server ${server.name}`);
     const prefix = request.namePrefix ?? '';
-    const tenants = schemas.map((schema) => {
-      const name = prefix && schema.startsWith(prefix) ? schema.slice(prefix.length) : schema;
-      if (!TENANT_NAME.test(name))
-        throw new ValidationError(
-          `"${name}" (from schema ${schema}) is not a valid tenant name`,
-          'namePrefix',
-        );
-      return { schema, name, tenantId: randomUUID(), databaseId: randomUUID() };
-    });
+    const tenants = schemas.map((schema) => ({
+      schema,
+      name: tenantNameOf(schema, prefix),
+      tenantId: randomUUID(),
+      databaseId: randomUUID(),
+    }));
     const names = await db.tenant.findMany({
       where: { name: { in: tenants.map((t) => t.name) } },
       select: { name: true },
@@ -97,13 +112,24 @@ export function createAdoptionService({
       const taken = names.map((n) => n.name).join(', ');
       throw new ValidationError(`Tenants already exist: ${taken} (use namePrefix)`, 'namePrefix');
     }
+    if (request.dryRun) {
+      return startAdoptRun(
+        {
+          schemas: { serverId: server.id, names: schemas },
+          options: { ...options, namePrefix: request.namePrefix ?? null, environment },
+          dryRun: true,
+        },
+        actor,
+      );
+    }
+    const { host, port } = parseServerUrl(serverUrl);
     // PENDING until the worker adopted them: runs select ACTIVE tenants, so a refused schema is never migrated.
     await db.$transaction([
       db.tenant.createMany({
         data: tenants.map((t) => ({
           tenantId: t.tenantId,
           name: t.name,
-          environment: request.environment ?? 'DEVELOPMENT',
+          environment,
           status: 'PENDING' as const,
         })),
       }),
@@ -111,10 +137,11 @@ export function createAdoptionService({
         data: tenants.map((t) => ({
           id: t.databaseId,
           tenantId: t.tenantId,
-          connectionStringEncrypted: secretBox.sealConnectionString(t.databaseId, config.tenantDatabaseUrl),
+          connectionStringEncrypted: secretBox.sealConnectionString(t.databaseId, serverUrl),
           databaseName,
-          host: url.hostname,
-          port: url.port ? Number(url.port) : 5432,
+          host,
+          port,
+          serverId: server.id,
           status: 'ACTIVE' as const,
           isolation: 'SCHEMA' as const,
           schemaName: t.schema,
@@ -123,14 +150,32 @@ export function createAdoptionService({
         })),
       }),
     ]);
-    return startAdoptRun(
-      { tenantIds: tenants.map((t) => t.tenantId), options, dryRun: request.dryRun ?? false },
-      actor,
-    );
+    return startAdoptRun({ tenantIds: tenants.map((t) => t.tenantId), options, dryRun: false }, actor);
   }
+
+  /** The server by id or name (default: `default`); NotFoundError when there is none. */
+  async function findServer(server: string | null | undefined) {
+    const wanted = server?.trim() || DEFAULT_SERVER_NAME;
+    const found = await db.databaseServer.findFirst({
+      where: UUID.test(wanted) ? { id: wanted } : { name: wanted },
+      select: { id: true, name: true, connectionStringEncrypted: true },
+    });
+    if (!found) throw new NotFoundError(`No such database server: ${wanted}`);
+    return found;
+  }
+
   return { adoptTenants };
 }
 export type AdoptionService = ReturnType<typeof createAdoptionService>;
+
+/** The name of the tenant adopting `schema` registers: the schema's name without `prefix`. */
+export function tenantNameOf(schema: string, prefix: string | null | undefined): string {
+  const name = prefix && schema.startsWith(prefix) ? schema.slice(prefix.length) : schema;
+  if (!TENANT_NAME.test(name)) {
+    throw new ValidationError(`"${name}" (from schema ${schema}) is not a valid tenant name`, 'namePrefix');
+  }
+  return name;
+}
 
 function versionMapOf(value: unknown): Record<string, string> | null {
   if (value === null || value === undefined) return null;
@@ -149,12 +194,14 @@ function versionMapOf(value: unknown): Record<string, string> | null {
   return Object.fromEntries(entries) as Record<string, string>;
 }
 
-/** What an ADOPT run's worker needs to adopt one tenant database. */
+/** What an ADOPT run's worker needs to adopt one schema. */
 export interface AdoptTargetDeps {
   readonly catalog: MigrationCatalog;
   readonly expected: ExpectedFingerprints;
   readonly fingerprints: Pick<FingerprintService, 'compare' | 'recordCheck'>;
   readonly lockTimeoutMs: number;
+  /** The deployment's ledger table name (LEDGER_TABLE). */
+  readonly ledgerTable: string;
 }
 
 /**
@@ -162,24 +209,30 @@ export interface AdoptTargetDeps {
  * ledger unless a dry run (and records the fingerprint), and reports what it did or would do.
  * Throws AdoptionRefusedError with the reason (and its differences) when the schema cannot be adopted.
  */
-export function createAdoptTarget({ catalog, expected, fingerprints, lockTimeoutMs }: AdoptTargetDeps) {
+export function createAdoptTarget({
+  catalog,
+  expected,
+  fingerprints,
+  lockTimeoutMs,
+  ledgerTable,
+}: AdoptTargetDeps) {
   return async function adoptTarget(input: {
-    readonly database: TenantDatabase;
+    /** The tenant database registered for the schema; null for a dry run's unregistered schema. */
+    readonly databaseId: string | null;
+    readonly location: TenantDatabaseLocation;
     readonly pool: Pool;
     readonly run: Pick<MigrationRun, 'dryRun' | 'adoptOptions'>;
   }): Promise<{ version: string; report: string }> {
-    const { database, pool, run } = input;
-    const stored = (run.adoptOptions ?? {}) as {
-      source?: HistorySource;
-      versionMap?: Record<string, string> | null;
-    };
+    const { databaseId, location, pool, run } = input;
+    const stored = (run.adoptOptions ?? {}) as Partial<StoredAdoptOptions>;
     const options: AdoptionOptions = {
       source: stored.source ?? HistorySource.AUTO,
       versionMap: stored.versionMap ?? null,
     };
+    const target = ledgerTargetOf(location, ledgerTable);
     const result = await adoptSchema({
       pool,
-      target: ledgerTargetOf(database),
+      target,
       catalog,
       expected,
       options,
@@ -187,25 +240,27 @@ export function createAdoptTarget({ catalog, expected, fingerprints, lockTimeout
       lockTimeoutMs,
     });
     const { decision } = result;
-    if (!decision.ok && decision.version !== null && !run.dryRun) {
+    // A dry run records nothing, the fingerprint included.
+    const recordOn = run.dryRun ? null : databaseId;
+    if (!decision.ok && decision.version !== null && recordOn) {
       // The outlier shows in schemaDrift, its differences against the version it claims (or is nearest to).
       const check = await fingerprints.compare(pool, result.fingerprint, decision.version);
-      await fingerprints.recordCheck(database.id, check);
+      await fingerprints.recordCheck(recordOn, check);
     }
     if (!decision.ok)
       throw new AdoptionRefusedError(
         `adoption refused (${decision.source}): ${decision.reason}`,
         decision.differences,
       );
-    if (!run.dryRun)
+    if (recordOn)
       await fingerprints.recordCheck(
-        database.id,
+        recordOn,
         await fingerprints.compare(pool, result.fingerprint, decision.version),
       );
     const verb = run.dryRun ? 'would stamp' : 'stamped';
     return {
       version: decision.version,
-      report: `-- ${verb} ${database.schemaName} at ${decision.version} (${decision.source}: ${decision.detail})`,
+      report: `-- ${verb} ${target.schema} at ${decision.version} (${decision.source}: ${decision.detail})`,
     };
   };
 }

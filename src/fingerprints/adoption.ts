@@ -7,7 +7,8 @@
 import type { Pool } from 'pg';
 import { quoteSchema } from '../db/pg.js';
 import {
-  LEDGER_TABLE,
+  ledgerTableOf,
+  type LedgerLocation,
   highestVersion,
   parseVersion,
   readLedger,
@@ -93,10 +94,10 @@ export async function adoptSchema(input: {
   readonly lockTimeoutMs?: number;
 }): Promise<AdoptionResult> {
   const { pool, target, catalog, expected, options } = input;
-  const fingerprint = await readSchemaFingerprint(pool, target.schema);
+  const fingerprint = await readSchemaFingerprint(pool, target.schema, ledgerTableOf(target));
   const decision = decideAdoption({
     source: options.source,
-    history: await readHistory(pool, target.schema, options),
+    history: await readHistory(pool, target, options),
     fingerprint,
     expected: await expected.all(pool),
   });
@@ -179,19 +180,20 @@ export function decideAdoption(input: {
  */
 export async function readHistory(
   pool: Queryable,
-  schema: string,
+  ledger: LedgerLocation,
   options: AdoptionOptions,
 ): Promise<{ readonly source: HistorySource; readonly reading: HistoryReading | null } | null> {
+  const { schema } = ledger;
   const sources: (keyof typeof READERS)[] =
     options.source === HistorySource.AUTO
       ? [HistorySource.OWN, HistorySource.ALEMBIC, HistorySource.FLYWAY, HistorySource.GOLANG_MIGRATE]
       : options.source === HistorySource.FINGERPRINT
         ? []
         : [options.source];
-  const tables = await historyTablesOf(pool, schema);
+  const tables = await historyTablesOf(pool, ledger);
   for (const source of sources) {
     if (!tables.has(source)) continue;
-    return { source, reading: await READERS[source](pool, schema, options.versionMap ?? null) };
+    return { source, reading: await READERS[source](pool, ledger, options.versionMap ?? null) };
   }
   return options.source === HistorySource.AUTO || options.source === HistorySource.FINGERPRINT
     ? null
@@ -203,16 +205,16 @@ export async function readHistory(
 
 type HistoryReader = (
   pool: Queryable,
-  schema: string,
+  ledger: LedgerLocation,
   map: Readonly<Record<string, string>> | null,
 ) => Promise<HistoryReading>;
 
 const READERS: Record<'OWN' | 'ALEMBIC' | 'FLYWAY' | 'GOLANG_MIGRATE', HistoryReader> = {
-  async OWN(pool, schema) {
-    const version = highestVersion(await readLedger(pool, schema));
+  async OWN(pool, ledger) {
+    const version = highestVersion(await readLedger(pool, ledger));
     return { version: version ?? '0', detail: `our ledger says ${version ?? 'nothing applied'}` };
   },
-  async ALEMBIC(pool, schema, map) {
+  async ALEMBIC(pool, { schema }, map) {
     const { rows } = await pool.query<{ v: string }>(
       `SELECT version_num AS v FROM ${quoteSchema(schema)}.alembic_version`,
     );
@@ -223,7 +225,7 @@ const READERS: Record<'OWN' | 'ALEMBIC' | 'FLYWAY' | 'GOLANG_MIGRATE', HistoryRe
       };
     return mapped('alembic_version', rows[0]!.v, map);
   },
-  async FLYWAY(pool, schema, map) {
+  async FLYWAY(pool, { schema }, map) {
     const { rows } = await pool.query<{ v: string }>(
       `SELECT version AS v FROM ${quoteSchema(schema)}.flyway_schema_history
         WHERE success AND version IS NOT NULL ORDER BY installed_rank DESC LIMIT 1`,
@@ -232,7 +234,7 @@ const READERS: Record<'OWN' | 'ALEMBIC' | 'FLYWAY' | 'GOLANG_MIGRATE', HistoryRe
       return { version: null, detail: 'flyway_schema_history has no successful versioned row' };
     return mapped('flyway_schema_history', rows[0]!.v, map);
   },
-  async GOLANG_MIGRATE(pool, schema, map) {
+  async GOLANG_MIGRATE(pool, { schema }, map) {
     const { rows } = await pool.query<{ v: string; dirty: boolean }>(
       `SELECT version::text AS v, dirty FROM ${quoteSchema(schema)}.${GOLANG_MIGRATE_TABLE}`,
     );
@@ -270,19 +272,20 @@ function findExpected(
 // golang-migrate's own history table (and our ledger's name before control_plane_ledger).
 const GOLANG_MIGRATE_TABLE = 'schema_migrations';
 
-async function historyTablesOf(pool: Queryable, schema: string): Promise<Set<HistorySource>> {
+async function historyTablesOf(pool: Queryable, ledger: LedgerLocation): Promise<Set<HistorySource>> {
+  const ledgerTable = ledgerTableOf(ledger);
   const { rows } = await pool.query<{ relname: string; cols: string[] }>(
     `SELECT c.relname, array_agg(a.attname::text) AS cols
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
       WHERE n.nspname = $1 AND c.relname = ANY($2::text[]) GROUP BY c.relname`,
-    [schema, [LEDGER_TABLE, GOLANG_MIGRATE_TABLE, 'alembic_version', 'flyway_schema_history']],
+    [ledger.schema, [ledgerTable, GOLANG_MIGRATE_TABLE, 'alembic_version', 'flyway_schema_history']],
   );
   const found = new Set<HistorySource>();
   for (const row of rows) {
     if (row.relname === 'alembic_version') found.add(HistorySource.ALEMBIC);
     if (row.relname === 'flyway_schema_history') found.add(HistorySource.FLYWAY);
-    if (row.relname === LEDGER_TABLE) found.add(HistorySource.OWN);
+    if (row.relname === ledgerTable) found.add(HistorySource.OWN);
     // Our ledger's old name was golang-migrate's too; its columns tell them apart.
     if (row.relname === GOLANG_MIGRATE_TABLE)
       found.add(row.cols.includes('dirty') ? HistorySource.GOLANG_MIGRATE : HistorySource.OWN);

@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import { quoteSchema } from '../db/pg.js';
-import { parseVersion, type MigrationFile } from '../migrations/index.js';
+import { LEDGER_TABLE, parseVersion, searchPathOf, type MigrationFile } from '../migrations/index.js';
 import { readSchemaFingerprint } from './read-schema.js';
 import type { SchemaFingerprint } from './schema-description.js';
 
@@ -34,17 +34,24 @@ export interface ExpectedFingerprints {
   forVersion(pool: Pool, version: string | null): Promise<SchemaFingerprint | null>;
 }
 
-/** A catalog's identity for the cache: the SHA-256 over each file's version, name and checksum. */
+/** A catalog's identity for the cache: the SHA-256 over the description format and each file's version, name and checksum. */
 export function catalogChecksumOf(catalog: FingerprintCatalog): string {
   const hash = createHash('sha256');
+  // Bumped when the description read from the catalogs changes shape: old cached rows then no longer match.
+  hash.update(`${DESCRIPTION_FORMAT}\n`);
   for (const file of catalog.files) hash.update(`${file.version}\0${file.name}\0${file.checksum}\n`);
   return hash.digest('hex');
 }
+
+// The version of the description read-schema.ts produces; part of the cache key.
+const DESCRIPTION_FORMAT = 'description 2';
 
 /** Expected fingerprints of one catalog, cached in memory and in `store`. */
 export function createExpectedFingerprints(
   catalog: FingerprintCatalog,
   store: ExpectedFingerprintStore,
+  /** The deployment's ledger table name, left out of fingerprints as tenants' reads leave it out. */
+  ledgerTable: string = LEDGER_TABLE,
 ): ExpectedFingerprints {
   const checksum = catalogChecksumOf(catalog);
   const byMajor = new Map<number, Promise<ReadonlyMap<string, SchemaFingerprint>>>();
@@ -52,13 +59,13 @@ export function createExpectedFingerprints(
   async function compute(pool: Pool, major: number): Promise<ReadonlyMap<string, SchemaFingerprint>> {
     const stored = await store.load(checksum, major);
     if (stored.size === catalog.files.length + 1) return stored;
-    const replayed = await replayCatalog(pool, catalog);
+    const replayed = await replayCatalog(pool, catalog, ledgerTable);
     await store.save(checksum, major, replayed);
     return replayed;
   }
 
   async function all(pool: Pool): Promise<ReadonlyMap<string, SchemaFingerprint>> {
-    const major = await serverMajorOf(pool);
+    const major = await cachedServerMajorOf(pool);
     let pending = byMajor.get(major);
     if (!pending) {
       pending = compute(pool, major);
@@ -94,6 +101,7 @@ export function normalVersion(catalog: FingerprintCatalog, version: string | nul
 export async function replayCatalog(
   pool: Pool,
   catalog: FingerprintCatalog,
+  ledgerTable: string = LEDGER_TABLE,
 ): Promise<Map<string, SchemaFingerprint>> {
   const scratch = `fingerprint_scratch_${randomBytes(6).toString('hex')}`;
   const client = await pool.connect();
@@ -101,9 +109,10 @@ export async function replayCatalog(
     await client.query('BEGIN');
     await client.query(`CREATE SCHEMA ${quoteSchema(scratch)}`);
     const fingerprints = new Map<string, SchemaFingerprint>();
-    // Sets the transaction's search_path to the scratch schema, for the files that follow.
-    fingerprints.set('0', await readSchemaFingerprint(client, scratch));
+    fingerprints.set('0', await readSchemaFingerprint(client, scratch, ledgerTable));
     for (const file of catalog.files) {
+      // Each file runs in the scratch schema (the read leaves its own search_path in the transaction).
+      await client.query(`SET LOCAL search_path TO ${searchPathOf(scratch)}`);
       const sql = file.transactional ? file.upSql : file.upSql.replace(/\bCONCURRENTLY\b/gi, '');
       try {
         await client.query(sql);
@@ -113,7 +122,7 @@ export async function replayCatalog(
           { cause: error },
         );
       }
-      fingerprints.set(file.version, await readSchemaFingerprint(client, scratch));
+      fingerprints.set(file.version, await readSchemaFingerprint(client, scratch, ledgerTable));
     }
     await client.query('ROLLBACK');
     client.release();
@@ -123,6 +132,19 @@ export async function replayCatalog(
     client.release(error instanceof Error ? error : new Error(String(error)));
     throw error;
   }
+}
+
+// A pool's server does not change its major version under it: asked once per pool, not per target.
+const majors = new WeakMap<Pool, Promise<number>>();
+
+function cachedServerMajorOf(pool: Pool): Promise<number> {
+  let major = majors.get(pool);
+  if (!major) {
+    major = serverMajorOf(pool);
+    major.catch(() => majors.delete(pool));
+    majors.set(pool, major);
+  }
+  return major;
 }
 
 async function serverMajorOf(pool: Pool): Promise<number> {

@@ -54,10 +54,17 @@ export interface FingerprintServiceDeps {
   readonly expected: ExpectedFingerprints;
   /** The tenant server's pool of a tenant database (decrypting its connection string). */
   readonly tenantPoolOf: (database: TenantDatabase) => Pool;
+  /** The deployment's ledger table name (LEDGER_TABLE). */
+  readonly ledgerTable: string;
 }
 
 /** Creates the fleet's fingerprint functions. */
-export function createFingerprintService({ pool, expected, tenantPoolOf }: FingerprintServiceDeps) {
+export function createFingerprintService({
+  pool,
+  expected,
+  tenantPoolOf,
+  ledgerTable,
+}: FingerprintServiceDeps) {
   /** Compares a fingerprint with the expected one of `version`; pure apart from the expected cache. */
   async function compare(
     tenantPool: Pool,
@@ -65,11 +72,14 @@ export function createFingerprintService({ pool, expected, tenantPoolOf }: Finge
     version: string | null,
   ): Promise<FingerprintCheck> {
     const wanted = await expected.forVersion(tenantPool, version);
-    const differences = wanted ? diffDescriptions(wanted.description, fingerprint.description) : [];
+    const matchesExpected = wanted ? wanted.hash === fingerprint.hash : null;
+    // Equal hashes are equal descriptions: the differences are worked out only for a mismatch.
+    const differences =
+      wanted && !matchesExpected ? diffDescriptions(wanted.description, fingerprint.description) : [];
     return {
       hash: fingerprint.hash,
       expectedHash: wanted?.hash ?? null,
-      matchesExpected: wanted ? wanted.hash === fingerprint.hash : null,
+      matchesExpected,
       differences,
       computedAt: new Date(),
     };
@@ -85,7 +95,11 @@ export function createFingerprintService({ pool, expected, tenantPoolOf }: Finge
   ): Promise<FingerprintCheck> {
     const version = options.version === undefined ? database.schemaVersion : options.version;
     const tenantPool = options.pool ?? tenantPoolOf(database);
-    const fingerprint = await readSchemaFingerprint(tenantPool, ledgerTargetOf(database).schema);
+    const fingerprint = await readSchemaFingerprint(
+      tenantPool,
+      ledgerTargetOf(database, ledgerTable).schema,
+      ledgerTable,
+    );
     const check = await compare(tenantPool, fingerprint, version);
     await recordCheck(database.id, check);
     return check;

@@ -1,43 +1,90 @@
 /**
  * Reads a schema's structure from the system catalogs in one round trip. The statement runs with
- * the schema (then the shared extensions schema) as its search_path, so the catalog's own
- * deparsers (`format_type`, `pg_get_constraintdef`, `pg_get_viewdef`, `pg_get_expr`) leave the
- * schema's name out; `normaliseDescription` removes what they qualify regardless.
+ * the shared extensions schema alone as its search_path, so the catalog's own deparsers
+ * (`format_type`, `pg_get_constraintdef`, `pg_get_viewdef`, `pg_get_expr`) name extension types
+ * bare and qualify the schema's own objects, which `normaliseDescription` then unqualifies. The
+ * search_path is the same for every schema: a prepared statement's plan is only kept while it is.
  */
 import pg from 'pg';
-import { quoteSchema } from '../db/pg.js';
-import { EXTENSIONS_SCHEMA, LEDGER_TABLE, type Queryable } from '../migrations/index.js';
+import { EXTENSIONS_SCHEMA, LEDGER_TABLE, ledgerTableOf, type Queryable } from '../migrations/index.js';
 import { fingerprintOf, type SchemaDescription, type SchemaFingerprint } from './schema-description.js';
 
 /**
- * Tables a fingerprint leaves out: our ledger (its name read from the engine) and the history
+ * Tables a fingerprint leaves out besides our ledger (the deployment's LEDGER_TABLE): the history
  * tables of the tools adoption reads (Alembic, Flyway), which say what ran, not what is there.
  */
-export const HISTORY_TABLES: readonly string[] = [LEDGER_TABLE, 'alembic_version', 'flyway_schema_history'];
+export const HISTORY_TABLES: readonly string[] = ['alembic_version', 'flyway_schema_history'];
 
 /** Reads and fingerprints `schema` (an empty description when it does not exist). */
 export async function readSchemaFingerprint(
   queryable: Queryable,
   schema: string,
+  ledgerTable: string = LEDGER_TABLE,
 ): Promise<SchemaFingerprint> {
-  const results = (await queryable.query(schemaDescriptionSql(schema))) as unknown as { rows: unknown[] }[];
+  if (!('release' in queryable)) {
+    // A pool: the statement is prepared per connection, so the read holds one for its two steps.
+    const client = await queryable.connect();
+    try {
+      const fingerprint = await readSchemaFingerprint(client, schema, ledgerTable);
+      client.release();
+      return fingerprint;
+    } catch (error) {
+      // Destroyed, not returned: no doubt is left about what it has prepared.
+      client.release(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    }
+  }
+  const prefix = prepared.has(queryable) ? '' : `PREPARE ${STATEMENT}(name, text[]) AS ${DESCRIBE_SQL};\n`;
+  const results = (await queryable.query(prefix + schemaDescriptionSql(schema, ledgerTable))) as unknown as {
+    rows: unknown[];
+  }[];
+  prepared.add(queryable);
   return fingerprintFromResults(schema, results);
 }
 
+// The description is one large statement whose planning cost more server CPU than its run (about
+// 10 ms a read): it is PREPAREd once per connection and run with a generic plan, which PostgreSQL
+// keeps while the search_path stays the same (hence one search_path for every schema).
+const STATEMENT = 'fingerprint_describe_schema';
+const prepared = new WeakSet<object>();
+
 /**
- * The statements of `readSchemaFingerprint`, to send in a batch of simple-protocol statements:
- * a `SET LOCAL search_path` (reverted when the batch's implicit transaction ends; inside an
- * explicit transaction it lasts until that one ends), then one SELECT returning a JSON document.
+ * The batch that reads a schema's description with the prepared statement: `SET LOCAL`
+ * search_path, jit and plan_cache_mode (reverted when the batch's implicit transaction ends;
+ * inside an explicit transaction they last until that one ends: set the search_path again
+ * after it), then one EXECUTE returning a JSON document.
  */
-export function schemaDescriptionSql(schema: string): string {
-  const literal = pg.escapeLiteral(schema);
-  return `SET LOCAL search_path TO ${quoteSchema(schema)}, ${EXTENSIONS_SCHEMA}; ${DESCRIBE_SQL.replaceAll(':schema', literal).replaceAll(':history', `ARRAY[${HISTORY_TABLES.map((t) => pg.escapeLiteral(t)).join(', ')}]::text[]`)}`;
+function schemaDescriptionSql(schema: string, ledgerTable: string): string {
+  const tables = [ledgerTableOf({ schema, ledgerTable }), ...HISTORY_TABLES];
+  const history = `ARRAY[${tables.map((t) => pg.escapeLiteral(t)).join(', ')}]`;
+  // JIT would compile the plan for longer than it runs (seconds, on a big fleet's catalogs).
+  return (
+    `SET LOCAL search_path TO ${EXTENSIONS_SCHEMA}; SET LOCAL jit = off; ` +
+    `SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE ${STATEMENT}(${pg.escapeLiteral(schema)}, ${history})`
+  );
 }
 
-/** The fingerprint from the results of a batch that ends with `schemaDescriptionSql`. */
+/**
+ * The statements of a read to send inside a batch of simple-protocol statements (e.g. the opening
+ * of a tenant transaction), without the prepared statement: `SET LOCAL` search_path and jit (they
+ * last until the surrounding transaction ends: set the search_path again after it if more
+ * statements follow), then one SELECT returning the JSON document `fingerprintFromResults` reads.
+ */
+export function describeSchemaSql(schema: string, ledgerTable: string = LEDGER_TABLE): string {
+  const tables = [ledgerTableOf({ schema, ledgerTable }), ...HISTORY_TABLES];
+  const history = `ARRAY[${tables.map((t) => pg.escapeLiteral(t)).join(', ')}]::text[]`;
+  // Functions, not strings, as replacements: a `$` in them must stay as it is.
+  const select = DESCRIBE_SQL.replaceAll('$1::name', () => `${pg.escapeLiteral(schema)}::name`).replaceAll(
+    '$2::text[]',
+    () => history,
+  );
+  return `SET LOCAL search_path TO ${EXTENSIONS_SCHEMA}; SET LOCAL jit = off; ${select}`;
+}
+
+/** The fingerprint of `schema` from the results of a batch that ends with `describeSchemaSql`. */
 export function fingerprintFromResults(
   schema: string,
-  results: readonly { rows: unknown[] }[],
+  results: readonly { readonly rows: readonly unknown[] }[],
 ): SchemaFingerprint {
   const row = (results.at(-1)?.rows[0] ?? {}) as { description?: SchemaDescription };
   if (!row.description) throw new Error(`no schema description was returned for ${schema}`);
@@ -48,11 +95,36 @@ export function fingerprintFromResults(
 const NOT_EXTENSION_MEMBER = (catalog: string, oid: string): string =>
   `NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = '${catalog}'::regclass AND m.objid = ${oid} AND m.deptype = 'e')`;
 
+// The catalogs have no index on an object's namespace (pg_class.relnamespace, pg_proc.pronamespace,
+// pg_type.typnamespace), so filtering on it scans every tenant's objects: a fleet of N schemas made
+// each read O(N). Every relation (but indexes, TOAST and composite types' rows), function and type
+// of a schema depends on the schema in pg_depend, whose index on the referenced object finds them
+// directly; indexes come from their tables. The planner then sees tens of rows, not thousands.
 const DESCRIBE_SQL = `
-WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = :schema),
+WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1::name),
+owned AS (
+  SELECT d.classid, d.objid FROM pg_depend d
+  WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = (SELECT oid FROM ns) AND d.deptype = 'n'
+),
+tbl AS (
+  SELECT c.oid, c.relname, c.relkind FROM owned o JOIN pg_class c ON c.oid = o.objid
+  WHERE o.classid = 'pg_class'::regclass AND c.relnamespace = (SELECT oid FROM ns)
+    AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
+),
 rel AS (
-  SELECT c.oid, c.relname, c.relkind FROM pg_class c
-  WHERE c.relnamespace = (SELECT oid FROM ns) AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
+  SELECT oid, relname, relkind FROM tbl
+  UNION ALL
+  SELECT i.oid, i.relname, i.relkind FROM tbl JOIN pg_index x ON x.indrelid = tbl.oid
+    JOIN pg_class i ON i.oid = x.indexrelid
+  WHERE i.relnamespace = (SELECT oid FROM ns) AND ${NOT_EXTENSION_MEMBER('pg_class', 'i.oid')}
+),
+fn AS (
+  SELECT p.oid FROM owned o JOIN pg_proc p ON p.oid = o.objid
+  WHERE o.classid = 'pg_proc'::regclass AND p.pronamespace = (SELECT oid FROM ns)
+),
+typ AS (
+  SELECT y.oid FROM owned o JOIN pg_type y ON y.oid = o.objid
+  WHERE o.classid = 'pg_type'::regclass AND y.typnamespace = (SELECT oid FROM ns)
 )
 SELECT json_build_object(
   'tables', (SELECT coalesce(json_agg(json_build_object(
@@ -69,10 +141,10 @@ SELECT json_build_object(
       'constraints', (SELECT coalesce(json_agg(json_build_object(
           'name', k.conname, 'definition', pg_get_constraintdef(k.oid))), '[]')
         FROM pg_constraint k WHERE k.conrelid = t.oid))), '[]')
-    FROM rel t WHERE t.relkind IN ('r', 'p', 'f') AND t.relname <> ALL (:history)),
+    FROM rel t WHERE t.relkind IN ('r', 'p', 'f') AND t.relname <> ALL ($2::text[])),
   'indexes', (SELECT coalesce(json_agg(json_build_object('name', i.relname, 'definition', pg_get_indexdef(i.oid))), '[]')
-    FROM rel i JOIN pg_index x ON x.indexrelid = i.oid JOIN pg_class owner ON owner.oid = x.indrelid
-    WHERE owner.relname <> ALL (:history)),
+    FROM rel i JOIN pg_index x ON x.indexrelid = i.oid JOIN tbl owner ON owner.oid = x.indrelid
+    WHERE owner.relname <> ALL ($2::text[])),
   'sequences', (SELECT coalesce(json_agg(json_build_object('name', s.relname, 'definition',
       concat_ws(' ', format_type(q.seqtypid, NULL), 'START', q.seqstart, 'INCREMENT', q.seqincrement,
         'MINVALUE', q.seqmin, 'MAXVALUE', q.seqmax, 'CACHE', q.seqcache, CASE WHEN q.seqcycle THEN 'CYCLE' END))), '[]')
@@ -83,7 +155,7 @@ SELECT json_build_object(
   'functions', (SELECT coalesce(json_agg(json_build_object(
       'name', p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
       'definition', pg_get_functiondef(p.oid))), '[]')
-    FROM pg_proc p WHERE p.pronamespace = (SELECT oid FROM ns) AND p.prokind IN ('f', 'p')
+    FROM pg_proc p WHERE p.oid IN (SELECT oid FROM fn) AND p.prokind IN ('f', 'p')
       AND ${NOT_EXTENSION_MEMBER('pg_proc', 'p.oid')}),
   'triggers', (SELECT coalesce(json_agg(json_build_object('name', c.relname || '.' || g.tgname, 'definition', pg_get_triggerdef(g.oid))), '[]')
     FROM pg_trigger g JOIN rel c ON c.oid = g.tgrelid WHERE NOT g.tgisinternal),
@@ -97,15 +169,20 @@ SELECT json_build_object(
           || coalesce((SELECT ' ' || string_agg(pg_get_constraintdef(k.oid), ' ' ORDER BY k.conname)
             FROM pg_constraint k WHERE k.contypid = y.oid), '')
       END)), '[]')
-    FROM pg_type y WHERE y.typnamespace = (SELECT oid FROM ns)
+    FROM pg_type y WHERE y.oid IN (SELECT oid FROM typ)
       AND (y.typtype IN ('e', 'd') OR (y.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_class r WHERE r.oid = y.typrelid AND r.relkind = 'c')))
       AND ${NOT_EXTENSION_MEMBER('pg_type', 'y.oid')}),
-  'extensions', (SELECT coalesce(json_agg(DISTINCT x.extname), '[]')
-    FROM pg_depend dep
-    JOIN pg_depend m ON m.classid = dep.refclassid AND m.objid = dep.refobjid AND m.deptype = 'e'
-    JOIN pg_extension x ON x.oid = m.refobjid
-    WHERE (dep.classid = 'pg_class'::regclass AND dep.objid IN (SELECT oid FROM rel))
-       OR (dep.classid = 'pg_attrdef'::regclass AND dep.objid IN (SELECT d.oid FROM pg_attrdef d JOIN rel ON rel.oid = d.adrelid))
-       OR (dep.classid = 'pg_proc'::regclass AND dep.objid IN (SELECT p.oid FROM pg_proc p WHERE p.pronamespace = (SELECT oid FROM ns)))
-       OR (dep.classid = 'pg_type'::regclass AND dep.objid IN (SELECT y.oid FROM pg_type y WHERE y.typnamespace = (SELECT oid FROM ns))))
+  'extensions', (SELECT coalesce(json_agg(DISTINCT e.extname), '[]')
+    FROM (SELECT 'pg_class'::regclass::oid AS classid, oid AS objid FROM rel
+          UNION ALL SELECT 'pg_attrdef'::regclass::oid, d.oid FROM pg_attrdef d JOIN rel ON rel.oid = d.adrelid
+          UNION ALL SELECT 'pg_proc'::regclass::oid, oid FROM fn
+          UNION ALL SELECT 'pg_type'::regclass::oid, oid FROM typ) o
+    -- From the schema's objects to what they use, never the other way: OFFSET 0 keeps the planner
+    -- from starting at an extension's members, which every tenant using it depends on.
+    CROSS JOIN LATERAL (
+      SELECT x.extname FROM pg_depend dep
+      JOIN pg_depend m ON m.classid = dep.refclassid AND m.objid = dep.refobjid AND m.deptype = 'e'
+        AND m.refclassid = 'pg_extension'::regclass
+      JOIN pg_extension x ON x.oid = m.refobjid
+      WHERE dep.classid = o.classid AND dep.objid = o.objid OFFSET 0) e)
 ) AS description`;

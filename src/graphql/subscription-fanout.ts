@@ -49,6 +49,12 @@ export function sseFlushIntervalMs(streams: number): number {
   const spread = (streams * 1000) / SSE_WRITES_PER_SECOND;
   return Math.min(SSE_FLUSH_INTERVAL_MAX_MS, Math.max(SSE_FLUSH_INTERVAL_MIN_MS, spread));
 }
+/**
+ * Events whose executions start together: their control-plane reads batch into one statement per
+ * model, and a slice's results are handled in one turn of the event loop, so a stream catching up
+ * on thousands of events lets the others write between its slices.
+ */
+export const EXECUTION_SLICE = 64;
 /** Comment line sent when nothing else was, so proxies keep an idle stream open. */
 export const SSE_KEEPALIVE_INTERVAL_MS = 12_000;
 
@@ -188,7 +194,7 @@ export function createSubscriptionFanout({
     const request = (context as { request?: Request } | undefined)?.request;
     const queue = isEventQueue(source) ? source : null;
     if (request && queue) queuedByRequest.set(request, { queue, resultOf });
-    const mapped = mapEvents(source[Symbol.asyncIterator](), resultOf, () => lease?.release());
+    const mapped = mapEvents(source[Symbol.asyncIterator](), resultOf, () => lease?.release(), queue);
     // A queue delivers what it holds, then the revocation error, then ends (SSE and WebSocket alike).
     revokeSource = () => (queue ? queue.endWith([STREAM_REVOKED]) : void mapped.return());
     if (revoked) revokeSource();
@@ -227,16 +233,27 @@ export function createSubscriptionFanout({
  * reader returns. Not an async generator: a generator's return() waits until its body reaches a
  * `yield`, so a subscription parked on a quiet topic could never be ended from outside and held
  * its queue and Redis channel forever after its WebSocket closed.
+ *
+ * When `source` is an EventQueue, a read that finds nothing mapped yet takes everything the queue
+ * holds and starts mapping it a slice at a time, as an SSE flush does: the control-plane reads of
+ * those events (`run`, `target`) then batch into one statement per model, where a WebSocket
+ * reader taking one result at a time would otherwise wait for one round trip per event and field.
  */
 function mapEvents<T>(
   source: AsyncIterator<unknown>,
   map: (payload: unknown) => MaybePromise<T>,
   onEnd: () => void,
+  queue: EventQueue<unknown> | null = null,
 ): AsyncIterableIterator<T> & { return(): Promise<IteratorResult<T>> } {
   let ended = false;
+  /** Values being mapped, in order, and values taken from the queue but not mapped yet. */
+  const ahead: MaybePromise<T>[] = [];
+  let taken: unknown[] = [];
   async function end(): Promise<void> {
     if (ended) return;
     ended = true;
+    ahead.length = 0;
+    taken = [];
     onEnd();
     await source.return?.();
   }
@@ -244,12 +261,17 @@ function mapEvents<T>(
     async next(): Promise<IteratorResult<T>> {
       if (ended) return { value: undefined, done: true };
       try {
-        const next = await source.next();
-        if (next.done || ended) {
-          await end();
-          return { value: undefined, done: true };
+        if (ahead.length === 0 && taken.length === 0) {
+          const next = await source.next();
+          if (next.done || ended) {
+            await end();
+            return { value: undefined, done: true };
+          }
+          taken = [next.value, ...(queue ? queue.takeAll() : [])];
         }
-        return { value: await map(next.value), done: false };
+        if (ahead.length === 0)
+          for (const value of taken.splice(0, EXECUTION_SLICE)) ahead.push(awaitedLater(map(value)));
+        return { value: await ahead.shift()!, done: false };
       } catch (error) {
         await end();
         throw error;
@@ -330,11 +352,20 @@ function queuedSseStream(
     if (closed) return;
     flushing = true;
     try {
+      // Every execution starts before any is awaited: fields read from the control-plane DB
+      // (`run`, `target`) then go out in the same tick, and Prisma batches each model's
+      // findUnique calls into one statement. Awaited in turn, a busy run cost a round trip per
+      // event and field, and the stream fell seconds behind the run (issue 16).
+      const payloads = queue.takeAll();
       const chunks: Buffer[] = [];
-      for (const payload of queue.takeAll()) {
-        const result = resultOf(payload);
-        chunks.push(encodeResult(maskResult(isPromise(result) ? await result : result)));
-        if (closed) return;
+      for (let start = 0; start < payloads.length; start += EXECUTION_SLICE) {
+        const results = payloads
+          .slice(start, start + EXECUTION_SLICE)
+          .map((payload) => awaitedLater(resultOf(payload)));
+        for (const result of results) {
+          chunks.push(encodeResult(maskResult(isPromise(result) ? await result : result)));
+          if (closed) return;
+        }
       }
       const events = chunks.length;
       const ended = queue.done;
@@ -397,6 +428,16 @@ function queuedSseStream(
       stop();
     },
   });
+}
+
+/**
+ * `result`, marked as handled: a batch awaits its results in order, so one that rejects while an
+ * earlier one is awaited (or after the stream ended) must not count as an unhandled rejection.
+ * Awaiting it still throws.
+ */
+function awaitedLater<T>(result: MaybePromise<T>): MaybePromise<T> {
+  if (isPromise(result)) result.catch(() => undefined);
+  return result;
 }
 
 function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {

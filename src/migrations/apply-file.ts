@@ -16,6 +16,7 @@ import {
   insertLedgerEntries,
   insertLedgerEntriesSql,
   insertLedgerEntry,
+  type LedgerLocation,
 } from './ledger.js';
 import { splitSqlStatements } from './sql-statements.js';
 import { TARGET_TX_SETTING } from './target-session.js';
@@ -24,13 +25,13 @@ import type { AppliedStep, MigrationFile } from './types.js';
 /** Runs `file` in `direction` on `client`, then inserts (up) or deletes (down) its ledger row. */
 export async function applyFile(
   client: PoolClient,
-  schema: string,
+  ledger: LedgerLocation,
   file: MigrationFile,
   direction: 'up' | 'down',
 ): Promise<AppliedStep> {
-  const step = await runFile(client, schema, file, direction);
-  if (direction === 'up') await insertLedgerEntry(client, schema, file, step.executionMs);
-  else await deleteLedgerEntry(client, schema, file.version);
+  const step = await runFile(client, ledger.schema, file, direction);
+  if (direction === 'up') await insertLedgerEntry(client, ledger, file, step.executionMs);
+  else await deleteLedgerEntry(client, ledger, file.version);
   return step;
 }
 
@@ -41,10 +42,11 @@ export async function applyFile(
  */
 export async function applyGroup(
   client: PoolClient,
-  schema: string,
+  ledger: LedgerLocation,
   files: readonly MigrationFile[],
   direction: 'up' | 'down',
 ): Promise<AppliedStep[]> {
+  const { schema } = ledger;
   const steps: AppliedStep[] = [];
   for (const file of files) {
     steps.push(await runFile(client, schema, file, direction));
@@ -54,13 +56,13 @@ export async function applyGroup(
   if (direction === 'up') {
     await insertLedgerEntries(
       client,
-      schema,
+      ledger,
       files.map((file, i) => ({ file, executionMs: steps[i]?.executionMs ?? 0 })),
     );
   } else {
     await deleteLedgerEntries(
       client,
-      schema,
+      ledger,
       files.map((file) => file.version),
     );
   }
@@ -86,9 +88,10 @@ export function withVerify(file: MigrationFile): string {
  */
 export async function applyGroupBatched(
   client: PoolClient,
-  schema: string,
+  ledger: LedgerLocation,
   files: readonly MigrationFile[],
 ): Promise<{ steps: AppliedStep[]; ledgerSql: string }> {
+  const { schema } = ledger;
   // "\n;" ends a file whose last line is a comment or lacks its semicolon.
   const extensions = files.some((file) => mentionsExtension(file.upSql));
   const batch = [
@@ -119,7 +122,7 @@ export async function applyGroupBatched(
     executionMs: Math.max(0, (marks[i + 1] as number) - (marks[i] as number)),
   }));
   const ledgerSql = insertLedgerEntriesSql(
-    schema,
+    ledger,
     files.map((file, i) => ({ file, executionMs: steps[i]?.executionMs ?? 0 })),
   );
   return { steps, ledgerSql };

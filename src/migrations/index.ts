@@ -18,7 +18,8 @@ export {
 } from './errors.js';
 export { planUp, planDown, detectDrift, assertNoDrift, groupSteps, renderPlanSql, highestVersion, sortLedger } from './planner.js';
 export type { RenderPlanOptions } from './planner.js';
-export { LEDGER_TABLE, LEGACY_LEDGER_TABLE, ensureLedger, readLedger, hasLedger, insertLedgerEntry, deleteLedgerEntry } from './ledger.js';
+export { LEDGER_TABLE, LEGACY_LEDGER_TABLE, ledgerTableOf, ensureLedger, readLedger, hasLedger, insertLedgerEntry, deleteLedgerEntry } from './ledger.js';
+export type { LedgerLocation } from './ledger.js';
 export { advisoryLockKey, schemaLockKey } from './advisory-lock.js';
 export { DEFAULT_LOCK_TIMEOUT_MS, withTargetTransaction, withTargetSession } from './target-session.js';
 export { migrateUp, migrateDown } from './tenant-migrator.js';

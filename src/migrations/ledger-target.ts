@@ -15,8 +15,11 @@ export interface TenantDatabaseLocation {
 /** Tenant objects of DATABASE-isolated tenants (and their ledger) live in this schema of their own database. */
 export const DATABASE_ISOLATION_SCHEMA = 'public';
 
-/** The engine target of a tenant database: its schema, locked as `<database>/<schema>`. */
-export function ledgerTargetOf(location: TenantDatabaseLocation): MigrationTarget {
+/**
+ * The engine target of a tenant database: its schema, locked as `<database>/<schema>`, with its
+ * ledger table named `ledgerTable` (the deployment's LEDGER_TABLE).
+ */
+export function ledgerTargetOf(location: TenantDatabaseLocation, ledgerTable: string): MigrationTarget {
   const schema = location.schemaName ?? DATABASE_ISOLATION_SCHEMA;
-  return { schema, lockKey: schemaLockKey(location.databaseName, schema) };
+  return { schema, lockKey: schemaLockKey(location.databaseName, schema), ledgerTable };
 }

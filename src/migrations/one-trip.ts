@@ -17,7 +17,7 @@ import pg from 'pg';
 import { quoteSchema } from '../db/pg.js';
 import { withVerify } from './apply-file.js';
 import { mentionsExtension, prepareDatabaseSql, relocateExtensionsSql } from './extensions.js';
-import { ensureAndReadLedgerSql, insertLedgerEntriesSql, LEDGER_TABLE } from './ledger.js';
+import { ensureAndReadLedgerSql, insertLedgerEntriesSql, ledgerTableOf } from './ledger.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, runTargetTransaction } from './target-session.js';
 import { TransactionMode } from './types.js';
 import type { MigrateOptions, MigrateResult, MigrationCatalog, MigrationTarget } from './types.js';
@@ -54,7 +54,7 @@ export async function migrateUpInOneTrip(
     return { kind: 'not-applicable' };
   }
 
-  const ledger = `${quoteSchema(target.schema)}.${LEDGER_TABLE}`;
+  const ledger = `${quoteSchema(target.schema)}.${ledgerTableOf(target)}`;
   const expected = files
     .slice(0, done ?? 0)
     .map((file) => `${file.version}:${file.checksum}`)
@@ -63,7 +63,7 @@ export async function migrateUpInOneTrip(
   const mark = (i: number) => `SELECT set_config('cp.one_trip_mark_${i}', clock_timestamp()::text, true)`;
   const marked = (i: number) => `current_setting('cp.one_trip_mark_${i}')::timestamptz`;
   const insert = insertLedgerEntriesSql(
-    target.schema,
+    target,
     pending.map((file, i) => ({
       file,
       executionMs: { sql: `greatest(0, round(extract(epoch FROM ${marked(i + 1)} - ${marked(i)}) * 1000))::int` },
@@ -74,7 +74,7 @@ export async function migrateUpInOneTrip(
     ...(extensions || options.prepareDatabase
       ? [prepareDatabaseSql({ lock: extensions, revokePublicCreate: options.prepareDatabase ?? false })]
       : []),
-    ensureAndReadLedgerSql(target.schema),
+    ensureAndReadLedgerSql(target),
     `DO $cp$ BEGIN
        IF (SELECT coalesce(string_agg(version || ':' || checksum, ',' ORDER BY version::numeric), '') FROM ${ledger})
           <> ${pg.escapeLiteral(expected)} THEN

@@ -42,8 +42,8 @@ export async function stampVersion(
   const limit = parseVersion(version);
   if (limit === null || (limit !== 0n && !catalog.find(version))) throw new UnknownVersionError(version);
   return withTargetTransaction(pool, target, options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, async (client) => {
-    await ensureLedger(client, target.schema);
-    const ledger = await readLedger(client, target.schema);
+    await ensureLedger(client, target);
+    const ledger = await readLedger(client, target);
     const wanted = catalog.files.filter((file) => file.order <= limit);
     const wantedVersions = new Map(wanted.map((file) => [file.order, file]));
     const inserted: string[] = [];
@@ -54,19 +54,19 @@ export async function stampVersion(
       const order = parseVersion(entry.version);
       const file = order === null ? undefined : wantedVersions.get(order);
       if (!file || order === null) {
-        await deleteLedgerEntry(client, target.schema, entry.version);
+        await deleteLedgerEntry(client, target, entry.version);
         removed.push(entry.version);
         continue;
       }
       present.add(order);
       if (entry.checksum !== file.checksum) {
-        await updateLedgerChecksum(client, target.schema, entry.version, file.checksum);
+        await updateLedgerChecksum(client, target, entry.version, file.checksum);
         accepted.push(entry.version);
       }
     }
     for (const file of wanted) {
       if (present.has(file.order)) continue;
-      await insertLedgerEntry(client, target.schema, file, 0);
+      await insertLedgerEntry(client, target, file, 0);
       inserted.push(file.version);
     }
     return {

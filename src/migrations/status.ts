@@ -16,7 +16,7 @@ export async function getStatus(
   target: MigrationTarget,
   catalog: MigrationCatalog,
 ): Promise<TargetStatusReport> {
-  const ledger = await readLedger(pool, target.schema);
+  const ledger = await readLedger(pool, target);
   const plan = planUp(catalog, ledger);
   return {
     currentVersion: highestVersion(ledger),
@@ -32,7 +32,7 @@ export async function getHistory(
   target: MigrationTarget,
   catalog: MigrationCatalog,
 ): Promise<HistoryEntry[]> {
-  return withChecksumMatches(catalog, await readLedger(pool, target.schema));
+  return withChecksumMatches(catalog, await readLedger(pool, target));
 }
 
 /** The plan `migrateUp` would follow right now (drift included, nothing run). */
@@ -42,7 +42,7 @@ export async function previewUp(
   catalog: MigrationCatalog,
   toVersion?: string | null,
 ): Promise<Plan> {
-  return planUp(catalog, await readLedger(pool, target.schema), toVersion);
+  return planUp(catalog, await readLedger(pool, target), toVersion);
 }
 
 function withChecksumMatches(catalog: MigrationCatalog, ledger: readonly LedgerEntry[]): HistoryEntry[] {

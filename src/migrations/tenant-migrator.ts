@@ -61,10 +61,10 @@ export async function migrateUp(
     // The ledger is ensured and read in the round trip that takes the lock.
     opening: [
       ...(options.prepareDatabase ? [prepareDatabaseSql({ lock: false, revokePublicCreate: true })] : []),
-      ensureAndReadLedgerSql(target.schema),
+      ensureAndReadLedgerSql(target),
     ].join(';\n'),
     replan: async (client, opening) => {
-      const ledger = opening ? ledgerFromResults(opening) : await ensureAndReadLedger(client, target.schema);
+      const ledger = opening ? ledgerFromResults(opening) : await ensureAndReadLedger(client, target);
       const plan = planUp(catalog, ledger, toVersion);
       assertNoDrift(plan, target.schema);
       return plan;
@@ -81,8 +81,8 @@ export async function migrateDown(
 ): Promise<MigrateResult> {
   return run(pool, target, options, 'down', {
     // A ledger of ours still under its former name is renamed under the lock before it is read.
-    opening: adoptLegacyLedgerSql(target.schema),
-    replan: async (client) => planDown(catalog, await readLedger(client, target.schema), options.toVersion),
+    opening: adoptLegacyLedgerSql(target),
+    replan: async (client) => planDown(catalog, await readLedger(client, target), options.toVersion),
   });
 }
 
@@ -139,11 +139,11 @@ async function run(
       if (!isStepTransactional(plan, first)) return { kind: 'alone', fromVersion: plan.fromVersion, file: first };
       let applied: AppliedStep[];
       if (batched) {
-        const batch = await applyGroupBatched(client, target.schema, group);
+        const batch = await applyGroupBatched(client, target, group);
         tx.commitWith(batch.ledgerSql);
         applied = batch.steps;
       } else {
-        applied = await applyGroup(client, target.schema, group, direction);
+        applied = await applyGroup(client, target, group, direction);
       }
       // Under the lock the plan cannot change, so when this group was all of it no round is left.
       const reached = groups.length === 1 ? plan.toVersion : undefined;
@@ -174,7 +174,7 @@ async function run(
         const plan = await planner.replan(client, null);
         const next = plan.steps[0];
         if (!next || next.order !== round.file.order) return [];
-        return [await applyFile(client, target.schema, next, direction)];
+        return [await applyFile(client, target, next, direction)];
       });
     }
     for (const step of committed) {

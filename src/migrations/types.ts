@@ -52,7 +52,7 @@ export interface MigrationCatalog {
   require(version: string): MigrationFile;
 }
 
-/** A row of the ledger table `schema_migrations` inside a migrated schema. */
+/** A row of the ledger table (`control_plane_ledger`, or LEDGER_TABLE) inside a migrated schema. */
 export interface LedgerEntry {
   readonly version: string;
   readonly name: string;
@@ -84,6 +84,8 @@ export type TransactionMode = (typeof TransactionMode)[keyof typeof TransactionM
 export interface MigrationTarget {
   readonly schema: string;
   readonly lockKey: string;
+  /** The ledger table's name in `schema` (the deployment's LEDGER_TABLE); default `control_plane_ledger`. */
+  readonly ledgerTable?: string;
   /**
    * One statement run right after the tenant's lock is taken, in the same round trip, before
    * anything is read or applied (the control plane's ownership check); raising refuses the target.

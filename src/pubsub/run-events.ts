@@ -8,6 +8,9 @@ import { createEventQueue, type EventQueue } from './event-queue.js';
 // subscriber, so the cost is a pointer each. Progress in every event is current, and the
 // control-plane DB is the record, so a client that lost some can always re-read the run.
 export const SUBSCRIBER_BACKLOG = 4096;
+// Events of one turn that one message carries at most: a turn that publishes more (a settle of a
+// big run) sends several messages rather than one of megabytes.
+export const EVENTS_PER_MESSAGE = 256;
 
 export const RunEventType = {
   SNAPSHOT: 'SNAPSHOT',
@@ -64,20 +67,52 @@ export interface RunEventBusDeps {
 /**
  * Run events over Redis pub/sub: any worker publishes, every API replica hears. A run's events go
  * to its run topic and, when they concern a tenant, to that tenant's topic too.
+ *
+ * Events published in one turn of the event loop travel as one message per topic, in order (a
+ * JSON array when there are several): a target's MIGRATION_APPLIED events, or one target's
+ * TARGET_SUCCEEDED and the next one's TARGET_STARTED, cost one PUBLISH instead of one each, in
+ * the worker, in Redis and in every API replica. Subscribers still get each event on its own.
  */
 export function createRunEventBus({ publishClient, subscribeClient, prefix }: RunEventBusDeps) {
   const runTopic = `${prefix}:run-events`;
   const tenantTopic = `${prefix}:tenant-events`;
   // The event target only listens here; publishing goes through `publisher`, which keeps a
   // process's events in order on a Redis Cluster too.
-  const eventTarget = createRedisEventTarget<CustomEvent<RunEvent>>({ publishClient, subscribeClient });
+  const eventTarget = createRedisEventTarget<CustomEvent<RunEvent | RunEvent[]>>({
+    publishClient,
+    subscribeClient,
+  });
   const publisher = createPublisher(publishClient);
+  // Events of this turn of the event loop, by topic, in the order they were published.
+  const pending = new Map<string, RunEvent[]>();
 
-  /** Publishes `event` to its run and, when it has one, its tenant. */
+  /** Publishes `event` to its run and, when it has one, its tenant (sent at the end of this turn). */
   function publish(event: RunEvent): void {
-    const message = JSON.stringify(event);
-    void publisher.publish(`${runTopic}:${event.runId}`, message);
-    if (event.tenantId) void publisher.publish(`${tenantTopic}:${event.tenantId}`, message);
+    if (pending.size === 0) setImmediate(flush);
+    append(`${runTopic}:${event.runId}`, event);
+    if (event.tenantId) append(`${tenantTopic}:${event.tenantId}`, event);
+  }
+
+  function append(topic: string, event: RunEvent): void {
+    const events = pending.get(topic);
+    if (!events) {
+      pending.set(topic, [event]);
+    } else if (events.length < EVENTS_PER_MESSAGE) {
+      events.push(event);
+    } else {
+      send(topic, events);
+      pending.set(topic, [event]);
+    }
+  }
+
+  function send(topic: string, events: readonly RunEvent[]): void {
+    void publisher.publish(topic, JSON.stringify(events.length === 1 ? events[0] : events));
+  }
+
+  /** Sends what this turn published: one message per topic. */
+  function flush(): void {
+    for (const [topic, events] of pending) send(topic, events);
+    pending.clear();
   }
 
   /** Live events of one run, from now on; the queue ends after RUN_FINISHED. */
@@ -93,7 +128,11 @@ export function createRunEventBus({ publishClient, subscribeClient, prefix }: Ru
   // Topics are `<routing key>:<id>`, as graphql-yoga's createPubSub names them; each subscription
   // gets a backlog of its own (createPubSub would share one buffer instance between all of them).
   function subscribeTopic(topic: string, endsWith?: (event: RunEvent) => boolean): EventQueue<RunEvent> {
-    const listener = (event: CustomEvent<RunEvent>) => queue.push(event.detail);
+    const listener = (event: CustomEvent<RunEvent | RunEvent[]>) => {
+      // A message holds one event, or the events of one turn of its publisher (see publish).
+      if (Array.isArray(event.detail)) for (const one of event.detail) queue.push(one);
+      else queue.push(event.detail);
+    };
     const queue = createEventQueue<RunEvent>({
       backlog: SUBSCRIBER_BACKLOG,
       ...(endsWith ? { endsWith } : {}),

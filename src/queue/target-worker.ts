@@ -17,7 +17,12 @@ import type { TargetJobData, TargetQueue } from './target-queue.js';
 export interface TargetWorkerDeps extends Omit<TargetProcessorDeps, 'dispatch' | 'config'> {
   readonly config: Pick<
     Config,
-    'lockTimeoutMs' | 'workerConcurrency' | 'reconcileIntervalMs' | 'fingerprintAfterTarget'
+    | 'lockTimeoutMs'
+    | 'workerConcurrency'
+    | 'reconcileIntervalMs'
+    | 'fingerprintAfterTarget'
+    | 'targetBatchSize'
+    | 'ledgerTable'
   >;
   /** The queue the worker takes jobs from; also where it hands out admitted targets. */
   readonly queue: TargetQueue;
@@ -41,7 +46,12 @@ export interface TargetWorker {
 /** Starts a worker on the `tenant-migrations` queue with WORKER_CONCURRENCY jobs at once. */
 export async function startTargetWorker(deps: TargetWorkerDeps): Promise<TargetWorker> {
   const { config, queue, connection, logger } = deps;
-  const { processTarget, redispatchIfWoken } = createTargetProcessor({ ...deps, dispatch: queue });
+  let closed = false;
+  const { processTarget, redispatchIfWoken } = createTargetProcessor({
+    ...deps,
+    dispatch: queue,
+    isStopping: () => closed,
+  });
   const { reconcile } = createReconciler({ ...deps, dispatch: queue });
   const log = logger.child({ component: 'target-worker' });
 
@@ -51,6 +61,9 @@ export async function startTargetWorker(deps: TargetWorkerDeps): Promise<TargetW
       try {
         return await processTarget({
           targetId: job.data.targetId,
+          runId: job.data.runId,
+          // Job ids are target ids (see TargetQueue): the id of the target it was enqueued for.
+          jobId: job.id ?? job.data.targetId,
           attempt: job.attemptsMade + 1,
           maxAttempts: job.opts.attempts ?? TARGET_JOB_ATTEMPTS,
         });
@@ -84,7 +97,6 @@ export async function startTargetWorker(deps: TargetWorkerDeps): Promise<TargetW
   });
 
   let reconciling: Promise<unknown> = Promise.resolve();
-  let closed = false;
   const reconcileNow = (): Promise<ReconcileReport> => {
     const pass = reconciling.then(() => reconcile());
     reconciling = pass.catch((error: unknown) => log.error('reconcile failed', { error }));

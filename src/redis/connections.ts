@@ -136,6 +136,17 @@ export async function listChannels(client: RedisClient, pattern: string): Promis
 }
 
 /**
+ * Brings a connection that will subscribe to ready before anything subscribes on it. A SUBSCRIBE
+ * written while a connection is between TCP connect and ioredis's ready check (INFO) puts it in
+ * subscriber mode, the check fails and the connection is dropped with its subscriptions: a plain
+ * connection is readied by a PING; a cluster client subscribes on a lazily opened connection of
+ * its own, which a first SUBSCRIBE (queued until that connection is ready) opens safely.
+ */
+export async function prepareSubscriber(client: RedisClient, readyChannel: string): Promise<void> {
+  await subscriptionsLive(client, readyChannel);
+}
+
+/**
  * Resolves once every SUBSCRIBE sent on `client` so far is live. Commands on one connection run
  * in order, so a PING answered means the SUBSCRIBEs before it are done; a cluster client sends
  * SUBSCRIBE on a subscriber connection of its own and PING to a node, so there a SUBSCRIBE to

@@ -9,7 +9,7 @@
 import type { ControlPlanePool } from '../db/control-plane.js';
 import type { Logger } from '../logger.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
-import { inFlightTargets, stillInFlight, unfinishedRuns, wakeDeferredTargets } from './run-machine.js';
+import { inFlightJobs, stillInFlight, unfinishedRuns, wakeDeferredTargets } from './run-machine.js';
 import { createScheduler } from './scheduler.js';
 import type { TargetDispatch } from './target-dispatch.js';
 
@@ -50,11 +50,13 @@ export function createReconciler(deps: ReconcilerDeps) {
   }
 
   async function requeueLostTargets(runId: string): Promise<number> {
-    const inFlight = await inFlightTargets(pool, runId);
+    // A job's id is the id of the target it was enqueued for; a job that took further targets
+    // holds them under that id, and its new delivery claims the one it holds (see claimTarget).
+    const inFlight = await inFlightJobs(pool, runId);
     if (inFlight.length === 0) return 0;
     const lost = await dispatch.findLost(inFlight);
     if (lost.length === 0) return 0;
-    // Only targets still in flight after the check: one that ended meanwhile must not run again.
+    // Only jobs still holding a target in flight after the check: one that ended meanwhile must not run again.
     const still = await stillInFlight(pool, runId, lost);
     await dispatch.requeue(still.map((targetId) => ({ targetId, runId })));
     return still.length;

@@ -9,6 +9,13 @@
  * (`BEGIN` + run lock + claim + `COMMIT`), the finish two (`BEGIN` + run lock + target update,
  * then the run update + `COMMIT`). The rare transitions use the same statements and transport.
  *
+ * Lanes: a job works the targets of one run one after the other. When a finish admits the next
+ * target of the run into the window, the finishing job may take it for its next turn and claim
+ * it in the same transaction (the finish's second round trip), instead of handing it to the
+ * queue as a job of its own: one control-plane transaction and no queue traffic per target, and
+ * the window is unchanged (the job held one target and now holds the next). The target records
+ * the job that holds it (job_id), so the reconciler looks for that job when it heals.
+ *
  * Every transaction that changes a target's status first locks its run row; each statement after
  * the lock takes its snapshot once the lock is granted (READ COMMITTED), so it sees every change
  * committed by the lock's previous holders.
@@ -69,9 +76,35 @@ export interface ClaimedTarget {
   readonly runStarted: boolean;
 }
 
+/** A dry-run ADOPT target of an unregistered schema just marked RUNNING, with its run and server. */
+export interface ClaimedUnregisteredTarget {
+  readonly run: MigrationRun;
+  readonly target: MigrationRunTarget;
+  /** The server the schema is on: its id and sealed connection string (for SecretBox). */
+  readonly server: { readonly id: string; readonly connectionStringEncrypted: string };
+  readonly schemaName: string;
+  readonly runStarted: boolean;
+}
+
 /** A claim refused because the target's server runs its budget already: QUEUED, without a job, until woken. */
 export interface DeferredTarget {
   readonly deferred: true;
+}
+
+/** A claim that claimed nothing; `picked` is the job's target when it is the job's to end (settleUnclaimed). */
+export interface UnclaimedTarget {
+  readonly unclaimed: true;
+  readonly picked: string | null;
+}
+
+/** What a claim came to. */
+export type ClaimOutcome = ClaimedTarget | DeferredTarget | UnclaimedTarget;
+
+/** A delivery of a job: the target it was enqueued for, its run, and its own id (see TargetJob). */
+export interface JobRef {
+  readonly targetId: string;
+  readonly runId: string;
+  readonly jobId: string;
 }
 
 /** How a target ended, with what its row and its tenant database record. */
@@ -123,9 +156,15 @@ export interface FleetSelection {
 }
 
 /**
+/** What an admission check returns: nothing, or the catalog release the run pins instead (and its spelling of the target version). */
+export type ReleaseChoice =
+  { readonly catalogReleaseId: string; readonly targetVersion: string | null } | undefined | void;
+
+/**
  * Admits a fleet run: inserts the run (QUEUED) and one PENDING target per selected tenant
  * database, in one transaction, and returns the run's id. `check` sees the selected databases'
- * distinct cached versions and may throw to refuse. Nothing is created when it throws:
+ * distinct cached versions and may throw to refuse, or return the release to pin (a rollback's
+ * depends on those versions). Nothing is created when it throws:
  * NotFoundError for an unknown or deleted tenant id, ConflictError when a selected tenant is
  * held by another unfinished run (naming up to 10 of them and the run), PreconditionFailedError
  * when nothing matches.
@@ -134,7 +173,7 @@ export function admitFleetRun(
   pool: ControlPlanePool,
   run: NewFleetRun,
   selection: FleetSelection,
-  check: (versions: readonly (string | null)[]) => void = () => undefined,
+  check: (versions: readonly (string | null)[]) => ReleaseChoice | Promise<ReleaseChoice> = () => undefined,
 ): Promise<string> {
   return withStatements(pool, async (send) => {
     const ids = selection.ids ? [...new Set(selection.ids)] : null;
@@ -143,24 +182,7 @@ export function admitFleetRun(
       const names = missing!.rows.map((row) => row.id as string);
       if (names.length > 0) throw new NotFoundError(`No such tenant: ${names.join(', ')}`);
     }
-    const [inserted] = await send(
-      `BEGIN; ${execute(
-        S.insertRun,
-        run.kind.toLowerCase(),
-        run.targetVersion,
-        run.dryRun,
-        run.concurrency,
-        run.canarySize,
-        run.maxFailures,
-        run.transactionMode.toLowerCase(),
-        run.requestedBy,
-        run.catalogReleaseId,
-        run.allowDrift ?? false,
-        run.adoptOptions === undefined ? null : JSON.stringify(run.adoptOptions),
-        run.backup ?? false,
-      )}`,
-      1,
-    );
+    const [inserted] = await send(`BEGIN; ${insertRunSql(run)}`, 1);
     const runId = inserted!.rows[0]!.id as string;
     const [targets] = await send(
       execute(
@@ -186,11 +208,39 @@ export function admitFleetRun(
     if (count === 0) {
       return rollbackAndThrow(send, new PreconditionFailedError('No tenant database matches the selector'));
     }
+    let release: ReleaseChoice;
     try {
-      check(versions);
+      release = await check(versions);
     } catch (error) {
       return rollbackAndThrow(send, error);
     }
+    const pin = release
+      ? `${execute(S.setRunRelease, runId, release.catalogReleaseId, release.targetVersion)}; `
+      : '';
+    await send(`${pin}${execute(S.setRunTotal, runId, count)}; COMMIT`, release ? 3 : 2);
+    return runId;
+  });
+}
+
+/**
+ * Admits a dry-run ADOPT run over existing schemas of a server that no tenant names: inserts the
+ * run (QUEUED) and one PENDING target per schema, without tenant rows, in one transaction, and
+ * returns the run's id. PreconditionFailedError (nothing created) when `schemas.names` is empty.
+ */
+export function admitUnregisteredAdoptRun(
+  pool: ControlPlanePool,
+  run: NewFleetRun,
+  schemas: { readonly serverId: string; readonly names: readonly string[] },
+): Promise<string> {
+  return withStatements(pool, async (send) => {
+    const [inserted] = await send(`BEGIN; ${insertRunSql(run)}`, 1);
+    const runId = inserted!.rows[0]!.id as string;
+    const [targets] = await send(
+      execute(S.insertUnregisteredTargets, runId, schemas.serverId, [...schemas.names]),
+      1,
+    );
+    const count = targets!.rows[0]!.count as number;
+    if (count === 0) return rollbackAndThrow(send, new PreconditionFailedError('No schema to adopt'));
     await send(`${execute(S.setRunTotal, runId, count)}; COMMIT`, 2);
     return runId;
   });
@@ -226,9 +276,11 @@ export async function admitRestoreRun(
 }
 
 /**
- * Claims a target for a worker in one round trip (see the claim statement). Returns null when it
- * cannot be claimed (no such target, ended, a deleted tenant, a run that stopped scheduling); the
- * caller then ends it with settleUnclaimed. Returns `{ deferred: true }` when its server already
+ * Claims the job's target for it in one round trip (see the claim statement): the target the job
+ * holds in flight (a lane's current one, delivered again after a crash), else the one it was
+ * enqueued for. Returns `{ unclaimed }` when it cannot be claimed (no such target, ended, a
+ * deleted tenant, a run that stopped scheduling, another job's); the caller then ends `picked`
+ * with settleUnclaimed. Returns `{ deferred: true }` when its server already
  * runs its budget of targets (counted under the server's lock): the target stays QUEUED and the
  * caller lets its job go; the next finish on that server, or the reconciler, enqueues it again.
  *
@@ -237,23 +289,41 @@ export async function admitRestoreRun(
  * reconciler) and the claim is simply made again; the tenant's own work is guarded by its ledger.
  * The finish, which other readers act on, commits durably.
  */
-export function claimTarget(
+export function claimTarget(pool: ControlPlanePool, job: JobRef): Promise<ClaimOutcome> {
+  return withStatements(pool, async (send) => {
+    const args = [job.targetId, job.jobId] as const;
+    const [claim] = await send(
+      `${BEGIN}; SET LOCAL synchronous_commit = off; ${execute(S.lockRunOfTarget, job.targetId)}; ` +
+        `${execute(S.lockServerOfTarget, ...args)}; ${execute(S.claimTarget, ...args)}; COMMIT`,
+      2,
+    );
+    return claimOutcomeOf(claim!.rows[0]);
+  });
+}
+
+/**
+ * Claims a dry-run ADOPT target of an unregistered schema (which claimTarget, joining the
+ * tenant, never claims) in one round trip. Null when it cannot be claimed: not such a target,
+ * ended, or its run stopped scheduling (whose statements already ended it).
+ */
+export function claimUnregisteredTarget(
   pool: ControlPlanePool,
   targetId: string,
-): Promise<ClaimedTarget | DeferredTarget | null> {
+): Promise<ClaimedUnregisteredTarget | null> {
   return withStatements(pool, async (send) => {
     const [claim] = await send(
       `${BEGIN}; SET LOCAL synchronous_commit = off; ${execute(S.lockRunOfTarget, targetId)}; ` +
-        `${execute(S.lockServerOfTarget, targetId)}; ${execute(S.claimTarget, targetId)}; COMMIT`,
+        `${execute(S.claimUnregisteredTarget, targetId)}; COMMIT`,
       2,
     );
     const row = claim?.rows[0];
-    if (row?.deferred === true) return { deferred: true };
-    if (!row || row.r_id == null) return null;
+    if (!row) return null;
+    const target = unprefixRow<MigrationRunTarget>(row, 't_');
     return {
       run: unprefixRow<MigrationRun>(row, 'r_'),
-      target: unprefixRow<MigrationRunTarget>(row, 't_'),
-      database: unprefixRow<TenantDatabase>(row, 'd_'),
+      target,
+      server: { id: target.serverId!, connectionStringEncrypted: row.serverSealed as string },
+      schemaName: target.schemaName!,
       runStarted: row.runStarted === true,
     };
   });
@@ -281,25 +351,37 @@ export function settleUnclaimed(pool: ControlPlanePool, targetId: string): Promi
   });
 }
 
+/** A finish, and the job's next turn when it took one. */
+export interface FinishResult extends SettleResult {
+  /** The target the finishing job claimed for its next turn (or found over its server's budget). */
+  readonly next: ClaimedTarget | DeferredTarget | null;
+}
+
 /**
  * Records the end of a target in one transaction of two round trips: locks the run, updates the
  * target and its tenant database (and tenant, for PROVISION), decides from the run's counters,
  * halts or admits the next targets and writes the counters by delta. Returns null when the
  * target is not RUNNING (another delivery finished it, or it was never claimed).
+ *
+ * With `nextTurn`, the job takes the first target admitted here on the same server (whose lock
+ * the transaction holds) and claims it in the same round trip: `next`. It takes none when the
+ * finish woke a target waiting for that server's budget: the freed slot is the waiting one's.
  */
 export function finishTarget(
   pool: ControlPlanePool,
-  runId: string,
+  job: JobRef,
   targetId: string,
   end: TargetEnd,
-): Promise<SettleResult | null> {
+  nextTurn = false,
+): Promise<FinishResult | null> {
+  const { runId, jobId } = job;
   return withStatements(pool, async (send) => {
     // A finish stuck behind the run lock gives up (55P03, transient): the job is retried, the
     // retry re-plans from the ledger, finds nothing to do and finishes the target then.
     // The server's lock after the run's: a claim on that server deferring a target meanwhile has
     // committed before this statement's snapshot, so the finish wakes it.
     const [locked, , ended] = await send(
-      `${BEGIN}; ${execute(S.lockRun, runId)}; ${execute(S.lockServerOfTarget, targetId)}; ` +
+      `${BEGIN}; ${execute(S.lockRun, runId)}; ${execute(S.lockServerOfTarget, targetId, jobId)}; ` +
         endTargetSql(runId, targetId, end),
       3,
     );
@@ -311,8 +393,20 @@ export function finishTarget(
     }
     // The counts were read before the target's own change: apply it.
     const counts = moveTarget(countsOfRun(run, move), move.status, end.status, move.canary);
-    const settled = await applyDecision(send, run, counts, progressDelta(move.status, end.status));
-    return move.woken.length === 0 ? settled : { ...settled, woken: move.woken.map(jobOf) };
+    const turn = nextTurn && move.woken.length === 0 ? { jobId, after: targetId } : null;
+    const { settled, claim } = await applyDecisionAndClaim(
+      send,
+      run,
+      counts,
+      progressDelta(move.status, end.status),
+      turn,
+    );
+    const next = claim ? claimOutcomeOf(claim) : null;
+    return {
+      ...settled,
+      ...(move.woken.length === 0 ? {} : { woken: move.woken.map(jobOf) }),
+      next: next && !('unclaimed' in next) ? next : null,
+    };
   });
 }
 
@@ -422,26 +516,29 @@ export function unfinishedRuns(pool: ControlPlanePool): Promise<string[]> {
   });
 }
 
-/** The run's targets in flight (QUEUED or RUNNING): each should have a job. */
-export function inFlightTargets(pool: ControlPlanePool, runId: string): Promise<string[]> {
+/**
+ * The jobs that should exist for the run's targets in flight (QUEUED or RUNNING): the job that
+ * holds each, or the target's own (its id) when none holds it yet.
+ */
+export function inFlightJobs(pool: ControlPlanePool, runId: string): Promise<string[]> {
   return withStatements(pool, async (send) => {
-    const [result] = await send(execute(S.inFlightTargets, runId), 1);
+    const [result] = await send(execute(S.inFlightJobs, runId), 1);
     return result!.rows.map((row) => row.id as string);
   });
 }
 
 /**
- * Of `targetIds`, those still in flight, checked under the run's lock so that a target that
- * ended meanwhile is never handed out again.
+ * Of `jobIds`, those that still hold a target in flight, checked under the run's lock so that a
+ * target that ended meanwhile is never handed out again.
  */
 export function stillInFlight(
   pool: ControlPlanePool,
   runId: string,
-  targetIds: readonly string[],
+  jobIds: readonly string[],
 ): Promise<string[]> {
   return withStatements(pool, async (send) => {
     const [, result] = await send(
-      `${BEGIN}; ${execute(S.lockRun, runId)}; ${execute(S.stillInFlight, runId, targetIds)}; COMMIT`,
+      `${BEGIN}; ${execute(S.lockRun, runId)}; ${execute(S.stillInFlight, runId, jobIds)}; COMMIT`,
       3,
     );
     return result!.rows.map((row) => row.id as string);
@@ -485,10 +582,26 @@ async function applyDecision(
   counts: TargetCounts,
   delta: RunProgress,
 ): Promise<SettleResult> {
+  return (await applyDecisionAndClaim(send, run, counts, delta, null)).settled;
+}
+
+/**
+ * applyDecision, and with `turn` (when the decision admits anything) the claim of the target it
+ * gave job `turn.jobId` (see the applyDecision statement), in the same round trip.
+ */
+async function applyDecisionAndClaim(
+  send: Send,
+  run: MigrationRun,
+  counts: TargetCounts,
+  delta: RunProgress,
+  turn: { readonly jobId: string; readonly after: string } | null,
+): Promise<{ settled: SettleResult; claim: Record<string, unknown> | undefined }> {
   const decision = decideRun(run, counts);
   const status = decision.halt ? RunStatus.HALTED : (decision.endStatus ?? run.status);
   const ended = decision.endStatus !== null && run.finishedAt === null;
-  const [applied] = await send(
+  const taking = turn !== null && decision.admit > 0;
+  const claimSql = taking ? `; ${execute(S.claimTarget, null, turn.jobId)}` : '';
+  const [applied, claimed] = await send(
     `${execute(
       S.applyDecision,
       run.id,
@@ -503,11 +616,47 @@ async function applyDecision(
       delta.cancelled,
       status.toLowerCase(),
       ended,
-    )}; COMMIT`,
-    2,
+      taking ? turn.jobId : null,
+      taking ? turn.after : null,
+    )}${claimSql}; COMMIT`,
+    taking ? 3 : 2,
   );
   const { admitted, ...updated } = applied!.rows[0] as MigrationRun & { admitted: string[] };
-  return { run: updated, admitted, ended, decision };
+  return {
+    settled: { run: updated, admitted, ended, decision },
+    claim: taking ? claimed!.rows[0] : undefined,
+  };
+}
+
+/** A claim statement's row as a ClaimOutcome. */
+function claimOutcomeOf(row: Record<string, unknown> | undefined): ClaimOutcome {
+  if (row?.deferred === true) return { deferred: true };
+  if (!row || row.r_id == null) return { unclaimed: true, picked: (row?.picked as string | null) ?? null };
+  return {
+    run: unprefixRow<MigrationRun>(row, 'r_'),
+    target: unprefixRow<MigrationRunTarget>(row, 't_'),
+    database: unprefixRow<TenantDatabase>(row, 'd_'),
+    runStarted: row.runStarted === true,
+  };
+}
+
+/** The statement that inserts `run` (QUEUED, no targets yet) and returns its id. */
+function insertRunSql(run: NewFleetRun): string {
+  return execute(
+    S.insertRun,
+    run.kind.toLowerCase(),
+    run.targetVersion,
+    run.dryRun,
+    run.concurrency,
+    run.canarySize,
+    run.maxFailures,
+    run.transactionMode.toLowerCase(),
+    run.requestedBy,
+    run.catalogReleaseId,
+    run.allowDrift ?? false,
+    run.adoptOptions === undefined ? null : JSON.stringify(run.adoptOptions),
+    run.backup ?? false,
+  );
 }
 
 function endTargetSql(runId: string, targetId: string, end: TargetEnd): string {

@@ -8,20 +8,21 @@ import type { ControlPlaneDb, ControlPlanePool, ControlPlaneTx } from '../db/con
 import { runColumns } from '../db/control-plane-rows.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { TenantPools } from '../db/tenant-pools.js';
-import { NotFoundError, PreconditionFailedError, ValidationError } from '../errors.js';
+import { NotFoundError, ValidationError } from '../errors.js';
 import type { MigrationRun, Tenant } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
-import { UnknownVersionError, fileNameOf, parseVersion, stampVersion } from '../migrations/index.js';
+import { UnknownVersionError, parseVersion, stampVersion } from '../migrations/index.js';
 import type { MigrationCatalog } from '../migrations/index.js';
 import { ledgerTargetOf } from '../migrations/ledger-target.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
 import {
   admitFleetRun,
   admitRestoreRun,
+  admitUnregisteredAdoptRun,
   cancelRun as cancelRunIn,
   retryRun as retryRunIn,
 } from './run-machine.js';
-import type { FleetSelection } from './run-machine.js';
+import type { FleetSelection, NewFleetRun } from './run-machine.js';
 import { createScheduler } from './scheduler.js';
 import { RUN_STATEMENTS } from './sql/run-statements.js';
 import type { TargetDispatch } from './target-dispatch.js';
@@ -41,11 +42,11 @@ export interface RunServiceDeps {
   readonly db: ControlPlaneDb;
   /** Plain pg connections to the control-plane DB, for the run machine's statements. */
   readonly pool: ControlPlanePool;
-  readonly config: Pick<Config, 'defaultRunConcurrency' | 'lockTimeoutMs'>;
+  readonly config: Pick<Config, 'defaultRunConcurrency' | 'lockTimeoutMs' | 'ledgerTable'>;
   /** The API's own catalog: stamping and rollbacks validate against it. */
   readonly catalog: MigrationCatalog;
   /** The releases a run may pin (default: the API's own). */
-  readonly catalogs: Pick<ReleaseCatalogs, 'resolve' | 'local'>;
+  readonly catalogs: Pick<ReleaseCatalogs, 'resolve' | 'local' | 'forRollback'>;
   readonly dispatch: Pick<TargetDispatch, 'enqueue'>;
   readonly events: RunEventBus;
   readonly tenantPools: TenantPools;
@@ -126,8 +127,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
 
   async function startRollback(request: StartRollbackRequest, actor: Actor): Promise<MigrationRun> {
     const limit = parseVersion(request.targetVersion);
-    const file = catalog.find(request.targetVersion);
-    if (limit === null || (limit !== 0n && !file)) {
+    if (limit === null) {
       throw new ValidationError(`Unknown migration version "${request.targetVersion}"`, 'targetVersion');
     }
     const concurrency = validateConcurrency(request.concurrency ?? config.defaultRunConcurrency);
@@ -135,8 +135,9 @@ export function createRunService(deps: RunServiceDeps): RunService {
       pool,
       {
         kind: 'ROLLBACK',
-        targetVersion: file?.version ?? request.targetVersion,
-        // The API's release holds the down files assertReversible checked.
+        // Respelt as the release the check below pins spells it.
+        targetVersion: request.targetVersion,
+        // Replaced by the release the check chooses once the tenants' versions are known.
         catalogReleaseId: catalogs.local.releaseId,
         dryRun: false,
         concurrency,
@@ -148,7 +149,16 @@ export function createRunService(deps: RunServiceDeps): RunService {
         backup: request.backup ?? false,
       },
       selectionOf(request.tenants),
-      (versions) => assertReversible(catalog, versions, limit),
+      // The release that holds the down files from every selected tenant's version to the target
+      // (the API's own when it suffices); the worker re-checks against each tenant's ledger.
+      async (versions) => {
+        const release = await catalogs.forRollback(versions, limit);
+        const target = limit === 0n ? null : release.catalog.files.find((file) => file.order === limit);
+        return {
+          catalogReleaseId: release.releaseId,
+          targetVersion: target?.version ?? request.targetVersion,
+        };
+      },
     );
     await dispatch(runId);
     const run = await reload(runId);
@@ -183,26 +193,30 @@ export function createRunService(deps: RunServiceDeps): RunService {
 
   async function startAdoptRun(request: StartAdoptRunRequest, actor: Actor): Promise<MigrationRun> {
     const concurrency = validateConcurrency(request.concurrency ?? config.defaultRunConcurrency);
-    const runId = await admitFleetRun(
-      pool,
-      {
-        kind: 'ADOPT',
-        targetVersion: null,
-        dryRun: request.dryRun,
-        concurrency,
-        canarySize: null,
-        maxFailures: null,
-        transactionMode: 'PER_TENANT',
-        catalogReleaseId: catalogs.local.releaseId,
-        requestedBy: actor.name,
-        adoptOptions: request.options,
-      },
-      { ids: [...request.tenantIds], statuses: ['PENDING'], environments: null },
-    );
+    const run: NewFleetRun = {
+      kind: 'ADOPT',
+      targetVersion: null,
+      dryRun: request.dryRun,
+      concurrency,
+      canarySize: null,
+      maxFailures: null,
+      transactionMode: 'PER_TENANT',
+      catalogReleaseId: catalogs.local.releaseId,
+      requestedBy: actor.name,
+      adoptOptions: request.options,
+    };
+    const runId =
+      'schemas' in request
+        ? await admitUnregisteredAdoptRun(pool, run, request.schemas)
+        : await admitFleetRun(pool, run, {
+            ids: [...request.tenantIds],
+            statuses: ['PENDING'],
+            environments: null,
+          });
     await dispatch(runId);
-    const run = await reload(runId);
-    logger.info('adopt run created', { runId, targets: run.total, dryRun: request.dryRun });
-    return run;
+    const admitted = await reload(runId);
+    logger.info('adopt run created', { runId, targets: admitted.total, dryRun: request.dryRun });
+    return admitted;
   }
 
   async function startBackupRun(tenantId: string, actor: Actor): Promise<MigrationRun> {
@@ -273,9 +287,15 @@ export function createRunService(deps: RunServiceDeps): RunService {
     }
     const pool = tenantPools.poolFor(secretBox.openConnectionString(database));
     try {
-      const result = await stampVersion(pool, ledgerTargetOf(database), catalog, version, {
-        lockTimeoutMs: config.lockTimeoutMs,
-      });
+      const result = await stampVersion(
+        pool,
+        ledgerTargetOf(database, config.ledgerTable),
+        catalog,
+        version,
+        {
+          lockTimeoutMs: config.lockTimeoutMs,
+        },
+      );
       await db.tenantDatabase.update({
         where: { id: database.id },
         data: { schemaVersion: result.toVersion },
@@ -302,8 +322,10 @@ export function createRunService(deps: RunServiceDeps): RunService {
     const [row] = await tx.$queryRawUnsafe<{ id: string }[]>(
       RUN_STATEMENTS.insertProvisionRun.text,
       database.id,
-      catalog.latest,
+      catalogs.local.catalog.latest,
       actor.name,
+      // Pinned like every run: any worker applies the API's release, whatever its own disk holds.
+      catalogs.local.releaseId,
     );
     return tx.migrationRun.findUniqueOrThrow({ where: { id: row!.id } });
   }
@@ -355,27 +377,4 @@ function validatePositive(value: number | null | undefined, field: string): numb
   if (!Number.isInteger(value) || value < 1)
     throw new ValidationError(`${field} must be an integer of at least 1`, field);
   return value;
-}
-
-/**
- * Refuses a rollback when any step between a selected tenant's cached version and `limit`
- * has no down file. The worker re-checks against each tenant's ledger.
- */
-function assertReversible(
-  catalog: MigrationCatalog,
-  versions: readonly (string | null)[],
-  limit: bigint,
-): void {
-  for (const version of versions) {
-    const current = version === null ? null : parseVersion(version);
-    if (current === null) continue;
-    const blocking = catalog.files.find(
-      (file) => file.order > limit && file.order <= current && !file.reversible,
-    );
-    if (blocking) {
-      throw new PreconditionFailedError(
-        `Cannot roll back to ${limit}: ${fileNameOf(blocking)} has no down file (tenants at version ${version}); nothing was changed`,
-      );
-    }
-  }
 }

@@ -1,10 +1,13 @@
 /**
- * The work of one target, whichever worker picks it up: mark it RUNNING, plan from the tenant's
- * ledger and apply (or provision, or roll back, or only plan for a dry run), then record the
- * outcome, the run's counters and the tenant's cached version in one control-plane transaction.
+ * The work of one job, whichever worker picks it up: claim its target (mark it RUNNING), plan
+ * from the tenant's ledger and apply (or provision, or roll back, or only plan for a dry run),
+ * then record the outcome, the run's counters and the tenant's cached version in one
+ * control-plane transaction, which may also claim the run's next target for the same job (a
+ * lane: see run-machine.ts); the job then works that one, up to TARGET_BATCH_SIZE targets.
+ * Each tenant still commits whole in its own transaction, and each target ends on its own.
  */
 import type pg from 'pg';
-import type { Config } from '../config.js';
+import { databaseOf, type Config } from '../config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { ControlPlanePool } from '../db/control-plane.js';
 import type { TenantPools } from '../db/tenant-pools.js';
@@ -28,13 +31,25 @@ import type {
   MigrationCatalog,
   MigrationTarget,
 } from '../migrations/index.js';
-import { ledgerTargetOf } from '../migrations/ledger-target.js';
+import { ledgerTargetOf, type TenantDatabaseLocation } from '../migrations/ledger-target.js';
 import { RunEventType } from '../pubsub/run-events.js';
 import type { RunEventBus } from '../pubsub/run-events.js';
 import { TargetStatus } from './run-decisions.js';
 import { buildRunEvent } from './run-events.js';
-import { claimTarget, finishTarget, isWokenTarget, settleUnclaimed } from './run-machine.js';
-import type { TargetEnd } from './run-machine.js';
+import {
+  claimTarget,
+  claimUnregisteredTarget,
+  finishTarget,
+  isWokenTarget,
+  settleUnclaimed,
+} from './run-machine.js';
+import type {
+  ClaimedTarget,
+  ClaimedUnregisteredTarget,
+  DeferredTarget,
+  JobRef,
+  TargetEnd,
+} from './run-machine.js';
 import { createScheduler } from './scheduler.js';
 import type { ReleaseCatalogs } from '../catalog-releases/release-catalogs.js';
 import type { TargetDispatch, TargetJob } from './target-dispatch.js';
@@ -82,7 +97,10 @@ export type CheckSchema = (input: {
  * composition root). Throws when the schema cannot be adopted, naming why.
  */
 export type AdoptSchema = (input: {
-  readonly database: TenantDatabase;
+  /** The tenant database registered for the schema; null for a dry run's unregistered schema. */
+  readonly database: TenantDatabase | null;
+  /** Where the schema is: the tenant database's, or the unregistered target's. */
+  readonly location: TenantDatabaseLocation;
   readonly pool: pg.Pool;
   readonly run: MigrationRun;
 }) => Promise<{ readonly version: string; readonly report: string }>;
@@ -114,7 +132,10 @@ export interface TargetBackups {
 export interface TargetProcessorDeps {
   /** The control-plane connections for claiming and finishing targets (see run-machine.ts). */
   readonly pool: ControlPlanePool;
-  readonly config: Pick<Config, 'lockTimeoutMs' | 'fingerprintAfterTarget'>;
+  readonly config: Pick<
+    Config,
+    'lockTimeoutMs' | 'fingerprintAfterTarget' | 'targetBatchSize' | 'ledgerTable'
+  >;
   /** The catalog of the release each run pins: read from the control plane once per process, never from disk. */
   readonly catalogs: Pick<ReleaseCatalogs, 'forRelease'>;
   readonly events: RunEventBus;
@@ -132,12 +153,17 @@ export interface TargetProcessorDeps {
   readonly adoptSchema: AdoptSchema;
   readonly backups: TargetBackups;
   readonly logger: Logger;
+  /** True once the worker is shutting down: a job then takes no further targets. */
+  readonly isStopping?: () => boolean;
 }
 
 /** One delivery of a target job. */
-export interface TargetAttempt {
-  readonly targetId: string;
-  /** 1-based number of this delivery. */
+export interface TargetAttempt extends JobRef {
+  /**
+   * 1-based number of this delivery. A job takes further targets only on its first delivery,
+   * so every target gets the whole `maxAttempts`: a retried delivery works the target it holds
+   * (the one that failed) and ends with it.
+   */
   readonly attempt: number;
   /** Deliveries allowed in all; a transient failure on the last one is recorded as FAILED. */
   readonly maxAttempts: number;
@@ -178,23 +204,69 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
   const scheduler = createScheduler(deps);
 
   /**
-   * Processes one delivery of a target job. Resolves when the target ended (or needs nothing);
-   * rethrows transient errors so the queue retries; throws TargetFailedError when recorded FAILED.
+   * Processes one delivery of a target job: its target, then each next one the finishes hand it
+   * (at most TARGET_BATCH_SIZE in all). Resolves with the last target's outcome; rethrows a
+   * transient error so the queue retries (the retry works the target the job holds, the one that
+   * failed; those before it stay finished); throws TargetFailedError when the last target it
+   * worked was recorded FAILED.
    */
   async function processTarget(attempt: TargetAttempt): Promise<TargetOutcome> {
-    const started = await claimTarget(controlPlanePool, attempt.targetId);
-    if (started && 'deferred' in started) {
+    const claimed = await claimTarget(controlPlanePool, attempt);
+    if ('deferred' in claimed) {
       // Its server runs its budget already: the job ends here, freeing the worker slot; a
       // finish on that server (or the reconciler) enqueues the target again.
       return TargetOutcome.DEFERRED;
     }
-    if (!started) {
+    if ('unclaimed' in claimed) {
+      // Only a dry-run ADOPT target names no tenant; the main claim leaves it to its own claim.
+      // Such a job works that one target and takes no turns.
+      const unregistered = claimed.picked
+        ? await claimUnregisteredTarget(controlPlanePool, claimed.picked)
+        : null;
+      if (unregistered) {
+        const worked = await workTarget(attempt, unregistered, () => false);
+        if (worked.failure) throw worked.failure;
+        return worked.outcome;
+      }
       // A deleted tenant, an ended target, a run that stopped scheduling: end it if due.
-      const settled = await settleUnclaimed(controlPlanePool, attempt.targetId);
+      const settled = claimed.picked ? await settleUnclaimed(controlPlanePool, claimed.picked) : null;
       if (settled) await scheduler.afterSettle(settled);
       return TargetOutcome.SKIPPED;
     }
-    const { run, target, database } = started;
+    // Only a first delivery takes turns (see TargetAttempt.attempt).
+    let turnsLeft = attempt.attempt === 1 ? Math.max(1, config.targetBatchSize) - 1 : 0;
+    let current: ClaimedTarget | DeferredTarget | null = claimed;
+    let outcome: TargetOutcome = TargetOutcome.SKIPPED;
+    let failure: TargetFailedError | null = null;
+    // Asked when the finish is sent: a worker shutting down meanwhile finishes what it holds and
+    // leaves the rest to the queue.
+    const takeTurn = () => turnsLeft-- > 0 && !deps.isStopping?.();
+    while (current && !('deferred' in current)) {
+      const worked = await workTarget(attempt, current, takeTurn);
+      outcome = worked.outcome;
+      failure = worked.failure;
+      // Deferred: the next target waits, QUEUED without a job, for its server's budget.
+      current = worked.next;
+    }
+    if (failure) throw failure;
+    return outcome;
+  }
+
+  /**
+   * Works one claimed target and finishes it; when `takeTurn()` says so as it finishes, the
+   * finish may claim the run's next target for this job (`next`).
+   */
+  async function workTarget(
+    attempt: TargetAttempt,
+    started: ClaimedTarget | ClaimedUnregisteredTarget,
+    takeTurn: () => boolean,
+  ): Promise<{
+    outcome: TargetOutcome;
+    failure: TargetFailedError | null;
+    next: ClaimedTarget | DeferredTarget | null;
+  }> {
+    const { run, target } = started;
+    const database = 'database' in started ? started.database : null;
     const log = logger.child({ runId: run.id, targetId: target.id, tenantId: target.tenantId });
     if (started.runStarted) events.publish(buildRunEvent(RunEventType.RUN_STARTED, started.run));
     events.publish(buildRunEvent(RunEventType.TARGET_STARTED, started.run, tenantDetails(target)));
@@ -213,7 +285,10 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
 
     let result: TargetResult;
     try {
-      result = await workOn(run, database, onApplied);
+      result =
+        'database' in started
+          ? await workOn(run, started.database, onApplied)
+          : await adoptUnregistered(started);
     } catch (error) {
       const lastAttempt = attempt.attempt >= attempt.maxAttempts;
       if (isTransientPgError(error) && !lastAttempt) {
@@ -222,13 +297,14 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       }
       const record = describeTargetError(error);
       log.warn('target failed', { error: record.error, errorCode: record.errorCode });
-      await finishFailed(run, target, database, record, applied);
-      throw new TargetFailedError(target.id, record, { cause: error });
+      const next = await finishFailed(attempt, target, run, database, record, applied, takeTurn);
+      const failure = new TargetFailedError(target.id, record, { cause: error });
+      return { outcome: TargetOutcome.FAILED, failure, next };
     }
-    await finishSucceeded(run, target, result);
+    const next = await finishSucceeded(attempt, target, result, takeTurn());
     // Debug, not info: a fleet run would log thousands of lines the run record already holds.
     log.debug('target succeeded', { fromVersion: result.fromVersion, toVersion: result.toVersion });
-    return TargetOutcome.SUCCEEDED;
+    return { outcome: TargetOutcome.SUCCEEDED, failure: null, next };
   }
 
   async function workOn(
@@ -242,7 +318,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     const pool = tenantPools.poolFor(connectionString);
     // A dry run changes nothing, so it does not mark the schema either.
     const guardSql = deps.ownershipGuard && !run.dryRun ? await deps.ownershipGuard(database) : undefined;
-    const target = { ...ledgerTargetOf(database), ...(guardSql ? { guardSql } : {}) };
+    const target = { ...ledgerTargetOf(database, config.ledgerTable), ...(guardSql ? { guardSql } : {}) };
     const mode = run.transactionMode;
     const lockTimeoutMs = config.lockTimeoutMs;
     if (run.kind === 'VERIFY') {
@@ -253,7 +329,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       return { fromVersion: version, toVersion: version, appliedVersions: [], plannedSql: null };
     }
     if (run.kind === 'ADOPT') {
-      const adopted = await adoptSchema({ database, pool, run });
+      const adopted = await adoptSchema({ database, location: database, pool, run });
       return {
         fromVersion: null,
         toVersion: adopted.version,
@@ -341,7 +417,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     run: MigrationRun,
     catalog: MigrationCatalog,
   ): Promise<TargetResult> {
-    const plan = planUp(catalog, await readLedger(pool, target.schema), run.targetVersion);
+    const plan = planUp(catalog, await readLedger(pool, target), run.targetVersion);
     assertNoDrift(plan, target.schema);
     return {
       fromVersion: plan.fromVersion,
@@ -351,14 +427,27 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     };
   }
 
+  /** A dry-run ADOPT target of an unregistered schema: what adoption would do, on the schema's server. */
+  async function adoptUnregistered(claimed: ClaimedUnregisteredTarget): Promise<TargetResult> {
+    const connectionString = secretBox.openConnectionString(claimed.server);
+    const adopted = await adoptSchema({
+      database: null,
+      location: { databaseName: databaseOf(connectionString), schemaName: claimed.schemaName },
+      pool: tenantPools.poolFor(connectionString),
+      run: claimed.run,
+    });
+    return { fromVersion: null, toVersion: adopted.version, appliedVersions: [], plannedSql: adopted.report };
+  }
+
   async function finishSucceeded(
-    run: MigrationRun,
+    job: JobRef,
     target: MigrationRunTarget,
     result: TargetResult,
-  ): Promise<void> {
+    nextTurn: boolean,
+  ): Promise<ClaimedTarget | DeferredTarget | null> {
     const end: TargetEnd = { status: TargetStatus.SUCCEEDED, ...result };
-    const settled = await finishTarget(controlPlanePool, run.id, target.id, end);
-    if (!settled) return;
+    const settled = await finishTarget(controlPlanePool, job, target.id, end, nextTurn);
+    if (!settled) return null;
     events.publish(
       buildRunEvent(RunEventType.TARGET_SUCCEEDED, settled.run, {
         ...tenantDetails(target),
@@ -366,25 +455,29 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       }),
     );
     await scheduler.afterSettle(settled);
+    return settled.next;
   }
 
   async function finishFailed(
-    run: MigrationRun,
+    job: JobRef,
     target: MigrationRunTarget,
-    database: TenantDatabase,
+    run: MigrationRun,
+    database: TenantDatabase | null,
     record: TargetErrorRecord,
     applied: readonly string[],
-  ): Promise<void> {
+    takeTurn: () => boolean,
+  ): Promise<ClaimedTarget | DeferredTarget | null> {
     // PER_MIGRATION and no-transaction files may have committed part of the way: cache what the ledger says.
-    const reached = run.dryRun ? undefined : await readReachedVersion(database);
-    const settled = await finishTarget(controlPlanePool, run.id, target.id, {
+    const reached = run.dryRun || !database ? undefined : await readReachedVersion(database);
+    const end: TargetEnd = {
       status: TargetStatus.FAILED,
       appliedVersions: applied,
       reached,
       error: record.error,
       errorCode: record.errorCode,
-    });
-    if (!settled) return;
+    };
+    const settled = await finishTarget(controlPlanePool, job, target.id, end, takeTurn());
+    if (!settled) return null;
     events.publish(
       buildRunEvent(RunEventType.TARGET_FAILED, settled.run, {
         ...tenantDetails(target),
@@ -392,12 +485,13 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       }),
     );
     await scheduler.afterSettle(settled);
+    return settled.next;
   }
 
   async function readReachedVersion(database: TenantDatabase): Promise<string | null | undefined> {
     try {
       const pool = tenantPools.poolFor(secretBox.openConnectionString(database));
-      return highestVersion(await readLedger(pool, ledgerTargetOf(database).schema));
+      return highestVersion(await readLedger(pool, ledgerTargetOf(database, config.ledgerTable)));
     } catch (error) {
       // The tenant server may be the thing that failed; the cached version then stays as it was.
       logger.warn('could not read the ledger after a failure', { tenantDatabaseId: database.id, error });

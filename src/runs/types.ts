@@ -44,14 +44,25 @@ export interface StartRollbackRequest {
   readonly backup?: boolean | null;
 }
 
-/** An ADOPT run over tenants just registered (PENDING) for existing schemas. */
-export interface StartAdoptRunRequest {
-  readonly tenantIds: readonly string[];
-  /** What the worker's adoption reads: the history source and versionMap (stored on the run). */
-  readonly options: unknown;
-  readonly dryRun: boolean;
-  readonly concurrency?: number | null;
-}
+/**
+ * An ADOPT run: over tenants just registered (PENDING) for existing schemas, or, a dry run, over
+ * the schemas themselves on a server, registering nothing (its targets have no tenant).
+ */
+export type StartAdoptRunRequest =
+  | {
+      readonly tenantIds: readonly string[];
+      /** What the worker's adoption reads: the history source and versionMap (stored on the run). */
+      readonly options: unknown;
+      readonly dryRun: false;
+      readonly concurrency?: number | null;
+    }
+  | {
+      /** Existing schemas of the database a server's URL names. */
+      readonly schemas: { readonly serverId: string; readonly names: readonly string[] };
+      readonly options: unknown;
+      readonly dryRun: true;
+      readonly concurrency?: number | null;
+    };
 
 /** A VERIFY run: each selected tenant's structure against its version's expected one. */
 export interface StartVerifyRunRequest {
@@ -82,7 +93,10 @@ export interface RunService {
   startRollback(request: StartRollbackRequest, actor: Actor): Promise<MigrationRun>;
   /** A read-only VERIFY run (a dry run): SUCCEEDED where the structure matches, FAILED with the first differences. */
   startVerifyRun(request: StartVerifyRunRequest, actor: Actor): Promise<MigrationRun>;
-  /** An ADOPT run, one target per registered tenant: the worker decides each version and stamps the ledger. */
+  /**
+   * An ADOPT run, one target per registered tenant (or, a dry run, per unregistered schema): the
+   * worker decides each version and stamps the ledger (a dry run only reports it).
+   */
   startAdoptRun(request: StartAdoptRunRequest, actor: Actor): Promise<MigrationRun>;
   /** A BACKUP run of one tenant (not deleted): NotFoundError, ConflictError while another run holds it. */
   startBackupRun(tenantId: string, actor: Actor): Promise<MigrationRun>;

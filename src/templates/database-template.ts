@@ -10,13 +10,13 @@ import pg from 'pg';
 import { withDatabase } from '../config.js';
 import { quoteDatabase, quoteSchema, withConnection } from '../db/pg.js';
 import {
+  describeSchemaSql,
   fingerprintFromResults,
   readSchemaFingerprint,
-  schemaDescriptionSql,
 } from '../fingerprints/read-schema.js';
 import type { SchemaFingerprint } from '../fingerprints/schema-description.js';
 import {
-  LEDGER_TABLE,
+  ledgerTableOf,
   advisoryLockKey,
   migrateUp,
   schemaLockKey,
@@ -48,6 +48,8 @@ export interface EnsureDatabaseTemplateInput {
   /** The expected fingerprint of the catalog's latest version, computed on the server of `pool`. */
   readonly expectedOn: (pool: pg.Pool) => Promise<SchemaFingerprint>;
   readonly lockTimeoutMs: number;
+  /** The deployment's ledger table (LEDGER_TABLE): the template's ledger, copied with it. */
+  readonly ledgerTable: string;
 }
 
 /**
@@ -85,11 +87,18 @@ export async function ensureDatabaseTemplate(input: EnsureDatabaseTemplateInput)
         const wanted = await input.expectedOn(pool);
         await migrateUp(
           pool,
-          { schema: DATABASE_ISOLATION_SCHEMA, lockKey: schemaLockKey(name, DATABASE_ISOLATION_SCHEMA) },
+          {
+            schema: DATABASE_ISOLATION_SCHEMA,
+            lockKey: schemaLockKey(name, DATABASE_ISOLATION_SCHEMA),
+            ledgerTable: input.ledgerTable,
+          },
           input.catalog,
           { toVersion: input.catalog.latest, prepareDatabase: true, lockTimeoutMs: input.lockTimeoutMs },
         );
-        return { built: await readSchemaFingerprint(pool, DATABASE_ISOLATION_SCHEMA), expected: wanted };
+        return {
+          built: await readSchemaFingerprint(pool, DATABASE_ISOLATION_SCHEMA, input.ledgerTable),
+          expected: wanted,
+        };
       });
       if (built.hash !== expected.hash) throw new TemplateMismatchError(name, expected.hash, built.hash);
       // Closed first: no session can be in it when a tenant's CREATE DATABASE copies it.
@@ -130,7 +139,7 @@ export async function verifyDatabaseCopy(
   expected: SchemaFingerprint,
   lockTimeoutMs: number,
 ): Promise<MigrateResult> {
-  const ledger = `${quoteSchema(target.schema)}.${LEDGER_TABLE}`;
+  const ledger = `${quoteSchema(target.schema)}.${ledgerTableOf(target)}`;
   await withTargetTransaction(
     pool,
     target,
@@ -141,7 +150,7 @@ export async function verifyDatabaseCopy(
         throw new TemplateMismatchError(target.schema, expected.hash, copied.hash);
     },
     {
-      opening: `UPDATE ${ledger} SET applied_at = now(), execution_ms = 0; ${schemaDescriptionSql(target.schema)}`,
+      opening: `UPDATE ${ledger} SET applied_at = now(), execution_ms = 0; ${describeSchemaSql(target.schema, ledgerTableOf(target))}`,
     },
   );
   return {

@@ -52,7 +52,11 @@ export interface ProvisionTemplatesDeps {
   readonly expectedStore: ExpectedFingerprintStore;
   readonly config: Pick<
     Config,
-    'provisionTemplate' | 'provisionTemplateMinFiles' | 'provisionSpareSchemas' | 'pgClientBinDir'
+    | 'provisionTemplate'
+    | 'provisionTemplateMinFiles'
+    | 'provisionSpareSchemas'
+    | 'pgClientBinDir'
+    | 'ledgerTable'
   >;
   readonly logger: Logger;
 }
@@ -149,6 +153,7 @@ export function createProvisionTemplates({ store, expectedStore, config, logger 
           expected,
           pgClientBinDir: config.pgClientBinDir,
           lockTimeoutMs: request.lockTimeoutMs,
+          ledgerTable: config.ledgerTable,
         });
         logger.info('built the schema template of a catalog', {
           catalogChecksum: checksum,
@@ -291,6 +296,7 @@ export function createProvisionTemplates({ store, expectedStore, config, logger 
           ...request,
           catalogChecksum: checksum,
           expectedOn: (pool) => expectedLatest(pool, catalog),
+          ledgerTable: config.ledgerTable,
         });
         ready.catch(forget);
         databaseTemplates.set(key, ready);

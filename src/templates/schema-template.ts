@@ -15,13 +15,13 @@ import { resolvePgTools } from '../backups/pg-tools.js';
 import { quoteSchema } from '../db/pg.js';
 import { AppError } from '../errors.js';
 import {
+  describeSchemaSql,
   fingerprintFromResults,
   readSchemaFingerprint,
-  schemaDescriptionSql,
 } from '../fingerprints/read-schema.js';
 import type { SchemaFingerprint } from '../fingerprints/schema-description.js';
 import {
-  LEDGER_TABLE,
+  ledgerTableOf,
   advisoryLockKey,
   migrateUp,
   schemaLockKey,
@@ -66,6 +66,8 @@ export interface BuildSchemaTemplateInput {
   readonly expected: SchemaFingerprint;
   readonly pgClientBinDir: string | null;
   readonly lockTimeoutMs: number;
+  /** The deployment's ledger table (LEDGER_TABLE): left out of the template. */
+  readonly ledgerTable: string;
 }
 
 /**
@@ -76,7 +78,11 @@ export interface BuildSchemaTemplateInput {
 export async function buildSchemaTemplate(input: BuildSchemaTemplateInput): Promise<StoredSchemaTemplate> {
   const { pool, catalog, expected } = input;
   const scratch = scratchSchemaOf(input.catalogChecksum);
-  const target: MigrationTarget = { schema: scratch, lockKey: schemaLockKey(input.databaseName, scratch) };
+  const target: MigrationTarget = {
+    schema: scratch,
+    lockKey: schemaLockKey(input.databaseName, scratch),
+    ledgerTable: input.ledgerTable,
+  };
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
@@ -91,9 +97,15 @@ export async function buildSchemaTemplate(input: BuildSchemaTemplateInput): Prom
         prepareDatabase: true,
         lockTimeoutMs: input.lockTimeoutMs,
       });
-      const built = await readSchemaFingerprint(client, scratch);
+      const built = await readSchemaFingerprint(client, scratch, input.ledgerTable);
       if (built.hash !== expected.hash) throw new TemplateMismatchError(scratch, expected.hash, built.hash);
-      const dump = await dumpSchema(client, input.connectionString, scratch, input.pgClientBinDir);
+      const dump = await dumpSchema(
+        client,
+        input.connectionString,
+        scratch,
+        input.pgClientBinDir,
+        input.ledgerTable,
+      );
       return { ...schemaTemplateFromDump(dump, scratch), fingerprintHash: built.hash };
     } finally {
       await client.query(`DROP SCHEMA IF EXISTS ${quoteSchema(scratch)} CASCADE`);
@@ -128,12 +140,12 @@ export async function applySchemaTemplate(input: ApplySchemaTemplateInput): Prom
   const { target, catalog, expected } = input;
   const schema = target.schema;
   const templateSql = renderSchemaTemplate(input.template, schema);
-  const ledger = `${quoteSchema(schema)}.${LEDGER_TABLE}`;
+  const ledger = `${quoteSchema(schema)}.${ledgerTableOf(target)}`;
   const body = [
     // pg_dump orders objects by dependency, but SQL function bodies are not dependencies.
     'SET LOCAL check_function_bodies = false',
     prepareDatabaseSql({ lock: mentionsExtension(templateSql), revokePublicCreate: true }),
-    ensureAndReadLedgerSql(schema),
+    ensureAndReadLedgerSql(target),
     `DO $cp$ BEGIN
        IF EXISTS (SELECT 1 FROM ${ledger}) THEN
          RAISE EXCEPTION 'the ledger of % is not empty', ${pg.escapeLiteral(schema)} USING ERRCODE = '${LEDGER_NOT_EMPTY_SQLSTATE}';
@@ -141,10 +153,10 @@ export async function applySchemaTemplate(input: ApplySchemaTemplateInput): Prom
      END $cp$`,
     templateSql,
     insertLedgerEntriesSql(
-      schema,
+      target,
       catalog.files.map((file) => ({ file, executionMs: 0 })),
     ),
-    schemaDescriptionSql(schema),
+    describeSchemaSql(schema, ledgerTableOf(target)),
   ].join(';\n');
   await withTargetTransaction(
     input.pool,
@@ -173,6 +185,7 @@ async function dumpSchema(
   connectionString: string,
   schema: string,
   binDir: string | null,
+  ledgerTable: string,
 ): Promise<string> {
   const { rows } = await client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`);
   const tools = await resolvePgTools(Number(rows[0]?.v), { binDir });
@@ -184,7 +197,7 @@ async function dumpSchema(
       tools.pgDump,
       [
         `--schema=${schema}`,
-        `--exclude-table=${schema}.${LEDGER_TABLE}`,
+        `--exclude-table=${schema}.${ledgerTable}`,
         '--no-owner',
         '--no-privileges',
         // Data as INSERTs: the template is sent as one simple-protocol batch, which cannot COPY.

@@ -16,9 +16,9 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { quoteSchema } from '../db/pg.js';
 import { AppError } from '../errors.js';
-import { fingerprintFromResults, schemaDescriptionSql } from '../fingerprints/read-schema.js';
+import { describeSchemaSql, fingerprintFromResults } from '../fingerprints/read-schema.js';
 import type { SchemaFingerprint } from '../fingerprints/schema-description.js';
-import { LEDGER_TABLE, schemaLockKey, withTargetTransaction } from '../migrations/index.js';
+import { ledgerTableOf, schemaLockKey, withTargetTransaction } from '../migrations/index.js';
 import type { MigrateResult, MigrationCatalog, MigrationTarget } from '../migrations/index.js';
 import { applySchemaTemplate } from './schema-template.js';
 import type { StoredSchemaTemplate } from './template-store.js';
@@ -146,9 +146,9 @@ export async function claimSpare(input: ClaimSpareInput): Promise<MigrateResult 
     claim,
     input.markSql,
     // The rename is when the files reached this tenant.
-    `UPDATE ${quoteSchema(target.schema)}.${LEDGER_TABLE} SET applied_at = now()`,
+    `UPDATE ${quoteSchema(target.schema)}.${ledgerTableOf(target)} SET applied_at = now()`,
     `SELECT current_setting('cp.spare') AS spare`,
-    schemaDescriptionSql(target.schema),
+    describeSchemaSql(target.schema, ledgerTableOf(target)),
   ].join(';\n');
   try {
     await withTargetTransaction(

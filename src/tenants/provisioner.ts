@@ -16,6 +16,7 @@ import { withDatabase } from '../config.js';
 import { quoteDatabase, quoteSchema, withConnection } from '../db/pg.js';
 import {
   DEFAULT_LOCK_TIMEOUT_MS,
+  LEDGER_TABLE,
   advisoryLockKey,
   migrateUp,
   withTargetTransaction,
@@ -80,6 +81,8 @@ export interface ProvisionTenantInput {
   readonly catalog: MigrationCatalog;
   /** This control plane's deployment id (deployment.ts), written as the ownership marker. */
   readonly deploymentId: string;
+  /** The deployment's ledger table name (LEDGER_TABLE); default the engine's, `control_plane_ledger`. */
+  readonly ledgerTable?: string;
   readonly options?: Omit<MigrateOptions, 'toVersion'>;
   /** The template path; none: always replay. */
   readonly templates?: ProvisionTemplates;
@@ -96,10 +99,12 @@ export async function provisionTenant({
   pool,
   catalog,
   deploymentId,
+  ledgerTable,
   options = {},
   templates,
 }: ProvisionTenantInput): Promise<MigrateResult> {
   const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  const table = ledgerTable ?? LEDGER_TABLE;
   const applied = async (result: MigrateResult): Promise<MigrateResult> => {
     for (const step of result.steps) await options.onApplied?.(step);
     return result;
@@ -119,7 +124,7 @@ export async function provisionTenant({
       template?.name,
     );
     if (template && made === 'copied') {
-      const verified = await template.verifyCopy(pool, ledgerTargetOf(location));
+      const verified = await template.verifyCopy(pool, ledgerTargetOf(location, table));
       if (verified) return applied(verified);
       // The copy is not the expected structure (logged): it goes, and the catalog is replayed.
       await dropOwnedDatabase(connectionString, location, lockTimeoutMs);
@@ -129,7 +134,10 @@ export async function provisionTenant({
     }
   } else {
     // The guard creates and marks the schema under the tenant's lock, in the transaction that fills it.
-    const guarded = { ...ledgerTargetOf(location), guardSql: ownershipGuardSql(location, deploymentId) };
+    const guarded = {
+      ...ledgerTargetOf(location, table),
+      guardSql: ownershipGuardSql(location, deploymentId),
+    };
     const fromTemplate = await templates?.provisionSchema({
       pool,
       connectionString,
@@ -148,9 +156,9 @@ export async function provisionTenant({
       prepareDatabase: true,
     });
     if (attempt.kind === 'moved') return applied(attempt.result);
-    await createOwnedSchema(pool, location, deploymentId, lockTimeoutMs);
+    await createOwnedSchema(pool, ledgerTargetOf(location, table), location, deploymentId, lockTimeoutMs);
   }
-  return migrateUp(pool, ledgerTargetOf(location), catalog, {
+  return migrateUp(pool, ledgerTargetOf(location, table), catalog, {
     ...options,
     toVersion: catalog.latest,
     // The one trip was tried (or is no use: a database made now has an empty ledger, tried below).
@@ -164,13 +172,14 @@ export async function provisionTenant({
 // create and mark the schema (or only commit) with the COMMIT. Schema and marker commit together.
 async function createOwnedSchema(
   pool: pg.Pool,
+  target: MigrationTarget,
   location: TenantDatabaseLocation,
   deploymentId: string,
   lockTimeoutMs: number,
 ): Promise<void> {
   await withTargetTransaction(
     pool,
-    ledgerTargetOf(location),
+    target,
     lockTimeoutMs,
     async (_client, tx) => {
       const row = tx.opening[0]?.rows[0] as { marker: string | null } | undefined;

@@ -40,6 +40,11 @@ export interface TenantRegistration {
   readonly serverId: string;
   /** The catalog version provisioning brings the tenant to (null: an empty catalog). */
   readonly targetVersion: string | null;
+  /**
+   * The catalog release holding `targetVersion` that the PROVISION run pins (the registering
+   * process's own): the worker applies that release's SQL, not its own disk's.
+   */
+  readonly catalogReleaseId: string | null;
   readonly requestedBy: string;
 }
 
@@ -82,6 +87,7 @@ export async function registerTenant(
       registration.requestedBy,
       registration.tenantDatabaseId,
       registration.serverId,
+      registration.catalogReleaseId,
     ],
   });
   const row = result.rows[0];
@@ -95,7 +101,7 @@ export async function registerTenant(
 
 // $1 name, $2 environment, $3 isolation, $4 host, $5 port, $6 database name, $7 schema name,
 // $8 sealed connection string, $9 target version, $10 requested by, $11 tenant database id,
-// $12 database server. Every data-modifying CTE runs
+// $12 database server, $13 catalog release. Every data-modifying CTE runs
 // exactly once, whether or not the final SELECT reads it.
 const REGISTER_TENANT = `
   WITH tenant AS (
@@ -110,6 +116,6 @@ const REGISTER_TENANT = `
       $7::varchar, 'inactive', $8::text, $12::uuid
     FROM tenant
     RETURNING id, tenant_id, schema_version
-  ), ${provisionRunCtes('$9', '$10')}
+  ), ${provisionRunCtes('$9', '$10', '$13')}
   SELECT ${tenantColumns('tenant', 't_')}, ${runColumns('run', 'r_')}, target.id::text AS "targetId"
   FROM tenant, run, target`;

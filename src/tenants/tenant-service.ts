@@ -45,7 +45,10 @@ export interface TenantServiceDeps {
   readonly db: ControlPlaneDb;
   /** Plain pg connections to the control-plane DB, for registering tenants in one statement. */
   readonly controlPlanePool: ControlPlanePool;
-  readonly config: Pick<Config, 'tenantReadTimeoutMs' | 'tenantObjectPrefix' | 'lockTimeoutMs'>;
+  readonly config: Pick<
+    Config,
+    'tenantReadTimeoutMs' | 'tenantObjectPrefix' | 'lockTimeoutMs' | 'ledgerTable'
+  >;
   /** Where a new tenant is placed. */
   readonly servers: Pick<ServerService, 'placeTenant'>;
   /** Where a new tenant's provisioning job goes. */
@@ -59,6 +62,8 @@ export interface TenantServiceDeps {
    */
   readonly readPools: TenantPools;
   readonly catalog: MigrationCatalog;
+  /** The release of `catalog` (published at boot) that provisioning runs pin; default none (each worker's own). */
+  readonly catalogReleaseId?: string | null;
   readonly logger: Logger;
   /**
    * Backs a tenant database up before deleteTenant(dropData) drops it (bound to backups/ by the
@@ -140,6 +145,7 @@ export function createTenantService({
   tenantPools,
   readPools,
   catalog,
+  catalogReleaseId,
   logger,
   backupBeforeDrop,
 }: TenantServiceDeps) {
@@ -184,6 +190,7 @@ export function createTenantService({
           location.connectionString,
         ),
         targetVersion: catalog.latest,
+        catalogReleaseId: catalogReleaseId ?? null,
         requestedBy: actor.name,
       });
     } catch (error) {
@@ -296,7 +303,7 @@ export function createTenantService({
     return readingLedger(async () => {
       const pool = await ledgerPool(database);
       if (!pool) return catalog.files;
-      return (await getStatus(pool, ledgerTargetOf(database), catalog)).pending;
+      return (await getStatus(pool, ledgerTargetOf(database, config.ledgerTable), catalog)).pending;
     });
   }
 
@@ -306,7 +313,7 @@ export function createTenantService({
     return readingLedger(async () => {
       const pool = await ledgerPool(database);
       if (!pool) return [];
-      return getHistory(pool, ledgerTargetOf(database), catalog);
+      return getHistory(pool, ledgerTargetOf(database, config.ledgerTable), catalog);
     });
   }
 
@@ -376,7 +383,7 @@ export function createTenantService({
     try {
       await withTargetTransaction(
         tenantPools.poolFor(connectionString),
-        ledgerTargetOf(database),
+        ledgerTargetOf(database, config.ledgerTable),
         config.lockTimeoutMs,
         async (client) => {
           ownership = await assertOwned(client, database, owner);

@@ -165,4 +165,20 @@ describe('loadConfig', () => {
       'PROVISION_TEMPLATE_MIN_FILES',
     );
   });
+
+  it('names the ledger table control_plane_ledger unless LEDGER_TABLE names a plain identifier', () => {
+    expect(loadConfig({}).ledgerTable).toBe('control_plane_ledger');
+    expect(loadConfig({ LEDGER_TABLE: 'cp_ledger_2' }).ledgerTable).toBe('cp_ledger_2');
+    for (const bad of [
+      'Ledger',
+      'my-ledger',
+      'x; DROP TABLE y',
+      '1ledger',
+      'pg_ledger',
+      'schema_migrations',
+      'a'.repeat(64),
+    ]) {
+      expect(configError({ LEDGER_TABLE: bad }).message, bad).toContain('LEDGER_TABLE');
+    }
+  });
 });

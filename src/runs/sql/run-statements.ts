@@ -43,9 +43,10 @@ const END_HEAD = `
   WITH run AS (
     SELECT kind, dry_run, canary_size FROM control_plane.migration_runs WHERE id = $2::uuid
   ), old AS (
-    SELECT id, status, canary, started_at, tenant_database_id, tenant_id
-    FROM control_plane.migration_run_targets
-    WHERE id = $1::uuid AND run_id = $2::uuid
+    -- By primary key (OFFSET 0 keeps the planner from reading every target of the run instead).
+    SELECT * FROM (SELECT id, run_id, status, canary, started_at, tenant_database_id, tenant_id
+      FROM control_plane.migration_run_targets WHERE id = $1::uuid OFFSET 0) o
+    WHERE o.run_id = $2::uuid
   )`;
 
 // A target that ended frees a slot of its server's budget: the oldest target deferred for that
@@ -76,18 +77,32 @@ const END_TAIL = `
 
 const DURATION = `(extract(epoch FROM now() - old.started_at) * 1000)::int`;
 
+// The target a job works on ($1 target, $2 job): the one it holds in flight (a lane
+// holds at most one at a time: see run-machine.ts), else the target it was enqueued for, unless
+// another job holds that one. NULL when neither: a stray delivery, which must change nothing.
+// The held one is found through the small partial index idx_run_targets_job (a job id is a
+// target id, unique across runs).
+const JOB_TARGET = `coalesce(
+    (SELECT h.id FROM control_plane.migration_run_targets h
+      WHERE h.job_id = $2::uuid AND h.status IN ('queued', 'running') LIMIT 1),
+    (SELECT o.id FROM control_plane.migration_run_targets o
+      WHERE o.id = $1::uuid AND (o.job_id IS NULL OR o.job_id = $2::uuid OR o.status NOT IN ('queued', 'running'))))`;
+
 /**
  * The CTEs `run` and `target` that insert a PROVISION run with its one target admitted (QUEUED,
  * counted as pending), as the run's first settle would leave them: a window of one. They read a
- * CTE `db` (id, tenant_id, schema_version) defined before them; `$version` and `$requestedBy`
- * are the parameter numbers of the target version and requester.
+ * CTE `db` (id, tenant_id, schema_version) defined before them; `version`, `requestedBy` and
+ * `release` are the parameter numbers of the target version, the requester and the catalog
+ * release the run pins (the creating process's own, so any worker applies that SQL; NULL: the
+ * worker's own catalog).
  */
-export function provisionRunCtes(version: string, requestedBy: string): string {
+export function provisionRunCtes(version: string, requestedBy: string, release: string): string {
   return `run AS (
     INSERT INTO control_plane.migration_runs
       (kind, status, target_version, dry_run, concurrency, max_failures, canary_size, transaction_mode,
-       requested_by, total, pending)
-    SELECT 'provision', 'queued', ${version}::varchar, false, 1, NULL, NULL, 'per_tenant', ${requestedBy}::varchar, 1, 1
+       requested_by, total, pending, catalog_release_id)
+    SELECT 'provision', 'queued', ${version}::varchar, false, 1, NULL, NULL, 'per_tenant', ${requestedBy}::varchar, 1, 1,
+      ${release}::uuid
     FROM db
     RETURNING *
   ), target AS (
@@ -113,8 +128,8 @@ export const RUN_STATEMENTS = {
     text: `SELECT 1 FROM control_plane.migration_runs r
       WHERE r.id = (SELECT t.run_id FROM control_plane.migration_run_targets t WHERE t.id = $1::uuid) FOR UPDATE`,
   },
-  // $1 target: locks the database server its tenant database lives on (after the run's lock),
-  // until the end of the transaction. Claims and finishes on one server take turns under it, so
+  // $1 target, $2 job: locks the database server the tenant database of the job's target
+  // (JOB_TARGET) lives on (after the run's lock), until the end of the transaction. Claims and finishes on one server take turns under it, so
   // a claim's count of the server's RUNNING targets is exact and a finish always sees a target
   // that a claim deferred. An advisory lock, not the server's row: taking it writes nothing.
   lockServerOfTarget: {
@@ -122,7 +137,7 @@ export const RUN_STATEMENTS = {
     text: `SELECT pg_advisory_xact_lock(${SERVER_LOCK_SPACE}, hashtext(d.server_id::text))
       FROM control_plane.migration_run_targets t
       JOIN control_plane.tenant_databases d ON d.id = t.tenant_database_id
-      WHERE t.id = $1::uuid AND d.server_id IS NOT NULL`,
+      WHERE t.id = ${JOB_TARGET} AND d.server_id IS NOT NULL`,
   },
 
   // --- admit: creating runs --------------------------------------------------------------------
@@ -198,6 +213,14 @@ export const RUN_STATEMENTS = {
         ARRAY(SELECT s.id::text FROM selected s
           WHERE NOT EXISTS (SELECT 1 FROM inserted i WHERE i.tenant_database_id = s.id)) AS busy`,
   },
+  // $1 run, $2 catalog release, $3 target version: the release a run pins, and the version as
+  // that release spells it, once its targets' versions are known (a rollback pins the release
+  // that holds their down files).
+  setRunRelease: {
+    name: 'run_set_release',
+    text: `UPDATE control_plane.migration_runs SET catalog_release_id = $2::uuid, target_version = $3::varchar
+      WHERE id = $1::uuid`,
+  },
   // $1 run, $2 targets: the run's totals once its targets are in.
   setRunTotal: {
     name: 'run_set_total',
@@ -212,14 +235,15 @@ export const RUN_STATEMENTS = {
       WHERE t.tenant_database_id = ANY($1::uuid[]) AND t.status IN ${ACTIVE} AND NOT t.dry_run
       ORDER BY n.name LIMIT 10`,
   },
-  // $1 tenant database id, $2 target version, $3 requested by: a PROVISION run for an existing
-  // tenant database, its target admitted (the registration statement inserts the same rows).
+  // $1 tenant database id, $2 target version, $3 requested by, $4 catalog release: a PROVISION
+  // run for an existing tenant database, its target admitted (the registration statement inserts
+  // the same rows).
   insertProvisionRun: {
     name: 'run_insert_provision',
     text: `
       WITH db AS (
         SELECT id, tenant_id, schema_version FROM control_plane.tenant_databases WHERE id = $1::uuid
-      ), ${provisionRunCtes('$2', '$3')}
+      ), ${provisionRunCtes('$2', '$3', '$4')}
       SELECT run.id::text AS id FROM run`,
   },
   // $1 run: the targets admitted (QUEUED), for handing to the dispatcher.
@@ -230,19 +254,23 @@ export const RUN_STATEMENTS = {
   },
 
   // --- claim -----------------------------------------------------------------------------------
-  // $1 target. Marks a QUEUED (or, re-delivered after a crash, RUNNING) target RUNNING: counts
+  // $1 target, $2 job: claims the job's target (JOB_TARGET) for the job. Marks a QUEUED
+  // (or, re-delivered after a crash, RUNNING) target RUNNING, held by the job: counts
   // an attempt, starts the run (QUEUED → RUNNING), moves the counters (QUEUED → RUNNING only, so
   // a re-delivery does not count twice), marks the database MIGRATING (not for a dry run) and
   // returns the run, the target and the database as they were before the claim. Claims nothing
   // for a deleted tenant (but a RESTORE, which brings one back), an ended target, or a run that stopped scheduling, except a target
   // already RUNNING: a HALTED or CANCELLED run lets its running targets finish. A QUEUED target
   // whose server already runs max_concurrent_migrations targets (call with the server locked) is
-  // deferred instead: it stays QUEUED, stamped deferred_at, and the row says so (the claim
-  // columns NULL, deferred true); a finish on that server or the reconciler wakes it.
+  // deferred instead: it stays QUEUED, stamped deferred_at, held by no job, and the row says so
+  // (the claim columns NULL, deferred true); a finish on that server or the reconciler wakes it.
+  // `picked` is the job's target, claimed or not (NULL: another job holds it).
   claimTarget: {
     name: 'run_claim_target',
     text: `
-      WITH s AS (
+      WITH pick AS (
+        SELECT ${JOB_TARGET} AS id
+      ), s AS (
         SELECT r.id, r.status AS run_status, t.status AS target_status,
           t.status = 'queued' AND sv.id IS NOT NULL AND sv.max_concurrent_migrations <= (
             SELECT count(*) FROM (${RUNNING_TARGETS}) x
@@ -253,11 +281,11 @@ export const RUN_STATEMENTS = {
         JOIN control_plane.tenants n ON n.tenant_id = t.tenant_id
         JOIN control_plane.tenant_databases td ON td.id = t.tenant_database_id
         LEFT JOIN control_plane.database_servers sv ON sv.id = td.server_id
-        WHERE t.id = $1::uuid AND (n.deleted_at IS NULL OR r.kind = 'restore')
+        WHERE t.id = (SELECT id FROM pick) AND (n.deleted_at IS NULL OR r.kind = 'restore')
           AND (t.status = 'running' OR (t.status = 'queued' AND r.status IN ('queued', 'running')))
       ), deferred AS (
-        UPDATE control_plane.migration_run_targets t SET deferred_at = now()
-        FROM s WHERE t.id = $1::uuid AND s.over_budget
+        UPDATE control_plane.migration_run_targets t SET deferred_at = now(), job_id = NULL
+        FROM s WHERE t.id = (SELECT id FROM pick) AND s.over_budget
         RETURNING t.id
       ), r AS (
         UPDATE control_plane.migration_runs r SET
@@ -272,8 +300,9 @@ export const RUN_STATEMENTS = {
           status = 'running',
           attempts = t.attempts + 1,
           started_at = coalesce(t.started_at, now()),
-          deferred_at = NULL
-        FROM r WHERE t.id = $1::uuid AND t.run_id = r.id AND t.status IN ('queued', 'running')
+          deferred_at = NULL,
+          job_id = $2::uuid
+        FROM r WHERE t.id = (SELECT id FROM pick) AND t.run_id = r.id AND t.status IN ('queued', 'running')
         RETURNING t.*
       ), db AS (
         UPDATE control_plane.tenant_databases d SET status = 'migrating'
@@ -282,7 +311,7 @@ export const RUN_STATEMENTS = {
       )
       SELECT ${runColumns('r', 'r_')}, ${targetColumns('t', 't_')},
         ${databaseColumns('d', 'd_')}, r.old_run_status = 'queued' AS "runStarted",
-        EXISTS (SELECT 1 FROM deferred) AS deferred
+        EXISTS (SELECT 1 FROM deferred) AS deferred, (SELECT id::text FROM pick) AS picked
       FROM (SELECT 1) one
       LEFT JOIN (r JOIN t ON t.run_id = r.id
         JOIN control_plane.tenant_databases d ON d.id = t.tenant_database_id) ON true`,
@@ -362,6 +391,53 @@ export const RUN_STATEMENTS = {
       ${END_TAIL}`,
   },
 
+  // --- ADOPT dry runs: targets of unregistered schemas -------------------------------------------
+  // A dry-run ADOPT run registers nothing: each target names a schema on a server instead of a
+  // tenant database (migration 0011). The finish statements serve them unchanged (their tenant
+  // and database updates match no row); only admitting and claiming them differ.
+  // $1 run, $2 server, $3 schema names: one PENDING dry-run target per schema, in the given order.
+  insertUnregisteredTargets: {
+    name: 'run_insert_unregistered_targets',
+    text: `
+      WITH inserted AS (
+        INSERT INTO control_plane.migration_run_targets (run_id, server_id, schema_name, position, canary, dry_run)
+        SELECT $1::uuid, $2::uuid, s.name, (s.ord - 1)::int, false, true
+          FROM unnest($3::text[]) WITH ORDINALITY AS s(name, ord)
+        RETURNING 1
+      )
+      SELECT count(*)::int AS count FROM inserted`,
+  },
+  // $1 target. Marks a QUEUED (or re-delivered RUNNING) target of an unregistered schema RUNNING,
+  // as claimTarget does for a tenant's (attempts, run start, counters), and returns the run, the
+  // target and its server's sealed connection string. No server budget: a dry run reads only.
+  claimUnregisteredTarget: {
+    name: 'run_claim_unregistered_target',
+    text: `
+      WITH s AS (
+        SELECT r.id, r.status AS run_status, t.status AS target_status
+        FROM control_plane.migration_run_targets t
+        JOIN control_plane.migration_runs r ON r.id = t.run_id
+        WHERE t.id = $1::uuid AND t.tenant_database_id IS NULL
+          AND (t.status = 'running' OR (t.status = 'queued' AND r.status IN ('queued', 'running')))
+      ), r AS (
+        UPDATE control_plane.migration_runs r SET
+          status = CASE WHEN r.status = 'queued' THEN 'running' ELSE r.status END,
+          started_at = coalesce(r.started_at, now()),
+          pending = r.pending - (s.target_status = 'queued')::int,
+          running = r.running + (s.target_status = 'queued')::int
+        FROM s WHERE r.id = s.id
+        RETURNING r.*, s.run_status AS old_run_status
+      ), t AS (
+        UPDATE control_plane.migration_run_targets t SET
+          status = 'running', attempts = t.attempts + 1, started_at = coalesce(t.started_at, now())
+        FROM r WHERE t.id = $1::uuid AND t.run_id = r.id
+        RETURNING t.*
+      )
+      SELECT ${runColumns('r', 'r_')}, ${targetColumns('t', 't_')},
+        sv.connection_string_encrypted AS "serverSealed", r.old_run_status = 'queued' AS "runStarted"
+      FROM r JOIN t ON t.run_id = r.id JOIN control_plane.database_servers sv ON sv.id = t.server_id`,
+  },
+
   // --- settle: halt, admit, end ------------------------------------------------------------------
   // $1 run: its targets by status and canary flag (call with the run locked).
   countTargets: {
@@ -370,7 +446,11 @@ export const RUN_STATEMENTS = {
       FROM control_plane.migration_run_targets WHERE run_id = $1::uuid GROUP BY status, canary`,
   },
   // $1 run, $2 halt, $3 admit non-canaries too, $4 how many to admit, $5..$10 counter deltas
-  // (pending, running, succeeded, failed, skipped, cancelled), $11 status, $12 whether it ends now.
+  // (pending, running, succeeded, failed, skipped, cancelled), $11 status, $12 whether it ends now,
+  // $13 a job that takes its next turn here (NULL: none), $14 the target that job just ended.
+  // Of the admitted targets, the first on the ended target's server is held by that job (it
+  // claims it next, under the server lock it holds already); `admitted` lists the others, each
+  // to be enqueued as a job of its own (held by none until claimed).
   applyDecision: {
     name: 'run_apply_decision',
     text: `
@@ -379,15 +459,22 @@ export const RUN_STATEMENTS = {
         WHERE run_id = $1::uuid AND $2::boolean AND status IN ('pending', 'queued')
         RETURNING 1
       ), picked AS (
-        SELECT id FROM control_plane.migration_run_targets
+        SELECT id, position, tenant_database_id FROM control_plane.migration_run_targets
         WHERE run_id = $1::uuid AND status = 'pending' AND ($3::boolean OR canary)
         ORDER BY position
         LIMIT $4::int
         FOR UPDATE SKIP LOCKED
+      ), turn AS (
+        SELECT p.id FROM picked p JOIN control_plane.tenant_databases pd ON pd.id = p.tenant_database_id
+        WHERE $13::uuid IS NOT NULL AND pd.server_id IS NOT DISTINCT FROM (
+          SELECT d.server_id FROM control_plane.migration_run_targets x
+          JOIN control_plane.tenant_databases d ON d.id = x.tenant_database_id WHERE x.id = $14::uuid)
+        ORDER BY p.position LIMIT 1
       ), admitted AS (
-        UPDATE control_plane.migration_run_targets t SET status = 'queued'
+        UPDATE control_plane.migration_run_targets t SET status = 'queued',
+          job_id = CASE WHEN t.id IN (SELECT id FROM turn) THEN $13::uuid END
         FROM picked WHERE t.id = picked.id
-        RETURNING t.id, t.position
+        RETURNING t.id, t.position, t.job_id
       ), r AS (
         UPDATE control_plane.migration_runs r SET
           pending = r.pending + $5::int - (SELECT count(*)::int FROM halted),
@@ -401,7 +488,8 @@ export const RUN_STATEMENTS = {
         WHERE r.id = $1::uuid
         RETURNING r.*
       )
-      SELECT ${runColumns('r')}, ARRAY(SELECT id::text FROM admitted ORDER BY position) AS admitted
+      SELECT ${runColumns('r')},
+        ARRAY(SELECT id::text FROM admitted WHERE job_id IS NULL ORDER BY position) AS admitted
       FROM r`,
   },
 
@@ -455,12 +543,13 @@ export const RUN_STATEMENTS = {
     name: 'run_unfinished',
     text: `SELECT id::text AS id FROM control_plane.migration_runs WHERE finished_at IS NULL ORDER BY created_at`,
   },
-  // $1 run: targets in flight (QUEUED or RUNNING), whose jobs should exist.
-  inFlightTargets: {
-    name: 'run_in_flight_targets',
-    text: `SELECT id::text AS id FROM control_plane.migration_run_targets
+  // $1 run: the jobs that should exist for its targets in flight (QUEUED or RUNNING): the job
+  // that holds each, or the target's own when none does yet.
+  inFlightJobs: {
+    name: 'run_in_flight_jobs',
+    text: `SELECT coalesce(job_id, id)::text AS id FROM control_plane.migration_run_targets
       WHERE run_id = $1::uuid AND (status = 'running' OR (status = 'queued' AND deferred_at IS NULL))
-      ORDER BY position`,
+      GROUP BY coalesce(job_id, id) ORDER BY min(position)`,
   },
   // Targets deferred for a server whose budget has room again (the budget grew, or a wake was
   // lost with a crashed process): woken, oldest first, at most the room of each server. Racing a
@@ -492,11 +581,13 @@ export const RUN_STATEMENTS = {
     text: `SELECT run_id::text AS "runId" FROM control_plane.migration_run_targets
       WHERE id = $1::uuid AND status = 'queued' AND deferred_at IS NULL`,
   },
-  // $1 run, $2 target ids: those still in flight (call with the run locked).
+  // $1 run, $2 job ids (as inFlightJobs names them): those that still hold a target in flight
+  // (call with the run locked).
   stillInFlight: {
     name: 'run_still_in_flight',
-    text: `SELECT id::text AS id FROM control_plane.migration_run_targets
-      WHERE run_id = $1::uuid AND id = ANY($2::uuid[])
-        AND (status = 'running' OR (status = 'queued' AND deferred_at IS NULL)) ORDER BY position`,
+    text: `SELECT coalesce(job_id, id)::text AS id FROM control_plane.migration_run_targets
+      WHERE run_id = $1::uuid AND coalesce(job_id, id) = ANY($2::uuid[])
+        AND (status = 'running' OR (status = 'queued' AND deferred_at IS NULL))
+      GROUP BY coalesce(job_id, id) ORDER BY min(position)`,
   },
 } as const;

@@ -49,7 +49,7 @@ describe('adoptTenants', () => {
       where: { runId: run.id },
       include: { tenant: true },
     });
-    const failed = targets.filter((t) => t.status === 'FAILED').map((t) => [t.tenant.name, t.error]);
+    const failed = targets.filter((t) => t.status === 'FAILED').map((t) => [t.tenant!.name, t.error]);
     expect(failed.sort()).toEqual([
       [
         '05',

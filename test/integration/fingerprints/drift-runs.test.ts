@@ -12,7 +12,7 @@ describe('drift across runs', () => {
       where: { runId: id },
       include: { tenant: true },
     });
-    return { run: ended, byName: new Map(targets.map((t) => [t.tenant.name, t])) };
+    return { run: ended, byName: new Map(targets.map((t) => [t.tenant!.name, t])) };
   }
 
   async function databasesOf(ids: string[]) {

@@ -10,6 +10,8 @@ const PAGE = `query ($first: Int) { tenants(first: $first) {
   totalCount pageInfo { hasNextPage endCursor }
   edges { cursor node { id tenantId name environment status schemaVersion
     databases { id isolation databaseName schemaName host port status schemaVersion lastError } } } } }`;
+const PAGE_WITH_SERVERS = `query ($first: Int) { tenants(first: $first) {
+  edges { node { tenantId databases { id server { id name host port acceptingTenants } } } } } }`;
 
 describe('the tenants connection', () => {
   const api = useApiHarness();
@@ -23,7 +25,9 @@ describe('the tenants connection', () => {
     });
     client.$on('query', (event) => statements.push(event.query));
     db = client as unknown as ControlPlaneDb;
-    for (let i = 0; i < 60; i += 1) {
+    // Registered at boot; every tenant database row points at its server.
+    const server = await api.app.db.databaseServer.findUniqueOrThrow({ where: { name: 'default' } });
+    for (let i = 0; i < 100; i += 1) {
       const name = `count-${String(i).padStart(3, '0')}`;
       await api.app.db.tenant.create({
         data: {
@@ -37,6 +41,7 @@ describe('the tenants connection', () => {
               schemaName: `tenant_count_${i}`,
               status: 'ACTIVE',
               schemaVersion: '0004',
+              serverId: server.id,
             },
           },
         },
@@ -48,7 +53,7 @@ describe('the tenants connection', () => {
     await db?.$disconnect();
   });
 
-  async function countStatements(first: number) {
+  async function countStatements(first: number, query = PAGE) {
     const yoga = createGraphqlYoga({
       config: api.config,
       db: db!,
@@ -61,7 +66,7 @@ describe('the tenants connection', () => {
     const response = await yoga.fetch('http://localhost/graphql', {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${BOOTSTRAP_TOKEN}` },
-      body: JSON.stringify({ query: PAGE, variables: { first } }),
+      body: JSON.stringify({ query, variables: { first } }),
     });
     const result = (await response.json()) as { data: { tenants: { edges: unknown[]; totalCount: number } } };
     return { result, count: statements.length };
@@ -78,5 +83,18 @@ describe('the tenants connection', () => {
     expect(small.count).toBeGreaterThan(0);
     expect(large.count).toBe(small.count);
     expect(large.count).toBeLessThanOrEqual(4);
+  });
+
+  it("reads 100 tenants with their databases' servers in as many statements as 5 (issue 12)", async () => {
+    const small = await countStatements(5, PAGE_WITH_SERVERS);
+    const large = await countStatements(100, PAGE_WITH_SERVERS);
+    expect(large.result.data.tenants.edges).toHaveLength(100);
+    const servers = (
+      large.result.data.tenants.edges as { node: { databases: { server: { name: string } }[] } }[]
+    ).flatMap((edge) => edge.node.databases.map((database) => database.server.name));
+    expect(new Set(servers)).toEqual(new Set(['default']));
+    expect(small.count).toBeGreaterThan(0);
+    expect(large.count).toBe(small.count);
+    expect(large.count).toBeLessThanOrEqual(5);
   });
 });

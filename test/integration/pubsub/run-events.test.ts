@@ -1,8 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRunEventBus, RunEventType, SUBSCRIBER_BACKLOG } from '../../../src/pubsub/run-events.js';
+import {
+  createRunEventBus,
+  EVENTS_PER_MESSAGE,
+  RunEventType,
+  SUBSCRIBER_BACKLOG,
+} from '../../../src/pubsub/run-events.js';
+import { expectEventually } from '../../helpers/eventually.js';
 import type { RunEvent } from '../../../src/pubsub/run-events.js';
-import { createRedisConnection, subscriptionsLive } from '../../../src/redis/connections.js';
+import {
+  createRedisConnection,
+  prepareSubscriber,
+  subscriptionsLive,
+} from '../../../src/redis/connections.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -24,9 +34,13 @@ describe('the run event bus', () => {
   });
 
   beforeAll(async () => {
-    // As in the service, connections are ready before anyone subscribes: a SUBSCRIBE queued
-    // while connecting can overtake ioredis's ready check, which then fails in subscriber mode.
-    await Promise.all([publishClient, subscribeClient, otherSubscribeClient].map((client) => client.ping()));
+    // As in the service, connections are ready before anyone subscribes (prepareSubscriber): on a
+    // cluster a PING left the subscriber connection unopened, and a SUBSCRIBE written during its
+    // ready check dropped it with the other deployment's subscription (a 60 s timeout).
+    await publishClient.ping();
+    await Promise.all(
+      [subscribeClient, otherSubscribeClient].map((client) => prepareSubscriber(client, `${prefix}:ready`)),
+    );
   });
 
   afterAll(() => {
@@ -67,13 +81,47 @@ describe('the run event bus', () => {
     expect(versions).toEqual([...versions].sort((a, b) => a - b));
   });
 
+  it('sends the events of one turn as one message per topic, each delivered on its own', async () => {
+    const runId = randomUUID();
+    const tenantId = randomUUID();
+    const raw = createRedisConnection(REDIS_URL, 'test-raw');
+    const messages: string[] = [];
+    raw.on('message', (_channel: string, message: string) => messages.push(message));
+    await raw.subscribe(`${prefix}:run-events:${runId}`);
+    const live = bus.subscribeRun(runId);
+    const tenant = bus.subscribeTenant(tenantId);
+    await subscriptionsLive(subscribeClient, `${prefix}:ready`);
+    const count = EVENTS_PER_MESSAGE + 10;
+    for (let n = 1; n <= count; n++)
+      bus.publish({ ...event(runId, RunEventType.MIGRATION_APPLIED, n), tenantId });
+    bus.publish(event(runId, RunEventType.RUN_FINISHED, count + 1));
+    const received: RunEvent[] = [];
+    for await (const one of live) received.push(one);
+    expect(received.map((e) => Number(e.version))).toEqual(
+      Array.from({ length: count + 1 }, (_, i) => i + 1),
+    );
+    const ofTenant: RunEvent[] = [];
+    for await (const one of tenant) {
+      ofTenant.push(one);
+      if (ofTenant.length === count) break;
+    }
+    expect(ofTenant.map((e) => Number(e.version))).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+    // Two messages on the run topic: a full one, then the rest of the turn.
+    await expectEventually(() => expect(messages).toHaveLength(2));
+    expect((JSON.parse(messages[0]!) as RunEvent[]).length).toBe(EVENTS_PER_MESSAGE);
+    raw.disconnect();
+  });
+
   it('delivers events only to the deployment with the same prefix', async () => {
     const runId = randomUUID();
     const mine = bus.subscribeRun(runId);
     const theirs = other.subscribeRun(runId);
     const mineNext = mine.next();
     const theirsNext = theirs.next();
+    // Both deployments' subscriptions must be live: on a cluster each subscriber connection is
+    // its own node's, and a publish before `theirs` is live would never reach it.
     await subscriptionsLive(subscribeClient, `${prefix}:ready`);
+    await subscriptionsLive(otherSubscribeClient, `${prefix}:ready`);
     bus.publish(event(runId, RunEventType.RUN_STARTED, 1));
     // Published after ours on the same connection: if ours leaked across prefixes, it would come first.
     other.publish(event(runId, RunEventType.RUN_FINISHED, 2));

@@ -66,3 +66,8 @@ export async function expectCountersMatchTargets(db: ControlPlaneDb, runId: stri
     cancelled: n('CANCELLED'),
   });
 }
+
+/** The job a target's own delivery is (its id as the job id), for calling the run machine directly. */
+export function ownJob(target: { readonly id: string; readonly runId: string }) {
+  return { targetId: target.id, runId: target.runId, jobId: target.id };
+}

@@ -9,6 +9,7 @@ import { createControlPlanePool } from '../../../src/db/control-plane.js';
 import type { ControlPlanePool } from '../../../src/db/control-plane.js';
 import { ConflictError } from '../../../src/errors.js';
 import { claimTarget, finishTarget } from '../../../src/runs/run-machine.js';
+import { ownJob } from './run-assertions.js';
 import { ACTOR, useRunHarness } from './run-harness.js';
 import { expectCountersMatchTargets, ledgerVersions, waitForRunEnd } from './run-assertions.js';
 
@@ -138,14 +139,14 @@ describe('run invariants held by the database', () => {
     );
     await h.service.dispatch(run.id);
     const [target] = await targetsOf(run.id);
-    expect(await claimTarget(pool, target!.id)).not.toBeNull();
+    expect(await claimTarget(pool, ownJob(target!))).toHaveProperty('target');
     await h.db.tenant.update({ where: { tenantId: tenant.tenantId }, data: { deletedAt: new Date() } });
     await h.db.tenantDatabase.update({
       where: { id: tenant.databases[0]!.id },
       data: { status: 'INACTIVE' },
     });
 
-    await finishTarget(pool, run.id, target!.id, {
+    await finishTarget(pool, ownJob(target!), target!.id, {
       status: 'SUCCEEDED',
       fromVersion: null,
       toVersion: '0003',
@@ -164,13 +165,13 @@ describe('run invariants held by the database', () => {
     const ids = await h.createTenants('guard', 1);
     const run = await h.service.startMigrationRun({ tenants: { ids } }, ACTOR);
     const [target] = await targetsOf(run.id);
-    expect(await claimTarget(pool, target!.id)).not.toBeNull();
+    expect(await claimTarget(pool, ownJob(target!))).toHaveProperty('target');
     // Something else (an operator, a deletion) changed the database while the target ran.
     await h.db.tenantDatabase.update({
-      where: { id: target!.tenantDatabaseId },
+      where: { id: target!.tenantDatabaseId! },
       data: { status: 'INACTIVE', schemaVersion: '0001' },
     });
-    await finishTarget(pool, run.id, target!.id, {
+    await finishTarget(pool, ownJob(target!), target!.id, {
       status: 'FAILED',
       appliedVersions: [],
       reached: '0002',
@@ -178,7 +179,7 @@ describe('run invariants held by the database', () => {
       errorCode: 'XX000',
     });
     expect(
-      await h.db.tenantDatabase.findUniqueOrThrow({ where: { id: target!.tenantDatabaseId } }),
+      await h.db.tenantDatabase.findUniqueOrThrow({ where: { id: target!.tenantDatabaseId! } }),
     ).toMatchObject({ status: 'INACTIVE', schemaVersion: '0001' });
   });
 
@@ -187,7 +188,7 @@ describe('run invariants held by the database', () => {
     const run = await h.service.startMigrationRun({ tenants: { ids } }, ACTOR);
     const [target] = await targetsOf(run.id);
     expect(target!.status).toBe('QUEUED');
-    const settled = await finishTarget(pool, run.id, target!.id, {
+    const settled = await finishTarget(pool, ownJob(target!), target!.id, {
       status: 'SUCCEEDED',
       fromVersion: null,
       toVersion: '0003',
@@ -197,7 +198,7 @@ describe('run invariants held by the database', () => {
     expect(settled).toBeNull();
     expect((await targetsOf(run.id))[0]!.status).toBe('QUEUED');
     expect(
-      await h.db.tenantDatabase.findUniqueOrThrow({ where: { id: target!.tenantDatabaseId } }),
+      await h.db.tenantDatabase.findUniqueOrThrow({ where: { id: target!.tenantDatabaseId! } }),
     ).toMatchObject({ status: 'ACTIVE', schemaVersion: null });
     await h.service.cancelRun(run.id, ACTOR);
   });

@@ -7,6 +7,7 @@ import {
   NotFoundError,
 } from '../../../src/errors.js';
 import { claimTarget, finishTarget } from '../../../src/runs/run-machine.js';
+import { ownJob } from './run-assertions.js';
 import { expectEventually } from '../../helpers/eventually.js';
 import { ACTOR, useRunHarness } from './run-harness.js';
 import {
@@ -135,7 +136,7 @@ describe('migration runs', () => {
       include: { tenant: true },
     });
     for (const target of targets) {
-      if (broken.includes(target.tenant.name)) {
+      if (broken.includes(target.tenant!.name)) {
         expect(target.status).toBe('FAILED');
         expect(target.errorCode).toBe('23505');
         expect(target.error).toContain('0003_unique_item_names');
@@ -331,15 +332,15 @@ describe('migration runs', () => {
         where: { id: targetId },
         include: { tenantDatabase: true },
       });
-      return target.tenantDatabase;
+      return target.tenantDatabase!;
     };
     try {
       const dry = await h.service.startMigrationRun({ tenants: { ids: [ids[0]!] }, dryRun: true }, ACTOR);
       const [dryTarget] = await h.db.migrationRunTarget.findMany({ where: { runId: dry.id } });
-      expect(await claimTarget(pool, dryTarget!.id)).not.toBeNull();
+      expect(await claimTarget(pool, ownJob(dryTarget!))).toHaveProperty('target');
       // A dry run touches nothing, the status included.
       expect((await statusOf(dryTarget!.id)).status).toBe('ACTIVE');
-      await finishTarget(pool, dry.id, dryTarget!.id, {
+      await finishTarget(pool, ownJob(dryTarget!), dryTarget!.id, {
         status: 'SUCCEEDED',
         fromVersion: null,
         toVersion: null,
@@ -354,12 +355,12 @@ describe('migration runs', () => {
         orderBy: { position: 'asc' },
       });
       for (const target of [failing!, succeeding!]) {
-        expect(await claimTarget(pool, target.id)).not.toBeNull();
+        expect(await claimTarget(pool, ownJob(target))).toHaveProperty('target');
         expect((await statusOf(target.id)).status).toBe('MIGRATING');
       }
       expect((await statusOf(untouched!.id)).status).toBe('ACTIVE');
 
-      await finishTarget(pool, run.id, failing!.id, {
+      await finishTarget(pool, ownJob(failing!), failing!.id, {
         status: 'FAILED',
         appliedVersions: [],
         reached: undefined,
@@ -367,7 +368,7 @@ describe('migration runs', () => {
         errorCode: 'XX000',
       });
       expect(await statusOf(failing!.id)).toMatchObject({ status: 'ACTIVE', lastError: 'boom' });
-      await finishTarget(pool, run.id, succeeding!.id, {
+      await finishTarget(pool, ownJob(succeeding!), succeeding!.id, {
         status: 'SUCCEEDED',
         fromVersion: null,
         toVersion: '0001',

@@ -9,6 +9,7 @@ import { createControlPlanePool } from '../../../src/db/control-plane.js';
 import type { ControlPlanePool } from '../../../src/db/control-plane.js';
 import { queuePrefixOf } from '../../../src/queue/target-queue.js';
 import { claimTarget, finishTarget } from '../../../src/runs/run-machine.js';
+import { ownJob } from './run-assertions.js';
 import { ACTOR, useRunHarness } from './run-harness.js';
 import { expectCountersMatchTargets, ledgerVersions, waitForRunEnd } from './run-assertions.js';
 
@@ -30,7 +31,7 @@ describe('stuck runs', () => {
     const run = await h.service.startMigrationRun({ tenants: { ids }, concurrency: 1 }, ACTOR);
     const [first] = await targetsOf(run.id);
     // A worker claimed it and died; then Redis lost everything.
-    expect(await claimTarget(pool, first!.id)).not.toBeNull();
+    expect(await claimTarget(pool, ownJob(first!))).toHaveProperty('target');
     await h.queue.queue.obliterate({ force: true });
     const cancelled = await h.service.cancelRun(run.id, ACTOR);
     expect(cancelled).toMatchObject({ status: 'CANCELLED', running: 1, finishedAt: null });
@@ -41,7 +42,9 @@ describe('stuck runs', () => {
     expect(ended).toMatchObject({ status: 'CANCELLED', succeeded: 1, cancelled: 2, running: 0 });
     const [target] = await targetsOf(run.id);
     expect(target!.status).toBe('SUCCEEDED');
-    const database = await h.db.tenantDatabase.findUniqueOrThrow({ where: { id: target!.tenantDatabaseId } });
+    const database = await h.db.tenantDatabase.findUniqueOrThrow({
+      where: { id: target!.tenantDatabaseId! },
+    });
     expect(database).toMatchObject({ status: 'ACTIVE', schemaVersion: '0003' });
     expect(await ledgerVersions(h.database.pool, 'tenant_cancelled_000')).toEqual(['0001', '0002', '0003']);
     await expectCountersMatchTargets(h.db, run.id);
@@ -54,9 +57,9 @@ describe('stuck runs', () => {
       ACTOR,
     );
     const [first, second] = await targetsOf(run.id);
-    expect(await claimTarget(pool, first!.id)).not.toBeNull();
-    expect(await claimTarget(pool, second!.id)).not.toBeNull();
-    await finishTarget(pool, run.id, second!.id, {
+    expect(await claimTarget(pool, ownJob(first!))).toHaveProperty('target');
+    expect(await claimTarget(pool, ownJob(second!))).toHaveProperty('target');
+    await finishTarget(pool, ownJob(second!), second!.id, {
       status: 'FAILED',
       appliedVersions: [],
       reached: undefined,

@@ -62,7 +62,7 @@ describe('a database server down mid-run', () => {
     );
     expect(finished.status).toBe('FAILED');
     const targets = await h.db.migrationRunTarget.findMany({ where: { runId: run.id } });
-    const ofServer = (ids: string[]) => targets.filter((target) => ids.includes(target.tenantId));
+    const ofServer = (ids: string[]) => targets.filter((target) => ids.includes(target.tenantId!));
     expect(ofServer(oneIds).map((target) => target.status)).toEqual(Array(10).fill('SUCCEEDED'));
     const failed = ofServer(twoIds).filter((target) => target.status === 'FAILED');
     expect(failed.length).toBeGreaterThan(0);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createControlPlanePool, type ControlPlanePool } from '../../../src/db/control-plane.js';
 import { ConflictError, PreconditionFailedError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/logger.js';
-import { advisoryLockKey } from '../../../src/migrations/index.js';
+import { LEDGER_TABLE, advisoryLockKey } from '../../../src/migrations/index.js';
 import { readDeploymentId } from '../../../src/tenants/deployment.js';
 import { ledgerTargetOf } from '../../../src/tenants/ledger-target.js';
 import { provisionTenant } from '../../../src/tenants/provisioner.js';
@@ -90,7 +90,7 @@ describe('deleteTenant with dropData', () => {
 
   it('waits for the tenant lock a migration holds, then gives up and changes nothing', async () => {
     const { tenant, database, schema } = await tenantWithSchema('del_locked');
-    const key = advisoryLockKey(ledgerTargetOf(database).lockKey);
+    const key = advisoryLockKey(ledgerTargetOf(database, LEDGER_TABLE).lockKey);
     const error = await withSession(async (session) => {
       await session.query('SELECT pg_advisory_lock($1::bigint)', [key]);
       return rejection(

@@ -29,6 +29,8 @@ describe('registering a tenant', () => {
       tenantPools: h.tenantPools,
       readPools: h.tenantPools,
       catalog: h.catalog,
+      // As the composition root does: provisioning pins the process's own release.
+      catalogReleaseId: h.services().catalogs.local.releaseId,
       logger: createLogger('silent'),
     });
   });
@@ -187,6 +189,7 @@ describe('registering a tenant', () => {
         location.connectionString,
       ),
       targetVersion: h.catalog.latest,
+      catalogReleaseId: null,
       requestedBy: ACTOR.name,
     });
     const worker = await h.startWorker();

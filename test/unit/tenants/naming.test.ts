@@ -104,13 +104,21 @@ describe('tenant locations', () => {
       schemaName: 'tenant_acme_co',
     });
     expect(location.connectionString).toBe(url);
-    expect(ledgerTargetOf(location)).toEqual({ schema: 'tenant_acme_co', lockKey: 'tenants/tenant_acme_co' });
+    expect(ledgerTargetOf(location, 'control_plane_ledger')).toEqual({
+      schema: 'tenant_acme_co',
+      lockKey: 'tenants/tenant_acme_co',
+      ledgerTable: 'control_plane_ledger',
+    });
   });
 
   it('gives DATABASE tenants a database of their own on the same server, objects in public', () => {
     const location = tenantLocation(url, 'acme-co', 'DATABASE');
     expect(location).toMatchObject({ databaseName: 'tenant_acme_co', schemaName: null, port: 6543 });
     expect(new URL(location.connectionString).pathname).toBe('/tenant_acme_co');
-    expect(ledgerTargetOf(location)).toEqual({ schema: 'public', lockKey: 'tenant_acme_co/public' });
+    expect(ledgerTargetOf(location, 'custom_ledger')).toEqual({
+      schema: 'public',
+      lockKey: 'tenant_acme_co/public',
+      ledgerTable: 'custom_ledger',
+    });
   });
 });
