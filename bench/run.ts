@@ -203,7 +203,8 @@ async function runControlPlaneSegment(options: BenchOptions): Promise<SegmentRes
       const used = (cpuAfter[i] as number) - (cpuBefore[i] as number);
       cpuMsPerTenant[p.role] = (cpuMsPerTenant[p.role] ?? 0) + (used * 1000) / n;
     });
-    await countLedgers(stack.config.tenantDatabaseUrl, n);
+    const versions = await catalogVersions();
+    await countLedgers(stack.config.tenantDatabaseUrl, n, versions.length, versions.at(-1) ?? '');
     const peakRssMb: Record<string, number> = {};
     for (const p of stack.processes)
       peakRssMb[p.role] = Math.max(peakRssMb[p.role] ?? 0, await p.peakRssMb());
@@ -982,15 +983,25 @@ function currentLoadAverage(): number {
   return round(loadavg()[0] as number);
 }
 
-async function countLedgers(tenantUrl: string, n: number): Promise<number> {
+/**
+ * Checks that each of the N tenants' ledgers is exact: it holds exactly the catalog's versions
+ * (`versions` rows, the highest `latest`), read for every schema in one statement.
+ */
+async function countLedgers(tenantUrl: string, n: number, versions: number, latest: string): Promise<number> {
   const client = new pg.Client({ connectionString: tenantUrl });
   await client.connect();
   try {
     const { rows: found } = await client.query(
-      `SELECT count(*)::int AS n FROM pg_tables WHERE tablename = 'control_plane_ledger' AND schemaname LIKE 'tenant_b1_%'`,
+      `SELECT count(*)::int AS n FROM (
+         SELECT (xpath('/row/c/text()', query_to_xml(format(
+           'SELECT count(*) = %s AND max(version) = %L AS c FROM %I.control_plane_ledger', $1::int, $2::text, schemaname),
+           false, true, '')))[1]::text AS exact
+         FROM pg_tables WHERE tablename = 'control_plane_ledger' AND schemaname LIKE 'tenant_b1_%'
+       ) ledgers WHERE exact = 'true'`,
+      [versions, latest],
     );
     const count = found[0].n as number;
-    if (count !== n) throw new Error(`expected ${n} tenant ledgers, found ${count}`);
+    if (count !== n) throw new Error(`expected ${n} exact tenant ledgers, found ${count}`);
     return count;
   } finally {
     await client.end();
@@ -1065,6 +1076,12 @@ function pushRange(
 function pushLatency(benchCase: string, metric: string, summary: Summary): void {
   rows.push({ case: benchCase, metric: `${metric} p50`, value: round(summary.p50), unit: 'ms' });
   rows.push({ case: benchCase, metric: `${metric} p99`, value: round(summary.p99), unit: 'ms' });
+}
+
+/** The catalog's versions in order, from its up files' names. */
+async function catalogVersions(dir = CATALOG_DIR): Promise<string[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.up.sql')).sort();
+  return files.map((f) => f.slice(0, f.indexOf('_')));
 }
 
 async function readCatalogUps(dir = CATALOG_DIR): Promise<string[]> {
