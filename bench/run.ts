@@ -985,22 +985,27 @@ function currentLoadAverage(): number {
 
 /**
  * Checks that each of the N tenants' ledgers is exact: it holds exactly the catalog's versions
- * (`versions` rows, the highest `latest`), read for every schema in one statement.
+ * (`versions` rows, the highest `latest`). Read 500 schemas a statement: one statement over
+ * 10,000 ledgers would lock them all in one transaction ("out of shared memory").
  */
 async function countLedgers(tenantUrl: string, n: number, versions: number, latest: string): Promise<number> {
   const client = new pg.Client({ connectionString: tenantUrl });
   await client.connect();
   try {
-    const { rows: found } = await client.query(
-      `SELECT count(*)::int AS n FROM (
-         SELECT (xpath('/row/c/text()', query_to_xml(format(
-           'SELECT count(*) = %s AND max(version) = %L AS c FROM %I.control_plane_ledger', $1::int, $2::text, schemaname),
-           false, true, '')))[1]::text AS exact
-         FROM pg_tables WHERE tablename = 'control_plane_ledger' AND schemaname LIKE 'tenant_b1_%'
-       ) ledgers WHERE exact = 'true'`,
-      [versions, latest],
+    const { rows: schemas } = await client.query<{ name: string }>(
+      `SELECT schemaname AS name FROM pg_tables WHERE tablename = 'control_plane_ledger' AND schemaname LIKE 'tenant_b1_%'`,
     );
-    const count = found[0].n as number;
+    let count = 0;
+    for (let i = 0; i < schemas.length; i += 500) {
+      const { rows: found } = await client.query(
+        `SELECT count(*)::int AS n FROM unnest($3::text[]) AS s(name)
+         WHERE (xpath('/row/c/text()', query_to_xml(format(
+           'SELECT count(*) = %s AND max(version) = %L AS c FROM %I.control_plane_ledger', $1::int, $2::text, s.name),
+           false, true, '')))[1]::text = 'true'`,
+        [versions, latest, schemas.slice(i, i + 500).map((s) => s.name)],
+      );
+      count += found[0].n as number;
+    }
     if (count !== n) throw new Error(`expected ${n} exact tenant ledgers, found ${count}`);
     return count;
   } finally {
