@@ -47,6 +47,7 @@ export interface CommandInput {
   readonly url?: string | undefined;
   readonly 'max-concurrent'?: string | undefined;
   readonly pattern?: string | undefined;
+  readonly server?: string | undefined;
   readonly source?: string | undefined;
   readonly 'name-prefix'?: string | undefined;
   readonly 'version-map'?: string | undefined;

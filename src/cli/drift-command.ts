@@ -1,7 +1,7 @@
 /**
  * `drift [--environment <env>]` prints the fleet grouped by structure (expected clusters first,
- * then the outliers); `adopt --pattern <like> [--source <source>] [--name-prefix <p>]
- * [--version-map <json>] [--dry-run] [--with-worker]` registers existing schemas through an ADOPT
+ * then the outliers); `adopt --pattern <like> [--server <id or name>] [--source <source>]
+ * [--name-prefix <p>] [--version-map <json>] [--dry-run] [--with-worker]` registers existing schemas through an ADOPT
  * run and waits for it.
  */
 import os from 'node:os';
@@ -19,6 +19,8 @@ import { UsageError } from './usage-error.js';
 export interface DriftInput {
   readonly environment?: string | undefined;
   readonly pattern?: string | undefined;
+  /** The database server the schemas are on (id or name); default the `default` server. */
+  readonly server?: string | undefined;
   readonly source?: string | undefined;
   readonly 'name-prefix'?: string | undefined;
   readonly 'version-map'?: string | undefined;
@@ -98,6 +100,7 @@ export async function adoptCommand(
     const run = await app.services.adoption.adoptTenants(
       {
         schemaPattern: input.pattern,
+        server: input.server ?? null,
         namePrefix: input['name-prefix'] ?? null,
         historySource: source as HistorySource,
         versionMap,

@@ -20,7 +20,7 @@ export const USAGE = `Usage: npm run migrate -- <command>
                                                needs a running worker (npm start) unless --with-worker
   secrets reseal                               re-encrypt stored connection strings under ENCRYPTION_KEY
   drift [--environment <env>]                  the fleet grouped by structure: expected clusters, then outliers
-  adopt --pattern <like> [--source AUTO|OWN|ALEMBIC|FLYWAY|GOLANG_MIGRATE|FINGERPRINT]
+  adopt --pattern <like> [--server <id or name>] [--source AUTO|OWN|ALEMBIC|FLYWAY|GOLANG_MIGRATE|FINGERPRINT]
         [--name-prefix <p>] [--version-map <json>] [--dry-run] [--with-worker]
                                                register existing schemas as tenants through an ADOPT run
   token create --name <name> --role VIEWER|OPERATOR|ADMIN
@@ -60,6 +60,7 @@ export async function runMigrateCli(argv: readonly string[]): Promise<number> {
         url: { type: 'string' },
         'max-concurrent': { type: 'string' },
         pattern: { type: 'string' },
+        server: { type: 'string' },
         source: { type: 'string' },
         'name-prefix': { type: 'string' },
         'version-map': { type: 'string' },

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { adoptCommand, driftCommand } from '../../../src/cli/drift-command.js';
 import { RunNotSucceededError } from '../../../src/cli/tenants-up.js';
 import { UsageError } from '../../../src/cli/usage-error.js';
+import { NotFoundError } from '../../../src/errors.js';
 import { useRunHarness } from '../runs/run-harness.js';
 
 describe('drift and adopt (CLI)', () => {
@@ -17,6 +18,12 @@ describe('drift and adopt (CLI)', () => {
     const lines: string[] = [];
     const io = { out: (line: string) => void lines.push(line) };
     await expect(adoptCommand(h.config, { source: 'ALEMBIC' }, io)).rejects.toBeInstanceOf(UsageError);
+    // --server reaches adoptTenants: an unknown server is refused and nothing is registered.
+    const tenantsBefore = await h.db.tenant.count();
+    await expect(
+      adoptCommand(h.config, { pattern: 'old_%', server: 'nowhere', 'with-worker': true }, io),
+    ).rejects.toBeInstanceOf(NotFoundError);
+    expect(await h.db.tenant.count()).toBe(tenantsBefore);
     await expect(
       adoptCommand(
         h.config,
