@@ -91,7 +91,10 @@ export function createProvisionTemplates({ store, expectedStore, config, logger 
   const expectedOf = (catalog: MigrationCatalog, checksum: string): ExpectedFingerprints => {
     let expected = expectedByCatalog.get(checksum);
     if (!expected)
-      expectedByCatalog.set(checksum, (expected = createExpectedFingerprints(catalog, expectedStore)));
+      expectedByCatalog.set(
+        checksum,
+        (expected = createExpectedFingerprints(catalog, expectedStore, config.ledgerTable)),
+      );
     return expected;
   };
   const schemaTemplates = new WeakMap<pg.Pool, Map<string, Promise<StoredSchemaTemplate>>>();

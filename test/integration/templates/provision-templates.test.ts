@@ -266,6 +266,34 @@ describe('provisioning from a template', () => {
     }
   });
 
+  it('uses the template under a custom LEDGER_TABLE when the catalog has a table named like the default ledger', async () => {
+    const ownLedger = await loadCatalog(path.resolve(import.meta.dirname, '../../fixtures/runs/own_ledger'));
+    const logger = recordingLogger();
+    const templates = templatesWith(logger, {
+      LEDGER_TABLE: 'tenant_ledger',
+      PROVISION_TEMPLATE_MIN_FILES: '1',
+    });
+    await provisionTenant({
+      location: schemaLocation('tenant_own_ledger'),
+      connectionString: db.url,
+      pool: db.pool,
+      catalog: ownLedger,
+      deploymentId,
+      ledgerTable: 'tenant_ledger',
+      templates,
+    });
+    // Made from the template, not replayed after a mismatch.
+    expect(logger.warnings).toEqual([]);
+    const { rows } = await db.pool.query<{ version: string; execution_ms: number }>(
+      'SELECT version, execution_ms FROM tenant_own_ledger.tenant_ledger ORDER BY version',
+    );
+    expect(rows).toEqual(ownLedger.files.map((file) => ({ version: file.version, execution_ms: 0 })));
+    const catalogTable = await db.pool.query(
+      `SELECT to_regclass('tenant_own_ledger.control_plane_ledger') AS t`,
+    );
+    expect(catalogTable.rows[0]?.t).not.toBeNull();
+  });
+
   describe('spare schemas', () => {
     const spareNames = async () => {
       const prefix = sparePrefixOf(deploymentId, catalogChecksumOf(catalog));
