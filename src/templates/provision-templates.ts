@@ -20,6 +20,7 @@ import type { SchemaFingerprint } from '../fingerprints/schema-description.js';
 import type { Logger } from '../logger.js';
 import { isTransientPgError } from '../migrations/index.js';
 import type { MigrateResult, MigrationCatalog, MigrationTarget } from '../migrations/index.js';
+import type { DatabaseTemplate, SchemaTemplateRequest } from '../tenants/provisioner.js';
 import { ensureDatabaseTemplate, verifyDatabaseCopy } from './database-template.js';
 import {
   TemplateMismatchError,
@@ -59,29 +60,6 @@ export interface ProvisionTemplatesDeps {
     | 'ledgerTable'
   >;
   readonly logger: Logger;
-}
-
-/** A new SCHEMA tenant, as the template path needs it. */
-export interface SchemaTemplateRequest {
-  readonly pool: pg.Pool;
-  readonly connectionString: string;
-  readonly databaseName: string;
-  /** The tenant's target with its ownership guard (which creates and marks the schema). */
-  readonly target: MigrationTarget;
-  readonly catalog: MigrationCatalog;
-  readonly lockTimeoutMs: number;
-  readonly deploymentId: string;
-  /** `COMMENT ON SCHEMA <tenant> IS <marker>`, for a spare schema renamed to the tenant's. */
-  readonly markSql: string;
-}
-
-/** A finished template database and how to check a copy of it. */
-export interface DatabaseTemplate {
-  readonly name: string;
-  /** Verifies a copy; null (logged) when its structure is not the expected one and nothing was committed. */
-  verifyCopy(pool: pg.Pool, target: MigrationTarget): Promise<MigrateResult | null>;
-  /** Forgets that the template is finished (it could not be copied): the next use checks the server. */
-  forget(): void;
 }
 
 /** Creates the template path of provisioning. */

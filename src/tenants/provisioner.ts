@@ -43,29 +43,37 @@ import type {
  */
 export interface ProvisionTemplates {
   /** Makes a new SCHEMA tenant from the catalog's template, under `target`'s lock and guard. */
-  provisionSchema(request: {
-    readonly pool: pg.Pool;
-    readonly connectionString: string;
-    readonly databaseName: string;
-    readonly target: MigrationTarget;
-    readonly catalog: MigrationCatalog;
-    readonly lockTimeoutMs: number;
-    readonly deploymentId: string;
-    /** Marks the tenant's schema as this deployment's (for a spare schema renamed to it). */
-    readonly markSql: string;
-  }): Promise<MigrateResult | null>;
+  provisionSchema(request: SchemaTemplateRequest): Promise<MigrateResult | null>;
   /** The template database a new DATABASE tenant is copied from. */
   databaseTemplate(request: {
     readonly connectionString: string;
     readonly catalog: MigrationCatalog;
     readonly deploymentId: string;
     readonly lockTimeoutMs: number;
-  }): Promise<{
-    readonly name: string;
-    verifyCopy(pool: pg.Pool, target: MigrationTarget): Promise<MigrateResult | null>;
-    /** The template could not be copied (it went): the next provisioning checks the server again. */
-    forget(): void;
-  } | null>;
+  }): Promise<DatabaseTemplate | null>;
+}
+
+/** A new SCHEMA tenant, as the template path needs it. */
+export interface SchemaTemplateRequest {
+  readonly pool: pg.Pool;
+  readonly connectionString: string;
+  readonly databaseName: string;
+  /** The tenant's target with its ownership guard (which creates and marks the schema). */
+  readonly target: MigrationTarget;
+  readonly catalog: MigrationCatalog;
+  readonly lockTimeoutMs: number;
+  readonly deploymentId: string;
+  /** `COMMENT ON SCHEMA <tenant> IS <marker>`, for a spare schema renamed to the tenant's. */
+  readonly markSql: string;
+}
+
+/** A finished template database and how to check a copy of it. */
+export interface DatabaseTemplate {
+  readonly name: string;
+  /** Verifies a copy; null (logged) when its structure is not the expected one and nothing was committed. */
+  verifyCopy(pool: pg.Pool, target: MigrationTarget): Promise<MigrateResult | null>;
+  /** The template could not be copied (it went): the next provisioning checks the server again. */
+  forget(): void;
 }
 
 /** A tenant database row as the provisioner needs it. */
