@@ -6,6 +6,7 @@
  * ALLOW_CONNECTIONS false nobody can be). Its comment says whose it is and that it is complete: a
  * template without that comment is a crashed build, dropped and built again.
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { withDatabase } from '../config.js';
 import { quoteDatabase, quoteSchema, withConnection } from '../db/pg.js';
@@ -16,6 +17,7 @@ import {
 } from '../fingerprints/read-schema.js';
 import type { SchemaFingerprint } from '../fingerprints/schema-description.js';
 import {
+  LEDGER_TABLE,
   ledgerTableOf,
   advisoryLockKey,
   migrateUp,
@@ -29,9 +31,22 @@ import { TemplateMismatchError } from './schema-template.js';
 /** Start of a finished template database's comment; the deployment id and fingerprint follow. */
 export const TEMPLATE_MARKER_PREFIX = 'tenant-control-plane template ';
 
-/** The template database of a catalog for one deployment: `cp_template_<deployment 8>_<catalog 16>`. */
-export function templateDatabaseOf(deploymentId: string, catalogChecksum: string): string {
-  return `cp_template_${deploymentId.replace(/-/g, '').slice(0, 8)}_${catalogChecksum.slice(0, 16)}`;
+/**
+ * The template database of a catalog for one deployment and ledger table:
+ * `cp_template_<deployment 8>_<key 16>`. The copy carries the ledger under the table name it was
+ * built with, so a deployment whose LEDGER_TABLE changed needs its own template: under the
+ * default table the key is the catalog checksum, otherwise the SHA-256 of both.
+ */
+export function templateDatabaseOf(
+  deploymentId: string,
+  catalogChecksum: string,
+  ledgerTable: string = LEDGER_TABLE,
+): string {
+  const key =
+    ledgerTable === LEDGER_TABLE
+      ? catalogChecksum
+      : createHash('sha256').update(`${catalogChecksum}/${ledgerTable}`).digest('hex');
+  return `cp_template_${deploymentId.replace(/-/g, '').slice(0, 8)}_${key.slice(0, 16)}`;
 }
 
 /** The comment of a finished template database. */
@@ -58,7 +73,7 @@ export interface EnsureDatabaseTemplateInput {
  * TemplateMismatchError, dropping what it built, when the replayed structure is not the expected one.
  */
 export async function ensureDatabaseTemplate(input: EnsureDatabaseTemplateInput): Promise<string> {
-  const name = templateDatabaseOf(input.deploymentId, input.catalogChecksum);
+  const name = templateDatabaseOf(input.deploymentId, input.catalogChecksum, input.ledgerTable);
   const quoted = quoteDatabase(name);
   const ours = `${TEMPLATE_MARKER_PREFIX}${input.deploymentId} `;
   return withConnection(withDatabase(input.connectionString, 'postgres'), async (client) => {

@@ -48,6 +48,7 @@ describe('provisioning from a template', () => {
   const db = useTestDatabase({ controlPlane: true });
   const second = useSecondServer();
   const databases: string[] = [];
+  const templateDatabases: string[] = [];
   let catalog: MigrationCatalog;
 
   beforeAll(async () => {
@@ -66,7 +67,7 @@ describe('provisioning from a template', () => {
         }
       });
     const template = templateDatabaseOf(deploymentId, catalogChecksumOf(catalog));
-    await drop(testServerUrl(), [...databases, template]);
+    await drop(testServerUrl(), [...databases, template, ...templateDatabases]);
     await drop(withDatabase(second.url, 'postgres'), [template]);
     // DROP DATABASE waits for a checkpoint: slow on a busy machine.
   }, 300_000);
@@ -471,6 +472,46 @@ describe('provisioning from a template', () => {
         const again = await provisionDatabase(db.url, rebuilt, templates);
         expect(again.ledger.every((row) => row.execution_ms === 0)).toBe(true);
         expect(again.fingerprint.hash).toBe(copied.fingerprint.hash);
+      },
+    );
+
+    it(
+      "copies a template database with the deployment's own ledger table when LEDGER_TABLE changes",
+      { timeout: 240_000 },
+      async () => {
+        const suffix = randomBytes(3).toString('hex');
+        const [before, after] = [`cpt_l1_${suffix}`, `cpt_l2_${suffix}`];
+        databases.push(before, after);
+        // A template database built under the default ledger table.
+        await provisionDatabase(db.url, before, true);
+        const logger = recordingLogger();
+        const templates = templatesWith(logger, { LEDGER_TABLE: 'tenant_ledger' });
+        const connectionString = withDatabase(db.url, after);
+        const pool = new pg.Pool({ connectionString, max: 2 });
+        try {
+          await provisionTenant({
+            location: { isolation: 'DATABASE', databaseName: after, schemaName: null },
+            connectionString,
+            pool,
+            catalog,
+            deploymentId,
+            ledgerTable: 'tenant_ledger',
+            templates,
+          });
+          const { rows } = await pool.query<{ version: string; execution_ms: number }>(
+            'SELECT version, execution_ms FROM public.tenant_ledger ORDER BY version',
+          );
+          // Copied from a template of its own ledger table: no replay, no mismatch.
+          expect(rows).toEqual(catalog.files.map((file) => ({ version: file.version, execution_ms: 0 })));
+          const stale = await pool.query(`SELECT to_regclass('public.control_plane_ledger') AS t`);
+          expect(stale.rows[0]?.t).toBeNull();
+          expect(logger.warnings).toEqual([]);
+        } finally {
+          await pool.end();
+        }
+        const ownTemplate = templateDatabaseOf(deploymentId, catalogChecksumOf(catalog), 'tenant_ledger');
+        expect(ownTemplate).not.toBe(templateDatabaseOf(deploymentId, catalogChecksumOf(catalog)));
+        templateDatabases.push(ownTemplate);
       },
     );
   });
