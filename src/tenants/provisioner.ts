@@ -11,6 +11,7 @@
  * conflict, a failing file, a no-transaction file) takes the careful path: create and mark, then the
  * engine's migrateUp, which names failures by file and throws the typed ownership error.
  */
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { withDatabase } from '../config.js';
 import { quoteDatabase, quoteSchema, withConnection } from '../db/pg.js';
@@ -199,9 +200,13 @@ async function createOwnedSchema(
   );
 }
 
-// CREATE DATABASE cannot run in a transaction, so the database and its marker are two statements.
-// A session advisory lock on the maintenance database, keyed by the database name, makes two
-// workers of this deployment take turns, so neither finds the other's database before its marker.
+// CREATE DATABASE cannot run in a transaction, so a new database and its marker are separate
+// statements. The database is made under a staging name that carries this deployment's id (see
+// stagingDatabaseOf), marked, and only then renamed to the tenant's: a connection lost after any
+// of the three leaves either nothing under the tenant's name or the marked database, never an
+// unmarked one (which judgeOwnership must refuse). A staging database found is a lost attempt's
+// and holds nothing yet: it is dropped and made again. A session advisory lock on the maintenance
+// database, keyed by the tenant's database name, makes two workers take turns.
 // With a template, a database that is absent is made as its copy ('copied').
 async function createOwnedDatabase(
   connectionString: string,
@@ -213,12 +218,38 @@ async function createOwnedDatabase(
   return withProvisionLock(connectionString, location, lockTimeoutMs, async (client) => {
     const existing = await client.query<{ marker: string | null }>(ownershipQuery(location));
     const ownership = judgeOwnership(existing.rows[0], location, deploymentId);
-    const name = quoteDatabase(location.databaseName);
-    let made: 'copied' | 'created' | 'existing' = 'existing';
-    if (ownership === 'absent') made = await createDatabase(client, name, template);
-    if (ownership !== 'owned') await client.query(markOwnedSql(location, deploymentId));
+    if (ownership === 'adopted') await client.query(markOwnedSql(location, deploymentId));
+    if (ownership !== 'absent') return 'existing';
+    const staging = stagingDatabaseOf(deploymentId, location.databaseName);
+    await client.query(`DROP DATABASE IF EXISTS ${quoteDatabase(staging)} WITH (FORCE)`);
+    const made = await createDatabase(client, quoteDatabase(staging), template);
+    await client.query(markOwnedSql({ ...location, databaseName: staging }, deploymentId));
+    await renameDatabase(client, staging, location.databaseName);
     return made;
   });
+}
+
+/**
+ * The name a new tenant database is made under before it is marked and renamed:
+ * `cp_new_<deployment 8>_<16 hex of the tenant database's name>`.
+ */
+export function stagingDatabaseOf(deploymentId: string, databaseName: string): string {
+  const key = createHash('sha256').update(databaseName).digest('hex').slice(0, 16);
+  return `cp_new_${deploymentId.replace(/-/g, '').slice(0, 8)}_${key}`;
+}
+
+// RENAME refuses a database anybody is connected to (55006); the only session that can be in a
+// database made a moment ago is an autovacuum worker's, gone within moments: a few tries.
+async function renameDatabase(client: pg.Client, from: string, to: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.query(`ALTER DATABASE ${quoteDatabase(from)} RENAME TO ${quoteDatabase(to)}`);
+      return;
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== '55006' || attempt >= 20) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }
 
 // A copy of the template when there is one; a plain database when the template went since it was
