@@ -345,7 +345,7 @@ async function benchProvisioning(options: BenchOptions, upSql: string[]): Promis
   for (const [part, summary] of Object.entries(parts)) {
     rows.push({ case: 'B2', metric: `part: ${part} p50`, value: round(summary.p50), unit: 'ms' });
   }
-  await benchProvisioningTemplates(options);
+  if (!options.skipTemplates) await benchProvisioningTemplates(options);
 }
 
 /** One createTenant → RUN_FINISHED, with the client's clock at each end. */

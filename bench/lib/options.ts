@@ -22,13 +22,16 @@ export interface BenchOptions {
   readonly rounds: number;
   /** Skip B1's raw-floor and node-pg-migrate baselines (for a memory-only run at size). */
   readonly skipBaselines: boolean;
+  /** Skip B2's template path (the 50-file catalog): the five-file provisioning only. */
+  readonly skipTemplates: boolean;
 }
 
 const USAGE = `usage: npm run bench -- [--cases B1,B2,B3,B4,B5,B6,B7] [--tenants 1000] [--query-tenants 10000]
   [--provisions 100] [--subscribers 500] [--fanout-targets 1000] [--run-concurrency 4]
-  [--worker-concurrency 4] [--workers 1] [--rounds 3] [--backup-tenants 10] [--backup-rounds 10] [--quick] [--skip-baselines] [--out bench/results]
+  [--worker-concurrency 4] [--workers 1] [--rounds 3] [--backup-tenants 10] [--backup-rounds 10] [--quick] [--skip-baselines] [--skip-templates] [--out bench/results]
   --quick: tiny sizes for a smoke run (tenants 20, query-tenants 200, provisions 5, subscribers 10, fanout-targets 20, rounds 1)
   B7 (a VERIFY run over --tenants tenants, issue 13) runs only when named in --cases
+  --skip-templates: B2 without its template path (the 50-file catalog)
   --rounds: B1 repeats its segments (control plane, raw floors, node-pg-migrate) this many times in alternation`;
 
 /** Parses argv; throws with the usage text on anything unknown. */
@@ -36,10 +39,12 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   const values = new Map<string, string>();
   let quick = false;
   let skipBaselines = false;
+  let skipTemplates = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (arg === '--quick') quick = true;
     else if (arg === '--skip-baselines') skipBaselines = true;
+    else if (arg === '--skip-templates') skipTemplates = true;
     else if (arg === '--help' || arg === '-h') throw new Error(USAGE);
     else if (arg.startsWith('--') && argv[i + 1] !== undefined) values.set(arg.slice(2), argv[++i] as string);
     else throw new Error(`unknown argument ${arg}\n${USAGE}`);
@@ -85,5 +90,6 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     cases,
     outDir: values.get('out') ?? 'bench/results',
     skipBaselines,
+    skipTemplates,
   };
 }

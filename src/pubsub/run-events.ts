@@ -86,11 +86,17 @@ export function createRunEventBus({ publishClient, subscribeClient, prefix }: Ru
   // Events of this turn of the event loop, by topic, in the order they were published.
   const pending = new Map<string, RunEvent[]>();
 
-  /** Publishes `event` to its run and, when it has one, its tenant (sent at the end of this turn). */
+  /**
+   * Publishes `event` to its run and, when it has one, its tenant (sent at the end of this turn;
+   * RUN_FINISHED at once, with what this turn published before it).
+   */
   function publish(event: RunEvent): void {
     if (pending.size === 0) setImmediate(flush);
     append(`${runTopic}:${event.runId}`, event);
     if (event.tenantId) append(`${tenantTopic}:${event.tenantId}`, event);
+    // A client waits for the end of a run, and what the worker does next in this turn (complete
+    // its BullMQ job, a Lua script Redis runs first) must not go before it.
+    if (isRunFinished(event)) flush();
   }
 
   function append(topic: string, event: RunEvent): void {

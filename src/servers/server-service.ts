@@ -37,6 +37,10 @@ export interface Placement {
   readonly serverId: string;
   readonly serverName: string;
   readonly connectionString: string;
+  /** The server row's sealed connection string as read: a registration checks it is unchanged. */
+  readonly sealed: string;
+  /** It was the only server accepting tenants when read (an automatic placement could pick no other). */
+  readonly onlyAccepting: boolean;
 }
 
 /** A server with its number of tenants (not deleted). */
@@ -175,10 +179,13 @@ export function createServerService({ db, pool, secretBox, logger, wakeDeferred 
    * tenants), else the accepting server with the fewest tenants, then by name.
    */
   async function placeTenant(serverId: string | null | undefined): Promise<Placement> {
-    const { rows } = await pool.query<{ id: string; name: string; sealed: string; accepting: boolean }>(
-      serverId ? PICK_SERVER : PLACE_TENANT,
-      serverId ? [serverId] : [],
-    );
+    const { rows } = await pool.query<{
+      id: string;
+      name: string;
+      sealed: string;
+      accepting: boolean;
+      acceptingServers: number;
+    }>(serverId ? PICK_SERVER : PLACE_TENANT, serverId ? [serverId] : []);
     const row = rows[0];
     if (!row) {
       throw serverId
@@ -192,6 +199,8 @@ export function createServerService({ db, pool, secretBox, logger, wakeDeferred 
       serverId: row.id,
       serverName: row.name,
       connectionString: secretBox.openConnectionString({ id: row.id, connectionStringEncrypted: row.sealed }),
+      sealed: row.sealed,
+      onlyAccepting: row.acceptingServers === 1,
     };
   }
 
@@ -271,8 +280,12 @@ const TENANT_COUNTS = `
   GROUP BY d.server_id`;
 
 // The accepting server with the fewest tenants (not deleted), then by name.
+const ACCEPTING_SERVERS = `(SELECT count(*)::int FROM control_plane.database_servers
+    WHERE accepting_tenants) AS "acceptingServers"`;
+
 const PLACE_TENANT = `
-  SELECT s.id::text AS id, s.name, s.connection_string_encrypted AS sealed, s.accepting_tenants AS accepting
+  SELECT s.id::text AS id, s.name, s.connection_string_encrypted AS sealed, s.accepting_tenants AS accepting,
+    ${ACCEPTING_SERVERS}
   FROM control_plane.database_servers s
   WHERE s.accepting_tenants
   ORDER BY (SELECT count(*) FROM control_plane.tenant_databases d
@@ -281,5 +294,6 @@ const PLACE_TENANT = `
   LIMIT 1`;
 
 const PICK_SERVER = `
-  SELECT s.id::text AS id, s.name, s.connection_string_encrypted AS sealed, s.accepting_tenants AS accepting
+  SELECT s.id::text AS id, s.name, s.connection_string_encrypted AS sealed, s.accepting_tenants AS accepting,
+    ${ACCEPTING_SERVERS}
   FROM control_plane.database_servers s WHERE s.id = $1::uuid`;

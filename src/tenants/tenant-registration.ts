@@ -46,6 +46,13 @@ export interface TenantRegistration {
    */
   readonly catalogReleaseId: string | null;
   readonly requestedBy: string;
+  /**
+   * The server as its placement read it: the registration inserts nothing (and answers null)
+   * unless the server still accepts tenants with that sealed connection string and, for
+   * `onlyAccepting`, no other server accepts any. So a placement remembered from an earlier
+   * tenant is as good as a fresh one, or is refused. None: no check.
+   */
+  readonly placedOn?: { readonly sealed: string; readonly onlyAccepting: boolean };
 }
 
 /** The rows a registration inserted, in the Prisma client's shapes. */
@@ -65,12 +72,21 @@ export const REGISTRATION_CONSTRAINTS = {
 /**
  * Inserts the tenant, its database, its PROVISION run and the run's admitted target in one
  * statement. A duplicate name or location throws pg's unique violation (23505, `constraint` one of
- * REGISTRATION_CONSTRAINTS) and inserts nothing.
+ * REGISTRATION_CONSTRAINTS) and inserts nothing. Null, with nothing inserted, when the server is
+ * no longer as `placedOn` says.
  */
 export async function registerTenant(
   pool: ControlPlanePool,
+  registration: TenantRegistration & { readonly placedOn?: undefined },
+): Promise<RegisteredTenant>;
+export async function registerTenant(
+  pool: ControlPlanePool,
   registration: TenantRegistration,
-): Promise<RegisteredTenant> {
+): Promise<RegisteredTenant | null>;
+export async function registerTenant(
+  pool: ControlPlanePool,
+  registration: TenantRegistration,
+): Promise<RegisteredTenant | null> {
   const result = await pool.query<Record<string, unknown>>({
     name: 'register_tenant',
     text: REGISTER_TENANT,
@@ -88,10 +104,15 @@ export async function registerTenant(
       registration.tenantDatabaseId,
       registration.serverId,
       registration.catalogReleaseId,
+      registration.placedOn?.sealed ?? null,
+      registration.placedOn?.onlyAccepting ?? false,
     ],
   });
   const row = result.rows[0];
-  if (!row) throw new Error(`registering tenant "${registration.name}" returned no row`);
+  if (!row) {
+    if (registration.placedOn) return null;
+    throw new Error(`registering tenant "${registration.name}" returned no row`);
+  }
   return {
     tenant: unprefixRow<Tenant>(row, 't_'),
     provisioning: unprefixRow<MigrationRun>(row, 'r_'),
@@ -101,12 +122,20 @@ export async function registerTenant(
 
 // $1 name, $2 environment, $3 isolation, $4 host, $5 port, $6 database name, $7 schema name,
 // $8 sealed connection string, $9 target version, $10 requested by, $11 tenant database id,
-// $12 database server, $13 catalog release. Every data-modifying CTE runs
-// exactly once, whether or not the final SELECT reads it.
+// $12 database server, $13 catalog release, $14 the server's sealed connection string as placed
+// (NULL: not checked), $15 whether it was the only server accepting tenants. Every data-modifying
+// CTE runs exactly once, whether or not the final SELECT reads it; when the server is not as
+// placed, `placed` is empty and nothing is inserted.
 const REGISTER_TENANT = `
-  WITH tenant AS (
+  WITH placed AS (
+    SELECT 1 WHERE $14::text IS NULL OR EXISTS (
+      SELECT 1 FROM control_plane.database_servers s
+      WHERE s.id = $12::uuid AND s.accepting_tenants AND s.connection_string_encrypted = $14::text
+        AND NOT ($15::boolean AND EXISTS (SELECT 1 FROM control_plane.database_servers o
+          WHERE o.accepting_tenants AND o.id <> s.id)))
+  ), tenant AS (
     INSERT INTO control_plane.tenants (name, environment, status)
-    VALUES ($1::varchar, $2::text::control_plane.tenant_environment, 'pending')
+    SELECT $1::varchar, $2::text::control_plane.tenant_environment, 'pending' FROM placed
     RETURNING *
   ), db AS (
     INSERT INTO control_plane.tenant_databases

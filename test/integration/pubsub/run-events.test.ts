@@ -112,6 +112,26 @@ describe('the run event bus', () => {
     raw.disconnect();
   });
 
+  it('sends an event that ends a run when it is published, with what its turn published before it', async () => {
+    // A worker publishes RUN_FINISHED and then, in the same turn, completes the BullMQ job (a
+    // Lua script on Redis): the event must not wait behind it for the end of the turn.
+    const runId = randomUUID();
+    const tenantId = randomUUID();
+    const tenant = bus.subscribeTenant(tenantId);
+    await subscriptionsLive(subscribeClient, `${prefix}:ready`);
+    bus.publish({ ...event(runId, RunEventType.TARGET_SUCCEEDED, 1), tenantId });
+    bus.publish({ ...event(runId, RunEventType.RUN_FINISHED, 2), tenantId });
+    // Sent on the same connection in the same turn, after the event that ended the run.
+    const after = { ...event(runId, RunEventType.SNAPSHOT, 3), tenantId };
+    void publishClient.publish(`${prefix}:tenant-events:${tenantId}`, JSON.stringify(after));
+    const received: string[] = [];
+    for await (const one of tenant) {
+      received.push(`${one.type} ${one.version}`);
+      if (received.length === 3) break;
+    }
+    expect(received).toEqual(['TARGET_SUCCEEDED 1', 'RUN_FINISHED 2', 'SNAPSHOT 3']);
+  });
+
   it('delivers events only to the deployment with the same prefix', async () => {
     const runId = randomUUID();
     const mine = bus.subscribeRun(runId);
@@ -123,7 +143,8 @@ describe('the run event bus', () => {
     await subscriptionsLive(subscribeClient, `${prefix}:ready`);
     await subscriptionsLive(otherSubscribeClient, `${prefix}:ready`);
     bus.publish(event(runId, RunEventType.RUN_STARTED, 1));
-    // Published after ours on the same connection: if ours leaked across prefixes, it would come first.
+    // Sent before ours on the same connection (an event that ends a run goes at once): if it leaked
+    // across prefixes, mine would get it first.
     other.publish(event(runId, RunEventType.RUN_FINISHED, 2));
     expect(((await mineNext).value as RunEvent).type).toBe(RunEventType.RUN_STARTED);
     expect(((await theirsNext).value as RunEvent).type).toBe(RunEventType.RUN_FINISHED);

@@ -38,7 +38,9 @@ describe('bench options', () => {
       cases: ['B1', 'B5'],
       tenants: 10000,
       skipBaselines: true,
+      skipTemplates: false,
     });
+    expect(parseBenchOptions(['--cases', 'B2', '--skip-templates'])).toMatchObject({ skipTemplates: true });
   });
 
   it('refuses unknown options, cases and non-positive sizes with the usage', () => {
