@@ -115,7 +115,12 @@ export async function seedMigratedSchemaTenants(
             lockKey: schemaLockKey(database, schema),
             ledgerTable: config.ledgerTable,
           };
-          await migrateUp(pool, target, catalog, { expectedVersion: null, prepareDatabase: true });
+          const result = await migrateUp(pool, target, catalog, {
+            expectedVersion: null,
+            prepareDatabase: true,
+          });
+          if (result.toVersion !== catalog.latest)
+            throw new Error(`${schema} reached ${result.toVersion}, not ${catalog.latest}`);
         }
       }),
     );
