@@ -86,47 +86,60 @@ export interface BareReadsResult {
   readonly matching: number;
 }
 
+/** Connections that read fingerprints with nothing around them: B7's floor. */
+export interface BareReaders {
+  /** Reads each schema's fingerprint once, the connections sharing the list; what it cost. */
+  read(schemas: readonly string[], expectedHash: string): Promise<BareReadsResult>;
+  close(): Promise<void>;
+}
+
 /**
- * Reads every schema's fingerprint with `readSchemaFingerprint` (the read a VERIFY target makes)
- * on `connections` connections held for the whole loop, each schema once; the connections are
- * opened (and the statement's first PREPARE is made) before the clock starts, as the worker's pool
- * has them open.
+ * Opens `connections` connections that read fingerprints with `readSchemaFingerprint` (the read a
+ * VERIFY target makes), held open from one round to the next as the worker's pool holds its own:
+ * a backend that read a schema before has its catalog entries cached, so both sides must have
+ * that chance. Each connection's one-off PREPARE is made here, off the clock.
  */
-export async function readFingerprintsBare(input: {
+export async function openBareReaders(input: {
   readonly url: string;
-  readonly schemas: readonly string[];
   readonly connections: number;
   readonly ledgerTable: string;
-  readonly expectedHash: string;
-}): Promise<BareReadsResult> {
-  const { schemas, ledgerTable, expectedHash } = input;
+}): Promise<BareReaders> {
+  const { ledgerTable } = input;
   const pool = new pg.Pool({ connectionString: input.url, max: input.connections });
   const clients = await Promise.all(Array.from({ length: input.connections }, () => pool.connect()));
+  const close = async () => {
+    for (const client of clients) client.release();
+    await pool.end();
+  };
   try {
-    // The one-off PREPARE of each connection, outside the clock (the worker's are long made):
-    // a read of a schema that does not exist.
+    // A read of a schema that does not exist prepares the statement.
     await Promise.all(
       clients.map((client) => readSchemaFingerprint(client, 'b7_no_such_schema', ledgerTable)),
     );
-    let next = 0;
-    let matching = 0;
-    const backendsBefore = await postgresCpuByBackend();
-    const cpuBefore = process.cpuUsage();
-    const started = performance.now();
-    await Promise.all(
-      clients.map(async (client) => {
-        for (let i = next++; i < schemas.length; i = next++) {
-          const fingerprint = await readSchemaFingerprint(client, schemas[i] as string, ledgerTable);
-          if (fingerprint.hash === expectedHash) matching++;
-        }
-      }),
-    );
-    const seconds = (performance.now() - started) / 1000;
-    const cpu = process.cpuUsage(cpuBefore);
-    const postgresCpuSeconds = cpuDeltaByDatabase(backendsBefore, await postgresCpuByBackend());
-    return { seconds, nodeCpuSeconds: (cpu.user + cpu.system) / 1e6, postgresCpuSeconds, matching };
-  } finally {
-    for (const client of clients) client.release();
-    await pool.end();
+  } catch (error) {
+    await close();
+    throw error;
   }
+  return {
+    async read(schemas, expectedHash) {
+      let next = 0;
+      let matching = 0;
+      const backendsBefore = await postgresCpuByBackend();
+      const cpuBefore = process.cpuUsage();
+      const started = performance.now();
+      await Promise.all(
+        clients.map(async (client) => {
+          for (let i = next++; i < schemas.length; i = next++) {
+            const fingerprint = await readSchemaFingerprint(client, schemas[i] as string, ledgerTable);
+            if (fingerprint.hash === expectedHash) matching++;
+          }
+        }),
+      );
+      const seconds = (performance.now() - started) / 1000;
+      const cpu = process.cpuUsage(cpuBefore);
+      const postgresCpuSeconds = cpuDeltaByDatabase(backendsBefore, await postgresCpuByBackend());
+      return { seconds, nodeCpuSeconds: (cpu.user + cpu.system) / 1e6, postgresCpuSeconds, matching };
+    },
+    close,
+  };
 }
