@@ -9,7 +9,9 @@ import { cpus, loadavg, totalmem, platform, release } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { loadConfig, type Config } from '../src/config.js';
-import { migrateControlPlane } from '../src/migrations/index.js';
+import { createExpectedFingerprintStore } from '../src/fingerprints/expected-fingerprint-store.js';
+import { createExpectedFingerprints } from '../src/fingerprints/expected-fingerprints.js';
+import { loadCatalog, migrateControlPlane, type MigrationCatalog } from '../src/migrations/index.js';
 import { benchBackupCost } from './lib/backup-cost.js';
 import { benchProvisionerCost } from './lib/provisioner-cost.js';
 import { runNodePgMigrate, runRawFloor } from './lib/baselines.js';
@@ -21,11 +23,20 @@ import {
   type GraphqlEndpoint,
 } from './lib/graphql-client.js';
 import { parseBenchOptions, type BenchOptions } from './lib/options.js';
-import { createSchemas, seedSchemaTenants } from './lib/seed.js';
+import { createSchemas, seedMigratedSchemaTenants, seedSchemaTenants } from './lib/seed.js';
+import {
+  B7_SEGMENTS,
+  cpuDeltaByDatabase,
+  openBareReaders,
+  summarizeVerifyRounds,
+  type B7SegmentRun,
+  type BareReaders,
+} from './lib/verify-cost.js';
 import {
   answers,
   databaseUrl,
   deleteRedisKeys,
+  postgresCpuByBackend,
   postgresCpuByDatabase,
   dropDatabases,
   freePort,
@@ -223,47 +234,185 @@ const CHECK_DRIFT = `mutation($input: CheckSchemaDriftInput!) { checkSchemaDrift
   __typename ... on CheckSchemaDriftSuccess { run { id } } ... on Error { message } } }`;
 
 /**
- * B7 (issue 13): a VERIFY run (checkSchemaDrift) over N seeded tenants, each schema read and
- * compared with its version's expected structure: seconds, and CPU per tenant by process.
+ * B7 (issue 13): a VERIFY run (checkSchemaDrift) over N tenants whose schemas were migrated to the
+ * latest version of --verify-catalog, each schema read and compared with that version's expected
+ * structure; against the bare cost of the same reads (`readSchemaFingerprint` of each schema on as
+ * many plain connections as the worker has slots, no control plane), alternating every round over
+ * the same schemas. Every target must SUCCEED and every bare read find the expected fingerprint.
  */
 async function benchVerifyRun(options: BenchOptions): Promise<void> {
   const n = options.tenants;
-  const stack = await startStack('b7', options, { worker: true });
+  const catalogDir = join('bench/fixtures', options.verifyCatalog);
+  const stack = await startStack('b7', options, { worker: true, env: { MIGRATIONS_DIR: catalogDir } });
+  let readers: BareReaders | undefined;
   try {
-    // Empty schemas at no version: each matches the expected structure of version 0.
-    await seedSchemaTenants(stack.config, 'b7', n);
-    await settle();
-    const cpuBefore = await Promise.all(stack.processes.map((p) => p.cpuSeconds()));
-    const pgBefore = await postgresCpuByDatabase();
-    const begin = performance.now();
-    const data = await gql<{ checkSchemaDrift: { run?: { id: string }; message?: string } }>(
-      stack.endpoint,
-      CHECK_DRIFT,
-      { input: {} },
+    const catalog = await loadCatalog(catalogDir);
+    let begin = performance.now();
+    const { schemas } = await seedMigratedSchemaTenants(stack.config, 'b7', n, catalog);
+    const seedSeconds = (performance.now() - begin) / 1000;
+    // Paid once per release by the first VERIFY run: the catalog replayed for its expected fingerprints.
+    begin = performance.now();
+    const expected = await expectedFingerprintOf(stack.config, catalog);
+    const replaySeconds = (performance.now() - begin) / 1000;
+    console.error(
+      `B7 seeded ${n} schemas at ${catalog.latest} of ${options.verifyCatalog} in ${round(seedSeconds)} s; expected fingerprints in ${round(replaySeconds)} s`,
     );
-    const runId = data.checkSchemaDrift.run?.id;
-    if (!runId) throw new Error(`checkSchemaDrift failed: ${data.checkSchemaDrift.message}`);
-    const last = await waitForRunFinished(stack.endpoint, runId);
-    const seconds = (performance.now() - begin) / 1000;
-    if (last.succeeded !== n) throw new Error(`VERIFY run: ${last.succeeded}/${n} succeeded`);
-    const cpuAfter = await Promise.all(stack.processes.map((p) => p.cpuSeconds()));
-    const pgAfter = await postgresCpuByDatabase();
-    details.B7 = { n, seconds };
-    rows.push({ case: 'B7', metric: `VERIFY run, N=${n}`, value: round(n / seconds), unit: 'tenants/s' });
-    for (const [database, label] of [
-      [stack.controlPlaneDatabase, 'PostgreSQL (control-plane DB)'],
-      [stack.tenantDatabase, 'PostgreSQL (tenant DB)'],
-    ] as const) {
-      const ms = (((pgAfter.get(database) ?? 0) - (pgBefore.get(database) ?? 0)) * 1000) / n;
-      rows.push({ case: 'B7', metric: `CPU of ${label} per tenant`, value: round(ms), unit: 'ms' });
-    }
-    stack.processes.forEach((p, i) => {
-      const ms = (((cpuAfter[i] as number) - (cpuBefore[i] as number)) * 1000) / n;
-      rows.push({ case: 'B7', metric: `CPU of ${p.role} per tenant`, value: round(ms), unit: 'ms' });
+    await settle();
+    // The first run after a start also pays the processes' warm-up (JIT, plan caches, the tenant
+    // pool's connections, the expected fingerprints loaded from the control plane): shown apart,
+    // so the rounds compare like with like.
+    const firstLoad = currentLoadAverage();
+    const first = await timeVerifyRun(stack, n);
+    console.error(`B7 first VERIFY run: ${round(first.tenantsPerSecond)} tenants/s (load ${firstLoad})`);
+    const connections = options.workerConcurrency * options.workers;
+    readers = await openBareReaders({
+      url: stack.config.tenantDatabaseUrl,
+      connections,
+      ledgerTable: stack.config.ledgerTable,
     });
+    // The bare reads' first pass likewise (their backends' catalog caches are cold).
+    const firstBare = await timeBareReads(readers, stack, schemas, expected.hash);
+    console.error(`B7 first bare pass: ${round(firstBare.tenantsPerSecond)} tenants/s`);
+    const runs: (B7SegmentRun & { position: number; seconds: number; loadAverage: number })[] = [];
+    for (let index = 0; index < options.rounds; index++) {
+      for (const [position, segment] of segmentOrder(B7_SEGMENTS, index).entries()) {
+        const loadAverage = currentLoadAverage();
+        const run =
+          segment === 'verify'
+            ? await timeVerifyRun(stack, n)
+            : await timeBareReads(readers, stack, schemas, expected.hash);
+        runs.push({ round: index + 1, position: position + 1, segment, loadAverage, ...run });
+        console.error(
+          `B7 round ${index + 1}/${options.rounds} ${segment}: ${round(run.tenantsPerSecond)} tenants/s (load ${loadAverage})`,
+        );
+      }
+    }
+    const summary = summarizeVerifyRounds(runs);
+    details.B7 = {
+      n,
+      catalog: options.verifyCatalog,
+      seedSeconds,
+      replaySeconds,
+      first: { ...first, loadAverage: firstLoad },
+      firstBare,
+      runs,
+      summary,
+    };
+    rows.push({
+      case: 'B7',
+      metric: `first VERIFY run after start, N=${n}`,
+      value: round(first.tenantsPerSecond),
+      unit: 'tenants/s',
+    });
+    rows.push({
+      case: 'B7',
+      metric: 'first pass of the bare reads',
+      value: round(firstBare.tenantsPerSecond),
+      unit: 'tenants/s',
+    });
+    pushRange('B7', `VERIFY run, N=${n} (${options.verifyCatalog})`, summary.rates.verify, 'tenants/s');
+    pushRange('B7', `bare fingerprint reads, ${connections} connections`, summary.rates.bare, 'tenants/s');
+    pushRange('B7', 'ratio of the VERIFY run to the bare reads of the round', summary.toBare, '×');
+    for (const segment of B7_SEGMENTS)
+      for (const [label, range] of Object.entries(summary.cpuMsPerTenant[segment]))
+        pushRange('B7', `CPU of ${label} per tenant (${segment})`, range, 'ms');
+  } catch (error) {
+    for (const p of stack.processes)
+      console.error(`--- ${p.role} log (last lines) ---\n${p.logTail().split('\n').slice(-15).join('\n')}`);
+    throw error;
   } finally {
+    await readers?.close();
     await stack.stop();
   }
+}
+
+/** The latest version's expected fingerprint, computed (and stored for the workers) as a VERIFY run would. */
+async function expectedFingerprintOf(config: Config, catalog: MigrationCatalog) {
+  const controlPlane = new pg.Pool({ connectionString: config.databaseUrl, max: 1 });
+  const tenants = new pg.Pool({ connectionString: config.tenantDatabaseUrl, max: 1 });
+  try {
+    const expected = createExpectedFingerprints(
+      catalog,
+      createExpectedFingerprintStore(controlPlane),
+      config.ledgerTable,
+    );
+    const fingerprint = await expected.forVersion(tenants, catalog.latest);
+    if (!fingerprint) throw new Error(`no expected fingerprint for ${catalog.latest}`);
+    return fingerprint;
+  } finally {
+    await Promise.all([controlPlane.end(), tenants.end()]);
+  }
+}
+
+/** One VERIFY run over every tenant through the API, until RUN_FINISHED; CPU per tenant by process. */
+async function timeVerifyRun(stack: Stack, n: number) {
+  const cpuBefore = await Promise.all(stack.processes.map((p) => p.cpuSeconds()));
+  const backendsBefore = await postgresCpuByBackend();
+  const begin = performance.now();
+  const data = await gql<{ checkSchemaDrift: { run?: { id: string }; message?: string } }>(
+    stack.endpoint,
+    CHECK_DRIFT,
+    { input: {} },
+  );
+  const runId = data.checkSchemaDrift.run?.id;
+  if (!runId) throw new Error(`checkSchemaDrift failed: ${data.checkSchemaDrift.message}`);
+  const last = await waitForRunFinished(stack.endpoint, runId);
+  const seconds = (performance.now() - begin) / 1000;
+  const cpuAfter = await Promise.all(stack.processes.map((p) => p.cpuSeconds()));
+  const postgres = cpuDeltaByDatabase(backendsBefore, await postgresCpuByBackend());
+  if (last.succeeded !== n || last.total !== n)
+    throw new Error(
+      `VERIFY run: ${last.succeeded}/${n} succeeded, ${last.failed} failed; first errors: ${await verifyErrors(stack)}`,
+    );
+  const cpuMsPerTenant: Record<string, number> = {};
+  for (const [database, label] of [
+    [stack.controlPlaneDatabase, 'PostgreSQL (control-plane DB)'],
+    [stack.tenantDatabase, 'PostgreSQL (tenant DB)'],
+  ] as const)
+    cpuMsPerTenant[label] = ((postgres.get(database) ?? 0) * 1000) / n;
+  stack.processes.forEach((p, i) => {
+    const used = (cpuAfter[i] as number) - (cpuBefore[i] as number);
+    cpuMsPerTenant[p.role] = (cpuMsPerTenant[p.role] ?? 0) + (used * 1000) / n;
+  });
+  return { seconds, tenantsPerSecond: n / seconds, cpuMsPerTenant };
+}
+
+/** The first errors of the last VERIFY run's failed targets (drift differences, or why a read failed). */
+async function verifyErrors(stack: Stack): Promise<string> {
+  const client = new pg.Client({ connectionString: stack.config.databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ error: string | null }>(
+      `SELECT t.error FROM control_plane.migration_run_targets t
+        WHERE t.run_id = (SELECT id FROM control_plane.migration_runs WHERE kind = 'verify'
+                          ORDER BY created_at DESC LIMIT 1)
+          AND t.status <> 'succeeded' ORDER BY t.position LIMIT 3`,
+    );
+    return rows.map((r) => r.error ?? '(no error recorded)').join(' | ');
+  } finally {
+    await client.end();
+  }
+}
+
+/** The bare floor of the same reads: each schema's fingerprint on the readers' plain connections. */
+async function timeBareReads(
+  readers: BareReaders,
+  stack: Stack,
+  schemas: readonly string[],
+  expectedHash: string,
+) {
+  const n = schemas.length;
+  const result = await readers.read(schemas, expectedHash);
+  if (result.matching !== n)
+    throw new Error(`bare reads: ${result.matching}/${n} schemas have the expected fingerprint`);
+  return {
+    seconds: result.seconds,
+    tenantsPerSecond: n / result.seconds,
+    cpuMsPerTenant: {
+      'PostgreSQL (tenant DB)': ((result.postgresCpuSeconds.get(stack.tenantDatabase) ?? 0) * 1000) / n,
+      'bench process (Node)': (result.nodeCpuSeconds * 1000) / n,
+    },
+  };
 }
 
 /** B6: a tenant backup through the service against a bare pg_dump of the same schema (issue 15). */

@@ -24,14 +24,23 @@ export interface BenchOptions {
   readonly skipBaselines: boolean;
   /** Skip B2's template path (the 50-file catalog): the five-file provisioning only. */
   readonly skipTemplates: boolean;
+  /** B7's tenant catalog under bench/fixtures: five migrations, or fifty for a bigger schema. */
+  readonly verifyCatalog: VerifyCatalog;
 }
+
+/** The catalogs B7 can migrate its tenants to (directories of bench/fixtures). */
+export const VERIFY_CATALOGS = ['catalog', 'catalog-50'] as const;
+export type VerifyCatalog = (typeof VERIFY_CATALOGS)[number];
 
 const USAGE = `usage: npm run bench -- [--cases B1,B2,B3,B4,B5,B6,B7] [--tenants 1000] [--query-tenants 10000]
   [--provisions 100] [--subscribers 500] [--fanout-targets 1000] [--run-concurrency 4]
   [--worker-concurrency 4] [--workers 1] [--rounds 3] [--backup-tenants 10] [--backup-rounds 10] [--quick] [--skip-baselines] [--skip-templates] [--out bench/results]
+  [--verify-catalog catalog|catalog-50]
   --quick: tiny sizes for a smoke run (tenants 20, query-tenants 200, provisions 5, subscribers 10, fanout-targets 20, rounds 1)
-  B7 (a VERIFY run over --tenants tenants, issue 13) runs only when named in --cases
   --skip-templates: B2 without its template path (the 50-file catalog)
+  B7 (a VERIFY run over --tenants tenants, issue 13) runs only when named in --cases; its tenants are
+  migrated to the latest version of bench/fixtures/<--verify-catalog> (default catalog, five files)
+  and it alternates with the bare fingerprint reads of the same schemas for --rounds rounds
   --rounds: B1 repeats its segments (control plane, raw floors, node-pg-migrate) this many times in alternation`;
 
 /** Parses argv; throws with the usage text on anything unknown. */
@@ -63,6 +72,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     'out',
     'backup-tenants',
     'backup-rounds',
+    'verify-catalog',
   ];
   for (const key of values.keys())
     if (!known.includes(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
@@ -75,6 +85,9 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   };
   const cases = (values.get('cases') ?? 'B1,B2,B3,B4,B5,B6').split(',').map((c) => c.trim().toUpperCase());
   for (const c of cases) if (!/^B[1-7]$/.test(c)) throw new Error(`unknown case ${c}\n${USAGE}`);
+  const verifyCatalog = values.get('verify-catalog') ?? 'catalog';
+  if (!isVerifyCatalog(verifyCatalog))
+    throw new Error(`--verify-catalog must be one of ${VERIFY_CATALOGS.join(', ')}\n${USAGE}`);
   return {
     tenants: int('tenants', 1000, 20),
     queryTenants: int('query-tenants', 10_000, 200),
@@ -91,5 +104,10 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     outDir: values.get('out') ?? 'bench/results',
     skipBaselines,
     skipTemplates,
+    verifyCatalog,
   };
+}
+
+function isVerifyCatalog(value: string): value is VerifyCatalog {
+  return (VERIFY_CATALOGS as readonly string[]).includes(value);
 }

@@ -1,14 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createSecretBoxFromConfig } from '../../src/crypto/secret-box.js';
-import type { Config } from '../../src/config.js';
+import { databaseOf, type Config } from '../../src/config.js';
+import { migrateUp, schemaLockKey, type MigrationCatalog } from '../../src/migrations/index.js';
 import { ownershipMarker } from '../../src/tenants/ownership.js';
 
 /**
  * Registers `count` ACTIVE schema-isolated tenants (`<prefix>_00001`...) in the control plane and
  * creates their empty schemas on the tenant server, in bulk: setup, not part of any measurement.
+ * `schemaVersion` is the version the control plane caches for them (null: none applied).
  */
-export async function seedSchemaTenants(config: Config, prefix: string, count: number, withSchemas = true) {
+export async function seedSchemaTenants(
+  config: Config,
+  prefix: string,
+  count: number,
+  withSchemas = true,
+  schemaVersion: string | null = null,
+) {
   const box = createSecretBoxFromConfig(config);
   const tenantUrl = new URL(config.tenantDatabaseUrl);
   const names = Array.from({ length: count }, (_, i) => `${prefix}_${String(i + 1).padStart(5, '0')}`);
@@ -33,9 +41,9 @@ export async function seedSchemaTenants(config: Config, prefix: string, count: n
            SELECT unnest($1::text[]), 'production', 'active' RETURNING tenant_id, name)
          INSERT INTO control_plane.tenant_databases
            (id, tenant_id, connection_string_encrypted, database_name, host, port, status, isolation, schema_name,
-            server_id)
+            server_id, schema_version)
          SELECT d.id, t.tenant_id, d.sealed, $3, $4, $5, 'active', 'schema', 'tenant_' || t.name,
-           (SELECT id FROM control_plane.database_servers WHERE name = 'default')
+           (SELECT id FROM control_plane.database_servers WHERE name = 'default'), $7
          FROM t JOIN unnest($1::text[], $6::uuid[], $2::text[]) AS d(name, id, sealed) ON d.name = t.name`,
         [
           slice,
@@ -44,6 +52,7 @@ export async function seedSchemaTenants(config: Config, prefix: string, count: n
           tenantUrl.hostname,
           Number(tenantUrl.port || 5432),
           ids,
+          schemaVersion,
         ],
       );
     }
@@ -78,4 +87,45 @@ export async function createSchemas(
         .join(''),
     );
   }
+}
+
+/**
+ * Registers `count` tenants as `seedSchemaTenants` does, at the catalog's latest version, and
+ * migrates each schema there with the engine (`migrateUp` as provisioning calls it: one round
+ * trip a tenant, the files and the ledger rows in one transaction) on `connections` connections.
+ */
+export async function seedMigratedSchemaTenants(
+  config: Config,
+  prefix: string,
+  count: number,
+  catalog: MigrationCatalog,
+  connections = 4,
+) {
+  const seeded = await seedSchemaTenants(config, prefix, count, true, catalog.latest);
+  const pool = new pg.Pool({ connectionString: config.tenantDatabaseUrl, max: connections });
+  const database = databaseOf(config.tenantDatabaseUrl);
+  let next = 0;
+  try {
+    await Promise.all(
+      Array.from({ length: connections }, async () => {
+        for (let i = next++; i < seeded.schemas.length; i = next++) {
+          const schema = seeded.schemas[i] as string;
+          const target = {
+            schema,
+            lockKey: schemaLockKey(database, schema),
+            ledgerTable: config.ledgerTable,
+          };
+          const result = await migrateUp(pool, target, catalog, {
+            expectedVersion: null,
+            prepareDatabase: true,
+          });
+          if (result.toVersion !== catalog.latest)
+            throw new Error(`${schema} reached ${result.toVersion}, not ${catalog.latest}`);
+        }
+      }),
+    );
+  } finally {
+    await pool.end();
+  }
+  return seeded;
 }

@@ -162,6 +162,14 @@ export async function deleteRedisKeys(redisUrl: string, prefix: string): Promise
  */
 export async function postgresCpuByDatabase(): Promise<Map<string, number>> {
   const totals = new Map<string, number>();
+  for (const { database, seconds } of (await postgresCpuByBackend()).values())
+    totals.set(database, (totals.get(database) ?? 0) + seconds);
+  return totals;
+}
+
+/** CPU seconds used so far by each live PostgreSQL backend (by pid), with its database. */
+export async function postgresCpuByBackend(): Promise<Map<number, { database: string; seconds: number }>> {
+  const backends = new Map<number, { database: string; seconds: number }>();
   const { readdir } = await import('node:fs/promises');
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
@@ -171,10 +179,9 @@ export async function postgresCpuByDatabase(): Promise<Map<string, number>> {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
     const fields = stat.split(') ')[1]?.split(' ') ?? [];
     const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
-    if (Number.isFinite(seconds))
-      totals.set(match[1] as string, (totals.get(match[1] as string) ?? 0) + seconds);
+    if (Number.isFinite(seconds)) backends.set(Number(pid), { database: match[1] as string, seconds });
   }
-  return totals;
+  return backends;
 }
 
 /**

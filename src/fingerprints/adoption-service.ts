@@ -65,6 +65,12 @@ export interface AdoptionServiceDeps {
 
 // Schemas that are never tenants: the system's own and ours.
 const NOT_TENANTS = ['public', 'information_schema', 'control_plane', EXTENSIONS_SCHEMA];
+// Name prefixes of schemas that are never tenants: the system's (pg_catalog, pg_toast, pg_temp_N)
+// and the provisioning templates' spares (`cp_spare_…`, spare-schemas.ts) and scratch schemas
+// (`cp_template_…`, schema-template.ts). A spare holds the whole catalog and its ledger, so any
+// pattern that reached it would adopt it cleanly, and renaming it for a new tenant would then
+// move a registered tenant's schema away.
+const NOT_TENANT_PREFIXES = ['pg_', 'cp_spare_', 'cp_template_'];
 const TENANT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -84,13 +90,23 @@ export function createAdoptionService({ db, secretBox, poolFor, startAdoptRun }:
     const serverUrl = secretBox.openConnectionString(server);
     const { rows } = await poolFor(serverUrl).query<{ schema: string }>(
       `SELECT nspname AS schema FROM pg_namespace
-        WHERE nspname LIKE $1 AND nspname <> ALL ($2::text[]) AND nspname NOT LIKE 'pg\\_%' ORDER BY nspname`,
-      [pattern, NOT_TENANTS],
+        WHERE nspname LIKE $1 AND nspname <> ALL ($2::text[])
+          AND NOT EXISTS (SELECT 1 FROM unnest($3::text[]) AS p(prefix) WHERE starts_with(nspname, p.prefix))
+        ORDER BY nspname`,
+      [pattern, NOT_TENANTS, NOT_TENANT_PREFIXES],
     );
     // Schema tenants live in the database the server's URL names (as tenant placement puts them).
     const databaseName = databaseOf(serverUrl);
+    const { host, port } = parseServerUrl(serverUrl);
+    // Registered is where the row says the schema is: on this server, or at its host and port
+    // (the location's unique key), as rows from before database servers and a second server
+    // entry for the same PostgreSQL name it.
     const registered = await db.tenantDatabase.findMany({
-      where: { serverId: server.id, databaseName, schemaName: { in: rows.map((r) => r.schema) } },
+      where: {
+        databaseName,
+        schemaName: { in: rows.map((r) => r.schema) },
+        OR: [{ serverId: server.id }, { host, port }],
+      },
       select: { schemaName: true },
     });
     const taken = new Set(registered.map((r) => r.schemaName));
@@ -122,7 +138,6 @@ export function createAdoptionService({ db, secretBox, poolFor, startAdoptRun }:
         actor,
       );
     }
-    const { host, port } = parseServerUrl(serverUrl);
     // PENDING until the worker adopted them: runs select ACTIVE tenants, so a refused schema is never migrated.
     await db.$transaction([
       db.tenant.createMany({
