@@ -38,6 +38,17 @@ describe('migrateUp', () => {
     expect(again).toEqual({ fromVersion: '0010', toVersion: '0010', steps: [] });
   });
 
+  it('makes a ledger without a TOAST table, which every new tenant would otherwise pay for', async () => {
+    const catalog = await loadCatalog(fixtureDir('basic'));
+    const target = await db.createTenantSchema('ledger_toast');
+    await migrateUp(db.pool, target, catalog);
+    const { rows } = await db.pool.query<{ toast: boolean }>(
+      `SELECT reltoastrelid <> 0 AS toast FROM pg_class WHERE oid = to_regclass($1)`,
+      [`${target.schema}.control_plane_ledger`],
+    );
+    expect(rows).toEqual([{ toast: false }]);
+  });
+
   it('creates the schema when it does not exist yet', async () => {
     const catalog = await loadCatalog(fixtureDir('basic'));
     const target = db.tenantTarget('fresh');
