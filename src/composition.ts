@@ -34,6 +34,7 @@ import {
   describeDifferences,
   type FingerprintService,
 } from './fingerprints/fingerprint-service.js';
+import type { SchemaFingerprint } from './fingerprints/schema-description.js';
 import type { Logger } from './logger.js';
 import { loadCatalog } from './migrations/index.js';
 import type { MigrationCatalog } from './migrations/types.js';
@@ -45,6 +46,7 @@ import { createRedisConnection, prepareSubscriber, subscriptionsLive } from './r
 import { wakeDeferredTargets } from './runs/run-machine.js';
 import { createRunReader, createRunService, type RunReader } from './runs/run-service.js';
 import { createServerService, type ServerService } from './servers/server-service.js';
+import type { MoveFingerprints } from './runs/target-processor.js';
 import type { RunService } from './runs/types.js';
 import {
   createSystemConfigService,
@@ -301,6 +303,14 @@ export async function composeServices(config: Config, options: CompositionOption
       ledgerTable: config.ledgerTable,
     });
 
+    const moveFingerprints: MoveFingerprints<SchemaFingerprint> = {
+      prepare: (tenantPool) => fingerprints.prepareExpected(tenantPool),
+      readAfterCommit: (database) => fingerprints.readAfterCommit(database),
+      read: (database, tenantPool) => fingerprints.readDatabase(database, tenantPool),
+      compare: (tenantPool, fingerprint, version) =>
+        fingerprints.recordable(tenantPool, fingerprint, version),
+    };
+
     async function startWorker(workerOptions: WorkerOptions = {}): Promise<TargetWorker> {
       const connection = redis('worker');
       // A job holds at most one of these connections at a time; two spare for a slow release.
@@ -332,6 +342,8 @@ export async function composeServices(config: Config, options: CompositionOption
           const check = await fingerprints.checkDatabase(database, { pool: tenantPool, version });
           return { matchesExpected: check.matchesExpected, summary: describeDifferences(check.differences) };
         },
+        // Read after each move (FINGERPRINT_AFTER_TARGET), recorded by the target's finish.
+        moveFingerprints,
         // An adopted schema becomes this deployment's own: its marker lets later runs touch it.
         adoptSchema: async (input) => {
           const { database, location, pool: tenantPool, run } = input;

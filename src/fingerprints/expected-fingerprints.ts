@@ -46,13 +46,20 @@ export function catalogChecksumOf(catalog: FingerprintCatalog): string {
 // The version of the description read-schema.ts produces; part of the cache key.
 const DESCRIPTION_FORMAT = 'description 2';
 
+// How long a failed replay answers for itself before the next call replays again: every target of
+// a fleet run asks (FINGERPRINT_AFTER_TARGET), and a catalog that cannot be replayed must not cost
+// each of them a replay.
+const FAILED_REPLAY_KEPT_MS = 60_000;
+
 /** Expected fingerprints of one catalog, cached in memory and in `store`. */
 export function createExpectedFingerprints(
   catalog: FingerprintCatalog,
   store: ExpectedFingerprintStore,
   /** The deployment's ledger table name, left out of fingerprints as tenants' reads leave it out. */
   ledgerTable: string = LEDGER_TABLE,
+  options: { readonly failedReplayKeptMs?: number } = {},
 ): ExpectedFingerprints {
+  const failedReplayKeptMs = options.failedReplayKeptMs ?? FAILED_REPLAY_KEPT_MS;
   const checksum = catalogChecksumOf(catalog);
   const byMajor = new Map<number, Promise<ReadonlyMap<string, SchemaFingerprint>>>();
 
@@ -68,10 +75,16 @@ export function createExpectedFingerprints(
     const major = await cachedServerMajorOf(pool);
     let pending = byMajor.get(major);
     if (!pending) {
-      pending = compute(pool, major);
-      // A failed replay is not cached: the next call tries again.
-      pending.catch(() => byMajor.delete(major));
-      byMajor.set(major, pending);
+      const computing = compute(pool, major);
+      pending = computing;
+      // A failed replay is kept only a while: a call after that tries again.
+      computing.catch(() => {
+        const forget = setTimeout(() => {
+          if (byMajor.get(major) === computing) byMajor.delete(major);
+        }, failedReplayKeptMs);
+        forget.unref();
+      });
+      byMajor.set(major, computing);
     }
     return pending;
   }

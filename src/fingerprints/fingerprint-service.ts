@@ -8,7 +8,8 @@ import type { ControlPlanePool } from '../db/control-plane.js';
 import type { TenantDatabase } from '../generated/prisma/client.js';
 import { ledgerTargetOf } from '../migrations/ledger-target.js';
 import type { ExpectedFingerprints } from './expected-fingerprints.js';
-import { readSchemaFingerprint } from './read-schema.js';
+import type { ReadAfterCommit } from '../migrations/index.js';
+import { readSchemaFingerprint, schemaFingerprintRead } from './read-schema.js';
 import type { SchemaFingerprint } from './schema-description.js';
 import {
   capDifferences,
@@ -95,14 +96,39 @@ export function createFingerprintService({
   ): Promise<FingerprintCheck> {
     const version = options.version === undefined ? database.schemaVersion : options.version;
     const tenantPool = options.pool ?? tenantPoolOf(database);
-    const fingerprint = await readSchemaFingerprint(
-      tenantPool,
-      ledgerTargetOf(database, ledgerTable).schema,
-      ledgerTable,
-    );
+    const fingerprint = await readDatabase(database, tenantPool);
     const check = await compare(tenantPool, fingerprint, version);
     await recordCheck(database.id, check);
     return check;
+  }
+
+  /** The read of a tenant database's structure to send after its move's COMMIT, in the same round trip. */
+  function readAfterCommit(database: TenantDatabase): ReadAfterCommit<SchemaFingerprint> {
+    return schemaFingerprintRead(ledgerTargetOf(database, ledgerTable).schema, ledgerTable);
+  }
+
+  /** Reads a tenant database's structure on `tenantPool` (default: its own read pool). */
+  function readDatabase(database: TenantDatabase, tenantPool?: Pool): Promise<SchemaFingerprint> {
+    return readSchemaFingerprint(
+      tenantPool ?? tenantPoolOf(database),
+      ledgerTargetOf(database, ledgerTable).schema,
+      ledgerTable,
+    );
+  }
+
+  /** Replays the catalog's expected structures on `tenantPool`'s server, unless this process has them. */
+  async function prepareExpected(tenantPool: Pool): Promise<void> {
+    await expected.all(tenantPool);
+  }
+
+  /** A comparison as its tenant_databases row stores it (differences capped). */
+  async function recordable(
+    tenantPool: Pool,
+    fingerprint: SchemaFingerprint,
+    version: string | null,
+  ): Promise<FingerprintCheck> {
+    const check = await compare(tenantPool, fingerprint, version);
+    return { ...check, differences: capDifferences(check.differences) };
   }
 
   /** Writes a check on its tenant_databases row (differences capped). */
@@ -165,7 +191,16 @@ export function createFingerprintService({
     }));
   }
 
-  return { checkDatabase, compare, recordCheck, schemaDrift };
+  return {
+    checkDatabase,
+    compare,
+    recordCheck,
+    schemaDrift,
+    readAfterCommit,
+    readDatabase,
+    prepareExpected,
+    recordable,
+  };
 }
 export type FingerprintService = ReturnType<typeof createFingerprintService>;
 

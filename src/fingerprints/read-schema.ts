@@ -6,7 +6,14 @@
  * search_path is the same for every schema: a prepared statement's plan is only kept while it is.
  */
 import pg from 'pg';
-import { EXTENSIONS_SCHEMA, LEDGER_TABLE, ledgerTableOf, type Queryable } from '../migrations/index.js';
+import type { QueryResult } from 'pg';
+import {
+  EXTENSIONS_SCHEMA,
+  LEDGER_TABLE,
+  ledgerTableOf,
+  type Queryable,
+  type ReadAfterCommit,
+} from '../migrations/index.js';
 import { fingerprintOf, type SchemaDescription, type SchemaFingerprint } from './schema-description.js';
 
 /**
@@ -34,12 +41,29 @@ export async function readSchemaFingerprint(
       throw error;
     }
   }
-  const prefix = prepared.has(queryable) ? '' : `PREPARE ${STATEMENT}(name, text[]) AS ${DESCRIBE_SQL};\n`;
-  const results = (await queryable.query(prefix + schemaDescriptionSql(schema, ledgerTable))) as unknown as {
-    rows: unknown[];
-  }[];
-  prepared.add(queryable);
-  return fingerprintFromResults(schema, results);
+  const read = schemaFingerprintRead(schema, ledgerTable);
+  const results = (await queryable.query(read.sql(queryable))) as unknown as QueryResult[];
+  return read.read(queryable, results);
+}
+
+/**
+ * The read of `schema`'s fingerprint as statements to send after a move's COMMIT in the same round
+ * trip (migrateUp's `readAfterCommit`), with the prepared statement: prepared in the same batch on
+ * a connection's first read, and the connection remembered as prepared once the batch succeeded.
+ */
+export function schemaFingerprintRead(
+  schema: string,
+  ledgerTable: string = LEDGER_TABLE,
+): ReadAfterCommit<SchemaFingerprint> {
+  return {
+    sql: (client) =>
+      (prepared.has(client) ? '' : `PREPARE ${STATEMENT}(name, text[]) AS ${DESCRIBE_SQL};\n`) +
+      schemaDescriptionSql(schema, ledgerTable),
+    read: (client, results) => {
+      prepared.add(client);
+      return fingerprintFromResults(schema, results);
+    },
+  };
 }
 
 // The description is one large statement whose planning cost more server CPU than its run (about

@@ -86,8 +86,47 @@ export function normaliseDescription(schema: string, raw: SchemaDescription): Sc
 
 /** The SHA-256 hex of a normalised description's canonical JSON. */
 export function hashDescription(description: SchemaDescription): string {
-  return createHash('sha256').update(canonicalJson(description)).digest('hex');
+  return createHash('sha256').update(canonicalDescriptionJson(description)).digest('hex');
 }
+
+/**
+ * `canonicalJson` of a normalised description, by the engine's own JSON.stringify: a key list
+ * emits every object's keys in the list's (sorted) order, the same bytes as sorting each object's
+ * keys by hand, several times faster (every target of a fleet run hashes one). The list holds
+ * every key a description has at any depth; normaliseDescription builds no other.
+ */
+export function canonicalDescriptionJson(description: SchemaDescription): string {
+  return JSON.stringify(description, DESCRIPTION_KEYS);
+}
+
+// Every key of a description and of the objects in it, sorted as canonicalJson sorts keys.
+const DESCRIPTION_KEYS: string[] = [
+  ...new Set([
+    ...Object.keys({
+      tables: true,
+      indexes: true,
+      sequences: true,
+      views: true,
+      functions: true,
+      triggers: true,
+      types: true,
+      extensions: true,
+    } satisfies Record<keyof SchemaDescription, true>),
+    ...Object.keys({ name: true, columns: true, constraints: true } satisfies Record<
+      keyof TableDescription,
+      true
+    >),
+    ...Object.keys({
+      name: true,
+      type: true,
+      notNull: true,
+      default: true,
+      identity: true,
+      generated: true,
+    } satisfies Record<keyof ColumnDescription, true>),
+    ...Object.keys({ name: true, definition: true } satisfies Record<keyof DefinedObject, true>),
+  ]),
+].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 
 /** Normalises and hashes in one step. */
 export function fingerprintOf(schema: string, raw: SchemaDescription): SchemaFingerprint {

@@ -24,7 +24,7 @@ export { advisoryLockKey, schemaLockKey } from './advisory-lock.js';
 export { DEFAULT_LOCK_TIMEOUT_MS, withTargetTransaction, withTargetSession } from './target-session.js';
 export { migrateUp, migrateDown } from './tenant-migrator.js';
 export { EXTENSIONS_SCHEMA, searchPathOf } from './extensions.js';
-export type { MigrateDownOptions } from './tenant-migrator.js';
+export type { MigrateDownOptions, MigrateUpOptions, MigrateUpResult } from './tenant-migrator.js';
 export { stampVersion } from './stamp.js';
 export type { StampResult } from './stamp.js';
 export { getStatus, getHistory, previewUp } from './status.js';

@@ -5,7 +5,9 @@
  * that the ledger holds exactly the catalog's files up to the expected version (same versions,
  * same checksums), every pending file followed by a transaction-local clock mark, the ledger rows
  * with their execution times computed from the marks, COMMIT. A new tenant costs one round trip
- * instead of three, a fleet target likewise.
+ * instead of three, a fleet target likewise. A caller's read of the end state (the schema's
+ * fingerprint) may ride after the COMMIT in the same round trip (`readAfterCommit`); its failure
+ * never undoes or fails the move (see runTargetTransactionThenRead).
  *
  * It is one transaction: it commits whole or not at all. When it does not apply (no pending file,
  * a no-transaction file, PER_MIGRATION, an expected version the catalog lacks) it is not tried;
@@ -17,33 +19,47 @@ import pg from 'pg';
 import { quoteSchema } from '../db/pg.js';
 import { withVerify } from './apply-file.js';
 import { mentionsExtension, prepareDatabaseSql, relocateExtensionsSql } from './extensions.js';
-import { ensureAndReadLedgerSql, insertLedgerEntriesSql, ledgerTableOf } from './ledger.js';
-import { DEFAULT_LOCK_TIMEOUT_MS, runTargetTransaction } from './target-session.js';
+import { ensureAndReadLedgerSql, insertLedgerEntriesSql, ledgerTableOf, readLedger } from './ledger.js';
+import { DEFAULT_LOCK_TIMEOUT_MS, runTargetTransaction, runTargetTransactionThenRead } from './target-session.js';
 import { TransactionMode } from './types.js';
-import type { MigrateOptions, MigrateResult, MigrationCatalog, MigrationTarget } from './types.js';
+import type {
+  AfterCommitRead,
+  MigrateOptions,
+  MigrateResult,
+  MigrationCatalog,
+  MigrationTarget,
+  ReadAfterCommit,
+} from './types.js';
 
 // Raised by the guard when the ledger is not what the caller expected.
 const UNEXPECTED_LEDGER_SQLSTATE = 'CPUL0';
 
-export interface OneTripOptions extends Omit<MigrateOptions, 'onApplied'> {
+export interface OneTripOptions<T> extends Omit<MigrateOptions, 'onApplied'> {
   /** The version the target is believed to be at; null for an empty ledger (a new tenant). */
   readonly expectedVersion: string | null;
+  /** Statements sent after the COMMIT in the same round trip (e.g. the schema's fingerprint). */
+  readonly readAfterCommit?: ReadAfterCommit<T>;
 }
 
 /**
  * What the attempt came to: the move, or why not. `failed` means a file (or the lock) failed in
  * the attempt, so the careful path need not try the same files in one batch again.
  */
-export type OneTripOutcome =
-  | { readonly kind: 'moved'; readonly result: MigrateResult }
+export type OneTripOutcome<T = never> =
+  | {
+      readonly kind: 'moved';
+      readonly result: MigrateResult;
+      /** What `readAfterCommit` came to; absent when none was asked for. */
+      readonly afterCommit?: AfterCommitRead<T>;
+    }
   | { readonly kind: 'not-applicable' | 'unexpected-ledger' | 'failed' };
 
-export async function migrateUpInOneTrip(
+export async function migrateUpInOneTrip<T = never>(
   pool: pg.Pool,
   target: MigrationTarget,
   catalog: MigrationCatalog,
-  options: OneTripOptions,
-): Promise<OneTripOutcome> {
+  options: OneTripOptions<T>,
+): Promise<OneTripOutcome<T>> {
   const mode = options.mode ?? TransactionMode.PER_TENANT;
   const toVersion = options.toVersion ?? catalog.latest;
   const files = catalog.files;
@@ -88,25 +104,48 @@ export async function migrateUpInOneTrip(
     `${insert} RETURNING version, execution_ms`,
   ].join(';\n');
 
-  let results: pg.QueryResult[];
+  const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  let results: pg.QueryResult[] | null;
+  let afterCommit: AfterCommitRead<T> | undefined;
   try {
-    results = await runTargetTransaction(pool, target, options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, body);
+    if (options.readAfterCommit) {
+      const committed = await runTargetTransactionThenRead(pool, target, lockTimeoutMs, body, options.readAfterCommit);
+      results = committed.results;
+      afterCommit = committed.afterCommit;
+    } else {
+      results = await runTargetTransaction(pool, target, lockTimeoutMs, body);
+    }
   } catch (error) {
     // Rolled back; the careful path meets the same condition and reports it.
     const unexpected = (error as { code?: unknown }).code === UNEXPECTED_LEDGER_SQLSTATE;
     return { kind: unexpected ? 'unexpected-ledger' : 'failed' };
   }
-  const inserted = (results.at(-1)?.rows ?? []) as { version: string; execution_ms: number }[];
+  // Committed, but the read after it failed and took the ledger rows' results with it: the ledger has them.
+  const inserted = results
+    ? ((results.at(-1)?.rows ?? []) as { version: string; execution_ms: number }[])
+    : await readExecutionTimes(pool, target);
   const executionMs = new Map(inserted.map((row) => [row.version, row.execution_ms]));
   const steps = pending.map((file) => ({
     version: file.version,
     name: file.name,
     executionMs: executionMs.get(file.version) ?? 0,
   }));
-  return {
-    kind: 'moved',
-    result: { fromVersion: options.expectedVersion, toVersion: pending.at(-1)!.version, steps },
-  };
+  const result = { fromVersion: options.expectedVersion, toVersion: pending.at(-1)!.version, steps };
+  return { kind: 'moved', result, ...(afterCommit ? { afterCommit } : {}) };
+}
+
+/** The execution times the ledger holds; none when it cannot be read (the move stands all the same). */
+async function readExecutionTimes(
+  pool: pg.Pool,
+  target: MigrationTarget,
+): Promise<{ version: string; execution_ms: number }[]> {
+  try {
+    const ledger = await readLedger(pool, target);
+    return ledger.map((entry) => ({ version: entry.version, execution_ms: entry.executionMs }));
+  } catch {
+    // Only the reported times are lost: the steps are known from the plan that committed.
+    return [];
+  }
 }
 
 /** How many catalog files there are up to and including `version`; null when it is not in the catalog. */

@@ -3,11 +3,12 @@
  * `pg_advisory_xact_lock` for transactional files, a dedicated session with `pg_advisory_lock`
  * for `-- migrate:no-transaction` files.
  */
+import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient, QueryResult } from 'pg';
 import { quoteSchema } from '../db/pg.js';
 import { advisoryLockKey } from './advisory-lock.js';
 import { searchPathOf } from './extensions.js';
-import type { MigrationTarget } from './types.js';
+import type { AfterCommitRead, MigrationTarget, ReadAfterCommit } from './types.js';
 
 /** `lock_timeout` when the caller does not say: long enough for a busy tenant, short enough to retry. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 5000;
@@ -78,6 +79,77 @@ export async function runTargetTransaction(
     const results = (await client.query(sql)) as unknown as QueryResult[];
     return results.slice(openingStatements(target), -1);
   });
+}
+
+/** What `runTargetTransactionThenRead` came to once the transaction committed. */
+export interface CommittedThenRead<T> {
+  /** The results of `body`'s statements; null when the read after COMMIT failed (they were lost with it). */
+  readonly results: QueryResult[] | null;
+  readonly afterCommit: AfterCommitRead<T>;
+}
+
+/**
+ * As runTargetTransaction, then `after`'s statements in the same round trip, after the COMMIT.
+ * Resolves once the transaction committed, whatever the read came to; rejects (rolled back) when
+ * it did not. A failed batch leaves no doubt which: the transaction also sets a session-level
+ * marker, which survives only if it committed, and the marker is read before the connection goes.
+ */
+export async function runTargetTransactionThenRead<T>(
+  pool: Pool,
+  target: MigrationTarget,
+  lockTimeoutMs: number,
+  body: string,
+  after: ReadAfterCommit<T>,
+): Promise<CommittedThenRead<T>> {
+  const client = await pool.connect();
+  const mark = randomUUID();
+  let release: boolean | Error = false;
+  try {
+    const sql =
+      `${openingSql(target, lockTimeoutMs)};\n${body};\n` +
+      `SELECT set_config('${COMMIT_MARK}', '${mark}', false) AS mark;\nCOMMIT;\n${after.sql(client)}`;
+    let results: QueryResult[];
+    try {
+      results = (await client.query(sql)) as unknown as QueryResult[];
+    } catch (error) {
+      // What the read after COMMIT may have left on the connection (a statement half-prepared)
+      // is not known: it is destroyed, not returned to the pool.
+      release = true;
+      if (await hasCommitted(client, mark)) return { results: null, afterCommit: { ok: false, error } };
+      throw error;
+    }
+    const marked = results.findIndex((result) => (result.rows[0] as { mark?: unknown } | undefined)?.mark === mark);
+    // The marker row, then COMMIT's, then the read's results.
+    const afterCommit = readSafely(after, client, results.slice(marked + 2));
+    return { results: results.slice(openingStatements(target), marked), afterCommit };
+  } finally {
+    client.release(release);
+  }
+}
+
+// The session-level setting a one-round-trip transaction sets to a fresh value before its COMMIT.
+const COMMIT_MARK = 'cp.committed_mark';
+
+/** Ends whatever is left open and tells whether the transaction that set `mark` committed. */
+async function hasCommitted(client: PoolClient, mark: string): Promise<boolean> {
+  try {
+    const results = (await client.query(
+      `ROLLBACK; SELECT current_setting('${COMMIT_MARK}', true) AS mark`,
+    )) as unknown as QueryResult[];
+    return (results[1]?.rows[0] as { mark?: unknown } | undefined)?.mark === mark;
+  } catch {
+    // The connection is gone: nothing says the transaction committed, so the move is retried
+    // from the ledger, which does know.
+    return false;
+  }
+}
+
+function readSafely<T>(after: ReadAfterCommit<T>, client: PoolClient, results: QueryResult[]): AfterCommitRead<T> {
+  try {
+    return { ok: true, value: after.read(client, results) };
+  } catch (error) {
+    return { ok: false, error };
+  }
 }
 
 // BEGIN, SET LOCAL lock_timeout, the lock, SET LOCAL search_path, SET LOCAL cp.target_tx (then

@@ -20,6 +20,7 @@ import { assertNoDrift, groupSteps, isStepTransactional, planDown, planUp } from
 import { DEFAULT_LOCK_TIMEOUT_MS, withTargetSession, withTargetTransaction } from './target-session.js';
 import { TransactionMode } from './types.js';
 import type {
+  AfterCommitRead,
   AppliedStep,
   MigrateOptions,
   MigrateResult,
@@ -27,6 +28,7 @@ import type {
   MigrationFile,
   MigrationTarget,
   Plan,
+  ReadAfterCommit,
 } from './types.js';
 
 /** Options of `migrateDown`: the version to return to ("0" reverts everything). */
@@ -34,13 +36,28 @@ export interface MigrateDownOptions extends Omit<MigrateOptions, 'toVersion'> {
   readonly toVersion: string;
 }
 
+/** Options of `migrateUp`; `readAfterCommit` rides on the one-trip path only. */
+export interface MigrateUpOptions<T> extends MigrateOptions {
+  /**
+   * Statements to send after the move's COMMIT in its one round trip (the caller's read of the end
+   * state). The careful path does not carry them: its result then has no `afterCommit`, and the
+   * caller reads on its own.
+   */
+  readonly readAfterCommit?: ReadAfterCommit<T>;
+}
+
+/** What `migrateUp` did, with what a read after its COMMIT came to when one rode along. */
+export interface MigrateUpResult<T> extends MigrateResult {
+  readonly afterCommit?: AfterCommitRead<T>;
+}
+
 /** Applies the pending files of `catalog` to `target` up to `options.toVersion` (default: latest). */
-export async function migrateUp(
+export async function migrateUp<T = never>(
   pool: Pool,
   target: MigrationTarget,
   catalog: MigrationCatalog,
-  options: MigrateOptions = {},
-): Promise<MigrateResult> {
+  options: MigrateUpOptions<T> = {},
+): Promise<MigrateUpResult<T>> {
   const toVersion = options.toVersion ?? null;
   if (toVersion) catalog.require(toVersion);
   let batched = true;
@@ -51,7 +68,7 @@ export async function migrateUp(
     });
     if (attempt.kind === 'moved') {
       for (const step of attempt.result.steps) await options.onApplied?.(step);
-      return attempt.result;
+      return attempt.afterCommit ? { ...attempt.result, afterCommit: attempt.afterCommit } : attempt.result;
     }
     // The same files just failed as one batch: go file by file at once, to name the failing one.
     batched = attempt.kind !== 'failed';

@@ -2,7 +2,7 @@
  * The migration engine's public types. The engine knows only `pg` and SQL files: it serves the
  * control plane's own catalog (migrations/control_plane) and every tenant's (migrations/tenant).
  */
-import type { Pool, PoolClient } from 'pg';
+import type { Pool, PoolClient, QueryResult } from 'pg';
 
 /** One versioned step of a catalog: an up file and, when reversible, its down file. */
 export interface MigrationFile {
@@ -145,3 +145,20 @@ export interface TargetStatusReport {
 }
 
 export type Queryable = Pool | PoolClient;
+
+/**
+ * Statements sent after a move's COMMIT in the same round trip, on the same connection (the
+ * one-trip path only): they see the committed end state without another round trip or pool
+ * checkout. Their failure never fails the move: it is handed back as `afterCommit.error`.
+ */
+export interface ReadAfterCommit<T> {
+  /** The statements for this connection (it may have prepared a statement on an earlier use). */
+  sql(client: PoolClient): string;
+  /** The value, from the results of `sql`'s statements once they all succeeded on `client`. */
+  read(client: PoolClient, results: readonly QueryResult[]): T;
+}
+
+/** What became of a `ReadAfterCommit`. */
+export type AfterCommitRead<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: unknown };

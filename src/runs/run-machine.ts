@@ -107,6 +107,17 @@ export interface JobRef {
   readonly jobId: string;
 }
 
+/** A tenant's structure read after its move, as its tenant database row records it. */
+export interface TargetFingerprint {
+  readonly hash: string;
+  /** Null when the version has no expected structure (not a catalog version). */
+  readonly expectedHash: string | null;
+  readonly matchesExpected: boolean | null;
+  /** The differences from the expected structure, capped, as stored (JSON). */
+  readonly differences: readonly unknown[];
+  readonly computedAt: Date;
+}
+
 /** How a target ended, with what its row and its tenant database record. */
 export type TargetEnd =
   | {
@@ -115,6 +126,8 @@ export type TargetEnd =
       readonly toVersion: string | null;
       readonly appliedVersions: readonly string[];
       readonly plannedSql: string | null;
+      /** Recorded on the tenant database with its version; none: its last fingerprint stays. */
+      readonly fingerprint?: TargetFingerprint;
     }
   | {
       readonly status: typeof TargetStatus.FAILED;
@@ -661,6 +674,7 @@ function insertRunSql(run: NewFleetRun): string {
 
 function endTargetSql(runId: string, targetId: string, end: TargetEnd): string {
   if (end.status === TargetStatus.SUCCEEDED) {
+    const fingerprint = end.fingerprint;
     return execute(
       S.endSucceeded,
       targetId,
@@ -669,6 +683,12 @@ function endTargetSql(runId: string, targetId: string, end: TargetEnd): string {
       end.toVersion,
       end.appliedVersions,
       end.plannedSql,
+      fingerprint !== undefined,
+      fingerprint?.hash ?? null,
+      fingerprint?.expectedHash ?? null,
+      fingerprint?.matchesExpected ?? null,
+      fingerprint ? JSON.stringify(fingerprint.differences) : null,
+      fingerprint ? fingerprint.computedAt.toISOString() : null,
     );
   }
   return execute(

@@ -25,11 +25,13 @@ import {
   renderPlanSql,
 } from '../migrations/index.js';
 import type {
+  AfterCommitRead,
   AppliedStep,
   MigrateOptions,
   MigrateResult,
   MigrationCatalog,
   MigrationTarget,
+  ReadAfterCommit,
 } from '../migrations/index.js';
 import { ledgerTargetOf, type TenantDatabaseLocation } from '../migrations/ledger-target.js';
 import { RunEventType } from '../pubsub/run-events.js';
@@ -49,6 +51,7 @@ import type {
   DeferredTarget,
   JobRef,
   TargetEnd,
+  TargetFingerprint,
 } from './run-machine.js';
 import { createScheduler } from './scheduler.js';
 import type { ReleaseCatalogs } from '../catalog-releases/release-catalogs.js';
@@ -90,6 +93,26 @@ export type CheckSchema = (input: {
   readonly pool: pg.Pool;
   readonly version: string | null;
 }) => Promise<SchemaCheck>;
+
+/**
+ * The tenant's structure after a MIGRATE or ROLLBACK target's move (FINGERPRINT_AFTER_TARGET), for
+ * its finish to record with the version (the composition root binds fingerprints/ here; `F` is
+ * its fingerprint, opaque to runs/).
+ */
+export interface MoveFingerprints<F = unknown> {
+  /**
+   * Readies the comparison before the move touches the tenant: the expected structures are replayed
+   * (once per process) before any tenant of the server has the move's objects, which a catalog that
+   * looks objects up across schemas would otherwise find from the scratch schema.
+   */
+  prepare(pool: pg.Pool): Promise<void>;
+  /** The read sent after the move's COMMIT in its round trip (the one-trip path). */
+  readAfterCommit(database: TenantDatabase): ReadAfterCommit<F>;
+  /** The read on its own, after a careful move or a rollback. */
+  read(database: TenantDatabase, pool: pg.Pool): Promise<F>;
+  /** The comparison with the expected structure of `version`, as the finish records it. */
+  compare(pool: pg.Pool, fingerprint: F, version: string | null): Promise<TargetFingerprint>;
+}
 
 /**
  * Adopts the existing schema of a tenant database for an ADOPT run: decides its version from the
@@ -150,6 +173,8 @@ export interface TargetProcessorDeps {
    */
   readonly ownershipGuard?: (database: TenantDatabase) => Promise<string>;
   readonly checkSchema: CheckSchema;
+  /** Read after each MIGRATE and ROLLBACK target's move when FINGERPRINT_AFTER_TARGET is on. */
+  readonly moveFingerprints: MoveFingerprints;
   readonly adoptSchema: AdoptSchema;
   readonly backups: TargetBackups;
   readonly logger: Logger;
@@ -195,12 +220,14 @@ interface TargetResult {
   readonly toVersion: string | null;
   readonly appliedVersions: readonly string[];
   readonly plannedSql: string | null;
+  /** The structure read after the move, recorded with the version. */
+  readonly fingerprint?: TargetFingerprint;
 }
 
 /** Creates `processTarget` over the given clients. */
 export function createTargetProcessor(deps: TargetProcessorDeps) {
   const { pool: controlPlanePool, config, catalogs, events, tenantPools, secretBox, logger } = deps;
-  const { provisionTenant, checkSchema, adoptSchema, backups } = deps;
+  const { provisionTenant, checkSchema, moveFingerprints, adoptSchema, backups } = deps;
   const scheduler = createScheduler(deps);
 
   /**
@@ -370,44 +397,68 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       await backups.backupDatabase(database, { reason: `before run ${run.id}`, runId: run.id });
     }
     if (run.kind === 'ROLLBACK') {
+      const reading = await readyToFingerprint(database, pool);
       const result = await migrateDown(pool, target, catalog, {
         toVersion: run.targetVersion ?? '0',
         mode,
         lockTimeoutMs,
         onApplied,
       });
-      await recordFingerprint(database, pool, result.toVersion);
-      return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
+      const fingerprint = reading ? await fingerprintAfterMove(database, pool, result.toVersion) : undefined;
+      return { ...moved(result), ...(fingerprint ? { fingerprint } : {}) };
     }
     if (run.dryRun) return planOnly(pool, target, run, catalog);
+    const reading = await readyToFingerprint(database, pool);
     const result = await migrateUp(pool, target, catalog, {
       toVersion: run.targetVersion,
       mode,
       lockTimeoutMs,
       onApplied,
-      // The cached version lets the engine try the whole move in one round trip.
+      // The cached version lets the engine try the whole move in one round trip, and the
+      // fingerprint read rides in that round trip, after its COMMIT.
       expectedVersion: database.schemaVersion,
+      ...(reading ? { readAfterCommit: moveFingerprints.readAfterCommit(database) } : {}),
     });
-    await recordFingerprint(database, pool, result.toVersion);
-    return { ...result, appliedVersions: result.steps.map((s) => s.version), plannedSql: null };
+    const fingerprint = reading
+      ? await fingerprintAfterMove(database, pool, result.toVersion, result.afterCommit)
+      : undefined;
+    return { ...moved(result), ...(fingerprint ? { fingerprint } : {}) };
   }
 
   /**
-   * Records the tenant's structure after a move: one catalog query on the tenant server and one
-   * control-plane statement. The move has committed, so a failure here only leaves the last
-   * fingerprint in place (logged); the next VERIFY run reads it again.
+   * Whether to read the tenant's structure after its move (FINGERPRINT_AFTER_TARGET), its
+   * comparison readied first. A failure to ready it skips the read (logged): the move goes on.
    */
-  async function recordFingerprint(
+  async function readyToFingerprint(database: TenantDatabase, pool: pg.Pool): Promise<boolean> {
+    if (!config.fingerprintAfterTarget) return false;
+    try {
+      await moveFingerprints.prepare(pool);
+      return true;
+    } catch (error) {
+      logger.warn('could not ready the fingerprint of a move', { tenantDatabaseId: database.id, error });
+      return false;
+    }
+  }
+
+  /**
+   * The tenant's structure after its committed move, compared with its version's expected one,
+   * for the finish to record: the read that rode after the COMMIT, or (careful path, rollback) a
+   * read of its own. The move has committed, so a failure here only leaves the last fingerprint
+   * in place (logged); the next VERIFY run reads it again.
+   */
+  async function fingerprintAfterMove(
     database: TenantDatabase,
     pool: pg.Pool,
     version: string | null,
-  ): Promise<void> {
-    // Off by default until it fits the fleet's throughput budget (issue 13): VERIFY runs read it.
-    if (!config.fingerprintAfterTarget) return;
+    afterCommit?: AfterCommitRead<unknown>,
+  ): Promise<TargetFingerprint | undefined> {
     try {
-      await checkSchema({ database, pool, version });
+      if (afterCommit && !afterCommit.ok) throw afterCommit.error;
+      const read = afterCommit ? afterCommit.value : await moveFingerprints.read(database, pool);
+      return await moveFingerprints.compare(pool, read, version);
     } catch (error) {
       logger.warn('could not record the fingerprint after a move', { tenantDatabaseId: database.id, error });
+      return undefined;
     }
   }
 
@@ -520,6 +571,11 @@ function driftSummaryOf(database: TenantDatabase): string {
   return first.length > 0
     ? `${first.join('; ')}${differences.length > 3 ? '; …' : ''} (allowDrift: true migrates it anyway)`
     : 'its structure differs from its version (allowDrift: true migrates it anyway)';
+}
+
+function moved(result: MigrateResult): TargetResult {
+  const { fromVersion, toVersion, steps } = result;
+  return { fromVersion, toVersion, appliedVersions: steps.map((s) => s.version), plannedSql: null };
 }
 
 function unchanged(version: string | null): TargetResult {

@@ -336,10 +336,13 @@ export const RUN_STATEMENTS = {
   },
 
   // --- finish ----------------------------------------------------------------------------------
-  // $1 target, $2 run, $3 from version, $4 to version, $5 applied versions, $6 planned SQL.
+  // $1 target, $2 run, $3 from version, $4 to version, $5 applied versions, $6 planned SQL;
+  // $7 whether a fingerprint was read after the move, then its $8 hash, $9 expected hash,
+  // $10 match, $11 differences (JSON), $12 time of the read.
   // Only a RUNNING target ends (its claim made it so); any other finish is a late delivery's.
-  // The database gets the version and ACTIVE only over the MIGRATING its claim set; the tenant
-  // of a PROVISION run becomes ACTIVE only from PENDING and only when not deleted.
+  // The database gets the version and ACTIVE only over the MIGRATING its claim set, and the
+  // fingerprint read after the move in the same row update (none read: the last one stays); the
+  // tenant of a PROVISION run becomes ACTIVE only from PENDING and only when not deleted.
   endSucceeded: {
     name: 'run_end_succeeded',
     text: `${END_HEAD}, upd AS (
@@ -351,7 +354,12 @@ export const RUN_STATEMENTS = {
         RETURNING t.id
       ), db AS (
         UPDATE control_plane.tenant_databases d SET
-          schema_version = $4::varchar, status = 'active', last_error = NULL
+          schema_version = $4::varchar, status = 'active', last_error = NULL,
+          fingerprint_hash = CASE WHEN $7::boolean THEN $8::varchar ELSE d.fingerprint_hash END,
+          fingerprint_expected_hash = CASE WHEN $7::boolean THEN $9::varchar ELSE d.fingerprint_expected_hash END,
+          fingerprint_matches = CASE WHEN $7::boolean THEN $10::boolean ELSE d.fingerprint_matches END,
+          fingerprint_differences = CASE WHEN $7::boolean THEN $11::jsonb ELSE d.fingerprint_differences END,
+          fingerprint_computed_at = CASE WHEN $7::boolean THEN $12::timestamptz ELSE d.fingerprint_computed_at END
         FROM old, run WHERE d.id = old.tenant_database_id AND NOT run.dry_run AND d.status = 'migrating'
           AND EXISTS (SELECT 1 FROM upd)
         RETURNING d.id

@@ -6,7 +6,7 @@ import { NotFoundError } from '../../../src/errors.js';
 import { useRunHarness } from '../runs/run-harness.js';
 
 describe('drift and adopt (CLI)', () => {
-  const h = useRunHarness('fingerprint', { FINGERPRINT_AFTER_TARGET: 'true' });
+  const h = useRunHarness('fingerprint');
 
   it('adopts schemas by fingerprint and prints the clusters with the outlier', async () => {
     const [first, second] = h.catalog.files;

@@ -3,7 +3,7 @@ import { ACTOR, useRunHarness } from '../runs/run-harness.js';
 import { ledgerVersions, waitForRunEnd } from '../runs/run-assertions.js';
 
 describe('drift across runs', () => {
-  const h = useRunHarness('fingerprint', { FINGERPRINT_AFTER_TARGET: 'true' });
+  const h = useRunHarness('fingerprint');
 
   async function run(start: Promise<{ id: string }>) {
     const { id } = await start;

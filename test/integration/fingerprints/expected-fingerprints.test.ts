@@ -8,6 +8,7 @@ import {
 import { readSchemaFingerprint } from '../../../src/fingerprints/read-schema.js';
 import { loadCatalog, migrateUp, type MigrationCatalog } from '../../../src/migrations/index.js';
 import { useTestDatabase } from '../../helpers/database.js';
+import { expectEventually } from '../../helpers/eventually.js';
 import { fixtureDir } from '../migrations/fixtures.js';
 
 describe('expected fingerprints', () => {
@@ -57,5 +58,45 @@ describe('expected fingerprints', () => {
     expect(again?.hash).toBe(
       (await createExpectedFingerprints(catalog, store).all(db.pool)).get('0002')?.hash,
     );
+  });
+
+  it('answer a catalog that cannot be replayed with its failure for a while, without replaying it for every caller', async () => {
+    let loads = 0;
+    const counting: ExpectedFingerprintStore = {
+      load: async (...args) => {
+        loads += 1;
+        return store.load(...args);
+      },
+      save: (...args) => store.save(...args),
+    };
+    const broken = {
+      files: [
+        {
+          version: '0001',
+          name: 'create_notes',
+          checksum: 'a'.repeat(64),
+          upSql: 'CREATE TABLE notes (id int)',
+          transactional: true,
+        },
+        {
+          version: '0002',
+          name: 'read_elsewhere',
+          checksum: 'b'.repeat(64),
+          upSql: 'SELECT * FROM no_such_table',
+          transactional: true,
+        },
+      ],
+    };
+    const kept = createExpectedFingerprints(broken, counting, undefined, { failedReplayKeptMs: 60_000 });
+    await expect(kept.all(db.pool)).rejects.toThrow(/replaying 0002_read_elsewhere .*no_such_table/);
+    await expect(kept.forVersion(db.pool, '0001')).rejects.toThrow(/no_such_table/);
+    expect(loads).toBe(1);
+
+    const retried = createExpectedFingerprints(broken, counting, undefined, { failedReplayKeptMs: 1 });
+    await expect(retried.all(db.pool)).rejects.toThrow(/no_such_table/);
+    await expectEventually(async () => {
+      await expect(retried.all(db.pool)).rejects.toThrow(/no_such_table/);
+      expect(loads).toBeGreaterThanOrEqual(3);
+    });
   });
 });

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { RedisClient } from '../../../src/redis/connections.js';
 import { composeServices } from '../../../src/composition.js';
-import type { Composition } from '../../../src/composition.js';
+import type { Composition, WorkerOptions } from '../../../src/composition.js';
 import { loadConfig } from '../../../src/config.js';
 import type { Config } from '../../../src/config.js';
 import type { SecretBox } from '../../../src/crypto/secret-box.js';
@@ -49,7 +49,7 @@ export interface RunHarness {
   readonly env: Record<string, string>;
   /** The composition's API-side services. */
   services(): Composition['services'];
-  startWorker(options?: { lockDurationMs?: number }): Promise<TargetWorker>;
+  startWorker(options?: WorkerOptions): Promise<TargetWorker>;
   /** Inserts ACTIVE tenants with one SCHEMA-isolated database each (schema not created). */
   createTenants(
     prefix: string,

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { fingerprintOf, type SchemaDescription } from '../../../src/fingerprints/schema-description.js';
+import {
+  canonicalDescriptionJson,
+  canonicalJson,
+  fingerprintOf,
+  type SchemaDescription,
+} from '../../../src/fingerprints/schema-description.js';
 import {
   capDifferences,
   diffDescriptions,
@@ -104,5 +109,46 @@ describe('schema differences', () => {
       expected: null,
       actual: null,
     });
+  });
+});
+
+describe('canonical JSON of a description', () => {
+  it("is the same bytes as sorting every object's keys by hand, for every kind of object and value", () => {
+    const { description } = fingerprintOf('tenant_x', {
+      tables: [
+        {
+          name: 'users',
+          columns: [
+            { name: 'id', type: 'bigint', notNull: true, default: null, identity: 'a', generated: null },
+            {
+              name: 'name_key',
+              type: 'text',
+              notNull: false,
+              default: null,
+              identity: '',
+              generated: 'lower((email)::text)',
+            },
+            {
+              name: 'note',
+              type: 'character varying(50)',
+              notNull: false,
+              default: `'a "quoted" \\ é'::character varying`,
+              identity: '',
+              generated: null,
+            },
+          ],
+          constraints: [{ name: 'users_pkey', definition: 'PRIMARY KEY (id)' }],
+        },
+      ],
+      indexes: [{ name: 'idx', definition: 'CREATE INDEX idx ON tenant_x.users USING btree (note)' }],
+      sequences: [{ name: 'invoice_numbers', definition: 'bigint START 1000 INCREMENT 5' }],
+      views: [{ name: 'v', definition: ' SELECT 1;' }],
+      functions: [{ name: 'f()', definition: 'CREATE FUNCTION f() ... $$\n$$' }],
+      triggers: [{ name: 'users.t', definition: 'CREATE TRIGGER t ...' }],
+      types: [{ name: 'user_role', definition: "ENUM ('viewer', 'editor')" }],
+      extensions: ['pgcrypto', 'citext'],
+    });
+    expect(canonicalDescriptionJson(description)).toBe(canonicalJson(description));
+    expect(canonicalDescriptionJson(empty)).toBe(canonicalJson(empty));
   });
 });
