@@ -87,6 +87,8 @@ export interface SubscriptionFanoutStats {
   sseWrites: number;
   /** Events sent on SSE streams. */
   sseEvents: number;
+  /** Chunks of events encoded and joined for SSE streams (streams sending the same events share one). */
+  sseChunks: number;
   /** SSE streams open now. */
   sseStreams: number;
 }
@@ -120,6 +122,7 @@ export function createSubscriptionFanout({
     sharedResults: 0,
     sseWrites: 0,
     sseEvents: 0,
+    sseChunks: 0,
     sseStreams: 0,
   };
   const sharedResults = new WeakMap<object, Map<string, MaybePromise<ExecutionResult>>>();
@@ -368,6 +371,7 @@ function queuedSseStream(
         }
       }
       const events = chunks.length;
+      if (events > 0) stats.sseChunks++;
       const ended = queue.done;
       if (ended) chunks.push(COMPLETE);
       if (chunks.length > 0) write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), events);

@@ -128,6 +128,41 @@ describe('many subscribers on one run', () => {
     await expectEventually(async () => expect((await fanout()).sse_streams).toBe(0));
   });
 
+  it('encodes the events that many streams of one query send together once, not once per stream', async () => {
+    const { runId, globalId } = await createRunningRun();
+    const fanout = () => metric(base);
+    const before = await fanout();
+    const streams = 40;
+    const same = await Promise.all(Array.from({ length: streams }, () => subscribe(EVENTS, globalId)));
+    await expectEventually(async () =>
+      expect((await fanout()).sse_events_total - before.sse_events_total).toBe(streams),
+    );
+    const live = await fanout();
+
+    // Bursts in turns of their own, each heard by every stream at once.
+    const bursts = 5;
+    const perBurst = 20;
+    let n = 0;
+    for (let burst = 0; burst < bursts; burst++) {
+      for (let i = 0; i < perBurst; i++)
+        api.app.events.publish(runEvent(runId, RunEventType.MIGRATION_APPLIED, ++n));
+      await delay(2 * SSE_FLUSH_INTERVAL_MAX_MS);
+    }
+    api.app.events.publish(runEvent(runId, RunEventType.RUN_FINISHED, ++n));
+    const received = await Promise.all(same.map((s) => s.done));
+    const versions = Array.from({ length: n }, (_, i) => String(i + 1));
+    for (const stream of received) expect(stream.events.slice(1).map((e) => e.version)).toEqual(versions);
+
+    const after = await fanout();
+    const writes = after.sse_writes_total - live.sse_writes_total;
+    const built = after.sse_chunks_built_total - live.sse_chunks_built_total;
+    // Every stream got each burst in a write of its own ...
+    expect(writes).toBeGreaterThanOrEqual(streams * (bursts + 1));
+    // ... but the streams took each burst together, so its events were encoded and joined once
+    // (one per burst and the end, with room for a stream that flushed apart), not once per stream.
+    expect(built).toBeLessThanOrEqual(3 * (bursts + 1));
+  });
+
   it('gives a late subscriber its own SNAPSHOT and only what follows', async () => {
     const { runId, globalId } = await createRunningRun();
     // A stream listens before it reads its SNAPSHOT, so a sent SNAPSHOT means it is live.
@@ -214,6 +249,7 @@ const FANOUT_COUNTERS = [
   'graphql_subscription_shared_results_total',
   'sse_events_total',
   'sse_writes_total',
+  'sse_chunks_built_total',
 ] as const;
 
 /** The fan-out counters of /metrics. */
