@@ -37,18 +37,23 @@ import type { GraphqlContext } from './context.js';
 import type { SubscriptionLease, SubscriptionRegistry } from './subscription-registry.js';
 
 /**
- * How often a busy SSE stream writes: every socket write costs tens of microseconds of CPU on a
- * small VM, so the interval grows with the number of open streams to keep the process at about
- * SSE_WRITES_PER_SECOND writes in all, between these bounds (a stream that was idle writes at
- * once; the interval only spaces the writes of a busy one).
+ * How often a busy SSE stream writes (a stream that was idle writes at once; the interval only
+ * spaces the writes of a busy one, and streams due together share each batch's chunk). Every
+ * socket write costs CPU, 20-200 µs on a small VM depending on its load, and hundreds of
+ * streams on a busy run all write every interval, so the interval grows with the number of
+ * open streams: the process writes at most SSE_WRITES_PER_SECOND chunks in all, and its batches
+ * of writes take at most SSE_WRITE_SHARE of its time at the cost per write it measures, between
+ * these bounds. Past that share the API fell behind the run (issue 16: lag p99 over 2 s with 500
+ * streams on a loaded machine).
  */
 export const SSE_FLUSH_INTERVAL_MIN_MS = 25;
-export const SSE_FLUSH_INTERVAL_MAX_MS = 50;
+export const SSE_FLUSH_INTERVAL_MAX_MS = 150;
 export const SSE_WRITES_PER_SECOND = 10_000;
+export const SSE_WRITE_SHARE = 0.25;
 
-/** The flush interval for `streams` open SSE streams. */
-export function sseFlushIntervalMs(streams: number): number {
-  const spread = (streams * 1000) / SSE_WRITES_PER_SECOND;
+/** The flush interval for `streams` open SSE streams when a stream's write costs `writeMs`. */
+export function sseFlushIntervalMs(streams: number, writeMs = 0): number {
+  const spread = Math.max((streams * 1000) / SSE_WRITES_PER_SECOND, (streams * writeMs) / SSE_WRITE_SHARE);
   return Math.min(SSE_FLUSH_INTERVAL_MAX_MS, Math.max(SSE_FLUSH_INTERVAL_MIN_MS, spread));
 }
 /**
@@ -345,6 +350,10 @@ const DUE_NOW = -1;
  * late) fall back into step with the others and share their chunk again.
  */
 const FLUSH_GRID_MS = 5;
+/** Batches with fewer synchronous writes do not measure the cost of one (fixed costs dominate). */
+const MEASURED_BATCH_WRITES = 8;
+/** Weight of the newest batch in the smoothed cost of a write. */
+const WRITE_COST_SMOOTHING = 0.2;
 
 /**
  * SSE streams over EventQueues, flushed in batches: all streams due at one time take their
@@ -361,6 +370,8 @@ function createSseStreams(
   const dueNow = new Set<SseStream>();
   let immediate: NodeJS.Immediate | null = null;
   const dueLater = new Map<number, Set<SseStream>>();
+  /** What one stream's part of a batch costs (taking, writing, the socket's own write), smoothed. */
+  let writeMs = 0;
 
   function schedule(stream: SseStream): void {
     if (!stream.wantsFlush()) return;
@@ -405,15 +416,26 @@ function createSseStreams(
   }
 
   function flushBatch(streams: Iterable<SseStream>): void {
-    const interval = sseFlushIntervalMs(stats.sseStreams);
-    const nextFlushAt = Math.ceil((performance.now() + interval) / FLUSH_GRID_MS) * FLUSH_GRID_MS;
+    const startedAt = performance.now();
+    const interval = sseFlushIntervalMs(stats.sseStreams, writeMs);
+    const nextFlushAt = Math.ceil((startedAt + interval) / FLUSH_GRID_MS) * FLUSH_GRID_MS;
     const chunks = new Map<string, SharedChunk[]>();
+    const writesBefore = stats.sseWrites;
     for (const stream of streams) {
       stream.dueAt = null;
       if (!stream.wantsFlush()) continue;
       const payloads = stream.subscription.queue.takeAll();
       const chunk = payloads.length > 0 ? sharedChunk(chunks, stream.subscription, payloads) : null;
       void stream.flush(chunk, payloads.length, nextFlushAt);
+    }
+    // Node writes to the sockets in process.nextTick callbacks queued by the writes above; this
+    // one runs after them.
+    const writes = stats.sseWrites - writesBefore;
+    if (writes >= MEASURED_BATCH_WRITES) {
+      process.nextTick(() => {
+        const sample = (performance.now() - startedAt) / writes;
+        writeMs = writeMs === 0 ? sample : writeMs + (sample - writeMs) * WRITE_COST_SMOOTHING;
+      });
     }
   }
 

@@ -4,7 +4,10 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RunEventType, SUBSCRIBER_BACKLOG, type RunEvent } from '../../../src/pubsub/run-events.js';
 import { expectEventually } from '../../helpers/eventually.js';
-import { SSE_FLUSH_INTERVAL_MAX_MS } from '../../../src/graphql/subscription-fanout.js';
+import {
+  SSE_FLUSH_INTERVAL_MAX_MS,
+  SSE_FLUSH_INTERVAL_MIN_MS,
+} from '../../../src/graphql/subscription-fanout.js';
 import { BOOTSTRAP_TOKEN, useApiHarness } from './harness.js';
 
 const EVENTS = `subscription ($id: ID!) { migrationRunEvents(runId: $id) { type version progress { total succeeded } } }`;
@@ -212,7 +215,8 @@ describe('many subscribers on one run', () => {
       api.app.events.publish({ ...runEvent(runId, RunEventType.MIGRATION_APPLIED, n), message: filler });
       if (n % batch === 0) {
         for (let got = 0; got < batch; got++) await probe.next();
-        await delay(3 * SSE_FLUSH_INTERVAL_MAX_MS);
+        // One stream writes every SSE_FLUSH_INTERVAL_MIN_MS: room for several flushes.
+        await delay(6 * SSE_FLUSH_INTERVAL_MIN_MS);
       }
     }
     api.app.events.publish(runEvent(runId, RunEventType.RUN_FINISHED, published + 1));
