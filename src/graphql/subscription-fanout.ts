@@ -374,13 +374,15 @@ function createSseStreams(
   let writeMs = 0;
 
   function schedule(stream: SseStream): void {
+    // Called on every event pushed to every stream: a stream already due returns at once, unless
+    // its queue just took the value that ends it (the stream's last chunk never waits: nothing
+    // would share its write anyway).
+    if (stream.dueAt === DUE_NOW) return;
+    const ending = stream.subscription.queue.ending;
+    if (stream.dueAt !== null && !ending) return;
     if (!stream.wantsFlush()) return;
-    // The stream's last chunk never waits: nothing would share its write anyway.
-    const now = stream.subscription.queue.ending || stream.nextFlushAt <= performance.now();
-    if (stream.dueAt !== null) {
-      if (stream.dueAt === DUE_NOW || !now) return;
-      dueLater.get(stream.dueAt)?.delete(stream);
-    }
+    const now = ending || stream.nextFlushAt <= performance.now();
+    if (stream.dueAt !== null) dueLater.get(stream.dueAt)?.delete(stream);
     if (now) {
       stream.dueAt = DUE_NOW;
       dueNow.add(stream);
