@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { cpus, loadavg, totalmem, platform, release } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { loadConfig, type Config } from '../src/config.js';
 import { migrateControlPlane } from '../src/migrations/index.js';
@@ -772,6 +773,18 @@ async function benchFanout(options: BenchOptions): Promise<void> {
         stream.onPayload,
       ),
     );
+    // The bus itself, heard beside the API: an event's lag here is the worker's and Redis's share.
+    const busLags: number[] = [];
+    const bus = new Redis(stack.config.redisUrl);
+    // The run's global id is base64 of `MigrationRun:<uuid>`.
+    const runUuid = Buffer.from(runId, 'base64').toString('utf8').split(':')[1];
+    await bus.subscribe(`${stack.config.redisPrefix}:run-events:${runUuid}`);
+    bus.on('message', (_channel: string, message: string) => {
+      const receivedAt = Date.now();
+      const parsed = JSON.parse(message) as { at: string } | { at: string }[];
+      for (const event of Array.isArray(parsed) ? parsed : [parsed])
+        busLags.push(receivedAt - Date.parse(event.at));
+    });
     const deadline = Date.now() + 60_000;
     while (streams.some((stream) => !stream.snapshot) && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
@@ -787,6 +800,7 @@ async function benchFanout(options: BenchOptions): Promise<void> {
     await stack.addWorker();
     await Promise.all(done);
     const runMs = Date.now() - startedAt;
+    bus.disconnect();
     loopDelay.disable();
     const clientCpu = process.cpuUsage(clientCpuBefore);
     const clientCpuMs = (clientCpu.user + clientCpu.system) / 1000;
@@ -798,6 +812,7 @@ async function benchFanout(options: BenchOptions): Promise<void> {
     const lag = summarize(lags);
     lags.length = 0;
     const recordLag = summarize(reading.lags);
+    const busLag = summarize(busLags);
     const finished = plain.filter((stream) => stream.finishedLag !== null).length;
     // Every stream must have received every event of the run, RUN_FINISHED last.
     const complete = streams.filter((s) => s.events === expectedEvents && s.finishedLag !== null).length;
@@ -811,6 +826,7 @@ async function benchFanout(options: BenchOptions): Promise<void> {
       runMs,
       lag,
       lagByRunSecond: lagByRunSecond(plain),
+      busLag,
       recordLag,
       recordsFinishedLag: reading.finishedLag,
       apiCpuMs,
@@ -831,6 +847,7 @@ async function benchFanout(options: BenchOptions): Promise<void> {
       met: complete === streams.length,
     });
     pushLatency('B4', `event lag (${deliveries} deliveries)`, lag);
+    pushLatency('B4', `event lag at the Redis bus (worker and Redis only)`, busLag);
     rows.push({
       case: 'B4',
       metric: `api CPU per run event (${reading.events} events, ${streams.length} streams, ${round(runMs / 1000)} s)`,
