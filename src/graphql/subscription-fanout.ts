@@ -47,7 +47,7 @@ import type { SubscriptionLease, SubscriptionRegistry } from './subscription-reg
  * streams on a loaded machine).
  */
 export const SSE_FLUSH_INTERVAL_MIN_MS = 25;
-export const SSE_FLUSH_INTERVAL_MAX_MS = 150;
+export const SSE_FLUSH_INTERVAL_MAX_MS = 100;
 export const SSE_WRITES_PER_SECOND = 10_000;
 export const SSE_WRITE_SHARE = 0.25;
 
