@@ -2,13 +2,13 @@
  * `npm run bench`: the control plane against the raw floor and a peer tool, on this machine, in
  * one run. Prints a table and writes bench/results/<timestamp>.json. See README "Performance".
  */
+import { spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus, loadavg, totalmem, platform, release } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { loadConfig, type Config } from '../src/config.js';
 import { migrateControlPlane } from '../src/migrations/index.js';
@@ -773,18 +773,14 @@ async function benchFanout(options: BenchOptions): Promise<void> {
         stream.onPayload,
       ),
     );
-    // The bus itself, heard beside the API: an event's lag here is the worker's and Redis's share.
-    const busLags: number[] = [];
-    const bus = new Redis(stack.config.redisUrl);
+    // The bus itself, heard beside the API by a process of its own (this one is busy parsing
+    // every delivery, so its clock would stamp late): the worker's and Redis's share of the lag.
     // The run's global id is base64 of `MigrationRun:<uuid>`.
     const runUuid = Buffer.from(runId, 'base64').toString('utf8').split(':')[1];
-    await bus.subscribe(`${stack.config.redisPrefix}:run-events:${runUuid}`);
-    bus.on('message', (_channel: string, message: string) => {
-      const receivedAt = Date.now();
-      const parsed = JSON.parse(message) as { at: string } | { at: string }[];
-      for (const event of Array.isArray(parsed) ? parsed : [parsed])
-        busLags.push(receivedAt - Date.parse(event.at));
-    });
+    const busProbe = await startBusProbe(
+      stack.config.redisUrl,
+      `${stack.config.redisPrefix}:run-events:${runUuid}`,
+    );
     const deadline = Date.now() + 60_000;
     while (streams.some((stream) => !stream.snapshot) && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
@@ -800,7 +796,7 @@ async function benchFanout(options: BenchOptions): Promise<void> {
     await stack.addWorker();
     await Promise.all(done);
     const runMs = Date.now() - startedAt;
-    bus.disconnect();
+    const busLags = await busProbe.stop();
     loopDelay.disable();
     const clientCpu = process.cpuUsage(clientCpuBefore);
     const clientCpuMs = (clientCpu.user + clientCpu.system) / 1000;
@@ -887,6 +883,46 @@ async function benchFanout(options: BenchOptions): Promise<void> {
   } finally {
     await stack.stop();
   }
+}
+
+/**
+ * A child process subscribed to `channel` that stamps each event's arrival; stop() returns each
+ * event's lag (arrival minus its `at`).
+ */
+async function startBusProbe(redisUrl: string, channel: string): Promise<{ stop(): Promise<number[]> }> {
+  const script = `
+    import { Redis } from 'ioredis';
+    const lags = [];
+    const redis = new Redis(process.env.PROBE_REDIS_URL);
+    redis.on('message', (_channel, message) => {
+      const receivedAt = Date.now();
+      const parsed = JSON.parse(message);
+      for (const event of Array.isArray(parsed) ? parsed : [parsed]) lags.push(receivedAt - Date.parse(event.at));
+    });
+    await redis.subscribe(process.env.PROBE_CHANNEL);
+    process.stdout.write('ready\\n');
+    process.stdin.resume();
+    process.stdin.on('end', () => { process.stdout.write(JSON.stringify(lags) + '\\n'); redis.disconnect(); });
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, PROBE_REDIS_URL: redisUrl, PROBE_CHANNEL: channel },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  let output = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (text: string) => (output += text));
+  while (!output.includes('ready\n')) {
+    if (child.exitCode !== null) throw new Error('bus probe exited');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    async stop() {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.stdin.end();
+      await exited;
+      return JSON.parse(output.slice(output.indexOf('ready\n') + 6)) as number[];
+    },
+  };
 }
 
 /** One B4 stream's tally: every event counted, its lag kept (receive time minus the event's `at`). */
