@@ -10,6 +10,7 @@ const NO_FANOUT: SubscriptionFanoutStats = {
   sharedResults: 0,
   sseWrites: 0,
   sseEvents: 0,
+  sseChunks: 0,
   sseStreams: 0,
 };
 
@@ -75,6 +76,9 @@ export function createMetrics(fanout: Readonly<SubscriptionFanoutStats> = NO_FAN
       '# HELP sse_writes_total Socket chunks written to Server-Sent Events streams (one or more events each).',
       '# TYPE sse_writes_total counter',
       `sse_writes_total ${fanout.sseWrites}`,
+      '# HELP sse_chunks_built_total Chunks of events encoded for SSE streams (streams sending the same events share one).',
+      '# TYPE sse_chunks_built_total counter',
+      `sse_chunks_built_total ${fanout.sseChunks}`,
       '# HELP sse_streams Server-Sent Events subscription streams open now.',
       '# TYPE sse_streams gauge',
       `sse_streams ${fanout.sseStreams}`,

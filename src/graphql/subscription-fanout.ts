@@ -12,10 +12,12 @@
  *   shared (each subscriber's own SNAPSHOT) execute alone. WebSocket subscriptions share too.
  * - SSE without per-event promises: when a subscription's source is an EventQueue (ours are),
  *   its SSE stream drains the queue itself: the queue says values are there, and the stream
- *   takes all of them at once, executes (shared), encodes each result once (shared across
- *   streams) and writes what accumulated as one chunk, at most once per flush interval
- *   (at once when the stream was idle). It takes nothing while its client is not reading, so
- *   the queue's sliding backlog bounds what a slow client holds.
+ *   takes all of them at once, executes (shared), encodes and writes what accumulated as one
+ *   chunk, at most once per flush interval (at once when the stream was idle). Streams due at
+ *   the same time flush as one batch, and streams of one query that took the same events share
+ *   one chunk: 500 dashboards on a run cost one encoding and 500 socket writes per flush. A
+ *   stream takes nothing while its client is not reading, so the queue's sliding backlog
+ *   bounds what a slow client holds.
  * - Limits and revocation: each subscription holds a slot in the SubscriptionRegistry (per
  *   token, per process) while it is open, and ends with an UNAUTHENTICATED error when its
  *   token is revoked.
@@ -35,18 +37,23 @@ import type { GraphqlContext } from './context.js';
 import type { SubscriptionLease, SubscriptionRegistry } from './subscription-registry.js';
 
 /**
- * How often a busy SSE stream writes: every socket write costs tens of microseconds of CPU on a
- * small VM, so the interval grows with the number of open streams to keep the process at about
- * SSE_WRITES_PER_SECOND writes in all, between these bounds (a stream that was idle writes at
- * once; the interval only spaces the writes of a busy one).
+ * How often a busy SSE stream writes (a stream that was idle writes at once; the interval only
+ * spaces the writes of a busy one, and streams due together share each batch's chunk). Every
+ * socket write costs CPU, 20-200 µs on a small VM depending on its load, and hundreds of
+ * streams on a busy run all write every interval, so the interval grows with the number of
+ * open streams: the process writes at most SSE_WRITES_PER_SECOND chunks in all, and its batches
+ * of writes take at most SSE_WRITE_SHARE of its time at the cost per write it measures, between
+ * these bounds. Past that share the API fell behind the run (issue 16: lag p99 over 2 s with 500
+ * streams on a loaded machine).
  */
 export const SSE_FLUSH_INTERVAL_MIN_MS = 25;
-export const SSE_FLUSH_INTERVAL_MAX_MS = 50;
+export const SSE_FLUSH_INTERVAL_MAX_MS = 100;
 export const SSE_WRITES_PER_SECOND = 10_000;
+export const SSE_WRITE_SHARE = 0.25;
 
-/** The flush interval for `streams` open SSE streams. */
-export function sseFlushIntervalMs(streams: number): number {
-  const spread = (streams * 1000) / SSE_WRITES_PER_SECOND;
+/** The flush interval for `streams` open SSE streams when a stream's write costs `writeMs`. */
+export function sseFlushIntervalMs(streams: number, writeMs = 0): number {
+  const spread = Math.max((streams * 1000) / SSE_WRITES_PER_SECOND, (streams * writeMs) / SSE_WRITE_SHARE);
   return Math.min(SSE_FLUSH_INTERVAL_MAX_MS, Math.max(SSE_FLUSH_INTERVAL_MIN_MS, spread));
 }
 /**
@@ -87,6 +94,8 @@ export interface SubscriptionFanoutStats {
   sseWrites: number;
   /** Events sent on SSE streams. */
   sseEvents: number;
+  /** Chunks of events encoded and joined for SSE streams (streams sending the same events share one). */
+  sseChunks: number;
   /** SSE streams open now. */
   sseStreams: number;
 }
@@ -107,6 +116,8 @@ export interface SubscriptionFanout {
 /** A subscription whose source is an EventQueue, as its SSE stream needs it. */
 interface QueuedSubscription {
   readonly queue: EventQueue<unknown>;
+  /** Subscriptions with the same key get the same result for the same event (sharingKey). */
+  readonly key: string;
   readonly resultOf: (payload: unknown) => MaybePromise<ExecutionResult>;
 }
 
@@ -120,6 +131,7 @@ export function createSubscriptionFanout({
     sharedResults: 0,
     sseWrites: 0,
     sseEvents: 0,
+    sseChunks: 0,
     sseStreams: 0,
   };
   const sharedResults = new WeakMap<object, Map<string, MaybePromise<ExecutionResult>>>();
@@ -193,7 +205,7 @@ export function createSubscriptionFanout({
       payload === STREAM_REVOKED ? REVOKED_RESULT : executeEvent(args, key, payload);
     const request = (context as { request?: Request } | undefined)?.request;
     const queue = isEventQueue(source) ? source : null;
-    if (request && queue) queuedByRequest.set(request, { queue, resultOf });
+    if (request && queue) queuedByRequest.set(request, { queue, key, resultOf });
     const mapped = mapEvents(source[Symbol.asyncIterator](), resultOf, () => lease?.release(), queue);
     // A queue delivers what it holds, then the revocation error, then ends (SSE and WebSocket alike).
     revokeSource = () => (queue ? queue.endWith([STREAM_REVOKED]) : void mapped.return());
@@ -204,6 +216,7 @@ export function createSubscriptionFanout({
   function maskResult(result: ExecutionResult): ExecutionResult {
     return result.errors?.length ? { ...result, errors: result.errors.map(maskError) } : result;
   }
+  const sseStreams = createSseStreams(stats, maskResult);
 
   const plugin: Plugin = {
     onSubscribe({ args, setSubscribeFn }) {
@@ -218,8 +231,11 @@ export function createSubscriptionFanout({
       setResultProcessor(
         (_result, fetchAPI) =>
           new fetchAPI.Response(
-            queuedSseStream(queued, () => void iterator.return?.(), maskResult, fetchAPI, stats),
-            { status: 200, headers: SSE_HEADERS },
+            sseStreams.open(queued, () => void iterator.return?.(), fetchAPI),
+            {
+              status: 200,
+              headers: SSE_HEADERS,
+            },
           ),
         'text/event-stream',
       );
@@ -308,126 +324,278 @@ interface StreamFetchApi {
   readonly ReadableStream: typeof ReadableStream;
 }
 
+/** The events one or more streams of a batch took, and their encoding as one chunk. */
+interface SharedChunk {
+  readonly payloads: readonly unknown[];
+  readonly bytes: MaybePromise<Buffer>;
+}
+
+/** One SSE stream, as the batches that flush it see it. */
+interface SseStream {
+  readonly subscription: QueuedSubscription;
+  /** When its next write may go out (performance.now() time): a busy stream writes once per interval. */
+  nextFlushAt: number;
+  /** The batch it waits in (DUE_NOW or a due time), or null. */
+  dueAt: number | null;
+  /** Open, not flushing, its client asked for more, and its queue has something (or ended). */
+  wantsFlush(): boolean;
+  /** Writes `chunk` (the events it just took; null for none), then schedules itself again. */
+  flush(chunk: MaybePromise<Buffer> | null, events: number, nextFlushAt: number): Promise<void>;
+}
+
+/** `dueAt` of a stream flushed in the next turn of the event loop. */
+const DUE_NOW = -1;
 /**
- * The SSE body of a queued subscription. Backpressure works through `pull` alone (yoga's fetch
- * ponyfill does not report desiredSize, and only asks again once something was written): a
- * pull asks for one chunk, and the queue is not drained between a written chunk and the next
- * pull, which comes only while the client keeps reading.
+ * Due times are rounded up to this grid, so streams that wrote apart (one whose client read
+ * late) fall back into step with the others and share their chunk again.
  */
-function queuedSseStream(
-  { queue, resultOf }: QueuedSubscription,
-  release: () => void,
-  maskResult: (result: ExecutionResult) => ExecutionResult,
-  fetchAPI: StreamFetchApi,
+const FLUSH_GRID_MS = 5;
+/** Batches with fewer synchronous writes do not measure the cost of one (fixed costs dominate). */
+const MEASURED_BATCH_WRITES = 8;
+/** Weight of the newest batch in the smoothed cost of a write. */
+const WRITE_COST_SMOOTHING = 0.2;
+
+/**
+ * SSE streams over EventQueues, flushed in batches: all streams due at one time take their
+ * events together, and those of one query (same sharing key) that took the same events share
+ * one encoded chunk. Every stream of a run hears an event in the same turn, so with hundreds
+ * of dashboards on one run a batch encodes each event once, builds one chunk and writes it to
+ * every socket; only the write itself is per stream. One timer serves each due time, not one
+ * per stream.
+ */
+function createSseStreams(
   stats: SubscriptionFanoutStats,
-): ReadableStream<Uint8Array> {
-  let flushTimer: NodeJS.Timeout | undefined;
-  /** The pending flush timer is the immediate one for the stream's end. */
-  let flushingNow = false;
-  let keepaliveTimer: NodeJS.Timeout | undefined;
-  let lastFlushAt = 0;
-  let flushing = false;
-  let closed = false;
-  /** The stream asked for a chunk and has not received it yet. */
-  let demand = false;
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  maskResult: (result: ExecutionResult) => ExecutionResult,
+) {
+  const dueNow = new Set<SseStream>();
+  let immediate: NodeJS.Immediate | null = null;
+  const dueLater = new Map<number, Set<SseStream>>();
+  /** What one stream's part of a batch costs (taking, writing, the socket's own write), smoothed. */
+  let writeMs = 0;
 
-  // The stream's last chunk never waits: nothing would share its write anyway.
-  function scheduleFlush(): void {
-    if (flushing || closed || !demand) return;
-    const now = queue.ending;
-    if (flushTimer && (flushingNow || !now)) return;
-    clearTimeout(flushTimer);
-    flushingNow = now;
-    const wait = now
-      ? 0
-      : Math.max(0, lastFlushAt + sseFlushIntervalMs(stats.sseStreams) - performance.now());
-    flushTimer = setTimeout(() => void flush(), wait);
-  }
-
-  // Takes everything the queue holds, executes (shared) and encodes it in order, writes it.
-  async function flush(): Promise<void> {
-    flushTimer = undefined;
-    flushingNow = false;
-    if (closed) return;
-    flushing = true;
-    try {
-      // Every execution starts before any is awaited: fields read from the control-plane DB
-      // (`run`, `target`) then go out in the same tick, and Prisma batches each model's
-      // findUnique calls into one statement. Awaited in turn, a busy run cost a round trip per
-      // event and field, and the stream fell seconds behind the run (issue 16).
-      const payloads = queue.takeAll();
-      const chunks: Buffer[] = [];
-      for (let start = 0; start < payloads.length; start += EXECUTION_SLICE) {
-        const results = payloads
-          .slice(start, start + EXECUTION_SLICE)
-          .map((payload) => awaitedLater(resultOf(payload)));
-        for (const result of results) {
-          chunks.push(encodeResult(maskResult(isPromise(result) ? await result : result)));
-          if (closed) return;
-        }
-      }
-      const events = chunks.length;
-      const ended = queue.done;
-      if (ended) chunks.push(COMPLETE);
-      if (chunks.length > 0) write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), events);
-      if (ended) finish();
-    } catch (error) {
-      finish(error);
-    } finally {
-      flushing = false;
+  function schedule(stream: SseStream): void {
+    // Called on every event pushed to every stream: a stream already due returns at once, unless
+    // its queue just took the value that ends it (the stream's last chunk never waits: nothing
+    // would share its write anyway).
+    if (stream.dueAt === DUE_NOW) return;
+    const ending = stream.subscription.queue.ending;
+    if (stream.dueAt !== null && !ending) return;
+    if (!stream.wantsFlush()) return;
+    const now = ending || stream.nextFlushAt <= performance.now();
+    if (stream.dueAt !== null) dueLater.get(stream.dueAt)?.delete(stream);
+    if (now) {
+      stream.dueAt = DUE_NOW;
+      dueNow.add(stream);
+      immediate ??= setImmediate(flushDueNow);
+      return;
     }
-    // Values that arrived while an execution was awaited.
-    scheduleFlush();
+    const at = stream.nextFlushAt;
+    stream.dueAt = at;
+    let batch = dueLater.get(at);
+    if (!batch) {
+      const streams = new Set<SseStream>();
+      dueLater.set(at, streams);
+      setTimeout(() => {
+        dueLater.delete(at);
+        flushBatch(streams);
+      }, at - performance.now());
+      batch = streams;
+    }
+    batch.add(stream);
   }
 
-  function write(chunk: Buffer, events: number): void {
-    lastFlushAt = performance.now();
-    stats.sseWrites++;
-    stats.sseEvents += events;
-    demand = false;
-    controller.enqueue(chunk);
+  function unschedule(stream: SseStream): void {
+    if (stream.dueAt === DUE_NOW) dueNow.delete(stream);
+    else if (stream.dueAt !== null) dueLater.get(stream.dueAt)?.delete(stream);
+    stream.dueAt = null;
   }
 
-  function finish(error?: unknown): void {
-    if (!stop()) return;
-    if (error === undefined) controller.close();
-    else controller.error(error);
+  function flushDueNow(): void {
+    immediate = null;
+    const streams = [...dueNow];
+    dueNow.clear();
+    flushBatch(streams);
   }
 
-  /** Ends the stream's own work (timers, queue, yoga's iterator) once; false if it had ended. */
-  function stop(): boolean {
-    if (closed) return false;
-    closed = true;
-    stats.sseStreams--;
-    clearTimeout(flushTimer);
-    clearInterval(keepaliveTimer);
-    queue.onAvailable(null);
-    void queue.return();
-    release();
-    return true;
+  function flushBatch(streams: Iterable<SseStream>): void {
+    const startedAt = performance.now();
+    const interval = sseFlushIntervalMs(stats.sseStreams, writeMs);
+    const nextFlushAt = Math.ceil((startedAt + interval) / FLUSH_GRID_MS) * FLUSH_GRID_MS;
+    const chunks = new Map<string, SharedChunk[]>();
+    const writesBefore = stats.sseWrites;
+    for (const stream of streams) {
+      stream.dueAt = null;
+      if (!stream.wantsFlush()) continue;
+      const payloads = stream.subscription.queue.takeAll();
+      const chunk = payloads.length > 0 ? sharedChunk(chunks, stream.subscription, payloads) : null;
+      void stream.flush(chunk, payloads.length, nextFlushAt);
+    }
+    // Node writes to the sockets in process.nextTick callbacks queued by the writes above; this
+    // one runs after them.
+    const writes = stats.sseWrites - writesBefore;
+    if (writes >= MEASURED_BATCH_WRITES) {
+      process.nextTick(() => {
+        const sample = (performance.now() - startedAt) / writes;
+        writeMs = writeMs === 0 ? sample : writeMs + (sample - writeMs) * WRITE_COST_SMOOTHING;
+      });
+    }
   }
 
-  return new fetchAPI.ReadableStream<Uint8Array>({
-    start(streamController) {
-      controller = streamController;
-      stats.sseStreams++;
-      // Some clients only surface the response once a first byte arrives.
-      controller.enqueue(KEEPALIVE);
-      keepaliveTimer = setInterval(() => {
-        if (!closed) controller.enqueue(KEEPALIVE);
-      }, SSE_KEEPALIVE_INTERVAL_MS);
-      queue.onAvailable(scheduleFlush);
-    },
-    pull() {
-      if (closed) return;
-      demand = true;
-      scheduleFlush();
-    },
-    cancel() {
-      stop();
-    },
-  });
+  // The chunk of a stream that took the same events as another of its query in this batch, else a new one.
+  function sharedChunk(
+    chunks: Map<string, SharedChunk[]>,
+    { key, resultOf }: QueuedSubscription,
+    payloads: readonly unknown[],
+  ): MaybePromise<Buffer> {
+    let ofKey = chunks.get(key);
+    if (!ofKey) chunks.set(key, (ofKey = []));
+    const same = ofKey.find((chunk) => sameValues(chunk.payloads, payloads));
+    if (same) {
+      // Each of its events is a result served from a shared execution, as for a WebSocket.
+      stats.sharedResults += payloads.length;
+      return same.bytes;
+    }
+    stats.sseChunks++;
+    const bytes = encodeChunk(payloads, resultOf, maskResult);
+    // A failed execution fails each stream that sends it, when that stream awaits it.
+    awaitedLater(bytes);
+    ofKey.push({ payloads, bytes });
+    return bytes;
+  }
+
+  /**
+   * The SSE body of a queued subscription. Backpressure works through `pull` alone (yoga's fetch
+   * ponyfill does not report desiredSize, and only asks again once something was written): a
+   * pull asks for one chunk, and the queue is not drained between a written chunk and the next
+   * pull, which comes only while the client keeps reading.
+   */
+  function open(
+    subscription: QueuedSubscription,
+    release: () => void,
+    fetchAPI: StreamFetchApi,
+  ): ReadableStream<Uint8Array> {
+    const { queue } = subscription;
+    let keepaliveTimer: NodeJS.Timeout | undefined;
+    let flushing = false;
+    let closed = false;
+    /** The stream asked for a chunk and has not received it yet. */
+    let demand = false;
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+
+    const stream: SseStream = {
+      subscription,
+      nextFlushAt: 0,
+      dueAt: null,
+      wantsFlush: () => !closed && !flushing && demand && (queue.size > 0 || queue.done),
+      async flush(chunk, events, nextFlushAt) {
+        flushing = true;
+        try {
+          const bytes = chunk === null ? null : isPromise(chunk) ? await chunk : chunk;
+          if (closed) return;
+          const ended = queue.done;
+          if (bytes) write(ended ? Buffer.concat([bytes, COMPLETE]) : bytes, events);
+          else if (ended) write(COMPLETE, 0);
+          if (ended) finish();
+        } catch (error) {
+          finish(error);
+        } finally {
+          flushing = false;
+        }
+        stream.nextFlushAt = nextFlushAt;
+        // Values that arrived while the chunk was built.
+        schedule(stream);
+      },
+    };
+
+    function write(chunk: Buffer, events: number): void {
+      stats.sseWrites++;
+      stats.sseEvents += events;
+      demand = false;
+      controller.enqueue(chunk);
+    }
+
+    function finish(error?: unknown): void {
+      if (!stop()) return;
+      if (error === undefined) controller.close();
+      else controller.error(error);
+    }
+
+    /** Ends the stream's own work (timers, queue, yoga's iterator) once; false if it had ended. */
+    function stop(): boolean {
+      if (closed) return false;
+      closed = true;
+      stats.sseStreams--;
+      unschedule(stream);
+      clearInterval(keepaliveTimer);
+      queue.onAvailable(null);
+      void queue.return();
+      release();
+      return true;
+    }
+
+    return new fetchAPI.ReadableStream<Uint8Array>({
+      start(streamController) {
+        controller = streamController;
+        stats.sseStreams++;
+        // Some clients only surface the response once a first byte arrives.
+        controller.enqueue(KEEPALIVE);
+        keepaliveTimer = setInterval(() => {
+          if (!closed) controller.enqueue(KEEPALIVE);
+        }, SSE_KEEPALIVE_INTERVAL_MS);
+        queue.onAvailable(() => schedule(stream));
+      },
+      pull() {
+        if (closed) return;
+        demand = true;
+        schedule(stream);
+      },
+      cancel() {
+        stop();
+      },
+    });
+  }
+
+  return { open };
+}
+
+/**
+ * `payloads` executed and encoded in order as one chunk. Executions start a slice at a time
+ * before any is awaited: fields read from the control-plane DB (`run`, `target`) then go out in
+ * the same tick, and Prisma batches each model's reads into one statement (awaited in turn, a
+ * busy run cost a round trip per event and field, and the stream fell seconds behind: issue 16).
+ */
+function encodeChunk(
+  payloads: readonly unknown[],
+  resultOf: (payload: unknown) => MaybePromise<ExecutionResult>,
+  maskResult: (result: ExecutionResult) => ExecutionResult,
+): MaybePromise<Buffer> {
+  const parts: Buffer[] = [];
+  let start = 0;
+  const encodeFrom = (): MaybePromise<Buffer> => {
+    while (start < payloads.length) {
+      const results = payloads.slice(start, start + EXECUTION_SLICE).map((p) => awaitedLater(resultOf(p)));
+      start += EXECUTION_SLICE;
+      if (results.some(isPromise)) {
+        return Promise.all(results).then((done) => {
+          for (const result of done) parts.push(encodeResult(maskResult(result)));
+          return encodeFrom();
+        });
+      }
+      for (const result of results) parts.push(encodeResult(maskResult(result as ExecutionResult)));
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  };
+  try {
+    return encodeFrom();
+  } catch (error) {
+    return Promise.reject(error as Error);
+  }
+}
+
+function sameValues(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**

@@ -21,6 +21,8 @@ export interface EventQueue<T> extends AsyncIterableIterator<T> {
   endWith(values: readonly T[]): void;
   /** Everything buffered, in order, up to and including an ending value. */
   takeAll(): T[];
+  /** Values buffered now. */
+  readonly size: number;
   /** True once the last value was delivered (or the reader returned). */
   readonly done: boolean;
   /** True while the value that ends the queue is buffered: what is left is all there will be. */
@@ -161,6 +163,9 @@ export function createEventQueue<T>({ backlog, endsWith, onClose }: EventQueueOp
       const values: T[] = [];
       while (size > 0) values.push(shift());
       return values;
+    },
+    get size() {
+      return size;
     },
     get done() {
       return closed;

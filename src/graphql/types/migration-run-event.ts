@@ -6,6 +6,7 @@ import { builder } from '../builder.js';
 import type { GraphqlContext } from '../context.js';
 import { tryDecodeId } from '../ids.js';
 import { cleanQuery } from '../prisma-query.js';
+import { readShared } from '../shared-reads.js';
 import { RunEventTypeEnum } from './enums.js';
 import { progressOf, RunProgressRef } from './migration-run.js';
 
@@ -25,16 +26,21 @@ export const MigrationRunEventRef = builder.objectRef<RunEvent>('MigrationRunEve
     run: t.prismaField({
       type: 'MigrationRun',
       resolve: (query, event, _args, context) =>
-        context.db.migrationRun.findUniqueOrThrow({ ...cleanQuery(query), where: { id: event.runId } }),
+        readShared(context.db, 'MigrationRun', event.runId, query, () =>
+          context.db.migrationRun.findUniqueOrThrow({ ...cleanQuery(query), where: { id: event.runId } }),
+        ),
     }),
     progress: t.field({ type: RunProgressRef, resolve: (event) => event.progress }),
     target: t.prismaField({
       type: 'MigrationRunTarget',
       nullable: true,
-      resolve: (query, event, _args, context) =>
-        event.targetId
-          ? context.db.migrationRunTarget.findUnique({ ...cleanQuery(query), where: { id: event.targetId } })
-          : null,
+      resolve: (query, event, _args, context) => {
+        const id = event.targetId;
+        if (!id) return null;
+        return readShared(context.db, 'MigrationRunTarget', id, query, () =>
+          context.db.migrationRunTarget.findUnique({ ...cleanQuery(query), where: { id } }),
+        );
+      },
     }),
     version: t.string({ nullable: true, resolve: (event) => event.version ?? null }),
     message: t.string({ nullable: true, resolve: (event) => event.message ?? null }),

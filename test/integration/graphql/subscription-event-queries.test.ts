@@ -26,6 +26,8 @@ describe('run events that select their run and target', () => {
   const api = useApiHarness({ RECONCILE_INTERVAL_MS: '3600000' });
   let db: ControlPlaneDb | undefined;
   const statements: string[] = [];
+  /** Prisma calls made through `db`, by `model.method`. */
+  const calls = new Map<string, number>();
 
   beforeAll(() => {
     const client = new PrismaClient({
@@ -33,7 +35,7 @@ describe('run events that select their run and target', () => {
       log: [{ emit: 'event', level: 'query' }],
     });
     client.$on('query', (event) => statements.push(event.query));
-    db = client as unknown as ControlPlaneDb;
+    db = countingCalls(client as unknown as ControlPlaneDb, calls);
   });
 
   afterAll(async () => {
@@ -171,6 +173,31 @@ describe('run events that select their run and target', () => {
     expect(statements.length).toBeLessThan(run.total / 10);
   });
 
+  it('read a record once for all the events of a batch that ask for it, not once per event', async () => {
+    const run = await createRun();
+    const response = await countingYoga().fetch('http://localhost/graphql', {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'text/event-stream',
+        authorization: `Bearer ${BOOTSTRAP_TOKEN}`,
+      },
+      body: JSON.stringify({ query: EVENTS_WITH_RECORDS, variables: { id: run.runGlobalId } }),
+    });
+    const reader = response.body!.getReader();
+    const text = await readUntil(reader, 'SNAPSHOT');
+    await waitForSubscriber(run.runGlobalId);
+    calls.clear();
+
+    run.publish();
+    const received = parseEvents(text + (await readUntil(reader, null)));
+    expectAllEvents(received, run.total);
+    // Every event of a batch reads the same run: one call per batch, not 1,001. Each target has
+    // EVENTS_PER_TARGET events spread over the run, so a batch of 64 reads each of its 20 once.
+    expect(calls.get('migrationRun.findUniqueOrThrow') ?? 0).toBeLessThan(run.total / 20);
+    expect(calls.get('migrationRunTarget.findUnique') ?? 0).toBeLessThan(run.total / 2);
+  });
+
   it('are read in a bounded number of statements over WebSocket too', async () => {
     const run = await createRun();
     const yoga = countingYoga();
@@ -200,6 +227,54 @@ describe('run events that select their run and target', () => {
     expect(statements.length).toBeLessThan(run.total / 10);
   });
 });
+
+/** Reads the SSE body until its text includes `until` (null: until it ends); returns what was read. */
+async function readUntil(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  until: string | null,
+): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = '';
+  while (until === null || !text.includes(until)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  return text;
+}
+
+function parseEvents(text: string): ReceivedEvent[] {
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('data: '))
+    .map((line) => (JSON.parse(line.slice(6)) as { data: { migrationRunEvents: ReceivedEvent } }).data)
+    .map((data) => data.migrationRunEvents);
+}
+
+/** `db`, counting the calls made on its run and target models. */
+function countingCalls(db: ControlPlaneDb, calls: Map<string, number>): ControlPlaneDb {
+  const counted = new Set(['migrationRun', 'migrationRunTarget']);
+  return new Proxy(db, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property);
+      if (typeof property === 'string' && counted.has(property)) {
+        const model = value as Record<string, unknown>;
+        return new Proxy(model, {
+          get(delegate, method) {
+            const fn: unknown = Reflect.get(delegate, method);
+            if (typeof fn !== 'function' || typeof method !== 'string') return fn;
+            return (...args: unknown[]) => {
+              const name = `${property}.${method}`;
+              calls.set(name, (calls.get(name) ?? 0) + 1);
+              return (fn as (...a: unknown[]) => unknown).apply(delegate, args);
+            };
+          },
+        });
+      }
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
 
 interface ReceivedEvent {
   readonly type: string;

@@ -4,7 +4,10 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RunEventType, SUBSCRIBER_BACKLOG, type RunEvent } from '../../../src/pubsub/run-events.js';
 import { expectEventually } from '../../helpers/eventually.js';
-import { SSE_FLUSH_INTERVAL_MAX_MS } from '../../../src/graphql/subscription-fanout.js';
+import {
+  SSE_FLUSH_INTERVAL_MAX_MS,
+  SSE_FLUSH_INTERVAL_MIN_MS,
+} from '../../../src/graphql/subscription-fanout.js';
 import { BOOTSTRAP_TOKEN, useApiHarness } from './harness.js';
 
 const EVENTS = `subscription ($id: ID!) { migrationRunEvents(runId: $id) { type version progress { total succeeded } } }`;
@@ -128,6 +131,41 @@ describe('many subscribers on one run', () => {
     await expectEventually(async () => expect((await fanout()).sse_streams).toBe(0));
   });
 
+  it('encodes the events that many streams of one query send together once, not once per stream', async () => {
+    const { runId, globalId } = await createRunningRun();
+    const fanout = () => metric(base);
+    const before = await fanout();
+    const streams = 40;
+    const same = await Promise.all(Array.from({ length: streams }, () => subscribe(EVENTS, globalId)));
+    await expectEventually(async () =>
+      expect((await fanout()).sse_events_total - before.sse_events_total).toBe(streams),
+    );
+    const live = await fanout();
+
+    // Bursts in turns of their own, each heard by every stream at once.
+    const bursts = 5;
+    const perBurst = 20;
+    let n = 0;
+    for (let burst = 0; burst < bursts; burst++) {
+      for (let i = 0; i < perBurst; i++)
+        api.app.events.publish(runEvent(runId, RunEventType.MIGRATION_APPLIED, ++n));
+      await delay(2 * SSE_FLUSH_INTERVAL_MAX_MS);
+    }
+    api.app.events.publish(runEvent(runId, RunEventType.RUN_FINISHED, ++n));
+    const received = await Promise.all(same.map((s) => s.done));
+    const versions = Array.from({ length: n }, (_, i) => String(i + 1));
+    for (const stream of received) expect(stream.events.slice(1).map((e) => e.version)).toEqual(versions);
+
+    const after = await fanout();
+    const writes = after.sse_writes_total - live.sse_writes_total;
+    const built = after.sse_chunks_built_total - live.sse_chunks_built_total;
+    // Every stream got each burst in a write of its own ...
+    expect(writes).toBeGreaterThanOrEqual(streams * (bursts + 1));
+    // ... but the streams took each burst together, so its events were encoded and joined once
+    // (one per burst and the end, with room for a stream that flushed apart), not once per stream.
+    expect(built).toBeLessThanOrEqual(3 * (bursts + 1));
+  });
+
   it('gives a late subscriber its own SNAPSHOT and only what follows', async () => {
     const { runId, globalId } = await createRunningRun();
     // A stream listens before it reads its SNAPSHOT, so a sent SNAPSHOT means it is live.
@@ -177,7 +215,8 @@ describe('many subscribers on one run', () => {
       api.app.events.publish({ ...runEvent(runId, RunEventType.MIGRATION_APPLIED, n), message: filler });
       if (n % batch === 0) {
         for (let got = 0; got < batch; got++) await probe.next();
-        await delay(3 * SSE_FLUSH_INTERVAL_MAX_MS);
+        // One stream writes every SSE_FLUSH_INTERVAL_MIN_MS: room for several flushes.
+        await delay(6 * SSE_FLUSH_INTERVAL_MIN_MS);
       }
     }
     api.app.events.publish(runEvent(runId, RunEventType.RUN_FINISHED, published + 1));
@@ -214,6 +253,7 @@ const FANOUT_COUNTERS = [
   'graphql_subscription_shared_results_total',
   'sse_events_total',
   'sse_writes_total',
+  'sse_chunks_built_total',
 ] as const;
 
 /** The fan-out counters of /metrics. */
