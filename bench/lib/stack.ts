@@ -167,6 +167,47 @@ export async function postgresCpuByDatabase(): Promise<Map<string, number>> {
   return totals;
 }
 
+/**
+ * CPU seconds the whole PostgreSQL server of the bench has used so far: its postmaster, every live
+ * child (backends, checkpointer, WAL writer, autovacuum) and every child that has exited (reaped
+ * into the postmaster's cutime and cstime). Unlike the per-backend figures it also counts the
+ * connections a baseline closed before the second sample, so the floors and the control plane can
+ * be compared on it.
+ */
+export async function postgresServerCpuSeconds(): Promise<number> {
+  postmasterPid ??= findPostmasterPid();
+  const postmaster = await postmasterPid;
+  const own = statFields(await readFile(`/proc/${postmaster}/stat`, 'utf8'));
+  // utime, stime, cutime, cstime (fields 14-17 of proc(5)).
+  let ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(own[i]), 0);
+  const { readdir } = await import('node:fs/promises');
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const fields = statFields(await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => ''));
+    if (Number(fields[1]) === postmaster) ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / 100;
+}
+
+let postmasterPid: Promise<number> | undefined;
+
+// The parent of one of its backends.
+async function findPostmasterPid(): Promise<number> {
+  const client = new pg.Client({ connectionString: SERVER_URL });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    return Number(statFields(await readFile(`/proc/${rows[0]!.pid}/stat`, 'utf8'))[1]);
+  } finally {
+    await client.end();
+  }
+}
+
+// The fields of /proc/<pid>/stat after the command name: [0] state, [1] ppid, [11] utime, [12] stime.
+function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+}
+
 /** CPU seconds used so far by each live PostgreSQL backend (by pid), with its database. */
 export async function postgresCpuByBackend(): Promise<Map<number, { database: string; seconds: number }>> {
   const backends = new Map<number, { database: string; seconds: number }>();
