@@ -343,9 +343,6 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     const catalog = await catalogs.forRelease(run.catalogReleaseId);
     const connectionString = secretBox.openConnectionString(database);
     const pool = tenantPools.poolFor(connectionString);
-    // A dry run changes nothing, so it does not mark the schema either.
-    const guardSql = deps.ownershipGuard && !run.dryRun ? await deps.ownershipGuard(database) : undefined;
-    const target = { ...ledgerTargetOf(database, config.ledgerTable), ...(guardSql ? { guardSql } : {}) };
     const mode = run.transactionMode;
     const lockTimeoutMs = config.lockTimeoutMs;
     if (run.kind === 'VERIFY') {
@@ -396,6 +393,10 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     if (run.backup && !run.dryRun) {
       await backups.backupDatabase(database, { reason: `before run ${run.id}`, runId: run.id });
     }
+    // Only a migration or rollback runs under the ownership guard; a dry run changes nothing, so it
+    // does not mark the schema either.
+    const guardSql = deps.ownershipGuard && !run.dryRun ? await deps.ownershipGuard(database) : undefined;
+    const target = { ...ledgerTargetOf(database, config.ledgerTable), ...(guardSql ? { guardSql } : {}) };
     if (run.kind === 'ROLLBACK') {
       const reading = await readyToFingerprint(database, pool);
       const result = await migrateDown(pool, target, catalog, {
