@@ -232,7 +232,11 @@ export function createProvisionTemplates({ store, expectedStore, config, logger 
     const running = byPrefix;
     const fill = (async () => {
       await dropOtherSpares(request.pool, deploymentSparePrefix(request.deploymentId), prefix);
-      for (let have = await countSpares(request.pool, prefix); have < config.provisionSpareSchemas; have++) {
+      // Counted again after each spare: tenants that took one meanwhile started no filler of their
+      // own (one at a time), so a count taken once would leave the spares fewer after every such take.
+      // Bounded, so tenants taking spares as fast as they are made cannot keep one filler forever.
+      for (let made = 0; made < 4 * config.provisionSpareSchemas; made++) {
+        if ((await countSpares(request.pool, prefix)) >= config.provisionSpareSchemas) break;
         await makeSpare({
           pool: request.pool,
           databaseName: request.databaseName,

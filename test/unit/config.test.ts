@@ -148,10 +148,10 @@ describe('loadConfig', () => {
     expect(configError({ DEFAULT_SERVER_BUDGET: '0' }).message).toContain('DEFAULT_SERVER_BUDGET');
   });
 
-  it('provisions long catalogs from a template unless PROVISION_TEMPLATE=off', () => {
+  it('provisions every catalog from a template unless PROVISION_TEMPLATE=off or PROVISION_TEMPLATE_MIN_FILES says', () => {
     expect(loadConfig({})).toMatchObject({
       provisionTemplate: 'auto',
-      provisionTemplateMinFiles: 20,
+      provisionTemplateMinFiles: 1,
       provisionSpareSchemas: 2,
     });
     expect(loadConfig({ PROVISION_SPARE_SCHEMAS: '0' }).provisionSpareSchemas).toBe(0);

@@ -257,6 +257,27 @@ describe('provisioning from a template', () => {
     }
   });
 
+  it('makes a tenant of a five-file catalog from its template with the default settings', async () => {
+    const short = await loadCatalog(path.resolve(import.meta.dirname, '../../../bench/fixtures/catalog'));
+    expect(short.files).toHaveLength(5);
+    const logger = recordingLogger();
+    for (const schema of ['tenant_short_first', 'tenant_short_second']) {
+      await provisionTenant({
+        location: schemaLocation(schema),
+        connectionString: db.url,
+        pool: db.pool,
+        catalog: short,
+        deploymentId,
+        templates: templatesWith(logger),
+      });
+      // Stamped from the template (execution_ms 0), not replayed file by file.
+      expect(await ledgerOf(db.pool, schema)).toEqual(
+        short.files.map((file) => expect.objectContaining({ version: file.version, execution_ms: 0 })),
+      );
+    }
+    expect(logger.warnings).toEqual([]);
+  });
+
   it('replays catalogs shorter than PROVISION_TEMPLATE_MIN_FILES, and every catalog with PROVISION_TEMPLATE=off', async () => {
     for (const [schema, env] of [
       ['tenant_short', { PROVISION_TEMPLATE_MIN_FILES: '51' }],
@@ -333,6 +354,21 @@ describe('provisioning from a template', () => {
       // One of the two is now the tenant's schema.
       expect(spares.filter((spare) => !left.includes(spare))).toHaveLength(1);
       await expectLikeReplay('tenant_from_spare');
+      await templates.sparesSettled();
+      expect(await spareNames()).toHaveLength(2);
+      expect(logger.warnings).toEqual([]);
+    });
+
+    it('tops the spares up again when a tenant takes one while spares are being made', async () => {
+      const logger = recordingLogger();
+      const templates = templatesWith(logger, { PROVISION_SPARE_SCHEMAS: '2' });
+      await provisionSchema('tenant_topup_warmup', templates);
+      await templates.sparesSettled();
+      expect(await spareNames()).toHaveLength(2);
+      // The second takes its spare while the first one's is still being made (fifty files).
+      await provisionSchema('tenant_topup_one', templates);
+      await provisionSchema('tenant_topup_two', templates);
+      await expectLikeReplay('tenant_topup_two');
       await templates.sparesSettled();
       expect(await spareNames()).toHaveLength(2);
       expect(logger.warnings).toEqual([]);
