@@ -46,7 +46,12 @@ export function templateDatabaseOf(
     ledgerTable === LEDGER_TABLE
       ? catalogChecksum
       : createHash('sha256').update(`${catalogChecksum}/${ledgerTable}`).digest('hex');
-  return `cp_template_${deploymentId.replace(/-/g, '').slice(0, 8)}_${key.slice(0, 16)}`;
+  return `${templateDatabasePrefixOf(deploymentId)}${key.slice(0, 16)}`;
+}
+
+/** The start of every template database's name of one deployment (`cp_template_<deployment 8>_`). */
+export function templateDatabasePrefixOf(deploymentId: string): string {
+  return `cp_template_${deploymentId.replace(/-/g, '').slice(0, 8)}_`;
 }
 
 /** The comment of a finished template database. */

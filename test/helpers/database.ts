@@ -8,6 +8,8 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { quoteDatabase, quoteSchema, withConnection } from '../../src/db/pg.js';
 import { schemaLockKey } from '../../src/migrations/index.js';
 import type { MigrationTarget } from '../../src/migrations/index.js';
+import { templateDatabasePrefixOf } from '../../src/templates/database-template.js';
+import { secondServerUrl } from './second-server.js';
 import { controlPlaneTemplateName, testServerUrl } from './template.js';
 
 // How long a file's teardown waits for its sessions to close before dropping the database.
@@ -52,7 +54,10 @@ export function useTestDatabase(options: TestDatabaseOptions = {}): TestDatabase
   });
 
   afterAll(async () => {
+    // Every catalog provisions from a template by default: a DATABASE tenant's made one per server.
+    const deploymentId = options.controlPlane ? await deploymentIdOf(pool) : null;
     await pool?.end();
+    if (deploymentId) await dropTemplateDatabases(deploymentId);
     if (name) {
       const database = name;
       await withConnection(testServerUrl(), async (client) => {
@@ -102,4 +107,37 @@ export function useTestDatabase(options: TestDatabaseOptions = {}): TestDatabase
       await ready(pool).query(`DROP SCHEMA IF EXISTS ${quoteSchema(schema)} CASCADE`);
     },
   };
+}
+
+/** This file's deployment id, once something made it; null before. */
+async function deploymentIdOf(pool: pg.Pool | undefined): Promise<string | null> {
+  if (!pool) return null;
+  const { rows } = await pool
+    .query<{ id: string }>('SELECT deployment_id::text AS id FROM control_plane.deployment')
+    .catch(() => ({ rows: [] as { id: string }[] }));
+  return rows[0]?.id ?? null;
+}
+
+/**
+ * Drops the template databases a deployment made (on the test server and the second one, when it
+ * answers): they outlive the file's own database, and another file's deployment never uses them.
+ */
+export async function dropTemplateDatabases(deploymentId: string): Promise<void> {
+  const prefix = templateDatabasePrefixOf(deploymentId);
+  for (const url of [testServerUrl(), secondServerUrl()]) {
+    await withConnection(url, async (client) => {
+      const { rows } = await client.query<{ datname: string }>(
+        'SELECT datname FROM pg_database WHERE starts_with(datname, $1)',
+        [prefix],
+      );
+      for (const { datname } of rows) {
+        // A template database refuses DROP until it is no longer a template.
+        await client.query(`ALTER DATABASE ${quoteDatabase(datname)} WITH IS_TEMPLATE false`);
+        await client.query(`DROP DATABASE IF EXISTS ${quoteDatabase(datname)} WITH (FORCE)`);
+      }
+    }).catch((error: unknown) => {
+      // The second server is only there where a test file asked for it.
+      if (url === testServerUrl()) throw error;
+    });
+  }
 }
