@@ -26,7 +26,7 @@ import {
 } from './fingerprints/adoption-service.js';
 import { createExpectedFingerprintStore } from './fingerprints/expected-fingerprint-store.js';
 import {
-  createExpectedFingerprints,
+  createExpectedFingerprintsOf,
   type ExpectedFingerprints,
 } from './fingerprints/expected-fingerprints.js';
 import {
@@ -238,7 +238,9 @@ export async function composeServices(config: Config, options: CompositionOption
       logger,
     });
     const expectedStore = createExpectedFingerprintStore(pool);
-    const expectedFingerprints = createExpectedFingerprints(catalog, expectedStore, config.ledgerTable);
+    // Per catalog: a worker compares each run's tenants with its pinned release's expected structures.
+    const expectedFingerprintsOf = createExpectedFingerprintsOf(expectedStore, config.ledgerTable);
+    const expectedFingerprints = expectedFingerprintsOf(catalog);
     // New tenants of long catalogs are made from the catalog's template (PROVISION_TEMPLATE).
     const templates = createProvisionTemplates({
       store: createSchemaTemplateStore(pool),
@@ -249,6 +251,7 @@ export async function composeServices(config: Config, options: CompositionOption
     const fingerprints = createFingerprintService({
       pool,
       expected: expectedFingerprints,
+      expectedOf: expectedFingerprintsOf,
       tenantPoolOf: (database) => readPools.poolFor(secretBox.openConnectionString(database)),
       ledgerTable: config.ledgerTable,
     });
@@ -304,11 +307,11 @@ export async function composeServices(config: Config, options: CompositionOption
     });
 
     const moveFingerprints: MoveFingerprints<SchemaFingerprint> = {
-      prepare: (tenantPool) => fingerprints.prepareExpected(tenantPool),
+      prepare: (tenantPool, runCatalog) => fingerprints.prepareExpected(tenantPool, runCatalog),
       readAfterCommit: (database) => fingerprints.readAfterCommit(database),
       read: (database, tenantPool) => fingerprints.readDatabase(database, tenantPool),
-      compare: (tenantPool, fingerprint, version) =>
-        fingerprints.recordable(tenantPool, fingerprint, version),
+      compare: (tenantPool, fingerprint, version, runCatalog) =>
+        fingerprints.recordable(tenantPool, fingerprint, version, runCatalog),
     };
 
     async function startWorker(workerOptions: WorkerOptions = {}): Promise<TargetWorker> {
@@ -338,8 +341,12 @@ export async function composeServices(config: Config, options: CompositionOption
           }),
         ownershipGuard: async (database) => ownershipGuardSql(database, await deploymentId()),
         // The worker reads structures through its own tenant pools, the one it migrated with.
-        checkSchema: async ({ database, pool: tenantPool, version }) => {
-          const check = await fingerprints.checkDatabase(database, { pool: tenantPool, version });
+        checkSchema: async ({ database, pool: tenantPool, version, catalog: runCatalog }) => {
+          const check = await fingerprints.checkDatabase(database, {
+            pool: tenantPool,
+            version,
+            catalog: runCatalog,
+          });
           return { matchesExpected: check.matchesExpected, summary: describeDifferences(check.differences) };
         },
         // Read after each move (FINGERPRINT_AFTER_TARGET), recorded by the target's finish.

@@ -98,6 +98,28 @@ export function createExpectedFingerprints(
   };
 }
 
+/** The expected fingerprints of any catalog (a run's pinned release, or the process's own), by checksum. */
+export type ExpectedFingerprintsOf = (catalog: FingerprintCatalog) => ExpectedFingerprints;
+
+/**
+ * One ExpectedFingerprints per catalog checksum, made on first use and kept: runs pin releases,
+ * and each release's catalog has its own expected structures (a worker's disk catalog may lack a
+ * release's versions, or differ from it).
+ */
+export function createExpectedFingerprintsOf(
+  store: ExpectedFingerprintStore,
+  ledgerTable: string = LEDGER_TABLE,
+): ExpectedFingerprintsOf {
+  const byChecksum = new Map<string, ExpectedFingerprints>();
+  return (catalog) => {
+    const checksum = catalogChecksumOf(catalog);
+    let expected = byChecksum.get(checksum);
+    if (!expected)
+      byChecksum.set(checksum, (expected = createExpectedFingerprints(catalog, store, ledgerTable)));
+    return expected;
+  };
+}
+
 /** The catalog's spelling of a version ("3" -> "0003"); "0" for none. */
 export function normalVersion(catalog: FingerprintCatalog, version: string | null): string {
   if (version === null) return '0';

@@ -7,7 +7,11 @@ import type { Pool } from 'pg';
 import type { ControlPlanePool } from '../db/control-plane.js';
 import type { TenantDatabase } from '../generated/prisma/client.js';
 import { ledgerTargetOf } from '../migrations/ledger-target.js';
-import type { ExpectedFingerprints } from './expected-fingerprints.js';
+import type {
+  ExpectedFingerprints,
+  ExpectedFingerprintsOf,
+  FingerprintCatalog,
+} from './expected-fingerprints.js';
 import type { ReadAfterCommit } from '../migrations/index.js';
 import { readSchemaFingerprint, schemaFingerprintRead } from './read-schema.js';
 import type { SchemaFingerprint } from './schema-description.js';
@@ -52,7 +56,10 @@ const MAX_CLUSTER_SAMPLE = 100;
 
 export interface FingerprintServiceDeps {
   readonly pool: ControlPlanePool;
+  /** The expected structures of the process's own catalog: what a check without a catalog compares with. */
   readonly expected: ExpectedFingerprints;
+  /** Those of another catalog (a run's pinned release); default: every catalog is the process's own. */
+  readonly expectedOf?: ExpectedFingerprintsOf;
   /** The tenant server's pool of a tenant database (decrypting its connection string). */
   readonly tenantPoolOf: (database: TenantDatabase) => Pool;
   /** The deployment's ledger table name (LEDGER_TABLE). */
@@ -63,16 +70,24 @@ export interface FingerprintServiceDeps {
 export function createFingerprintService({
   pool,
   expected,
+  expectedOf,
   tenantPoolOf,
   ledgerTable,
 }: FingerprintServiceDeps) {
-  /** Compares a fingerprint with the expected one of `version`; pure apart from the expected cache. */
+  const expectedFor = (catalog: FingerprintCatalog | undefined): ExpectedFingerprints =>
+    catalog && expectedOf ? expectedOf(catalog) : expected;
+
+  /**
+   * Compares a fingerprint with the expected one of `version` in `catalog` (default: the process's
+   * own); pure apart from the expected cache.
+   */
   async function compare(
     tenantPool: Pool,
     fingerprint: SchemaFingerprint,
     version: string | null,
+    catalog?: FingerprintCatalog,
   ): Promise<FingerprintCheck> {
-    const wanted = await expected.forVersion(tenantPool, version);
+    const wanted = await expectedFor(catalog).forVersion(tenantPool, version);
     const matchesExpected = wanted ? wanted.hash === fingerprint.hash : null;
     // Equal hashes are equal descriptions: the differences are worked out only for a mismatch.
     const differences =
@@ -92,12 +107,17 @@ export function createFingerprintService({
    */
   async function checkDatabase(
     database: TenantDatabase,
-    options: { readonly pool?: Pool; readonly version?: string | null } = {},
+    options: {
+      readonly pool?: Pool;
+      readonly version?: string | null;
+      /** Whose expected structures (a VERIFY run's pinned release); default: the process's own catalog. */
+      readonly catalog?: FingerprintCatalog;
+    } = {},
   ): Promise<FingerprintCheck> {
     const version = options.version === undefined ? database.schemaVersion : options.version;
     const tenantPool = options.pool ?? tenantPoolOf(database);
     const fingerprint = await readDatabase(database, tenantPool);
-    const check = await compare(tenantPool, fingerprint, version);
+    const check = await compare(tenantPool, fingerprint, version, options.catalog);
     await recordCheck(database.id, check);
     return check;
   }
@@ -116,9 +136,12 @@ export function createFingerprintService({
     );
   }
 
-  /** Replays the catalog's expected structures on `tenantPool`'s server, unless this process has them. */
-  async function prepareExpected(tenantPool: Pool): Promise<void> {
-    await expected.all(tenantPool);
+  /**
+   * Replays the expected structures of `catalog` (default: the process's own) on `tenantPool`'s
+   * server, unless this process has them.
+   */
+  async function prepareExpected(tenantPool: Pool, catalog?: FingerprintCatalog): Promise<void> {
+    await expectedFor(catalog).all(tenantPool);
   }
 
   /** A comparison as its tenant_databases row stores it (differences capped). */
@@ -126,8 +149,9 @@ export function createFingerprintService({
     tenantPool: Pool,
     fingerprint: SchemaFingerprint,
     version: string | null,
+    catalog?: FingerprintCatalog,
   ): Promise<FingerprintCheck> {
-    const check = await compare(tenantPool, fingerprint, version);
+    const check = await compare(tenantPool, fingerprint, version, catalog);
     return { ...check, differences: capDifferences(check.differences) };
   }
 

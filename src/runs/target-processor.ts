@@ -92,6 +92,8 @@ export type CheckSchema = (input: {
   readonly database: TenantDatabase;
   readonly pool: pg.Pool;
   readonly version: string | null;
+  /** The run's pinned release: its expected structures are the ones compared with. */
+  readonly catalog: MigrationCatalog;
 }) => Promise<SchemaCheck>;
 
 /**
@@ -105,13 +107,21 @@ export interface MoveFingerprints<F = unknown> {
    * (once per process) before any tenant of the server has the move's objects, which a catalog that
    * looks objects up across schemas would otherwise find from the scratch schema.
    */
-  prepare(pool: pg.Pool): Promise<void>;
+  prepare(pool: pg.Pool, catalog: MigrationCatalog): Promise<void>;
   /** The read sent after the move's COMMIT in its round trip (the one-trip path). */
   readAfterCommit(database: TenantDatabase): ReadAfterCommit<F>;
   /** The read on its own, after a careful move or a rollback. */
   read(database: TenantDatabase, pool: pg.Pool): Promise<F>;
-  /** The comparison with the expected structure of `version`, as the finish records it. */
-  compare(pool: pg.Pool, fingerprint: F, version: string | null): Promise<TargetFingerprint>;
+  /**
+   * The comparison with the expected structure of `version` in `catalog` (the run's pinned release,
+   * not the worker's disk catalog), as the finish records it.
+   */
+  compare(
+    pool: pg.Pool,
+    fingerprint: F,
+    version: string | null,
+    catalog: MigrationCatalog,
+  ): Promise<TargetFingerprint>;
 }
 
 /**
@@ -347,7 +357,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     const lockTimeoutMs = config.lockTimeoutMs;
     if (run.kind === 'VERIFY') {
       // Read-only: a VERIFY run is a dry run, so it neither waits for nor blocks another run.
-      const check = await checkSchema({ database, pool, version: database.schemaVersion });
+      const check = await checkSchema({ database, pool, version: database.schemaVersion, catalog });
       if (check.matchesExpected === false) throw new TenantDriftError(check.summary);
       const version = database.schemaVersion;
       return { fromVersion: version, toVersion: version, appliedVersions: [], plannedSql: null };
@@ -398,18 +408,20 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
     const guardSql = deps.ownershipGuard && !run.dryRun ? await deps.ownershipGuard(database) : undefined;
     const target = { ...ledgerTargetOf(database, config.ledgerTable), ...(guardSql ? { guardSql } : {}) };
     if (run.kind === 'ROLLBACK') {
-      const reading = await readyToFingerprint(database, pool);
+      const reading = await readyToFingerprint(database, pool, catalog);
       const result = await migrateDown(pool, target, catalog, {
         toVersion: run.targetVersion ?? '0',
         mode,
         lockTimeoutMs,
         onApplied,
       });
-      const fingerprint = reading ? await fingerprintAfterMove(database, pool, result.toVersion) : undefined;
+      const fingerprint = reading
+        ? await fingerprintAfterMove(database, pool, catalog, result.toVersion)
+        : undefined;
       return { ...moved(result), ...(fingerprint ? { fingerprint } : {}) };
     }
     if (run.dryRun) return planOnly(pool, target, run, catalog);
-    const reading = await readyToFingerprint(database, pool);
+    const reading = await readyToFingerprint(database, pool, catalog);
     const result = await migrateUp(pool, target, catalog, {
       toVersion: run.targetVersion,
       mode,
@@ -421,7 +433,7 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
       ...(reading ? { readAfterCommit: moveFingerprints.readAfterCommit(database) } : {}),
     });
     const fingerprint = reading
-      ? await fingerprintAfterMove(database, pool, result.toVersion, result.afterCommit)
+      ? await fingerprintAfterMove(database, pool, catalog, result.toVersion, result.afterCommit)
       : undefined;
     return { ...moved(result), ...(fingerprint ? { fingerprint } : {}) };
   }
@@ -430,10 +442,14 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
    * Whether to read the tenant's structure after its move (FINGERPRINT_AFTER_TARGET), its
    * comparison readied first. A failure to ready it skips the read (logged): the move goes on.
    */
-  async function readyToFingerprint(database: TenantDatabase, pool: pg.Pool): Promise<boolean> {
+  async function readyToFingerprint(
+    database: TenantDatabase,
+    pool: pg.Pool,
+    catalog: MigrationCatalog,
+  ): Promise<boolean> {
     if (!config.fingerprintAfterTarget) return false;
     try {
-      await moveFingerprints.prepare(pool);
+      await moveFingerprints.prepare(pool, catalog);
       return true;
     } catch (error) {
       logger.warn('could not ready the fingerprint of a move', { tenantDatabaseId: database.id, error });
@@ -442,21 +458,22 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
   }
 
   /**
-   * The tenant's structure after its committed move, compared with its version's expected one,
-   * for the finish to record: the read that rode after the COMMIT, or (careful path, rollback) a
+   * The tenant's structure after its committed move, compared with its version's expected one in
+   * the run's pinned release (`catalog`), for the finish to record: the read that rode after the COMMIT, or (careful path, rollback) a
    * read of its own. The move has committed, so a failure here only leaves the last fingerprint
    * in place (logged); the next VERIFY run reads it again.
    */
   async function fingerprintAfterMove(
     database: TenantDatabase,
     pool: pg.Pool,
+    catalog: MigrationCatalog,
     version: string | null,
     afterCommit?: AfterCommitRead<unknown>,
   ): Promise<TargetFingerprint | undefined> {
     try {
       if (afterCommit && !afterCommit.ok) throw afterCommit.error;
       const read = afterCommit ? afterCommit.value : await moveFingerprints.read(database, pool);
-      return await moveFingerprints.compare(pool, read, version);
+      return await moveFingerprints.compare(pool, read, version, catalog);
     } catch (error) {
       logger.warn('could not record the fingerprint after a move', { tenantDatabaseId: database.id, error });
       return undefined;

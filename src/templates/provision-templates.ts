@@ -12,8 +12,7 @@ import type { Config } from '../config.js';
 import { quoteSchema } from '../db/pg.js';
 import {
   catalogChecksumOf,
-  createExpectedFingerprints,
-  type ExpectedFingerprints,
+  createExpectedFingerprintsOf,
   type ExpectedFingerprintStore,
 } from '../fingerprints/expected-fingerprints.js';
 import type { SchemaFingerprint } from '../fingerprints/schema-description.js';
@@ -65,16 +64,7 @@ export interface ProvisionTemplatesDeps {
 /** Creates the template path of provisioning. */
 export function createProvisionTemplates({ store, expectedStore, config, logger }: ProvisionTemplatesDeps) {
   // Per catalog checksum: runs pin releases, and each release's catalog has its own expectations.
-  const expectedByCatalog = new Map<string, ExpectedFingerprints>();
-  const expectedOf = (catalog: MigrationCatalog, checksum: string): ExpectedFingerprints => {
-    let expected = expectedByCatalog.get(checksum);
-    if (!expected)
-      expectedByCatalog.set(
-        checksum,
-        (expected = createExpectedFingerprints(catalog, expectedStore, config.ledgerTable)),
-      );
-    return expected;
-  };
+  const expectedOf = createExpectedFingerprintsOf(expectedStore, config.ledgerTable);
   const schemaTemplates = new WeakMap<pg.Pool, Map<string, Promise<StoredSchemaTemplate>>>();
   // Spares being made, per pool and catalog: one filler at a time.
   const filling = new WeakMap<pg.Pool, Map<string, Promise<void>>>();
@@ -107,7 +97,7 @@ export function createProvisionTemplates({ store, expectedStore, config, logger 
   }
 
   async function expectedLatest(pool: pg.Pool, catalog: MigrationCatalog): Promise<SchemaFingerprint> {
-    const expected = await expectedOf(catalog, catalogChecksumOf(catalog)).forVersion(pool, catalog.latest);
+    const expected = await expectedOf(catalog).forVersion(pool, catalog.latest);
     if (!expected) throw new Error(`catalog has no expected fingerprint for ${catalog.latest}`);
     return expected;
   }

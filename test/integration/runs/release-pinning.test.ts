@@ -74,6 +74,30 @@ describe('release pinning of provisioning and rollbacks', () => {
     }
   });
 
+  it("compares each moved tenant's structure with the pinned release's expected one, not the worker's disk catalog", async () => {
+    await h.startWorker();
+    const ids = await h.createTenants('pinned_fp', 2);
+    // 0005 exists only in B: the worker's own catalog (A) has no expected structure for it.
+    const up = await b.services.runs.startMigrationRun({ targetVersion: '0005', tenants: { ids } }, ACTOR);
+    expect(await waitForRunEnd(h.db, up.id)).toMatchObject({ status: 'SUCCEEDED', succeeded: 2 });
+    const databases = await h.db.tenantDatabase.findMany({ where: { tenantId: { in: ids } } });
+    expect(databases).toHaveLength(2);
+    for (const database of databases) {
+      expect(database).toMatchObject({ schemaVersion: '0005', fingerprintMatches: true });
+      expect(database.fingerprintExpectedHash).toBe(database.fingerprintHash);
+    }
+    // A VERIFY run started on B checks them against B's expectations too.
+    await h.db.tenantDatabase.updateMany({
+      where: { tenantId: { in: ids } },
+      data: { fingerprintMatches: null, fingerprintExpectedHash: null },
+    });
+    const verify = await b.services.runs.startVerifyRun({ tenants: { ids } }, ACTOR);
+    expect(await waitForRunEnd(h.db, verify.id)).toMatchObject({ status: 'SUCCEEDED', succeeded: 2 });
+    for (const database of await h.db.tenantDatabase.findMany({ where: { tenantId: { in: ids } } })) {
+      expect(database.fingerprintMatches).toBe(true);
+    }
+  });
+
   it('pins the API release when it holds every down file a rollback needs', async () => {
     await h.startWorker();
     const ids = await h.createTenants('pinned_own', 1);
