@@ -111,11 +111,16 @@ export function createExpectedFingerprintsOf(
   ledgerTable: string = LEDGER_TABLE,
 ): ExpectedFingerprintsOf {
   const byChecksum = new Map<string, ExpectedFingerprints>();
+  // Asked for every target: a catalog object seen before skips hashing its file list again.
+  const byCatalog = new WeakMap<FingerprintCatalog, ExpectedFingerprints>();
   return (catalog) => {
+    let expected = byCatalog.get(catalog);
+    if (expected) return expected;
     const checksum = catalogChecksumOf(catalog);
-    let expected = byChecksum.get(checksum);
+    expected = byChecksum.get(checksum);
     if (!expected)
       byChecksum.set(checksum, (expected = createExpectedFingerprints(catalog, store, ledgerTable)));
+    byCatalog.set(catalog, expected);
     return expected;
   };
 }

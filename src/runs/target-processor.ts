@@ -459,8 +459,8 @@ export function createTargetProcessor(deps: TargetProcessorDeps) {
 
   /**
    * The tenant's structure after its committed move, compared with its version's expected one in
-   * the run's pinned release (`catalog`), for the finish to record: the read that rode after the COMMIT, or (careful path, rollback) a
-   * read of its own. The move has committed, so a failure here only leaves the last fingerprint
+   * the run's pinned release (`catalog`), for the finish to record: the read that rode after the
+   * COMMIT, or (careful path, rollback) a read of its own. The move has committed, so a failure here only leaves the last fingerprint
    * in place (logged); the next VERIFY run reads it again.
    */
   async function fingerprintAfterMove(
