@@ -1,28 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { ACTOR, useRunHarness } from '../runs/run-harness.js';
-import { ledgerVersions, waitForRunEnd } from '../runs/run-assertions.js';
+import { databasesByName, ledgerVersions, runToEnd } from '../runs/run-assertions.js';
 
 // Default settings: no FINGERPRINT_AFTER_TARGET override, so a fleet run records what it built.
 describe('fingerprints recorded after each target (default settings)', () => {
   const h = useRunHarness('constraint_lookup');
 
-  async function run(start: Promise<{ id: string }>) {
-    const { id } = await start;
-    const ended = await waitForRunEnd(h.db, id);
-    const targets = await h.db.migrationRunTarget.findMany({
-      where: { runId: id },
-      include: { tenant: true },
-    });
-    return { run: ended, byName: new Map(targets.map((t) => [t.tenant!.name, t])) };
-  }
-
-  async function databasesOf(ids: string[]) {
-    const rows = await h.db.tenantDatabase.findMany({
-      where: { tenantId: { in: ids } },
-      include: { tenant: true },
-    });
-    return new Map(rows.map((row) => [row.tenant.name, row]));
-  }
+  const run = (start: Promise<{ id: string }>) => runToEnd(h.db, start);
+  const databasesOf = (ids: string[]) => databasesByName(h.db, ids);
 
   it('shows the tenants a schema-blind constraint lookup skipped as drifted, and a later run leaves them alone', async () => {
     await h.startWorker();

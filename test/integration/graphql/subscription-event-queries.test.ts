@@ -111,6 +111,20 @@ describe('run events that select their run and target', () => {
     });
   }
 
+  /** Subscribes to EVENTS_WITH_RECORDS over SSE as the admin, through the counting yoga. */
+  async function openRecordsStream(runGlobalId: string): Promise<ReadableStreamDefaultReader<Uint8Array>> {
+    const response = await countingYoga().fetch('http://localhost/graphql', {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'text/event-stream',
+        authorization: `Bearer ${BOOTSTRAP_TOKEN}`,
+      },
+      body: JSON.stringify({ query: EVENTS_WITH_RECORDS, variables: { id: runGlobalId } }),
+    });
+    return response.body!.getReader();
+  }
+
   /** Waits until this process's API listens on the run's channel (the yoga here has no eventsReady). */
   async function waitForSubscriber(runGlobalId: string): Promise<void> {
     const runId = Buffer.from(runGlobalId, 'base64').toString('utf8').split(':')[1];
@@ -135,39 +149,14 @@ describe('run events that select their run and target', () => {
 
   it('are read in a bounded number of statements over SSE, not one per event and field', async () => {
     const run = await createRun();
-    const response = await countingYoga().fetch('http://localhost/graphql', {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'text/event-stream',
-        authorization: `Bearer ${BOOTSTRAP_TOKEN}`,
-      },
-      body: JSON.stringify({ query: EVENTS_WITH_RECORDS, variables: { id: run.runGlobalId } }),
-    });
-    const reader = response.body!.getReader();
-    const decoder = new TextDecoder();
-    let text = '';
-    while (!text.includes('SNAPSHOT')) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-    }
+    const reader = await openRecordsStream(run.runGlobalId);
+    const text = await readUntil(reader, 'SNAPSHOT');
     expect(text).toContain('SNAPSHOT');
     await waitForSubscriber(run.runGlobalId);
     statements.length = 0;
 
     run.publish();
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-    }
-
-    const received = text
-      .split('\n')
-      .filter((line) => line.startsWith('data: '))
-      .map((line) => (JSON.parse(line.slice(6)) as { data: { migrationRunEvents: ReceivedEvent } }).data)
-      .map((data) => data.migrationRunEvents);
+    const received = parseEvents(text + (await readUntil(reader, null)));
     expectAllEvents(received, run.total);
     // One statement per event and field would be 2,001; batches read each model once.
     expect(statements.length).toBeLessThan(run.total / 10);
@@ -175,16 +164,7 @@ describe('run events that select their run and target', () => {
 
   it('read a record once for all the events of a batch that ask for it, not once per event', async () => {
     const run = await createRun();
-    const response = await countingYoga().fetch('http://localhost/graphql', {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'text/event-stream',
-        authorization: `Bearer ${BOOTSTRAP_TOKEN}`,
-      },
-      body: JSON.stringify({ query: EVENTS_WITH_RECORDS, variables: { id: run.runGlobalId } }),
-    });
-    const reader = response.body!.getReader();
+    const reader = await openRecordsStream(run.runGlobalId);
     const text = await readUntil(reader, 'SNAPSHOT');
     await waitForSubscriber(run.runGlobalId);
     calls.clear();

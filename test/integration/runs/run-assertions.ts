@@ -23,6 +23,23 @@ export async function waitForRunEnd(
   );
 }
 
+/** Waits for the run `start` creates to end; the run, and its targets by tenant name. */
+export async function runToEnd(db: ControlPlaneDb, start: Promise<{ id: string }>) {
+  const { id } = await start;
+  const ended = await waitForRunEnd(db, id);
+  const targets = await db.migrationRunTarget.findMany({ where: { runId: id }, include: { tenant: true } });
+  return { run: ended, byName: new Map(targets.map((t) => [t.tenant!.name, t])) };
+}
+
+/** The tenant databases of the tenants `ids`, by tenant name. */
+export async function databasesByName(db: ControlPlaneDb, ids: readonly string[]) {
+  const rows = await db.tenantDatabase.findMany({
+    where: { tenantId: { in: [...ids] } },
+    include: { tenant: true },
+  });
+  return new Map(rows.map((row) => [row.tenant.name, row]));
+}
+
 /** The versions in a tenant schema's ledger, ascending ([] when it has none). */
 export async function ledgerVersions(pool: pg.Pool, schema: string): Promise<string[]> {
   const exists = await pool.query(`SELECT to_regclass($1) IS NOT NULL AS e`, [
