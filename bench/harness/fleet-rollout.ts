@@ -1,0 +1,472 @@
+/**
+ * The fleet-rollout harness (issue 16's acceptance, run from outside): a running service, reached
+ * only through its GraphQL API, against its own floors on the same PostgreSQL server, in one
+ * invocation. It imports nothing of the service or of the bench on purpose: what it measures must
+ * not share a measuring method (or a bug) with the thing measured.
+ *
+ * Each round, in an order rotated every round:
+ *  - control plane: the N tenants it created through `createTenant` are rolled back to version 0
+ *    (`startRollback`, not timed), the disk settled, then one `startMigrationRun` over them is
+ *    timed from the request until a poll of `migrationRun` sees it SUCCEEDED (every target);
+ *  - raw floor: N fresh schemas in a scratch database, each tenant's SQL (the catalog's up files)
+ *    in one transaction and one round trip, on 4 plain connections, no bookkeeping;
+ *  - node-pg-migrate: its runner over N fresh schemas with a pool of 4, one transaction per tenant.
+ * Ratios are taken within a round; the summary gives the median and range over the rounds.
+ */
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+
+export interface HarnessOptions {
+  /** The service's GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
+  readonly endpoint: string;
+  /** A bearer token of an ADMIN (deleteTenant needs it); none when the service runs AUTH_DISABLED. */
+  readonly token?: string;
+  /** A superuser URL of the tenant server: the floors' scratch databases are made there. */
+  readonly floorUrl: string;
+  /** The directory of the catalog the service runs (its MIGRATIONS_DIR): the floors apply its up files. */
+  readonly catalogDir: string;
+  readonly tenants: number;
+  readonly rounds: number;
+  /** Floor connections and node-pg-migrate runners. */
+  readonly connections: number;
+  /** Names of its tenants and scratch databases start with it. */
+  readonly prefix: string;
+  /** Keep the harness's tenants at the end instead of deleting them (and their schemas). */
+  readonly keepTenants?: boolean;
+  readonly log?: (line: string) => void;
+}
+
+export const HARNESS_SEGMENTS = ['cp', 'floor', 'npm'] as const;
+export type HarnessSegment = (typeof HARNESS_SEGMENTS)[number];
+
+export interface HarnessRound {
+  readonly round: number;
+  /** Tenants per second of each segment, in the order they ran. */
+  readonly rates: Record<HarnessSegment, number>;
+  readonly order: readonly HarnessSegment[];
+  readonly toFloor: number;
+  readonly toPeer: number;
+}
+
+export interface HarnessSpread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+export interface HarnessReport {
+  readonly tenants: number;
+  readonly connections: number;
+  readonly rounds: readonly HarnessRound[];
+  readonly summary: Record<HarnessSegment | 'toFloor' | 'toPeer', HarnessSpread>;
+}
+
+/** Runs the harness; the service must be up and run the catalog in `catalogDir`. */
+export async function runFleetRolloutHarness(options: HarnessOptions): Promise<HarnessReport> {
+  const log = options.log ?? ((line: string) => console.error(line));
+  const api = graphqlClient(options.endpoint, options.token);
+  const catalog = await readCatalog(options.catalogDir);
+  const rounds: HarnessRound[] = [];
+  // Filled as they are made: a failure part of the way still deletes those made.
+  const tenantIds: string[] = new Array(options.tenants);
+  try {
+    log(`creating ${options.tenants} tenants through createTenant`);
+    await createTenants(api, options.prefix, tenantIds);
+    for (let index = 0; index < options.rounds; index++) {
+      const order = rotate(HARNESS_SEGMENTS, index);
+      const rates = {} as Record<HarnessSegment, number>;
+      for (const segment of order) {
+        const seconds =
+          segment === 'cp'
+            ? await timeControlPlane(api, options, tenantIds)
+            : await timeScratch(options, segment, catalog, index);
+        rates[segment] = options.tenants / seconds;
+        log(`round ${index + 1}/${options.rounds} ${segment}: ${rates[segment].toFixed(1)} tenants/s`);
+      }
+      rounds.push({
+        round: index + 1,
+        rates,
+        order,
+        toFloor: rates.cp / rates.floor,
+        toPeer: rates.cp / rates.npm,
+      });
+    }
+  } finally {
+    if (!options.keepTenants) await deleteTenants(api, tenantIds, options.prefix);
+  }
+  const spread = (pick: (r: HarnessRound) => number) => medianAndRange(rounds.map(pick));
+  return {
+    tenants: options.tenants,
+    connections: options.connections,
+    rounds,
+    summary: {
+      cp: spread((r) => r.rates.cp),
+      floor: spread((r) => r.rates.floor),
+      npm: spread((r) => r.rates.npm),
+      toFloor: spread((r) => r.toFloor),
+      toPeer: spread((r) => r.toPeer),
+    },
+  };
+}
+
+/** The order of round `index`: the segments rotated left by it. */
+export function rotate<T>(segments: readonly T[], index: number): T[] {
+  const shift = index % segments.length;
+  return [...segments.slice(shift), ...segments.slice(0, shift)];
+}
+
+/** Median (mean of the middle two for an even count) with min and max. */
+export function medianAndRange(samples: readonly number[]): HarnessSpread {
+  if (samples.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN };
+  const sorted = [...samples].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  const median =
+    sorted.length % 2 === 1
+      ? (sorted[middle] as number)
+      : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+  return { median, min: sorted[0] as number, max: sorted.at(-1) as number };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The control plane, through its API only.
+
+type Gql = <T>(query: string, variables?: Record<string, unknown>) => Promise<T>;
+
+function graphqlClient(endpoint: string, token: string | undefined): Gql {
+  return async <T>(query: string, variables: Record<string, unknown> = {}) => {
+    const response = await fetch(endpoint, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/graphql-response+json, application/json',
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+      body: JSON.stringify({ query, variables }),
+    });
+    const body = (await response.json()) as { data?: T; errors?: { message: string }[] };
+    if (body.errors?.length || !body.data)
+      throw new Error(`GraphQL error: ${body.errors?.map((e) => e.message).join('; ') ?? response.status}`);
+    return body.data;
+  };
+}
+
+/** A mutation's union result: the success's field, or the typed error's message thrown. */
+function successOf<T>(result: { __typename: string; message?: string } & T, what: string): T {
+  if (result.__typename.endsWith('Success')) return result;
+  throw new Error(`${what}: ${result.__typename}: ${result.message ?? ''}`);
+}
+
+const CREATE_TENANT = `mutation($input: CreateTenantInput!) { createTenant(input: $input) {
+  __typename ... on CreateTenantSuccess { tenant { id } provisioning { id } } ... on Error { message } } }`;
+
+// Requests the harness keeps in flight while it creates or deletes its tenants.
+const API_REQUESTS_AT_ONCE = 8;
+
+/**
+ * Creates `ids.length` tenants (8 requests at a time), each id into `ids` as it is made, and waits
+ * until every provisioning run has ended.
+ */
+async function createTenants(api: Gql, prefix: string, ids: string[]): Promise<void> {
+  const runs: string[] = new Array(ids.length);
+  await eachConcurrently(ids.length, async (i) => {
+    const data = await api<{ createTenant: { __typename: string; message?: string } }>(CREATE_TENANT, {
+      input: { name: tenantName(prefix, i) },
+    });
+    const created = successOf(
+      data.createTenant as { __typename: string; tenant: { id: string }; provisioning: { id: string } },
+      'createTenant',
+    );
+    ids[i] = created.tenant.id;
+    runs[i] = created.provisioning.id;
+  });
+  for (const runId of runs) await waitForRun(api, runId, 1);
+}
+
+const START_ROLLBACK = `mutation($input: StartRollbackInput!) { startRollback(input: $input) {
+  __typename ... on StartRollbackSuccess { run { id } } ... on Error { message } } }`;
+const START_RUN = `mutation($input: StartMigrationRunInput!) { startMigrationRun(input: $input) {
+  __typename ... on StartMigrationRunSuccess { run { id } } ... on Error { message } } }`;
+const RUN_STATUS = `query($id: ID!) { migrationRun(id: $id) { status progress { total succeeded failed } } }`;
+
+/** Rolls the tenants back to 0 (not timed), settles, then times one run bringing them up. */
+async function timeControlPlane(api: Gql, options: HarnessOptions, ids: readonly string[]): Promise<number> {
+  const tenants = { ids };
+  const rollback = await api<{ startRollback: { __typename: string } }>(START_ROLLBACK, {
+    input: { targetVersion: '0', tenants, concurrency: 8 },
+  });
+  const back = successOf(
+    rollback.startRollback as { __typename: string; run: { id: string } },
+    'startRollback',
+  );
+  await waitForRun(api, back.run.id, ids.length);
+  await settle(options.floorUrl);
+  const begin = performance.now();
+  // The API's default concurrency: what an operator gets without asking.
+  const started = await api<{ startMigrationRun: { __typename: string } }>(START_RUN, { input: { tenants } });
+  const run = successOf(
+    started.startMigrationRun as { __typename: string; run: { id: string } },
+    'startMigrationRun',
+  );
+  await waitForRun(api, run.run.id, ids.length);
+  return (performance.now() - begin) / 1000;
+}
+
+const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'HALTED', 'CANCELLED']);
+
+/** Polls the run every 50 ms until it ends; throws unless it SUCCEEDED with `expected` targets. */
+async function waitForRun(api: Gql, runId: string, expected: number): Promise<void> {
+  for (;;) {
+    const { migrationRun: run } = await api<{
+      migrationRun: { status: string; progress: { total: number; succeeded: number; failed: number } } | null;
+    }>(RUN_STATUS, { id: runId });
+    if (!run) throw new Error(`run ${runId} not found`);
+    if (TERMINAL.has(run.status)) {
+      const { succeeded, total, failed } = run.progress;
+      if (run.status !== 'SUCCEEDED' || succeeded !== expected)
+        throw new Error(
+          `run ${runId} ended ${run.status}: ${succeeded}/${total} succeeded, ${failed} failed`,
+        );
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const DELETE_TENANT = `mutation($input: DeleteTenantInput!) { deleteTenant(input: $input) {
+  __typename ... on Error { message } } }`;
+
+/** Deletes the tenants with their schemas, 8 requests at a time. */
+async function deleteTenants(api: Gql, ids: readonly string[], prefix: string): Promise<void> {
+  await eachConcurrently(ids.length, async (i) => {
+    const id = ids[i];
+    if (!id) return;
+    const data = await api<{ deleteTenant: { __typename: string; message?: string } }>(DELETE_TENANT, {
+      input: { id, confirmName: tenantName(prefix, i), dropData: true },
+    });
+    successOf(data.deleteTenant, 'deleteTenant');
+  });
+}
+
+function tenantName(prefix: string, index: number): string {
+  return `${prefix}-${String(index + 1).padStart(6, '0')}`;
+}
+
+/** Calls `fn` for 0..count-1, `API_REQUESTS_AT_ONCE` calls at a time. */
+async function eachConcurrently(count: number, fn: (index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(API_REQUESTS_AT_ONCE, count) }, async () => {
+      for (let i = next++; i < count; i = next++) await fn(i);
+    }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The floors, on plain connections to the same server.
+
+interface Catalog {
+  /** The up files' SQL in version order. */
+  readonly ups: readonly string[];
+  readonly dir: string;
+}
+
+async function readCatalog(dir: string): Promise<Catalog> {
+  const files = (await readdir(dir)).filter((file) => file.endsWith('.up.sql')).sort();
+  if (files.length === 0) throw new Error(`no *.up.sql files in ${dir}`);
+  return { dir, ups: await Promise.all(files.map((file) => readFile(join(dir, file), 'utf8'))) };
+}
+
+/** A scratch database with N empty schemas, the segment run over them, the database dropped. */
+async function timeScratch(
+  options: HarnessOptions,
+  segment: Exclude<HarnessSegment, 'cp'>,
+  catalog: Catalog,
+  round: number,
+): Promise<number> {
+  const database = `${options.prefix}_${segment}_${round + 1}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
+  const url = withDatabase(options.floorUrl, database);
+  const schemas = Array.from({ length: options.tenants }, (_, i) => `tenant_${i + 1}`);
+  await admin(options.floorUrl, async (client) => {
+    await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`);
+    await client.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
+  });
+  try {
+    await admin(url, async (client) => {
+      for (let i = 0; i < schemas.length; i += 500)
+        await client.query(
+          schemas
+            .slice(i, i + 500)
+            .map((s) => `CREATE SCHEMA ${s};`)
+            .join(''),
+        );
+    });
+    await settle(options.floorUrl);
+    const begin = performance.now();
+    if (segment === 'floor') await rawFloor(url, catalog, schemas, options.connections);
+    else await nodePgMigrate(url, catalog, schemas, options.connections);
+    return (performance.now() - begin) / 1000;
+  } finally {
+    await admin(options.floorUrl, (client) =>
+      client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`),
+    );
+  }
+}
+
+async function rawFloor(url: string, catalog: Catalog, schemas: readonly string[], connections: number) {
+  const script = catalog.ups.join('\n;\n');
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: connections }, () =>
+      admin(url, async (client) => {
+        for (let i = next++; i < schemas.length; i = next++)
+          await client.query(`BEGIN; SET LOCAL search_path TO ${schemas[i]}; ${script}; COMMIT;`);
+      }),
+    ),
+  );
+}
+
+async function nodePgMigrate(url: string, catalog: Catalog, schemas: readonly string[], poolSize: number) {
+  const { runner } = await import('node-pg-migrate');
+  const dir = join(tmpdir(), `harness-npm-${process.pid}-${Date.now()}`);
+  await mkdir(dir, { recursive: true });
+  try {
+    const files = (await readdir(catalog.dir)).filter((file) => file.endsWith('.up.sql')).sort();
+    for (const [i, file] of files.entries())
+      await writeFile(join(dir, file.replace(/\.up\.sql$/, '.sql')), `-- Up Migration\n${catalog.ups[i]}\n`);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: poolSize }, async () => {
+        for (let i = next++; i < schemas.length; i = next++)
+          await runner({
+            databaseUrl: url,
+            dir,
+            schema: schemas[i] as string,
+            createSchema: false,
+            migrationsTable: 'pgmigrations',
+            direction: 'up',
+            count: Number.POSITIVE_INFINITY,
+            singleTransaction: true,
+            checkOrder: true,
+            // Its default lock value is one for the whole database: tenants would go one at a time.
+            lockValue: 1_000_000 + i,
+            log: () => undefined,
+            verbose: false,
+          });
+      }),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Every segment starts from the same server state: PostgreSQL's dirty buffers written. */
+async function settle(url: string): Promise<void> {
+  await admin(url, (client) => client.query('CHECKPOINT'));
+}
+
+async function admin<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command line.
+
+const USAGE = `usage: npm run harness -- [--endpoint http://127.0.0.1:4000/graphql] [--token T]
+  [--floor-url postgresql://postgres@127.0.0.1:5432/postgres] [--catalog migrations/tenant]
+  [--tenants 1000] [--rounds 3] [--connections 4] [--prefix harness] [--keep-tenants] [--out bench/results]
+  The service must be running (npm run start:api and npm run start:worker, or npm start) with
+  MIGRATIONS_DIR set to --catalog; --token defaults to $HARNESS_TOKEN (an ADMIN token).`;
+
+export function parseHarnessArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env) {
+  const values = new Map<string, string>();
+  let keepTenants = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--keep-tenants') keepTenants = true;
+    else if (arg.startsWith('--') && argv[i + 1] !== undefined) values.set(arg.slice(2), argv[++i] as string);
+    else throw new Error(`unknown argument ${arg}\n${USAGE}`);
+  }
+  const known = [
+    'endpoint',
+    'token',
+    'floor-url',
+    'catalog',
+    'tenants',
+    'rounds',
+    'connections',
+    'prefix',
+    'out',
+  ];
+  for (const key of values.keys())
+    if (!known.includes(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
+  const int = (key: string, normal: number) => {
+    const value = Number(values.get(key) ?? normal);
+    if (!Number.isInteger(value) || value < 1)
+      throw new Error(`--${key} must be a positive integer\n${USAGE}`);
+    return value;
+  };
+  const prefix = values.get('prefix') ?? 'harness';
+  if (!/^[a-z][a-z0-9-]{0,30}$/.test(prefix))
+    throw new Error(`--prefix must match [a-z][a-z0-9-]{0,30}\n${USAGE}`);
+  const token = values.get('token') ?? env.HARNESS_TOKEN;
+  return {
+    options: {
+      endpoint: values.get('endpoint') ?? 'http://127.0.0.1:4000/graphql',
+      ...(token ? { token } : {}),
+      floorUrl: values.get('floor-url') ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
+      catalogDir: values.get('catalog') ?? 'migrations/tenant',
+      tenants: int('tenants', 1000),
+      rounds: int('rounds', 3),
+      connections: int('connections', 4),
+      prefix,
+      keepTenants,
+    } satisfies HarnessOptions,
+    outDir: values.get('out') ?? 'bench/results',
+  };
+}
+
+/** One line per figure: median (min-max) over the rounds. */
+export function formatReport(report: HarnessReport): string {
+  const f = (s: HarnessSpread, digits = 1) =>
+    `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}-${s.max.toFixed(digits)})`;
+  const { summary: s } = report;
+  return [
+    `fleet rollout, N=${report.tenants}, ${report.rounds.length} rounds, median (min-max):`,
+    `  control plane                     ${f(s.cp)} tenants/s`,
+    `  raw floor, ${report.connections} connections         ${f(s.floor)} tenants/s`,
+    `  node-pg-migrate, pool of ${report.connections}         ${f(s.npm)} tenants/s`,
+    `  control plane / floor of the round ${f(s.toFloor, 2)}×`,
+    `  control plane / node-pg-migrate    ${f(s.toPeer, 2)}×`,
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const { options, outDir } = parseHarnessArgs(process.argv.slice(2));
+  const report = await runFleetRolloutHarness(options);
+  console.log(formatReport(report));
+  await mkdir(outDir, { recursive: true });
+  const file = join(outDir, `harness-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`results written to ${file}`);
+}
+
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exitCode = 1;
+  });
+}

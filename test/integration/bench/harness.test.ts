@@ -1,0 +1,110 @@
+/**
+ * The fleet-rollout harness (bench/harness/fleet-rollout.ts) against the real app over HTTP: its
+ * tenants are made, rolled back and migrated through the API, its floors run on the same server,
+ * its rounds rotate, and it cleans up after itself.
+ */
+import { randomBytes } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  parseHarnessArgs,
+  runFleetRolloutHarness,
+  type HarnessOptions,
+} from '../../../bench/harness/fleet-rollout.js';
+import { withConnection } from '../../../src/db/pg.js';
+import { testServerUrl } from '../../helpers/template.js';
+import { BOOTSTRAP_TOKEN, useApiHarness } from '../graphql/harness.js';
+
+const CATALOG = 'bench/fixtures/catalog';
+
+describe('the fleet-rollout harness', () => {
+  const api = useApiHarness({ MIGRATIONS_DIR: CATALOG });
+  let endpoint = '';
+
+  beforeAll(async () => {
+    endpoint = `http://127.0.0.1:${await api.app.listen(0)}/graphql`;
+  });
+
+  function options(overrides: Partial<HarnessOptions> = {}): HarnessOptions {
+    return {
+      endpoint,
+      token: BOOTSTRAP_TOKEN,
+      floorUrl: testServerUrl(),
+      catalogDir: CATALOG,
+      tenants: 3,
+      rounds: 2,
+      connections: 2,
+      prefix: `h${randomBytes(4).toString('hex')}`,
+      log: () => undefined,
+      ...overrides,
+    };
+  }
+
+  const TENANTS = `query($name: String!) { tenants(first: 50, filter: { nameContains: $name }) {
+    totalCount edges { node { schemaVersion migrationHistory { version } } } } }`;
+
+  it('times a migration run of its own tenants through the API against its floors, rounds rotated', async () => {
+    const input = options({ keepTenants: true });
+    const report = await runFleetRolloutHarness(input);
+
+    expect(report.rounds.map((r) => r.order)).toEqual([
+      ['cp', 'floor', 'npm'],
+      ['floor', 'npm', 'cp'],
+    ]);
+    for (const round of report.rounds) {
+      for (const rate of Object.values(round.rates)) expect(rate).toBeGreaterThan(0);
+      expect(round.toFloor).toBeCloseTo(round.rates.cp / round.rates.floor, 10);
+      expect(round.toPeer).toBeCloseTo(round.rates.cp / round.rates.npm, 10);
+    }
+    expect(report.summary.cp.min).toBe(Math.min(...report.rounds.map((r) => r.rates.cp)));
+    // Every tenant it made ends at the catalog's latest version with the whole ledger.
+    const { data } = await api.gql(TENANTS, { name: input.prefix });
+    expect(data?.tenants.totalCount).toBe(3);
+    for (const { node } of data?.tenants.edges ?? []) {
+      expect(node.schemaVersion).toBe('0005');
+      expect(node.migrationHistory.map((m: { version: string }) => m.version)).toEqual([
+        '0001',
+        '0002',
+        '0003',
+        '0004',
+        '0005',
+      ]);
+    }
+    const schemas = await withConnection(api.database.url, (client) =>
+      client.query(`SELECT nspname FROM pg_namespace WHERE nspname LIKE $1`, [`tenant_${input.prefix}%`]),
+    );
+    expect(schemas.rows).toHaveLength(3);
+    // Its scratch databases are gone.
+    const left = await withConnection(testServerUrl(), (client) =>
+      client.query(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${input.prefix}%`]),
+    );
+    expect(left.rows).toEqual([]);
+  });
+
+  it('deletes its tenants, schemas included, unless told to keep them', async () => {
+    const input = options({ rounds: 1, tenants: 2 });
+    await runFleetRolloutHarness(input);
+    const { data } = await api.gql(TENANTS, { name: input.prefix });
+    expect(data?.tenants.totalCount).toBe(0);
+    const schemas = await withConnection(api.database.url, (client) =>
+      client.query(`SELECT nspname FROM pg_namespace WHERE nspname LIKE $1`, [`tenant_${input.prefix}%`]),
+    );
+    expect(schemas.rows).toEqual([]);
+  });
+
+  it('refuses a catalog directory without up files before it creates any tenant', async () => {
+    const input = options({ catalogDir: 'test', tenants: 1, rounds: 1 });
+    await expect(runFleetRolloutHarness(input)).rejects.toThrow(/no \*\.up\.sql files in test/);
+    const { data } = await api.gql(TENANTS, { name: input.prefix });
+    expect(data?.tenants.totalCount).toBe(0);
+  });
+
+  it('parses its command line, and refuses what it does not know', () => {
+    const { options: parsed } = parseHarnessArgs(['--tenants', '20', '--keep-tenants'], {
+      HARNESS_TOKEN: 't0k',
+    });
+    expect(parsed).toMatchObject({ tenants: 20, rounds: 3, connections: 4, keepTenants: true, token: 't0k' });
+    expect(() => parseHarnessArgs(['--tenants', '0'], {})).toThrow(/--tenants must be a positive integer/);
+    expect(() => parseHarnessArgs(['--tenant', '5'], {})).toThrow(/unknown option --tenant/);
+    expect(() => parseHarnessArgs(['--prefix', 'Bad Name'], {})).toThrow(/--prefix must match/);
+  });
+});
