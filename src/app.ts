@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startAuditPruner } from './audit/audit-retention.js';
 import { startBackupPruner } from './backups/backup-retention.js';
+import { startControlPlaneUpkeep } from './db/control-plane-upkeep.js';
 import { composeServices } from './composition.js';
 import type { Config } from './config.js';
 import type { ControlPlaneDb } from './db/control-plane.js';
@@ -47,6 +48,13 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   // Not a condition of starting: a tenant server that is down fails only its own targets.
   const defaultDatabase = await ensureDefaultTenantDatabase(config.tenantDatabaseUrl, logger);
   app.onClose('default tenant database', () => defaultDatabase.stop());
+  // Every role: the run statements of workers and the API's writes both leave dead rows.
+  const upkeep = startControlPlaneUpkeep({
+    databaseUrl: config.databaseUrl,
+    intervalMs: config.controlPlaneVacuumIntervalMs,
+    logger,
+  });
+  app.onClose('control-plane upkeep', () => upkeep.stop());
   const { db, catalog, events, services } = app;
 
   try {

@@ -126,6 +126,17 @@ const Env = z.object({
   /** How often the API prunes audit rows older than AUDIT_RETENTION_DAYS, in milliseconds. */
   AUDIT_PRUNE_INTERVAL_MS: z.coerce.number().int().min(1000).default(3_600_000),
   /**
+   * How often each process checks the control plane's tables for dead rows and vacuums those past
+   * autovacuum's rule (db/control-plane-upkeep.ts), in milliseconds; 0: never (autovacuum only).
+   */
+  CONTROL_PLANE_VACUUM_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(86_400_000)
+    .refine((ms) => ms === 0 || ms >= 1000, 'must be 0 (off) or at least 1000')
+    .default(60_000),
+  /**
    * The `default` server's budget of targets migrating at once when it is first registered; wide,
    * so a deployment that had one server is not slowed by the upgrade (change it with updateDatabaseServer).
    */
@@ -227,6 +238,8 @@ export interface Config {
   readonly metricsToken: string | null;
   readonly auditRetentionDays: number;
   readonly auditPruneIntervalMs: number;
+  /** CONTROL_PLANE_VACUUM_INTERVAL_MS; 0: the service never vacuums its tables itself. */
+  readonly controlPlaneVacuumIntervalMs: number;
   readonly tenantObjectPrefix: string;
   /** The ledger table's name in every tenant schema (LEDGER_TABLE). */
   readonly ledgerTable: string;
@@ -317,6 +330,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsToken: e.METRICS_TOKEN ?? null,
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     auditPruneIntervalMs: e.AUDIT_PRUNE_INTERVAL_MS,
+    controlPlaneVacuumIntervalMs: e.CONTROL_PLANE_VACUUM_INTERVAL_MS,
     tenantObjectPrefix: e.TENANT_OBJECT_PREFIX,
     ledgerTable: e.LEDGER_TABLE,
     defaultServerBudget: e.DEFAULT_SERVER_BUDGET,

@@ -142,6 +142,14 @@ describe('loadConfig', () => {
     expect(configError({ ENCRYPTION_KEY: badKey }).message).not.toContain(badKey);
   });
 
+  it('checks the control-plane tables for a VACUUM every minute unless CONTROL_PLANE_VACUUM_INTERVAL_MS says (0: never)', () => {
+    expect(loadConfig({}).controlPlaneVacuumIntervalMs).toBe(60_000);
+    expect(loadConfig({ CONTROL_PLANE_VACUUM_INTERVAL_MS: '0' }).controlPlaneVacuumIntervalMs).toBe(0);
+    expect(configError({ CONTROL_PLANE_VACUUM_INTERVAL_MS: '500' }).message).toContain(
+      'CONTROL_PLANE_VACUUM_INTERVAL_MS',
+    );
+  });
+
   it('gives the default server a wide migration budget unless DEFAULT_SERVER_BUDGET says', () => {
     expect(loadConfig({}).defaultServerBudget).toBe(32);
     expect(loadConfig({ DEFAULT_SERVER_BUDGET: '3' }).defaultServerBudget).toBe(3);
