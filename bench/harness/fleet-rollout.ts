@@ -1,8 +1,9 @@
 /**
  * The fleet-rollout harness (issue 16's acceptance, run from outside): a running service, reached
  * only through its GraphQL API, against its own floors on the same PostgreSQL server, in one
- * invocation. It imports nothing of the service or of the bench on purpose: what it measures must
- * not share a measuring method (or a bug) with the thing measured.
+ * invocation. It imports nothing of the service, and of the bench only its median and rotation
+ * helpers: its floors, its tenants and its timing are its own, so that what it measures shares no
+ * measuring method (or bug) with the bench or the thing measured.
  *
  * Each round, in an order rotated every round:
  *  - control plane: the N tenants it created through `createTenant` are rolled back to version 0
@@ -17,6 +18,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { medianRange, segmentOrder, type MedianRange } from '../lib/rounds.js';
 
 export interface HarnessOptions {
   /** The service's GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
@@ -29,6 +31,12 @@ export interface HarnessOptions {
   readonly catalogDir: string;
   readonly tenants: number;
   readonly rounds: number;
+  /**
+   * Where the floors' schemas are made: `tenants` (default), in the database the service's tenants
+   * live in (on `floorUrl`'s server), so that both sides pay for what that database holds; `scratch`,
+   * a fresh database per segment.
+   */
+  readonly floorIn?: 'tenants' | 'scratch';
   /** Floor connections and node-pg-migrate runners. */
   readonly connections: number;
   /** Names of its tenants and scratch databases start with it. */
@@ -50,11 +58,7 @@ export interface HarnessRound {
   readonly toPeer: number;
 }
 
-export interface HarnessSpread {
-  readonly median: number;
-  readonly min: number;
-  readonly max: number;
-}
+export type HarnessSpread = MedianRange;
 
 export interface HarnessReport {
   readonly tenants: number;
@@ -74,14 +78,16 @@ export async function runFleetRolloutHarness(options: HarnessOptions): Promise<H
   try {
     log(`creating ${options.tenants} tenants through createTenant`);
     await createTenants(api, options.prefix, tenantIds);
+    const floorDatabase =
+      options.floorIn === 'scratch' ? null : await databaseOfTenant(api, tenantIds[0] as string);
     for (let index = 0; index < options.rounds; index++) {
-      const order = rotate(HARNESS_SEGMENTS, index);
+      const order = segmentOrder(HARNESS_SEGMENTS, index);
       const rates = {} as Record<HarnessSegment, number>;
       for (const segment of order) {
         const seconds =
           segment === 'cp'
             ? await timeControlPlane(api, options, tenantIds)
-            : await timeScratch(options, segment, catalog, index);
+            : await timeFloor(options, segment, catalog, index, floorDatabase);
         rates[segment] = options.tenants / seconds;
         log(`round ${index + 1}/${options.rounds} ${segment}: ${rates[segment].toFixed(1)} tenants/s`);
       }
@@ -96,7 +102,7 @@ export async function runFleetRolloutHarness(options: HarnessOptions): Promise<H
   } finally {
     if (!options.keepTenants) await deleteTenants(api, tenantIds, options.prefix);
   }
-  const spread = (pick: (r: HarnessRound) => number) => medianAndRange(rounds.map(pick));
+  const spread = (pick: (r: HarnessRound) => number) => medianRange(rounds.map(pick));
   return {
     tenants: options.tenants,
     connections: options.connections,
@@ -109,24 +115,6 @@ export async function runFleetRolloutHarness(options: HarnessOptions): Promise<H
       toPeer: spread((r) => r.toPeer),
     },
   };
-}
-
-/** The order of round `index`: the segments rotated left by it. */
-export function rotate<T>(segments: readonly T[], index: number): T[] {
-  const shift = index % segments.length;
-  return [...segments.slice(shift), ...segments.slice(0, shift)];
-}
-
-/** Median (mean of the middle two for an even count) with min and max. */
-export function medianAndRange(samples: readonly number[]): HarnessSpread {
-  if (samples.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN };
-  const sorted = [...samples].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  const median =
-    sorted.length % 2 === 1
-      ? (sorted[middle] as number)
-      : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-  return { median, min: sorted[0] as number, max: sorted.at(-1) as number };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,6 +170,18 @@ async function createTenants(api: Gql, prefix: string, ids: string[]): Promise<v
     runs[i] = created.provisioning.id;
   });
   for (const runId of runs) await waitForRun(api, runId, 1);
+}
+
+const TENANT_DATABASE = `query($id: ID!) { node(id: $id) { ... on Tenant { databases { databaseName } } } }`;
+
+/** The database a tenant lives in (its first). */
+async function databaseOfTenant(api: Gql, tenantId: string): Promise<string> {
+  const data = await api<{ node: { databases: { databaseName: string }[] } | null }>(TENANT_DATABASE, {
+    id: tenantId,
+  });
+  const name = data.node?.databases[0]?.databaseName;
+  if (!name) throw new Error(`tenant ${tenantId} has no database`);
+  return name;
 }
 
 const START_ROLLBACK = `mutation($input: StartRollbackInput!) { startRollback(input: $input) {
@@ -278,40 +278,55 @@ async function readCatalog(dir: string): Promise<Catalog> {
   return { dir, ups: await Promise.all(files.map((file) => readFile(join(dir, file), 'utf8'))) };
 }
 
-/** A scratch database with N empty schemas, the segment run over them, the database dropped. */
-async function timeScratch(
+/**
+ * Times a floor segment over N fresh schemas: in `database` (the one the service's tenants live in)
+ * when given, the schemas dropped after it; else in a scratch database of its own, dropped after it.
+ */
+async function timeFloor(
   options: HarnessOptions,
   segment: Exclude<HarnessSegment, 'cp'>,
   catalog: Catalog,
   round: number,
+  database: string | null,
 ): Promise<number> {
-  const database = `${options.prefix}_${segment}_${round + 1}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
-  const url = withDatabase(options.floorUrl, database);
-  const schemas = Array.from({ length: options.tenants }, (_, i) => `tenant_${i + 1}`);
-  await admin(options.floorUrl, async (client) => {
-    await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`);
-    await client.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
-  });
-  try {
-    await admin(url, async (client) => {
-      for (let i = 0; i < schemas.length; i += 500)
-        await client.query(
-          schemas
-            .slice(i, i + 500)
-            .map((s) => `CREATE SCHEMA ${s};`)
-            .join(''),
-        );
+  const name = `${options.prefix}_${segment}_${round + 1}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
+  const url = withDatabase(options.floorUrl, database ?? name);
+  const schemas = Array.from({ length: options.tenants }, (_, i) =>
+    database ? `${name}_${i + 1}` : `tenant_${i + 1}`,
+  );
+  if (!database)
+    await admin(options.floorUrl, async (client) => {
+      await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+      await client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
     });
+  try {
+    await admin(url, (client) =>
+      eachBatch(schemas, 500, (batch) => client.query(batch.map((s) => `CREATE SCHEMA ${s};`).join(''))),
+    );
     await settle(options.floorUrl);
     const begin = performance.now();
     if (segment === 'floor') await rawFloor(url, catalog, schemas, options.connections);
     else await nodePgMigrate(url, catalog, schemas, options.connections);
     return (performance.now() - begin) / 1000;
   } finally {
-    await admin(options.floorUrl, (client) =>
-      client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`),
-    );
+    if (database)
+      // 50 schemas of a few dozen objects each a transaction: within the server's lock table.
+      await admin(url, (client) =>
+        eachBatch(schemas, 50, (batch) => client.query(`DROP SCHEMA IF EXISTS ${batch.join(', ')} CASCADE`)),
+      );
+    else
+      await admin(options.floorUrl, (client) =>
+        client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`),
+      );
   }
+}
+
+async function eachBatch<T>(
+  items: readonly T[],
+  size: number,
+  fn: (batch: T[]) => Promise<unknown>,
+): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await fn(items.slice(i, i + size));
 }
 
 async function rawFloor(url: string, catalog: Catalog, schemas: readonly string[], connections: number) {
@@ -387,7 +402,8 @@ function withDatabase(url: string, database: string): string {
 
 const USAGE = `usage: npm run harness -- [--endpoint http://127.0.0.1:4000/graphql] [--token T]
   [--floor-url postgresql://postgres@127.0.0.1:5432/postgres] [--catalog migrations/tenant]
-  [--tenants 1000] [--rounds 3] [--connections 4] [--prefix harness] [--keep-tenants] [--out bench/results]
+  [--tenants 1000] [--rounds 3] [--connections 4] [--prefix harness] [--floor-in tenants|scratch]
+  [--keep-tenants] [--out bench/results]
   The service must be running (npm run start:api and npm run start:worker, or npm start) with
   MIGRATIONS_DIR set to --catalog; --token defaults to $HARNESS_TOKEN (an ADMIN token).`;
 
@@ -409,6 +425,7 @@ export function parseHarnessArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     'rounds',
     'connections',
     'prefix',
+    'floor-in',
     'out',
   ];
   for (const key of values.keys())
@@ -423,6 +440,9 @@ export function parseHarnessArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   if (!/^[a-z][a-z0-9-]{0,30}$/.test(prefix))
     throw new Error(`--prefix must match [a-z][a-z0-9-]{0,30}\n${USAGE}`);
   const token = values.get('token') ?? env.HARNESS_TOKEN;
+  const floorIn = values.get('floor-in') ?? 'tenants';
+  if (floorIn !== 'tenants' && floorIn !== 'scratch')
+    throw new Error(`--floor-in must be tenants or scratch\n${USAGE}`);
   return {
     options: {
       endpoint: values.get('endpoint') ?? 'http://127.0.0.1:4000/graphql',
@@ -433,6 +453,7 @@ export function parseHarnessArgs(argv: readonly string[], env: NodeJS.ProcessEnv
       rounds: int('rounds', 3),
       connections: int('connections', 4),
       prefix,
+      floorIn,
       keepTenants,
     } satisfies HarnessOptions,
     outDir: values.get('out') ?? 'bench/results',

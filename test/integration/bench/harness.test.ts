@@ -73,22 +73,30 @@ describe('the fleet-rollout harness', () => {
       client.query(`SELECT nspname FROM pg_namespace WHERE nspname LIKE $1`, [`tenant_${input.prefix}%`]),
     );
     expect(schemas.rows).toHaveLength(3);
-    // Its scratch databases are gone.
-    const left = await withConnection(testServerUrl(), (client) =>
-      client.query(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${input.prefix}%`]),
+    // Its floors ran in the tenants' database, in schemas of their own, dropped after each segment.
+    const floorSchemas = await withConnection(api.database.url, (client) =>
+      client.query(`SELECT nspname FROM pg_namespace WHERE nspname LIKE $1 OR nspname LIKE $2`, [
+        `${input.prefix}_floor_%`,
+        `${input.prefix}_npm_%`,
+      ]),
     );
-    expect(left.rows).toEqual([]);
+    expect(floorSchemas.rows).toEqual([]);
   });
 
-  it('deletes its tenants, schemas included, unless told to keep them', async () => {
-    const input = options({ rounds: 1, tenants: 2 });
-    await runFleetRolloutHarness(input);
+  it('deletes its tenants, schemas included, unless told to keep them; drops scratch floor databases', async () => {
+    const input = options({ rounds: 1, tenants: 2, floorIn: 'scratch' });
+    const report = await runFleetRolloutHarness(input);
+    expect(report.rounds[0]?.rates.floor).toBeGreaterThan(0);
     const { data } = await api.gql(TENANTS, { name: input.prefix });
     expect(data?.tenants.totalCount).toBe(0);
     const schemas = await withConnection(api.database.url, (client) =>
       client.query(`SELECT nspname FROM pg_namespace WHERE nspname LIKE $1`, [`tenant_${input.prefix}%`]),
     );
     expect(schemas.rows).toEqual([]);
+    const left = await withConnection(testServerUrl(), (client) =>
+      client.query(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${input.prefix}%`]),
+    );
+    expect(left.rows).toEqual([]);
   });
 
   it('refuses a catalog directory without up files before it creates any tenant', async () => {
@@ -106,5 +114,9 @@ describe('the fleet-rollout harness', () => {
     expect(() => parseHarnessArgs(['--tenants', '0'], {})).toThrow(/--tenants must be a positive integer/);
     expect(() => parseHarnessArgs(['--tenant', '5'], {})).toThrow(/unknown option --tenant/);
     expect(() => parseHarnessArgs(['--prefix', 'Bad Name'], {})).toThrow(/--prefix must match/);
+    expect(parseHarnessArgs([], {}).options.floorIn).toBe('tenants');
+    expect(() => parseHarnessArgs(['--floor-in', 'elsewhere'], {})).toThrow(
+      /--floor-in must be tenants or scratch/,
+    );
   });
 });
