@@ -13,7 +13,7 @@
  * SKIP_LOCKED)` on each table whose dead row versions exceed autovacuum's own default rule
  * (`VACUUM_BASE_THRESHOLD` + `VACUUM_SCALE_FACTOR` × live rows), under a session advisory lock so
  * that one process of the deployment does it at a time. Where autovacuum keeps up, no table is
- * due and a pass is one catalog read.
+ * due and a pass is one short connection and one read of the statistics.
  */
 import pg from 'pg';
 import type { Logger } from '../logger.js';
@@ -53,9 +53,9 @@ export async function tablesDueForVacuum(
 }
 
 /**
- * One pass: VACUUM (ANALYZE) each due table, on a connection of its own (VACUUM cannot run in a
- * transaction, so not through a pool that might hand out one). Returns the tables vacuumed; none
- * when nothing is due or another process holds the upkeep lock.
+ * One pass: VACUUM (ANALYZE) each due table, on a connection of its own: the session advisory lock
+ * must stay on one connection, and VACUUM must not run inside a transaction. Returns the tables
+ * vacuumed; none when nothing is due or another process holds the upkeep lock.
  */
 export async function vacuumDueTables(databaseUrl: string, schema = 'control_plane'): Promise<TableUpkeep[]> {
   // Ending the session (withConnection's finally) releases its advisory lock.
