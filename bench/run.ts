@@ -122,17 +122,26 @@ async function benchFleetRollout(options: BenchOptions, upSql: string[]): Promis
   const segments = options.skipBaselines ? (['cp'] as const) : B1_SEGMENTS;
   const rounds: RoundRates[] = [];
   const runs: B1SegmentRun[] = [];
-  for (let index = 0; index < options.rounds; index++) {
-    const rates: Partial<Record<B1Segment, number>> = {};
-    for (const [position, segment] of segmentOrder(segments, index).entries()) {
-      const run = await runSegment(segment, options, upSql);
-      runs.push({ round: index + 1, position: position + 1, ...run });
-      rates[segment] = run.tenantsPerSecond;
-      console.error(
-        `B1 round ${index + 1}/${options.rounds} ${segment}: ${round(run.tenantsPerSecond)} tenants/s (load ${run.loadAverage})`,
-      );
+  // Every segment's databases are dropped once all rounds are done, not between segments: on a
+  // filesystem such as this machine's (ext4 without a journal), creating files after thousands were
+  // deleted in the last minutes scans past each of them (`recently_deleted` in ext4's inode
+  // allocator), so a segment that followed a drop paid for its predecessor's files.
+  const dropLater: string[] = [];
+  try {
+    for (let index = 0; index < options.rounds; index++) {
+      const rates: Partial<Record<B1Segment, number>> = {};
+      for (const [position, segment] of segmentOrder(segments, index).entries()) {
+        const run = await runSegment(segment, options, upSql, dropLater);
+        runs.push({ round: index + 1, position: position + 1, ...run });
+        rates[segment] = run.tenantsPerSecond;
+        console.error(
+          `B1 round ${index + 1}/${options.rounds} ${segment}: ${round(run.tenantsPerSecond)} tenants/s (load ${run.loadAverage})`,
+        );
+      }
+      rounds.push({ round: index + 1, rates });
     }
-    rounds.push({ round: index + 1, rates });
+  } finally {
+    await dropDatabases(...dropLater);
   }
   const summary = summarizeRounds(rounds);
   details.B1 = { n, rounds: options.rounds, runs, summary };
@@ -198,15 +207,16 @@ async function runSegment(
   segment: B1Segment,
   options: BenchOptions,
   upSql: string[],
+  dropLater: string[],
 ): Promise<SegmentResult> {
   const n = options.tenants;
-  if (segment === 'cp') return runControlPlaneSegment(options);
+  if (segment === 'cp') return runControlPlaneSegment(options, dropLater);
   const run = {
     raw1: (url: string, schemas: string[]) => runRawFloor(url, upSql, schemas, 1),
     raw4: (url: string, schemas: string[]) => runRawFloor(url, upSql, schemas, 4),
     npm: (url: string, schemas: string[]) => runNodePgMigrate(url, CATALOG_DIR, schemas, 4),
   }[segment];
-  const { seconds, loadAverage, serverCpuMsPerTenant } = await baseline(segment, n, run);
+  const { seconds, loadAverage, serverCpuMsPerTenant } = await baseline(segment, n, run, dropLater);
   return {
     segment,
     seconds,
@@ -217,9 +227,9 @@ async function runSegment(
 }
 
 /** One control-plane segment: a fresh stack, N seeded tenants, one run through the API. */
-async function runControlPlaneSegment(options: BenchOptions): Promise<SegmentResult> {
+async function runControlPlaneSegment(options: BenchOptions, dropLater: string[]): Promise<SegmentResult> {
   const n = options.tenants;
-  const stack = await startStack('b1', options, { worker: true });
+  const stack = await startStack(`b1_${dropLater.length}`, options, { worker: true, dropLater });
   try {
     await seedSchemaTenants(stack.config, 'b1', n);
     await settle();
@@ -1190,7 +1200,16 @@ interface Stack {
 async function startStack(
   name: string,
   options: BenchOptions,
-  { worker, env: extraEnv = {} }: { worker: boolean; env?: Record<string, string> },
+  {
+    worker,
+    env: extraEnv = {},
+    dropLater,
+  }: {
+    worker: boolean;
+    env?: Record<string, string>;
+    /** Collects the stack's databases for the caller to drop later, instead of stop() dropping them. */
+    dropLater?: string[];
+  },
 ): Promise<Stack> {
   const cpDb = `${DB_PREFIX}_${name}`;
   const tenantDb = `${DB_PREFIX}_${name}_tenants`;
@@ -1228,7 +1247,8 @@ async function startStack(
     addWorker,
     async stop() {
       await Promise.all(processes.map((p) => p.stop()));
-      await dropDatabases(cpDb, tenantDb);
+      if (dropLater) dropLater.push(cpDb, tenantDb);
+      else await dropDatabases(cpDb, tenantDb);
       await deleteRedisKeys(config.redisUrl, env.REDIS_PREFIX);
     },
   };
@@ -1285,8 +1305,9 @@ async function baseline(
   name: string,
   n: number,
   fn: (url: string, schemas: string[]) => Promise<{ seconds: number }>,
+  dropLater: string[],
 ) {
-  const db = `${DB_PREFIX}_${name}`;
+  const db = `${DB_PREFIX}_${name}_${dropLater.length}`;
   await recreateDatabases(db);
   const url = databaseUrl(db);
   const schemas = Array.from({ length: n }, (_, i) => `tenant_${name}_${String(i + 1).padStart(5, '0')}`);
@@ -1303,7 +1324,7 @@ async function baseline(
     const serverCpuMsPerTenant = (((await postgresServerCpuSeconds()) - before) * 1000) / n;
     return { seconds, loadAverage, serverCpuMsPerTenant };
   } finally {
-    await dropDatabases(db);
+    dropLater.push(db);
   }
 }
 

@@ -32,9 +32,9 @@ export interface HarnessOptions {
   readonly tenants: number;
   readonly rounds: number;
   /**
-   * Where the floors' schemas are made: `tenants` (default), in the database the service's tenants
-   * live in (on `floorUrl`'s server), so that both sides pay for what that database holds; `scratch`,
-   * a fresh database per segment.
+   * Where the floors' schemas are made: `scratch` (default), a fresh database per segment, as B1
+   * does; `tenants`, in the database the service's tenants live in (on `floorUrl`'s server).
+   * Either way they are dropped once every round is done (see `cleanUps`).
    */
   readonly floorIn?: 'tenants' | 'scratch';
   /** Floor connections and node-pg-migrate runners. */
@@ -75,11 +75,12 @@ export async function runFleetRolloutHarness(options: HarnessOptions): Promise<H
   const rounds: HarnessRound[] = [];
   // Filled as they are made: a failure part of the way still deletes those made.
   const tenantIds: string[] = new Array(options.tenants);
+  const cleanUps: (() => Promise<unknown>)[] = [];
   try {
     log(`creating ${options.tenants} tenants through createTenant`);
     await createTenants(api, options.prefix, tenantIds);
     const floorDatabase =
-      options.floorIn === 'scratch' ? null : await databaseOfTenant(api, tenantIds[0] as string);
+      options.floorIn === 'tenants' ? await databaseOfTenant(api, tenantIds[0] as string) : null;
     for (let index = 0; index < options.rounds; index++) {
       const order = segmentOrder(HARNESS_SEGMENTS, index);
       const rates = {} as Record<HarnessSegment, number>;
@@ -87,7 +88,7 @@ export async function runFleetRolloutHarness(options: HarnessOptions): Promise<H
         const seconds =
           segment === 'cp'
             ? await timeControlPlane(api, options, tenantIds)
-            : await timeFloor(options, segment, catalog, index, floorDatabase);
+            : await timeFloor(options, segment, catalog, index, floorDatabase, cleanUps);
         rates[segment] = options.tenants / seconds;
         log(`round ${index + 1}/${options.rounds} ${segment}: ${rates[segment].toFixed(1)} tenants/s`);
       }
@@ -100,6 +101,7 @@ export async function runFleetRolloutHarness(options: HarnessOptions): Promise<H
       });
     }
   } finally {
+    for (const cleanUp of cleanUps) await cleanUp();
     if (!options.keepTenants) await deleteTenants(api, tenantIds, options.prefix);
   }
   const spread = (pick: (r: HarnessRound) => number) => medianRange(rounds.map(pick));
@@ -280,7 +282,10 @@ async function readCatalog(dir: string): Promise<Catalog> {
 
 /**
  * Times a floor segment over N fresh schemas: in `database` (the one the service's tenants live in)
- * when given, the schemas dropped after it; else in a scratch database of its own, dropped after it.
+ * when given, else in a scratch database of its own. Their removal is added to `cleanUps`, run once
+ * every round is done: on a filesystem such as ext4 without a journal, files created in the minutes
+ * after thousands were deleted cost more (the inode allocator skips each recently deleted inode),
+ * so a drop between segments would slow whichever segment came next.
  */
 async function timeFloor(
   options: HarnessOptions,
@@ -288,37 +293,39 @@ async function timeFloor(
   catalog: Catalog,
   round: number,
   database: string | null,
+  cleanUps: (() => Promise<unknown>)[],
 ): Promise<number> {
   const name = `${options.prefix}_${segment}_${round + 1}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
   const url = withDatabase(options.floorUrl, database ?? name);
   const schemas = Array.from({ length: options.tenants }, (_, i) =>
     database ? `${name}_${i + 1}` : `tenant_${i + 1}`,
   );
-  if (!database)
+  if (database)
+    cleanUps.push(() =>
+      // 50 schemas of a few dozen objects each a transaction: within the server's lock table.
+      admin(url, (client) =>
+        eachBatch(schemas, 50, (batch) => client.query(`DROP SCHEMA IF EXISTS ${batch.join(', ')} CASCADE`)),
+      ),
+    );
+  else {
+    cleanUps.push(() =>
+      admin(options.floorUrl, (client) =>
+        client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`),
+      ),
+    );
     await admin(options.floorUrl, async (client) => {
       await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
       await client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
     });
-  try {
-    await admin(url, (client) =>
-      eachBatch(schemas, 500, (batch) => client.query(batch.map((s) => `CREATE SCHEMA ${s};`).join(''))),
-    );
-    await settle(options.floorUrl);
-    const begin = performance.now();
-    if (segment === 'floor') await rawFloor(url, catalog, schemas, options.connections);
-    else await nodePgMigrate(url, catalog, schemas, options.connections);
-    return (performance.now() - begin) / 1000;
-  } finally {
-    if (database)
-      // 50 schemas of a few dozen objects each a transaction: within the server's lock table.
-      await admin(url, (client) =>
-        eachBatch(schemas, 50, (batch) => client.query(`DROP SCHEMA IF EXISTS ${batch.join(', ')} CASCADE`)),
-      );
-    else
-      await admin(options.floorUrl, (client) =>
-        client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`),
-      );
   }
+  await admin(url, (client) =>
+    eachBatch(schemas, 500, (batch) => client.query(batch.map((s) => `CREATE SCHEMA ${s};`).join(''))),
+  );
+  await settle(options.floorUrl);
+  const begin = performance.now();
+  if (segment === 'floor') await rawFloor(url, catalog, schemas, options.connections);
+  else await nodePgMigrate(url, catalog, schemas, options.connections);
+  return (performance.now() - begin) / 1000;
 }
 
 async function eachBatch<T>(
@@ -440,7 +447,7 @@ export function parseHarnessArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   if (!/^[a-z][a-z0-9-]{0,30}$/.test(prefix))
     throw new Error(`--prefix must match [a-z][a-z0-9-]{0,30}\n${USAGE}`);
   const token = values.get('token') ?? env.HARNESS_TOKEN;
-  const floorIn = values.get('floor-in') ?? 'tenants';
+  const floorIn = values.get('floor-in') ?? 'scratch';
   if (floorIn !== 'tenants' && floorIn !== 'scratch')
     throw new Error(`--floor-in must be tenants or scratch\n${USAGE}`);
   return {

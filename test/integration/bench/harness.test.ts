@@ -42,9 +42,31 @@ describe('the fleet-rollout harness', () => {
   const TENANTS = `query($name: String!) { tenants(first: 50, filter: { nameContains: $name }) {
     totalCount edges { node { schemaVersion migrationHistory { version } } } } }`;
 
+  const scratchDatabases = (prefix: string) =>
+    withConnection(testServerUrl(), async (client) => {
+      const { rows } = await client.query(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [
+        `${prefix}%`,
+      ]);
+      return rows.length;
+    });
+
   it('times a migration run of its own tenants through the API against its floors, rounds rotated', async () => {
-    const input = options({ keepTenants: true });
+    // After each floor segment: how many scratch databases exist, and how many floor segments ran.
+    const seen: Promise<{ databases: number; floors: number }>[] = [];
+    let floors = 0;
+    const input = options({
+      keepTenants: true,
+      log: (line) => {
+        if (!/ (floor|npm): /.test(line)) return;
+        const ran = ++floors;
+        seen.push(scratchDatabases(input.prefix).then((databases) => ({ databases, floors: ran })));
+      },
+    });
     const report = await runFleetRolloutHarness(input);
+    // Scratch databases are dropped once every round is done, not between segments.
+    for (const { databases, floors: ran } of await Promise.all(seen))
+      expect(databases).toBeGreaterThanOrEqual(ran);
+    expect(floors).toBe(4);
 
     expect(report.rounds.map((r) => r.order)).toEqual([
       ['cp', 'floor', 'npm'],
@@ -73,7 +95,7 @@ describe('the fleet-rollout harness', () => {
       client.query(`SELECT nspname FROM pg_namespace WHERE nspname LIKE $1`, [`tenant_${input.prefix}%`]),
     );
     expect(schemas.rows).toHaveLength(3);
-    // Its floors ran in the tenants' database, in schemas of their own, dropped after each segment.
+    // Its floors ran in scratch databases (the default): none in the tenants' database.
     const floorSchemas = await withConnection(api.database.url, (client) =>
       client.query(`SELECT nspname FROM pg_namespace WHERE nspname LIKE $1 OR nspname LIKE $2`, [
         `${input.prefix}_floor_%`,
@@ -81,10 +103,11 @@ describe('the fleet-rollout harness', () => {
       ]),
     );
     expect(floorSchemas.rows).toEqual([]);
+    expect(await scratchDatabases(input.prefix)).toBe(0);
   });
 
-  it('deletes its tenants, schemas included, unless told to keep them; drops scratch floor databases', async () => {
-    const input = options({ rounds: 1, tenants: 2, floorIn: 'scratch' });
+  it('deletes its tenants, schemas included, unless told to keep them; floors in the tenants database leave nothing', async () => {
+    const input = options({ rounds: 1, tenants: 2, floorIn: 'tenants' });
     const report = await runFleetRolloutHarness(input);
     expect(report.rounds[0]?.rates.floor).toBeGreaterThan(0);
     const { data } = await api.gql(TENANTS, { name: input.prefix });
@@ -93,10 +116,11 @@ describe('the fleet-rollout harness', () => {
       client.query(`SELECT nspname FROM pg_namespace WHERE nspname LIKE $1`, [`tenant_${input.prefix}%`]),
     );
     expect(schemas.rows).toEqual([]);
-    const left = await withConnection(testServerUrl(), (client) =>
-      client.query(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${input.prefix}%`]),
+    const floorSchemas = await withConnection(api.database.url, (client) =>
+      client.query(`SELECT nspname FROM pg_namespace WHERE nspname LIKE $1`, [`${input.prefix}_%`]),
     );
-    expect(left.rows).toEqual([]);
+    expect(floorSchemas.rows).toEqual([]);
+    expect(await scratchDatabases(input.prefix)).toBe(0);
   });
 
   it('refuses a catalog directory without up files before it creates any tenant', async () => {
@@ -114,7 +138,7 @@ describe('the fleet-rollout harness', () => {
     expect(() => parseHarnessArgs(['--tenants', '0'], {})).toThrow(/--tenants must be a positive integer/);
     expect(() => parseHarnessArgs(['--tenant', '5'], {})).toThrow(/unknown option --tenant/);
     expect(() => parseHarnessArgs(['--prefix', 'Bad Name'], {})).toThrow(/--prefix must match/);
-    expect(parseHarnessArgs([], {}).options.floorIn).toBe('tenants');
+    expect(parseHarnessArgs([], {}).options.floorIn).toBe('scratch');
     expect(() => parseHarnessArgs(['--floor-in', 'elsewhere'], {})).toThrow(
       /--floor-in must be tenants or scratch/,
     );
