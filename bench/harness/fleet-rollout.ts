@@ -43,6 +43,13 @@ export interface HarnessOptions {
   readonly prefix: string;
   /** Keep the harness's tenants at the end instead of deleting them (and their schemas). */
   readonly keepTenants?: boolean;
+  /**
+   * Seconds to wait after each segment's CHECKPOINT, before its timing starts (default 0). On ext4
+   * without a journal, files created within 60 s (360 s while the inode table block is dirty) of
+   * thousands being deleted cost more: the control plane's rollback, just before its timed run,
+   * deletes every tenant's tables. 90 lets them age out once the kernel has written them back.
+   */
+  readonly quietSeconds?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -203,7 +210,7 @@ async function timeControlPlane(api: Gql, options: HarnessOptions, ids: readonly
     'startRollback',
   );
   await waitForRun(api, back.run.id, ids.length);
-  await settle(options.floorUrl);
+  await settle(options);
   const begin = performance.now();
   // The API's default concurrency: what an operator gets without asking.
   const started = await api<{ startMigrationRun: { __typename: string } }>(START_RUN, { input: { tenants } });
@@ -321,7 +328,7 @@ async function timeFloor(
   await admin(url, (client) =>
     eachBatch(schemas, 500, (batch) => client.query(batch.map((s) => `CREATE SCHEMA ${s};`).join(''))),
   );
-  await settle(options.floorUrl);
+  await settle(options);
   const begin = performance.now();
   if (segment === 'floor') await rawFloor(url, catalog, schemas, options.connections);
   else await nodePgMigrate(url, catalog, schemas, options.connections);
@@ -383,9 +390,17 @@ async function nodePgMigrate(url: string, catalog: Catalog, schemas: readonly st
   }
 }
 
-/** Every segment starts from the same server state: PostgreSQL's dirty buffers written. */
-async function settle(url: string): Promise<void> {
-  await admin(url, (client) => client.query('CHECKPOINT'));
+/**
+ * Every segment starts from the same server state: PostgreSQL's dirty buffers written, then (with
+ * `quietSeconds`) a wait for the files deleted before it to age out.
+ */
+async function settle(options: HarnessOptions): Promise<void> {
+  await admin(options.floorUrl, (client) => client.query('CHECKPOINT'));
+  const quiet = options.quietSeconds ?? 0;
+  if (quiet > 0) {
+    (options.log ?? ((line: string) => console.error(line)))(`waiting ${quiet} s before the timed segment`);
+    await new Promise((resolve) => setTimeout(resolve, quiet * 1000));
+  }
 }
 
 async function admin<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -410,6 +425,7 @@ function withDatabase(url: string, database: string): string {
 const USAGE = `usage: npm run harness -- [--endpoint http://127.0.0.1:4000/graphql] [--token T]
   [--floor-url postgresql://postgres@127.0.0.1:5432/postgres] [--catalog migrations/tenant]
   [--tenants 1000] [--rounds 3] [--connections 4] [--prefix harness] [--floor-in tenants|scratch]
+  [--quiet-seconds 0]
   [--keep-tenants] [--out bench/results]
   The service must be running (npm run start:api and npm run start:worker, or npm start) with
   MIGRATIONS_DIR set to --catalog; --token defaults to $HARNESS_TOKEN (an ADMIN token).`;
@@ -431,6 +447,7 @@ export function parseHarnessArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     'tenants',
     'rounds',
     'connections',
+    'quiet-seconds',
     'prefix',
     'floor-in',
     'out',
@@ -450,6 +467,9 @@ export function parseHarnessArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   const floorIn = values.get('floor-in') ?? 'scratch';
   if (floorIn !== 'tenants' && floorIn !== 'scratch')
     throw new Error(`--floor-in must be tenants or scratch\n${USAGE}`);
+  const quietSeconds = Number(values.get('quiet-seconds') ?? 0);
+  if (!Number.isInteger(quietSeconds) || quietSeconds < 0)
+    throw new Error(`--quiet-seconds must be a whole number of seconds, 0 or more\n${USAGE}`);
   return {
     options: {
       endpoint: values.get('endpoint') ?? 'http://127.0.0.1:4000/graphql',
@@ -462,6 +482,7 @@ export function parseHarnessArgs(argv: readonly string[], env: NodeJS.ProcessEnv
       prefix,
       floorIn,
       keepTenants,
+      quietSeconds,
     } satisfies HarnessOptions,
     outDir: values.get('out') ?? 'bench/results',
   };

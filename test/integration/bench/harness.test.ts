@@ -107,9 +107,25 @@ describe('the fleet-rollout harness', () => {
   });
 
   it('deletes its tenants, schemas included, unless told to keep them; floors in the tenants database leave nothing', async () => {
-    const input = options({ rounds: 1, tenants: 2, floorIn: 'tenants' });
+    const lines: string[] = [];
+    const input = options({
+      rounds: 1,
+      tenants: 2,
+      floorIn: 'tenants',
+      quietSeconds: 1,
+      log: (l) => lines.push(l),
+    });
     const report = await runFleetRolloutHarness(input);
     expect(report.rounds[0]?.rates.floor).toBeGreaterThan(0);
+    // With quietSeconds, every timed segment is preceded by its wait.
+    expect(lines.filter((l) => !l.startsWith('creating'))).toEqual([
+      'waiting 1 s before the timed segment',
+      expect.stringMatching(/^round 1\/1 cp: /),
+      'waiting 1 s before the timed segment',
+      expect.stringMatching(/^round 1\/1 floor: /),
+      'waiting 1 s before the timed segment',
+      expect.stringMatching(/^round 1\/1 npm: /),
+    ]);
     const { data } = await api.gql(TENANTS, { name: input.prefix });
     expect(data?.tenants.totalCount).toBe(0);
     const schemas = await withConnection(api.database.url, (client) =>
@@ -139,6 +155,9 @@ describe('the fleet-rollout harness', () => {
     expect(() => parseHarnessArgs(['--tenant', '5'], {})).toThrow(/unknown option --tenant/);
     expect(() => parseHarnessArgs(['--prefix', 'Bad Name'], {})).toThrow(/--prefix must match/);
     expect(parseHarnessArgs([], {}).options.floorIn).toBe('scratch');
+    expect(parseHarnessArgs([], {}).options.quietSeconds).toBe(0);
+    expect(parseHarnessArgs(['--quiet-seconds', '90'], {}).options.quietSeconds).toBe(90);
+    expect(() => parseHarnessArgs(['--quiet-seconds', '-1'], {})).toThrow(/--quiet-seconds must be/);
     expect(() => parseHarnessArgs(['--floor-in', 'elsewhere'], {})).toThrow(
       /--floor-in must be tenants or scratch/,
     );
