@@ -9,9 +9,14 @@
  *  - control plane: the N tenants it created through `createTenant` are rolled back to version 0
  *    (`startRollback`, not timed), the disk settled, then one `startMigrationRun` over them is
  *    timed from the request until a poll of `migrationRun` sees it SUCCEEDED (every target);
- *  - raw floor: N fresh schemas in a scratch database, each tenant's SQL (the catalog's up files)
- *    in one transaction and one round trip, on 4 plain connections, no bookkeeping;
- *  - node-pg-migrate: its runner over N fresh schemas with a pool of 4, one transaction per tenant.
+ *  - raw floor: each tenant's SQL (the catalog's up files) in one transaction and one round trip,
+ *    on 4 plain connections, no bookkeeping;
+ *  - node-pg-migrate: its runner with a pool of 4, one transaction per tenant.
+ * By default the floors migrate the very schemas the control plane does (rolled back to 0 through
+ * the API first, and reverted with the catalog's down files afterwards, neither timed): the same
+ * database, the same catalogs' history, the same objects. Fresh schemas (`floorIn`) cost less in a
+ * server that holds fewer objects: a PostgreSQL DDL statement costs more the more the database
+ * holds (2.4× for the bench's catalog between an empty database and one of 1,000 tenants).
  * Ratios are taken within a round; the summary gives the median and range over the rounds.
  */
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -32,11 +37,13 @@ export interface HarnessOptions {
   readonly tenants: number;
   readonly rounds: number;
   /**
-   * Where the floors' schemas are made: `scratch` (default), a fresh database per segment, as B1
-   * does; `tenants`, in the database the service's tenants live in (on `floorUrl`'s server).
-   * Either way they are dropped once every round is done (see `cleanUps`).
+   * What the floors migrate: `same` (default), the harness's own tenants' schemas, rolled back to
+   * 0 through the API before and reverted with the catalog's down files after (untimed); `tenants`,
+   * fresh schemas in the database the service's tenants live in (on `floorUrl`'s server);
+   * `scratch`, fresh schemas in a fresh database per segment, as B1 does. Fresh schemas and
+   * databases are dropped once every round is done (see `cleanUps`).
    */
-  readonly floorIn?: 'tenants' | 'scratch';
+  readonly floorIn?: FloorIn;
   /** Floor connections and node-pg-migrate runners. */
   readonly connections: number;
   /** Names of its tenants and scratch databases start with it. */
@@ -51,7 +58,12 @@ export interface HarnessOptions {
    */
   readonly quietSeconds?: number;
   readonly log?: (line: string) => void;
+  /** Awaited after each timed segment, before anything else happens (e.g. to look at the server). */
+  readonly onSegmentEnd?: (segment: HarnessSegment, round: number) => Promise<void> | void;
 }
+
+export const FLOOR_IN = ['same', 'tenants', 'scratch'] as const;
+export type FloorIn = (typeof FLOOR_IN)[number];
 
 export const HARNESS_SEGMENTS = ['cp', 'floor', 'npm'] as const;
 export type HarnessSegment = (typeof HARNESS_SEGMENTS)[number];
@@ -78,24 +90,53 @@ export interface HarnessReport {
 export async function runFleetRolloutHarness(options: HarnessOptions): Promise<HarnessReport> {
   const log = options.log ?? ((line: string) => console.error(line));
   const api = graphqlClient(options.endpoint, options.token);
-  const catalog = await readCatalog(options.catalogDir);
+  const floorIn = options.floorIn ?? 'same';
+  const catalog = await readCatalog(options.catalogDir, floorIn === 'same');
   const rounds: HarnessRound[] = [];
   // Filled as they are made: a failure part of the way still deletes those made.
   const tenantIds: string[] = new Array(options.tenants);
   const cleanUps: (() => Promise<unknown>)[] = [];
+  // A floor over the tenants' own schemas leaves them at the catalog's last version while the
+  // control plane says 0: the next segment (or the end) reverts them first.
+  let revert: (() => Promise<void>) | null = null;
+  const reverted = async () => {
+    const pending = revert;
+    revert = null;
+    await pending?.();
+  };
   try {
     log(`creating ${options.tenants} tenants through createTenant`);
     await createTenants(api, options.prefix, tenantIds);
-    const floorDatabase =
-      options.floorIn === 'tenants' ? await databaseOfTenant(api, tenantIds[0] as string) : null;
+    const placement: FloorPlacement =
+      floorIn === 'scratch'
+        ? { kind: 'scratch' }
+        : floorIn === 'tenants'
+          ? { kind: 'tenants', database: (await locationsOf(api, tenantIds.slice(0, 1)))[0]!.database }
+          : { kind: 'same', locations: await locationsOf(api, tenantIds) };
     for (let index = 0; index < options.rounds; index++) {
       const order = segmentOrder(HARNESS_SEGMENTS, index);
       const rates = {} as Record<HarnessSegment, number>;
       for (const segment of order) {
-        const seconds =
-          segment === 'cp'
-            ? await timeControlPlane(api, options, tenantIds)
-            : await timeFloor(options, segment, catalog, index, floorDatabase, cleanUps);
+        await reverted();
+        let seconds: number;
+        if (segment === 'cp') seconds = await timeControlPlane(api, options, tenantIds);
+        else if (placement.kind !== 'same')
+          seconds = await timeFloor(options, segment, catalog, index, placement, cleanUps);
+        else {
+          const floor = await timeFloorOnTenants(
+            api,
+            options,
+            segment,
+            catalog,
+            index,
+            tenantIds,
+            placement,
+            cleanUps,
+          );
+          seconds = floor.seconds;
+          revert = floor.revert;
+        }
+        await options.onSegmentEnd?.(segment, index + 1);
         rates[segment] = options.tenants / seconds;
         log(`round ${index + 1}/${options.rounds} ${segment}: ${rates[segment].toFixed(1)} tenants/s`);
       }
@@ -108,6 +149,7 @@ export async function runFleetRolloutHarness(options: HarnessOptions): Promise<H
       });
     }
   } finally {
+    await reverted();
     for (const cleanUp of cleanUps) await cleanUp();
     if (!options.keepTenants) await deleteTenants(api, tenantIds, options.prefix);
   }
@@ -181,16 +223,30 @@ async function createTenants(api: Gql, prefix: string, ids: string[]): Promise<v
   for (const runId of runs) await waitForRun(api, runId, 1);
 }
 
-const TENANT_DATABASE = `query($id: ID!) { node(id: $id) { ... on Tenant { databases { databaseName } } } }`;
+const TENANT_DATABASE = `query($id: ID!) { node(id: $id) { ... on Tenant {
+  databases { isolation databaseName schemaName } } } }`;
 
-/** The database a tenant lives in (its first). */
-async function databaseOfTenant(api: Gql, tenantId: string): Promise<string> {
-  const data = await api<{ node: { databases: { databaseName: string }[] } | null }>(TENANT_DATABASE, {
-    id: tenantId,
+/** Where a tenant lives: its (first) database and schema. */
+interface TenantLocation {
+  readonly database: string;
+  readonly schema: string;
+}
+
+/** Where each tenant lives, read from the API; only tenants in a schema of one shared database. */
+async function locationsOf(api: Gql, ids: readonly string[]): Promise<TenantLocation[]> {
+  const locations: TenantLocation[] = new Array(ids.length);
+  await eachConcurrently(ids.length, async (i) => {
+    const data = await api<{
+      node: { databases: { isolation: string; databaseName: string; schemaName: string | null }[] } | null;
+    }>(TENANT_DATABASE, { id: ids[i] });
+    const database = data.node?.databases[0];
+    if (!database?.schemaName || database.isolation !== 'SCHEMA')
+      throw new Error(`tenant ${ids[i]} does not live in a schema of a shared database`);
+    locations[i] = { database: database.databaseName, schema: database.schemaName };
   });
-  const name = data.node?.databases[0]?.databaseName;
-  if (!name) throw new Error(`tenant ${tenantId} has no database`);
-  return name;
+  if (new Set(locations.map((l) => l.database)).size > 1)
+    throw new Error('the tenants live in more than one database; the floors need them in one');
+  return locations;
 }
 
 const START_ROLLBACK = `mutation($input: StartRollbackInput!) { startRollback(input: $input) {
@@ -199,17 +255,22 @@ const START_RUN = `mutation($input: StartMigrationRunInput!) { startMigrationRun
   __typename ... on StartMigrationRunSuccess { run { id } } ... on Error { message } } }`;
 const RUN_STATUS = `query($id: ID!) { migrationRun(id: $id) { status progress { total succeeded failed } } }`;
 
-/** Rolls the tenants back to 0 (not timed), settles, then times one run bringing them up. */
-async function timeControlPlane(api: Gql, options: HarnessOptions, ids: readonly string[]): Promise<number> {
-  const tenants = { ids };
+/** Rolls the tenants back to version 0 through the API (a no-op for those already there). */
+async function rollBack(api: Gql, ids: readonly string[]): Promise<void> {
   const rollback = await api<{ startRollback: { __typename: string } }>(START_ROLLBACK, {
-    input: { targetVersion: '0', tenants, concurrency: 8 },
+    input: { targetVersion: '0', tenants: { ids }, concurrency: 8 },
   });
   const back = successOf(
     rollback.startRollback as { __typename: string; run: { id: string } },
     'startRollback',
   );
   await waitForRun(api, back.run.id, ids.length);
+}
+
+/** Rolls the tenants back to 0 (not timed), settles, then times one run bringing them up. */
+async function timeControlPlane(api: Gql, options: HarnessOptions, ids: readonly string[]): Promise<number> {
+  const tenants = { ids };
+  await rollBack(api, ids);
   await settle(options);
   const begin = performance.now();
   // The API's default concurrency: what an operator gets without asking.
@@ -278,31 +339,53 @@ async function eachConcurrently(count: number, fn: (index: number) => Promise<vo
 interface Catalog {
   /** The up files' SQL in version order. */
   readonly ups: readonly string[];
+  /** The down files' SQL, newest first (read when the floors revert the tenants' schemas). */
+  readonly downs: readonly string[];
   readonly dir: string;
 }
 
-async function readCatalog(dir: string): Promise<Catalog> {
-  const files = (await readdir(dir)).filter((file) => file.endsWith('.up.sql')).sort();
+async function readCatalog(dir: string, withDowns: boolean): Promise<Catalog> {
+  const names = await readdir(dir);
+  const files = names.filter((file) => file.endsWith('.up.sql')).sort();
   if (files.length === 0) throw new Error(`no *.up.sql files in ${dir}`);
-  return { dir, ups: await Promise.all(files.map((file) => readFile(join(dir, file), 'utf8'))) };
+  const downs = files.map((file) => file.replace(/\.up\.sql$/, '.down.sql'));
+  const missing = downs.filter((file) => !names.includes(file));
+  if (withDowns && missing.length > 0)
+    throw new Error(
+      `the floors revert the tenants' schemas with the catalog's down files, and ${dir} lacks ${missing.join(', ')}; ` +
+        'use --floor-in scratch or tenants',
+    );
+  const read = (file: string) => readFile(join(dir, file), 'utf8');
+  return {
+    dir,
+    ups: await Promise.all(files.map(read)),
+    downs: withDowns ? await Promise.all(downs.reverse().map(read)) : [],
+  };
 }
 
+/** Fresh schemas for a floor: in the tenants' database, or in a scratch database per segment. */
+type FloorPlacement =
+  | { readonly kind: 'scratch' }
+  | { readonly kind: 'tenants'; readonly database: string }
+  | { readonly kind: 'same'; readonly locations: readonly TenantLocation[] };
+
 /**
- * Times a floor segment over N fresh schemas: in `database` (the one the service's tenants live in)
- * when given, else in a scratch database of its own. Their removal is added to `cleanUps`, run once
- * every round is done: on a filesystem such as ext4 without a journal, files created in the minutes
- * after thousands were deleted cost more (the inode allocator skips each recently deleted inode),
- * so a drop between segments would slow whichever segment came next.
+ * Times a floor segment over N fresh schemas: in the database the service's tenants live in, or
+ * in a scratch database of its own. Their removal is added to `cleanUps`, run once every round is
+ * done: on a filesystem such as ext4 without a journal, files created in the minutes after
+ * thousands were deleted cost more (the inode allocator skips each recently deleted inode), so a
+ * drop between segments would slow whichever segment came next.
  */
 async function timeFloor(
   options: HarnessOptions,
   segment: Exclude<HarnessSegment, 'cp'>,
   catalog: Catalog,
   round: number,
-  database: string | null,
+  placement: Exclude<FloorPlacement, { kind: 'same' }>,
   cleanUps: (() => Promise<unknown>)[],
 ): Promise<number> {
-  const name = `${options.prefix}_${segment}_${round + 1}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
+  const name = segmentName(options, segment, round);
+  const database = placement.kind === 'tenants' ? placement.database : null;
   const url = withDatabase(options.floorUrl, database ?? name);
   const schemas = Array.from({ length: options.tenants }, (_, i) =>
     database ? `${name}_${i + 1}` : `tenant_${i + 1}`,
@@ -330,9 +413,50 @@ async function timeFloor(
   );
   await settle(options);
   const begin = performance.now();
-  if (segment === 'floor') await rawFloor(url, catalog, schemas, options.connections);
-  else await nodePgMigrate(url, catalog, schemas, options.connections);
+  if (segment === 'floor') await rawFloor(url, catalog.ups, schemas, options.connections);
+  else await nodePgMigrate(url, catalog, schemas, options.connections, null);
   return (performance.now() - begin) / 1000;
+}
+
+/**
+ * Times a floor segment over the harness's own tenants' schemas: rolled back to 0 through the API
+ * (not timed), then migrated by the floor behind the control plane's back. Returns, with the time,
+ * the revert to run before the next segment: the catalog's down files, each tenant in one
+ * transaction (not timed), after which schema and ledger agree again on 0. node-pg-migrate keeps
+ * its own table per tenant in a schema of the segment's, dropped once every round is done.
+ */
+async function timeFloorOnTenants(
+  api: Gql,
+  options: HarnessOptions,
+  segment: Exclude<HarnessSegment, 'cp'>,
+  catalog: Catalog,
+  round: number,
+  ids: readonly string[],
+  placement: Extract<FloorPlacement, { kind: 'same' }>,
+  cleanUps: (() => Promise<unknown>)[],
+): Promise<{ seconds: number; revert: () => Promise<void> }> {
+  const database = placement.locations[0]?.database;
+  if (!database) throw new Error('the harness has no tenants');
+  const url = withDatabase(options.floorUrl, database);
+  const schemas = placement.locations.map((location) => pg.escapeIdentifier(location.schema));
+  await rollBack(api, ids);
+  let history: string | null = null;
+  if (segment === 'npm') {
+    const name = segmentName(options, segment, round);
+    history = name;
+    cleanUps.push(() => admin(url, (client) => client.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`)));
+    await admin(url, (client) => client.query(`CREATE SCHEMA ${name}`));
+  }
+  await settle(options);
+  const begin = performance.now();
+  if (segment === 'floor') await rawFloor(url, catalog.ups, schemas, options.connections);
+  else await nodePgMigrate(url, catalog, schemas, options.connections, history);
+  const seconds = (performance.now() - begin) / 1000;
+  return { seconds, revert: () => rawFloor(url, catalog.downs, schemas, options.connections) };
+}
+
+function segmentName(options: HarnessOptions, segment: HarnessSegment, round: number): string {
+  return `${options.prefix}_${segment}_${round + 1}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
 }
 
 async function eachBatch<T>(
@@ -343,8 +467,14 @@ async function eachBatch<T>(
   for (let i = 0; i < items.length; i += size) await fn(items.slice(i, i + size));
 }
 
-async function rawFloor(url: string, catalog: Catalog, schemas: readonly string[], connections: number) {
-  const script = catalog.ups.join('\n;\n');
+/** Each schema's `files` in one transaction and one round trip, on `connections` connections. */
+async function rawFloor(
+  url: string,
+  files: readonly string[],
+  schemas: readonly string[],
+  connections: number,
+) {
+  const script = files.join('\n;\n');
   let next = 0;
   await Promise.all(
     Array.from({ length: connections }, () =>
@@ -356,7 +486,18 @@ async function rawFloor(url: string, catalog: Catalog, schemas: readonly string[
   );
 }
 
-async function nodePgMigrate(url: string, catalog: Catalog, schemas: readonly string[], poolSize: number) {
+/**
+ * node-pg-migrate's runner over `schemas` (quoted names), `poolSize` at a time. Its history table
+ * is `pgmigrations` in each schema, or with `historySchema` one table per tenant there (so that the
+ * tenants' own schemas are left as they were).
+ */
+async function nodePgMigrate(
+  url: string,
+  catalog: Catalog,
+  schemas: readonly string[],
+  poolSize: number,
+  historySchema: string | null,
+) {
   const { runner } = await import('node-pg-migrate');
   const dir = join(tmpdir(), `harness-npm-${process.pid}-${Date.now()}`);
   await mkdir(dir, { recursive: true });
@@ -371,9 +512,12 @@ async function nodePgMigrate(url: string, catalog: Catalog, schemas: readonly st
           await runner({
             databaseUrl: url,
             dir,
-            schema: schemas[i] as string,
+            // The runner quotes the name itself.
+            schema: unquote(schemas[i] as string),
             createSchema: false,
-            migrationsTable: 'pgmigrations',
+            ...(historySchema
+              ? { migrationsSchema: historySchema, migrationsTable: `t_${i + 1}` }
+              : { migrationsTable: 'pgmigrations' }),
             direction: 'up',
             count: Number.POSITIVE_INFINITY,
             singleTransaction: true,
@@ -388,6 +532,11 @@ async function nodePgMigrate(url: string, catalog: Catalog, schemas: readonly st
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** A name as pg.escapeIdentifier quoted it, unquoted (a plain generated name is returned as is). */
+function unquote(name: string): string {
+  return name.startsWith('"') ? name.slice(1, -1).replaceAll('""', '"') : name;
 }
 
 /**
@@ -424,7 +573,7 @@ function withDatabase(url: string, database: string): string {
 
 const USAGE = `usage: npm run harness -- [--endpoint http://127.0.0.1:4000/graphql] [--token T]
   [--floor-url postgresql://postgres@127.0.0.1:5432/postgres] [--catalog migrations/tenant]
-  [--tenants 1000] [--rounds 3] [--connections 4] [--prefix harness] [--floor-in tenants|scratch]
+  [--tenants 1000] [--rounds 3] [--connections 4] [--prefix harness] [--floor-in same|tenants|scratch]
   [--quiet-seconds 0]
   [--keep-tenants] [--out bench/results]
   The service must be running (npm run start:api and npm run start:worker, or npm start) with
@@ -464,9 +613,8 @@ export function parseHarnessArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   if (!/^[a-z][a-z0-9-]{0,30}$/.test(prefix))
     throw new Error(`--prefix must match [a-z][a-z0-9-]{0,30}\n${USAGE}`);
   const token = values.get('token') ?? env.HARNESS_TOKEN;
-  const floorIn = values.get('floor-in') ?? 'scratch';
-  if (floorIn !== 'tenants' && floorIn !== 'scratch')
-    throw new Error(`--floor-in must be tenants or scratch\n${USAGE}`);
+  const floorIn = (values.get('floor-in') ?? 'same') as FloorIn;
+  if (!FLOOR_IN.includes(floorIn)) throw new Error(`--floor-in must be ${FLOOR_IN.join(', ')}\n${USAGE}`);
   const quietSeconds = Number(values.get('quiet-seconds') ?? 0);
   if (!Number.isInteger(quietSeconds) || quietSeconds < 0)
     throw new Error(`--quiet-seconds must be a whole number of seconds, 0 or more\n${USAGE}`);

@@ -4,6 +4,9 @@
  * its rounds rotate, and it cleans up after itself.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   parseHarnessArgs,
@@ -56,6 +59,7 @@ describe('the fleet-rollout harness', () => {
     let floors = 0;
     const input = options({
       keepTenants: true,
+      floorIn: 'scratch',
       log: (line) => {
         if (!/ (floor|npm): /.test(line)) return;
         const ran = ++floors;
@@ -95,7 +99,7 @@ describe('the fleet-rollout harness', () => {
       client.query(`SELECT nspname FROM pg_namespace WHERE nspname LIKE $1`, [`tenant_${input.prefix}%`]),
     );
     expect(schemas.rows).toHaveLength(3);
-    // Its floors ran in scratch databases (the default): none in the tenants' database.
+    // Its floors ran in scratch databases: none in the tenants' database.
     const floorSchemas = await withConnection(api.database.url, (client) =>
       client.query(`SELECT nspname FROM pg_namespace WHERE nspname LIKE $1 OR nspname LIKE $2`, [
         `${input.prefix}_floor_%`,
@@ -104,6 +108,97 @@ describe('the fleet-rollout harness', () => {
     );
     expect(floorSchemas.rows).toEqual([]);
     expect(await scratchDatabases(input.prefix)).toBe(0);
+  });
+
+  it("by default runs its floors over the tenants' own schemas, and leaves them as the control plane knows them", async () => {
+    const seen: string[] = [];
+    const input = options({
+      keepTenants: true,
+      onSegmentEnd: async (segment, round) => {
+        if (segment === 'cp') return;
+        // Right after a floor: every tenant's schema is at the catalog's end, its ledger empty
+        // (the control plane rolled it back to 0 before), no history table of node-pg-migrate's.
+        const tenants = await withConnection(api.database.url, async (client) => {
+          const { rows } = await client.query<{ nspname: string; tables: string[]; columns: string[] }>(
+            `SELECT n.nspname,
+                    ARRAY(SELECT relname::text FROM pg_class WHERE relnamespace = n.oid AND relkind = 'r' ORDER BY 1) AS tables,
+                    ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass(quote_ident(n.nspname) || '.tasks')
+                           AND attnum > 0 AND NOT attisdropped ORDER BY attnum) AS columns
+               FROM pg_namespace n WHERE n.nspname LIKE $1 ORDER BY 1`,
+            [`tenant_${input.prefix}%`],
+          );
+          const ledgers: (number | null)[] = [];
+          for (const row of rows) {
+            const ledger = await client.query(
+              `SELECT version FROM ${client.escapeIdentifier(row.nspname)}.control_plane_ledger`,
+            );
+            ledgers.push(ledger.rowCount);
+          }
+          return rows.map((row, i) => ({ ...row, ledgerRows: ledgers[i] }));
+        });
+        expect(tenants).toHaveLength(3);
+        for (const tenant of tenants) {
+          expect(tenant.tables).toEqual(['accounts', 'control_plane_ledger', 'events', 'projects', 'tasks']);
+          expect(tenant.columns).toContain('summary');
+          expect(tenant.ledgerRows).toBe(0);
+        }
+        if (segment === 'npm') {
+          // node-pg-migrate kept its history per tenant in a schema of the segment's own.
+          const history = await withConnection(api.database.url, (client) =>
+            client.query<{ relname: string }>(
+              `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY 1`,
+              [`${input.prefix}_npm_${round}`],
+            ),
+          );
+          expect(history.rows.map((r) => r.relname)).toEqual(['t_1', 't_2', 't_3']);
+        }
+        seen.push(`${segment} ${round}`);
+      },
+    });
+    const report = await runFleetRolloutHarness(input);
+    expect(seen).toEqual(['floor 1', 'npm 1', 'floor 2', 'npm 2']);
+    expect(report.rounds.map((r) => r.order)).toEqual([
+      ['cp', 'floor', 'npm'],
+      ['floor', 'npm', 'cp'],
+    ]);
+    for (const round of report.rounds)
+      for (const rate of Object.values(round.rates)) expect(rate).toBeGreaterThan(0);
+    // The control plane's last run took them to 0005 and read their structure: what the catalog
+    // makes, so the floors' reverts left nothing behind (a leftover would read as drift, and a
+    // drifted tenant is refused by the next run).
+    const { data } = await api.gql(
+      `query($name: String!) { tenants(first: 50, filter: { nameContains: $name }) { totalCount
+        edges { node { schemaVersion migrationHistory { version } databases { fingerprint { matchesExpected } } } } } }`,
+      { name: input.prefix },
+    );
+    expect(data?.tenants.totalCount).toBe(3);
+    for (const { node } of data?.tenants.edges ?? []) {
+      expect(node.schemaVersion).toBe('0005');
+      expect(node.migrationHistory).toHaveLength(5);
+      expect(node.databases[0].fingerprint.matchesExpected).toBe(true);
+    }
+    // node-pg-migrate's history schemas are gone, no scratch database was made.
+    const leftovers = await withConnection(api.database.url, (client) =>
+      client.query(`SELECT nspname FROM pg_namespace WHERE nspname LIKE $1`, [`${input.prefix}_%`]),
+    );
+    expect(leftovers.rows).toEqual([]);
+    expect(await scratchDatabases(input.prefix)).toBe(0);
+  });
+
+  it("refuses a catalog without down files for floors over the tenants' schemas, before it creates any tenant", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'harness-catalog-'));
+    await writeFile(join(dir, '0001_a.up.sql'), 'CREATE TABLE a (id int);');
+    try {
+      const input = options({ catalogDir: dir, tenants: 1, rounds: 1 });
+      await expect(runFleetRolloutHarness(input)).rejects.toThrow(
+        /lacks 0001_a\.down\.sql; use --floor-in scratch or tenants/,
+      );
+      const { data } = await api.gql(TENANTS, { name: input.prefix });
+      expect(data?.tenants.totalCount).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('deletes its tenants, schemas included, unless told to keep them; floors in the tenants database leave nothing', async () => {
@@ -154,12 +249,13 @@ describe('the fleet-rollout harness', () => {
     expect(() => parseHarnessArgs(['--tenants', '0'], {})).toThrow(/--tenants must be a positive integer/);
     expect(() => parseHarnessArgs(['--tenant', '5'], {})).toThrow(/unknown option --tenant/);
     expect(() => parseHarnessArgs(['--prefix', 'Bad Name'], {})).toThrow(/--prefix must match/);
-    expect(parseHarnessArgs([], {}).options.floorIn).toBe('scratch');
+    expect(parseHarnessArgs([], {}).options.floorIn).toBe('same');
+    expect(parseHarnessArgs(['--floor-in', 'scratch'], {}).options.floorIn).toBe('scratch');
     expect(parseHarnessArgs([], {}).options.quietSeconds).toBe(0);
     expect(parseHarnessArgs(['--quiet-seconds', '90'], {}).options.quietSeconds).toBe(90);
     expect(() => parseHarnessArgs(['--quiet-seconds', '-1'], {})).toThrow(/--quiet-seconds must be/);
     expect(() => parseHarnessArgs(['--floor-in', 'elsewhere'], {})).toThrow(
-      /--floor-in must be tenants or scratch/,
+      /--floor-in must be same, tenants, scratch/,
     );
   });
 });
