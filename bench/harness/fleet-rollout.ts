@@ -288,8 +288,9 @@ const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'HALTED', 'CANCELLED']);
 /**
  * Polls the run every POLL_MS until it ends; throws unless it SUCCEEDED with `expected` targets.
  * A poll costs the API about 2.5 ms of CPU (and the kernel about as much): every 50 ms that was
- * control plane's time a tenant (api 2.6 against 0.8 ms a tenant, measured alternated); every
- * 200 ms it is under 1 %, and the end is seen at most 0.2 s late (0.5 % of a 40 s segment).
+ * 2-4 % of the control plane's time a tenant (api 2.6 against 0.8 ms a tenant, measured
+ * alternated); every 200 ms it is under 1 %, and the end is seen at most 0.2 s late (0.5 % of a
+ * 40 s segment).
  */
 const POLL_MS = 200;
 
