@@ -107,12 +107,7 @@ export async function runFleetRolloutHarness(options: HarnessOptions): Promise<H
   try {
     log(`creating ${options.tenants} tenants through createTenant`);
     await createTenants(api, options.prefix, tenantIds);
-    const placement: FloorPlacement =
-      floorIn === 'scratch'
-        ? { kind: 'scratch' }
-        : floorIn === 'tenants'
-          ? { kind: 'tenants', database: (await locationsOf(api, tenantIds.slice(0, 1)))[0]!.database }
-          : { kind: 'same', locations: await locationsOf(api, tenantIds) };
+    const placement = await placeFloors(api, floorIn, tenantIds);
     for (let index = 0; index < options.rounds; index++) {
       const order = segmentOrder(HARNESS_SEGMENTS, index);
       const rates = {} as Record<HarnessSegment, number>;
@@ -249,6 +244,15 @@ async function locationsOf(api: Gql, ids: readonly string[]): Promise<TenantLoca
   return locations;
 }
 
+/** Where the floors run (`floorIn`), with what they need to know of the harness's tenants. */
+async function placeFloors(api: Gql, floorIn: FloorIn, ids: readonly string[]): Promise<FloorPlacement> {
+  if (floorIn === 'scratch') return { kind: 'scratch' };
+  const locations = await locationsOf(api, floorIn === 'tenants' ? ids.slice(0, 1) : ids);
+  const database = locations[0]?.database;
+  if (!database) throw new Error('the harness has no tenants');
+  return floorIn === 'tenants' ? { kind: 'tenants', database } : { kind: 'same', database, locations };
+}
+
 const START_ROLLBACK = `mutation($input: StartRollbackInput!) { startRollback(input: $input) {
   __typename ... on StartRollbackSuccess { run { id } } ... on Error { message } } }`;
 const START_RUN = `mutation($input: StartMigrationRunInput!) { startMigrationRun(input: $input) {
@@ -371,11 +375,14 @@ async function readCatalog(dir: string, withDowns: boolean): Promise<Catalog> {
   };
 }
 
-/** Fresh schemas for a floor: in the tenants' database, or in a scratch database per segment. */
+/**
+ * Where a floor runs: fresh schemas in a scratch database per segment or in the tenants' database,
+ * or the tenants' own schemas.
+ */
 type FloorPlacement =
   | { readonly kind: 'scratch' }
   | { readonly kind: 'tenants'; readonly database: string }
-  | { readonly kind: 'same'; readonly locations: readonly TenantLocation[] };
+  | { readonly kind: 'same'; readonly database: string; readonly locations: readonly TenantLocation[] };
 
 /**
  * Times a floor segment over N fresh schemas: in the database the service's tenants live in, or
@@ -443,9 +450,7 @@ async function timeFloorOnTenants(
   placement: Extract<FloorPlacement, { kind: 'same' }>,
   cleanUps: (() => Promise<unknown>)[],
 ): Promise<{ seconds: number; revert: () => Promise<void> }> {
-  const database = placement.locations[0]?.database;
-  if (!database) throw new Error('the harness has no tenants');
-  const url = withDatabase(options.floorUrl, database);
+  const url = withDatabase(options.floorUrl, placement.database);
   const schemas = placement.locations.map((location) => pg.escapeIdentifier(location.schema));
   await rollBack(api, ids);
   let history: string | null = null;
