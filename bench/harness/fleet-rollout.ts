@@ -426,11 +426,7 @@ async function timeFloor(
   await admin(url, (client) =>
     eachBatch(schemas, 500, (batch) => client.query(batch.map((s) => `CREATE SCHEMA ${s};`).join(''))),
   );
-  await settle(options);
-  const begin = performance.now();
-  if (segment === 'floor') await rawFloor(url, catalog.ups, schemas, options.connections);
-  else await nodePgMigrate(url, catalog, schemas, options.connections, null);
-  return (performance.now() - begin) / 1000;
+  return timeFloorRun(options, segment, url, catalog, schemas, null);
 }
 
 /**
@@ -460,12 +456,24 @@ async function timeFloorOnTenants(
     cleanUps.push(() => admin(url, (client) => client.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`)));
     await admin(url, (client) => client.query(`CREATE SCHEMA ${name}`));
   }
+  const seconds = await timeFloorRun(options, segment, url, catalog, schemas, history);
+  return { seconds, revert: () => rawFloor(url, catalog.downs, schemas, options.connections) };
+}
+
+/** Settles, then times the raw floor or node-pg-migrate over `schemas`; returns seconds. */
+async function timeFloorRun(
+  options: HarnessOptions,
+  segment: Exclude<HarnessSegment, 'cp'>,
+  url: string,
+  catalog: Catalog,
+  schemas: readonly string[],
+  historySchema: string | null,
+): Promise<number> {
   await settle(options);
   const begin = performance.now();
   if (segment === 'floor') await rawFloor(url, catalog.ups, schemas, options.connections);
-  else await nodePgMigrate(url, catalog, schemas, options.connections, history);
-  const seconds = (performance.now() - begin) / 1000;
-  return { seconds, revert: () => rawFloor(url, catalog.downs, schemas, options.connections) };
+  else await nodePgMigrate(url, catalog, schemas, options.connections, historySchema);
+  return (performance.now() - begin) / 1000;
 }
 
 function segmentName(options: HarnessOptions, segment: HarnessSegment, round: number): string {
