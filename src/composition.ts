@@ -180,6 +180,8 @@ export async function composeServices(config: Config, options: CompositionOption
     const eventsReadyChannel = `${config.redisPrefix}:events-ready`;
     await Promise.all([publishClient.ping(), prepareSubscriber(subscribeClient, eventsReadyChannel)]);
     const events = createRunEventBus({ publishClient, subscribeClient, prefix: config.redisPrefix });
+    // Closers run last-registered first: this runs after the worker stops and before Redis quits.
+    onClose('run events', () => events.flush());
     const revocations = createTokenRevocationBus({
       publishClient,
       subscribeClient,

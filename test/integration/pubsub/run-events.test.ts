@@ -113,6 +113,57 @@ describe('the run event bus', () => {
     raw.disconnect();
   });
 
+  it('sends what one target publishes over several turns (its migrations, then its end) as one message per topic', async () => {
+    // A target's MIGRATION_APPLIED events and its TARGET_SUCCEEDED are published in different
+    // turns (the finish's round trips lie between them): they wait for each other a little and go
+    // as one PUBLISH per topic, not one per turn.
+    const runId = randomUUID();
+    const tenantId = randomUUID();
+    const raw = createRedisConnection(REDIS_URL, 'test-raw-turns');
+    const messages: string[] = [];
+    raw.on('message', (_channel: string, message: string) => messages.push(message));
+    await raw.subscribe(`${prefix}:run-events:${runId}`, `${prefix}:tenant-events:${tenantId}`);
+    const live = bus.subscribeRun(runId);
+    await subscriptionsLive(subscribeClient, `${prefix}:ready`);
+    for (let n = 1; n <= 5; n++)
+      bus.publish({ ...event(runId, RunEventType.MIGRATION_APPLIED, n), tenantId });
+    await new Promise((resolve) => setImmediate(resolve));
+    bus.publish({ ...event(runId, RunEventType.TARGET_SUCCEEDED, 6), tenantId });
+    const received: RunEvent[] = [];
+    for await (const one of live) {
+      received.push(one);
+      if (received.length === 6) break;
+    }
+    expect(received.map((e) => `${e.type} ${e.version}`)).toEqual([
+      ...[1, 2, 3, 4, 5].map((n) => `MIGRATION_APPLIED ${n}`),
+      'TARGET_SUCCEEDED 6',
+    ]);
+    // One message on each of the two topics.
+    await expectEventually(() => expect(messages).toHaveLength(2));
+    expect(messages.map((m) => (JSON.parse(m) as RunEvent[]).length)).toEqual([6, 6]);
+    raw.disconnect();
+  });
+
+  it('sends what is waiting when the bus is flushed (a process closing)', async () => {
+    const runId = randomUUID();
+    const live = bus.subscribeRun(runId);
+    const first = live.next();
+    await subscriptionsLive(subscribeClient, `${prefix}:ready`);
+    // A closing worker's bus, with a publish connection of its own that it quits right after.
+    const closingClient = createRedisConnection(REDIS_URL, 'test-publish-closing', { autoPipelining: true });
+    await closingClient.ping();
+    const closing = createRunEventBus({
+      publishClient: closingClient,
+      subscribeClient: otherSubscribeClient,
+      prefix,
+    });
+    closing.publish(event(runId, RunEventType.TARGET_SUCCEEDED, 1));
+    await closing.flush();
+    await closingClient.quit();
+    expect(((await first).value as RunEvent).version).toBe('1');
+    await live.return?.();
+  });
+
   it('sends an event that ends a run when it is published, with what its turn published before it', async () => {
     // A worker publishes RUN_FINISHED and then, in the same turn, completes the BullMQ job (a
     // Lua script on Redis): the event must not wait behind it for the end of the turn.
