@@ -115,6 +115,15 @@ export function provisionRunCtes(version: string, requestedBy: string, release: 
 }
 
 /** The statements of the run machine, by transition. */
+// The run's side of claiming target `s` (a CTE with the run's id and the target's status): the
+// run's first claim starts it, and a QUEUED target moves from the pending counter to running (a
+// re-delivered RUNNING one is counted already). claimTarget and claimUnregisteredTarget share it.
+const CLAIM_RUN_UPDATE = `
+          status = CASE WHEN r.status = 'queued' THEN 'running' ELSE r.status END,
+          started_at = coalesce(r.started_at, now()),
+          pending = r.pending - (s.target_status = 'queued')::int,
+          running = r.running + (s.target_status = 'queued')::int`;
+
 export const RUN_STATEMENTS = {
   // --- locks ---------------------------------------------------------------------------------
   // $1 run: locks the run row for the rest of the transaction and returns it.
@@ -288,11 +297,7 @@ export const RUN_STATEMENTS = {
         FROM s WHERE t.id = (SELECT id FROM pick) AND s.over_budget
         RETURNING t.id
       ), r AS (
-        UPDATE control_plane.migration_runs r SET
-          status = CASE WHEN r.status = 'queued' THEN 'running' ELSE r.status END,
-          started_at = coalesce(r.started_at, now()),
-          pending = r.pending - (s.target_status = 'queued')::int,
-          running = r.running + (s.target_status = 'queued')::int
+        UPDATE control_plane.migration_runs r SET ${CLAIM_RUN_UPDATE}
         FROM s WHERE r.id = s.id AND NOT s.over_budget
         RETURNING r.*, s.run_status AS old_run_status
       ), t AS (
@@ -428,11 +433,7 @@ export const RUN_STATEMENTS = {
         WHERE t.id = $1::uuid AND t.tenant_database_id IS NULL
           AND (t.status = 'running' OR (t.status = 'queued' AND r.status IN ('queued', 'running')))
       ), r AS (
-        UPDATE control_plane.migration_runs r SET
-          status = CASE WHEN r.status = 'queued' THEN 'running' ELSE r.status END,
-          started_at = coalesce(r.started_at, now()),
-          pending = r.pending - (s.target_status = 'queued')::int,
-          running = r.running + (s.target_status = 'queued')::int
+        UPDATE control_plane.migration_runs r SET ${CLAIM_RUN_UPDATE}
         FROM s WHERE r.id = s.id
         RETURNING r.*, s.run_status AS old_run_status
       ), t AS (
