@@ -64,6 +64,10 @@ const LINGERS: ReadonlySet<RunEventType> = new Set([
   RunEventType.MIGRATION_APPLIED,
 ]);
 
+function lost(): void {
+  // See sendNow.
+}
+
 function isRunFinished(event: RunEvent): boolean {
   return event.type === RunEventType.RUN_FINISHED;
 }
@@ -114,15 +118,15 @@ export function createRunEventBus({ publishClient, subscribeClient, prefix }: Ru
     if (isRunFinished(event)) {
       // A client waits for the end of a run, and what the worker does next in this turn (complete
       // its BullMQ job, a Lua script Redis runs first) must not go before it.
-      void flush();
+      sendNow();
     } else if (!LINGERS.has(event.type)) {
       if (!flushAtTurnEnd) {
         clearTimeout(lingering);
         flushAtTurnEnd = true;
-        setImmediate(() => void flush());
+        setImmediate(sendNow);
       }
     } else if (!flushAtTurnEnd && lingering === undefined) {
-      lingering = setTimeout(() => void flush(), PUBLISH_LINGER_MS);
+      lingering = setTimeout(sendNow, PUBLISH_LINGER_MS);
     }
   }
 
@@ -133,13 +137,19 @@ export function createRunEventBus({ publishClient, subscribeClient, prefix }: Ru
     } else if (events.length < EVENTS_PER_MESSAGE) {
       events.push(event);
     } else {
-      void send(topic, events);
+      send(topic, events).catch(lost);
       pending.set(topic, [event]);
     }
   }
 
   function send(topic: string, events: readonly RunEvent[]): Promise<unknown> {
     return publisher.publish(topic, JSON.stringify(events.length === 1 ? events[0] : events));
+  }
+
+  // An event only signals a change (the control-plane DB is the record): one Redis refused (it
+  // went away) is lost, and never takes the process down as an unhandled rejection.
+  function sendNow(): void {
+    flush().catch(lost);
   }
 
   /**

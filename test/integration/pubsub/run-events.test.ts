@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRunEventBus,
   EVENTS_PER_MESSAGE,
+  PUBLISH_LINGER_MS,
   RunEventType,
   SUBSCRIBER_BACKLOG,
 } from '../../../src/pubsub/run-events.js';
@@ -162,6 +163,36 @@ describe('the run event bus', () => {
     await closingClient.quit();
     expect(((await first).value as RunEvent).version).toBe('1');
     await live.return?.();
+  });
+
+  it('loses an event Redis refuses, not the process (no unhandled rejection)', async () => {
+    // A publish connection that is gone (Redis restarted under a closing process): the events are
+    // signals and the control-plane DB the record, so the bus drops them. An unhandled rejection
+    // would end the worker (and fail this test file).
+    const goneClient = createRedisConnection(REDIS_URL, 'test-publish-gone');
+    await goneClient.ping();
+    goneClient.disconnect();
+    const gone = createRunEventBus({
+      publishClient: goneClient,
+      subscribeClient: otherSubscribeClient,
+      prefix,
+    });
+    const runId = randomUUID();
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown) => rejections.push(reason);
+    process.on('unhandledRejection', onRejection);
+    try {
+      // Sent after the linger, at the end of the turn and at once.
+      gone.publish(event(runId, RunEventType.TARGET_STARTED, 1));
+      await new Promise((resolve) => setTimeout(resolve, PUBLISH_LINGER_MS * 2));
+      gone.publish(event(runId, RunEventType.TARGET_FAILED, 2));
+      gone.publish(event(runId, RunEventType.RUN_FINISHED, 3));
+      // The end of the turn and the linger have passed, and the rejections have been reported.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    } finally {
+      process.off('unhandledRejection', onRejection);
+    }
+    expect(rejections).toEqual([]);
   });
 
   it('sends an event that ends a run when it is published, with what its turn published before it', async () => {
