@@ -241,6 +241,29 @@ describe('the fleet-rollout harness', () => {
     expect(data?.tenants.totalCount).toBe(0);
   });
 
+  it("with vacuum, vacuums the tenants' database before each timed segment (as autovacuum would)", async () => {
+    // How many times the tenants' database's pg_class was vacuumed (statistics flush when the
+    // vacuuming connection closes, which the harness's does right after).
+    const vacuums = () =>
+      withConnection(api.database.url, async (client) => {
+        const { rows } = await client.query<{ n: string }>(
+          `SELECT vacuum_count AS n FROM pg_stat_all_tables WHERE relid = 'pg_catalog.pg_class'::regclass`,
+        );
+        return Number(rows[0]?.n ?? 0);
+      });
+    const before = await vacuums();
+    const seen: number[] = [];
+    const report = await runFleetRolloutHarness(
+      options({ rounds: 1, vacuum: true, onSegmentEnd: async () => void seen.push(await vacuums()) }),
+    );
+    expect(report.rounds).toHaveLength(1);
+    // One VACUUM before each of the three segments: the floors' database is the tenants' own.
+    expect(seen).toHaveLength(3);
+    expect(seen[0]).toBeGreaterThanOrEqual(before + 1);
+    expect(seen[2]).toBeGreaterThanOrEqual(before + 3);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]).toBeGreaterThan(seen[i - 1]!);
+  });
+
   it('parses its command line, and refuses what it does not know', () => {
     const { options: parsed } = parseHarnessArgs(['--tenants', '20', '--keep-tenants'], {
       HARNESS_TOKEN: 't0k',
@@ -252,6 +275,11 @@ describe('the fleet-rollout harness', () => {
     expect(parseHarnessArgs([], {}).options.floorIn).toBe('same');
     expect(parseHarnessArgs(['--floor-in', 'scratch'], {}).options.floorIn).toBe('scratch');
     expect(parseHarnessArgs([], {}).options.quietSeconds).toBe(0);
+    expect(parseHarnessArgs([], {}).options.vacuum).toBe(false);
+    expect(parseHarnessArgs(['--vacuum', '--tenants', '5'], {}).options).toMatchObject({
+      vacuum: true,
+      tenants: 5,
+    });
     expect(parseHarnessArgs(['--quiet-seconds', '90'], {}).options.quietSeconds).toBe(90);
     expect(() => parseHarnessArgs(['--quiet-seconds', '-1'], {})).toThrow(/--quiet-seconds must be/);
     expect(() => parseHarnessArgs(['--floor-in', 'elsewhere'], {})).toThrow(
