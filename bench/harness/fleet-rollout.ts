@@ -61,8 +61,9 @@ export interface HarnessOptions {
    * VACUUM the tenants' database (and a floor's own) before each timed segment, as autovacuum does
    * between an operator's rollouts on a default server. With autovacuum off (as on this project's
    * CI machines) the catalogs keep the dead rows of every rollback and revert, and each segment
-   * pays for all the ones before it: 9 rollouts of 1,000 tenants in one database took a tenant of
-   * the bench's catalog from 46 to 76-93 ms of the machine's CPU; a VACUUM brought it to 54.
+   * pays for all the ones before it: after 9 rollouts and rollbacks of 1,000 tenants in one
+   * database, a rollout of the bench's catalog cost the machine 76-93 ms of CPU a tenant; after a
+   * VACUUM, 49-56 ms.
    */
   readonly vacuum?: boolean;
   readonly log?: (line: string) => void;
