@@ -23,6 +23,15 @@ function event(runId: string, type: RunEvent['type'], n: number): RunEvent {
   return { type, at: new Date().toISOString(), runId, runStatus: 'RUNNING', progress, version: String(n) };
 }
 
+/** The messages Redis delivers on `channels`, as they are (one per PUBLISH), to a plain subscriber. */
+async function rawMessages(...channels: string[]) {
+  const raw = createRedisConnection(REDIS_URL, 'test-raw');
+  const messages: string[] = [];
+  raw.on('message', (_channel: string, message: string) => messages.push(message));
+  await raw.subscribe(...channels);
+  return { raw, messages };
+}
+
 describe('the run event bus', () => {
   const prefix = `t-${randomUUID()}`;
   const publishClient = createRedisConnection(REDIS_URL, 'test-publish');
@@ -86,10 +95,7 @@ describe('the run event bus', () => {
   it('sends the events of one turn as one message per topic, each delivered on its own', async () => {
     const runId = randomUUID();
     const tenantId = randomUUID();
-    const raw = createRedisConnection(REDIS_URL, 'test-raw');
-    const messages: string[] = [];
-    raw.on('message', (_channel: string, message: string) => messages.push(message));
-    await raw.subscribe(`${prefix}:run-events:${runId}`);
+    const { raw, messages } = await rawMessages(`${prefix}:run-events:${runId}`);
     const live = bus.subscribeRun(runId);
     const tenant = bus.subscribeTenant(tenantId);
     await subscriptionsLive(subscribeClient, `${prefix}:ready`);
@@ -120,10 +126,10 @@ describe('the run event bus', () => {
     // as one PUBLISH per topic, not one per turn.
     const runId = randomUUID();
     const tenantId = randomUUID();
-    const raw = createRedisConnection(REDIS_URL, 'test-raw-turns');
-    const messages: string[] = [];
-    raw.on('message', (_channel: string, message: string) => messages.push(message));
-    await raw.subscribe(`${prefix}:run-events:${runId}`, `${prefix}:tenant-events:${tenantId}`);
+    const { raw, messages } = await rawMessages(
+      `${prefix}:run-events:${runId}`,
+      `${prefix}:tenant-events:${tenantId}`,
+    );
     const live = bus.subscribeRun(runId);
     await subscriptionsLive(subscribeClient, `${prefix}:ready`);
     for (let n = 1; n <= 5; n++)
