@@ -114,7 +114,6 @@ export function provisionRunCtes(version: string, requestedBy: string, release: 
   )`;
 }
 
-/** The statements of the run machine, by transition. */
 // The run's side of claiming target `s` (a CTE with the run's id and the target's status): the
 // run's first claim starts it, and a QUEUED target moves from the pending counter to running (a
 // re-delivered RUNNING one is counted already). claimTarget and claimUnregisteredTarget share it.
@@ -124,6 +123,7 @@ const CLAIM_RUN_UPDATE = `
           pending = r.pending - (s.target_status = 'queued')::int,
           running = r.running + (s.target_status = 'queued')::int`;
 
+/** The statements of the run machine, by transition. */
 export const RUN_STATEMENTS = {
   // --- locks ---------------------------------------------------------------------------------
   // $1 run: locks the run row for the rest of the transaction and returns it.
