@@ -63,7 +63,7 @@ export interface HarnessOptions {
    * CI machines) the catalogs keep the dead rows of every rollback and revert, and each segment
    * pays for all the ones before it: after 9 rollouts and rollbacks of 1,000 tenants in one
    * database, a rollout of the bench's catalog cost the machine 76-93 ms of CPU a tenant; after a
-   * VACUUM, 49-56 ms.
+   * VACUUM, 45-56 ms.
    */
   readonly vacuum?: boolean;
   readonly log?: (line: string) => void;
