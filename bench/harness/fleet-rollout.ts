@@ -120,13 +120,15 @@ export async function runFleetRolloutHarness(options: HarnessOptions): Promise<H
     log(`creating ${options.tenants} tenants through createTenant`);
     await createTenants(api, options.prefix, tenantIds);
     const placement = await placeFloors(api, floorIn, tenantIds);
-    const tenantsDatabase =
-      placement.kind === 'scratch'
+    // Only a vacuum needs the tenants' database in scratch mode (where they may live elsewhere).
+    const tenantsDatabase = !options.vacuum
+      ? null
+      : placement.kind === 'scratch'
         ? (await locationsOf(api, tenantIds.slice(0, 1)))[0]?.database
         : placement.database;
     const run: RunOptions = {
       ...options,
-      tenantsUrl: options.vacuum && tenantsDatabase ? withDatabase(options.floorUrl, tenantsDatabase) : null,
+      tenantsUrl: tenantsDatabase ? withDatabase(options.floorUrl, tenantsDatabase) : null,
     };
     for (let index = 0; index < options.rounds; index++) {
       const order = segmentOrder(HARNESS_SEGMENTS, index);
