@@ -17,6 +17,7 @@ import { loadCatalog, migrateControlPlane, type MigrationCatalog } from '../src/
 import { benchBackupCost } from './lib/backup-cost.js';
 import { benchProvisionerCost } from './lib/provisioner-cost.js';
 import { runNodePgMigrate, runRawFloor } from './lib/baselines.js';
+import { runEngineFloor } from './lib/engine-floor.js';
 import {
   gql,
   jsonStringField,
@@ -151,6 +152,7 @@ async function benchFleetRollout(options: BenchOptions, upSql: string[]): Promis
     raw1: '(a) raw floor, 1 connection',
     raw4: '(b) raw floor, 4 connections',
     npm: '(c) node-pg-migrate, pool of 4',
+    engine: '(d) the engine alone: the worker’s move and fingerprint, 4 connections, no control plane',
   };
   for (const segment of segments) pushRange('B1', labels[segment], summary.rates[segment], 'tenants/s');
   for (const key of Object.keys(cpRuns[0]?.cpuMsPerTenant ?? {}))
@@ -183,6 +185,15 @@ async function benchFleetRollout(options: BenchOptions, upSql: string[]): Promis
     goal: '>= 1.5',
     met: summary.toPeer.median >= 1.5,
   });
+  // The ceiling: no control plane on this engine can beat (d). Below 0.85 the floor goal cannot be
+  // met by the control plane's work alone; the tenant database's part (ledger, guard, fingerprint) decides.
+  pushRange(
+    'B1',
+    'ceiling: (d) the engine alone ÷ the best raw floor of the round',
+    summary.engineToFloor,
+    '×',
+  );
+  pushRange('B1', 'control plane ÷ (d) the engine alone, per round', summary.toEngine, '×');
 }
 
 /** Every process of the PostgreSQL server, both databases and its background work included. */
@@ -215,6 +226,10 @@ async function runSegment(
     raw1: (url: string, schemas: string[]) => runRawFloor(url, upSql, schemas, 1),
     raw4: (url: string, schemas: string[]) => runRawFloor(url, upSql, schemas, 4),
     npm: (url: string, schemas: string[]) => runNodePgMigrate(url, CATALOG_DIR, schemas, 4),
+    engine: async (url: string, schemas: string[]) =>
+      runEngineFloor(url, await loadCatalog(CATALOG_DIR), schemas, options.runConcurrency, {
+        fingerprint: loadConfig().fingerprintAfterTarget,
+      }),
   }[segment];
   const { seconds, loadAverage, serverCpuMsPerTenant } = await baseline(segment, n, run, dropLater);
   return {

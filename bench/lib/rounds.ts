@@ -5,8 +5,11 @@
  * rounds: the machine's speed moves by tens of percent between minutes.
  */
 
-/** The B1 segments; `cp` is the control plane, `raw1`/`raw4` the raw floors, `npm` node-pg-migrate. */
-export const B1_SEGMENTS = ['cp', 'raw1', 'raw4', 'npm'] as const;
+/**
+ * The B1 segments; `cp` is the control plane, `raw1`/`raw4` the raw floors, `npm` node-pg-migrate,
+ * `engine` the engine's own move of each tenant without the control plane (bench/lib/engine-floor.ts).
+ */
+export const B1_SEGMENTS = ['cp', 'raw1', 'raw4', 'npm', 'engine'] as const;
 export type B1Segment = (typeof B1_SEGMENTS)[number];
 /** The segments that are a raw floor; the best of them in a round is that round's floor. */
 const FLOOR_SEGMENTS: readonly B1Segment[] = ['raw1', 'raw4'];
@@ -42,7 +45,12 @@ export function medianRange(samples: readonly number[]): MedianRange {
   return { median, min: sorted[0] as number, max: sorted[sorted.length - 1] as number };
 }
 
-/** Medians of every segment's rate, and of the per-round ratios to the best floor and to the peer. */
+/**
+ * Medians of every segment's rate, and of the per-round ratios: the control plane's to the best
+ * floor and to the peer, the engine's to the best floor (the most a control plane on this engine
+ * could reach: what the tenant database must do for it, and nothing else) and the control plane's
+ * to the engine (what the control plane's own work costs on top).
+ */
 export function summarizeRounds(rounds: readonly RoundRates[]) {
   const ratios = rounds.map(({ round, rates }) => {
     const floors = FLOOR_SEGMENTS.map((s) => rates[s]).filter((v): v is number => v !== undefined);
@@ -53,6 +61,8 @@ export function summarizeRounds(rounds: readonly RoundRates[]) {
       floor,
       toFloor: cp !== undefined && floor !== undefined ? cp / floor : undefined,
       toPeer: cp !== undefined && rates.npm !== undefined ? cp / rates.npm : undefined,
+      engineToFloor: rates.engine !== undefined && floor !== undefined ? rates.engine / floor : undefined,
+      toEngine: cp !== undefined && rates.engine !== undefined ? cp / rates.engine : undefined,
     };
   });
   const defined = (values: (number | undefined)[]) => values.filter((v): v is number => v !== undefined);
@@ -64,6 +74,8 @@ export function summarizeRounds(rounds: readonly RoundRates[]) {
     ratios,
     toFloor: medianRange(defined(ratios.map((r) => r.toFloor))),
     toPeer: medianRange(defined(ratios.map((r) => r.toPeer))),
+    engineToFloor: medianRange(defined(ratios.map((r) => r.engineToFloor))),
+    toEngine: medianRange(defined(ratios.map((r) => r.toEngine))),
   };
 }
 export type RoundsSummary = ReturnType<typeof summarizeRounds>;

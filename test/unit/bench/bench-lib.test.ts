@@ -82,6 +82,22 @@ describe('bench rounds', () => {
     expect(summary.rates.cp).toEqual({ median: 40, min: 30, max: 45 });
   });
 
+  it('takes the engine segment’s ceiling and the control plane’s share of it per round', () => {
+    const summary = summarizeRounds([
+      { round: 1, rates: { cp: 40, raw1: 50, raw4: 80, npm: 20, engine: 60 } },
+      { round: 2, rates: { cp: 30, raw1: 40, raw4: 20, npm: 15, engine: 30 } },
+      { round: 3, rates: { cp: 45, raw1: 45, raw4: 60, npm: 30, engine: 54 } },
+    ]);
+    // The engine is never a floor: round 2's best floor stays raw1 (40), not the engine's 30.
+    expect(summary.ratios.map((r) => r.floor)).toEqual([80, 40, 60]);
+    expect(summary.ratios.map((r) => r.engineToFloor)).toEqual([0.75, 0.75, 0.9]);
+    expect(summary.ratios.map((r) => r.toEngine)).toEqual([40 / 60, 1, 45 / 54]);
+    expect(summary.engineToFloor).toEqual({ median: 0.75, min: 0.75, max: 0.9 });
+    expect(summary.toEngine).toEqual({ median: 45 / 54, min: 40 / 60, max: 1 });
+    // Rounds without an engine segment (--skip-baselines) have no ceiling.
+    expect(summarizeRounds([{ round: 1, rates: { cp: 40 } }]).engineToFloor.median).toBeNaN();
+  });
+
   it('takes the median of an even count as the mean of the middle two', () => {
     expect(medianRange([4, 1, 3, 2])).toEqual({ median: 2.5, min: 1, max: 4 });
   });
