@@ -49,7 +49,8 @@ export async function runEngineFloor(
           .map((location) => markOwnedSql(location, DEPLOYMENT_ID))
           .join(';\n'),
       );
-    // The worker's pool is warm (connected, statement prepared) from the first target on.
+    // Connected before the timing, as the worker's pool is; each connection prepares the
+    // fingerprint statement at its first read, as the worker's do.
     const clients = await Promise.all(Array.from({ length: connections }, () => pool.connect()));
     clients.forEach((client) => client.release());
     let next = 0;
