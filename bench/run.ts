@@ -17,7 +17,7 @@ import { loadCatalog, migrateControlPlane, type MigrationCatalog } from '../src/
 import { benchBackupCost } from './lib/backup-cost.js';
 import { benchProvisionerCost } from './lib/provisioner-cost.js';
 import { runNodePgMigrate, runRawFloor } from './lib/baselines.js';
-import { runEngineFloor } from './lib/engine-floor.js';
+import { ENGINE_SCHEMA_MARKER, runEngineFloor } from './lib/engine-floor.js';
 import {
   gql,
   jsonStringField,
@@ -231,7 +231,9 @@ async function runSegment(
         fingerprint: loadConfig().fingerprintAfterTarget,
       }),
   }[segment];
-  const { seconds, loadAverage, serverCpuMsPerTenant } = await baseline(segment, n, run, dropLater);
+  // The engine's moves check the ownership marker, as the worker's do: its schemas carry one.
+  const marker = segment === 'engine' ? ENGINE_SCHEMA_MARKER : undefined;
+  const { seconds, loadAverage, serverCpuMsPerTenant } = await baseline(segment, n, run, dropLater, marker);
   return {
     segment,
     seconds,
@@ -1315,12 +1317,13 @@ async function waitForRunFinished(endpoint: GraphqlEndpoint, runId: string) {
   return progress;
 }
 
-/** Runs `fn` over N fresh schemas in a database of its own; returns seconds. */
+/** Runs `fn` over N fresh schemas (commented `marker`, when given) in a database of its own; returns seconds. */
 async function baseline(
   name: string,
   n: number,
   fn: (url: string, schemas: string[]) => Promise<{ seconds: number }>,
   dropLater: string[],
+  marker?: string,
 ) {
   const db = `${DB_PREFIX}_${name}_${dropLater.length}`;
   await recreateDatabases(db);
@@ -1328,7 +1331,7 @@ async function baseline(
   const schemas = Array.from({ length: n }, (_, i) => `tenant_${name}_${String(i + 1).padStart(5, '0')}`);
   const client = new pg.Client({ connectionString: url });
   await client.connect();
-  await createSchemas(client, schemas).finally(() => client.end());
+  await createSchemas(client, schemas, marker).finally(() => client.end());
   await settle();
   const loadAverage = currentLoadAverage();
   try {

@@ -16,10 +16,13 @@ import { schemaFingerprintRead } from '../../src/fingerprints/read-schema.js';
 import { LEDGER_TABLE, type MigrationCatalog } from '../../src/migrations/index.js';
 import { ledgerTargetOf } from '../../src/migrations/ledger-target.js';
 import { migrateUpInOneTrip } from '../../src/migrations/one-trip.js';
-import { markOwnedSql, ownershipGuardSql } from '../../src/tenants/ownership.js';
+import { ownershipGuardSql, ownershipMarker } from '../../src/tenants/ownership.js';
 
-/** The deployment the engine segment's schemas are marked with (any id: the guard checks it). */
+/** The deployment the engine segment's schemas belong to (any id: the guard checks it). */
 const DEPLOYMENT_ID = '00000000-0000-4000-8000-00000000b1e0';
+
+/** The comment the engine segment's schemas must carry (createSchemas' `marker`), as the control plane's tenants do. */
+export const ENGINE_SCHEMA_MARKER = ownershipMarker(DEPLOYMENT_ID);
 
 export interface EngineFloorOptions {
   /** Read each schema's fingerprint after its COMMIT, as the worker does by default. */
@@ -27,9 +30,9 @@ export interface EngineFloorOptions {
 }
 
 /**
- * Marks `schemas` as this deployment's (setup, not timed), then moves each to the catalog's latest
- * version on `connections` connections; fails when a move did not take the one-trip path to the
- * latest version (as the worker's would for these fresh schemas) or its fingerprint read failed.
+ * Moves each of `schemas` (made with ENGINE_SCHEMA_MARKER) to the catalog's latest version on
+ * `connections` connections; fails when a move did not take the one-trip path to the latest
+ * version (as the worker's would for these fresh schemas) or its fingerprint read failed.
  */
 export async function runEngineFloor(
   url: string,
@@ -42,13 +45,6 @@ export async function runEngineFloor(
   const locations = schemas.map((schemaName) => ({ isolation: 'SCHEMA' as const, databaseName, schemaName }));
   const pool = new pg.Pool({ connectionString: url, max: connections });
   try {
-    for (let i = 0; i < locations.length; i += 500)
-      await pool.query(
-        locations
-          .slice(i, i + 500)
-          .map((location) => markOwnedSql(location, DEPLOYMENT_ID))
-          .join(';\n'),
-      );
     // Connected before the timing, as the worker's pool is; each connection prepares the
     // fingerprint statement at its first read, as the worker's do.
     const clients = await Promise.all(Array.from({ length: connections }, () => pool.connect()));

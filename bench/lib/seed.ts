@@ -73,7 +73,7 @@ export async function seedSchemaTenants(
 
 /** Creates empty schemas, 500 per round trip, with `marker` as their comment when given. */
 export async function createSchemas(
-  client: pg.Client,
+  client: Pick<pg.ClientBase, 'query'>,
   schemas: readonly string[],
   marker?: string,
 ): Promise<void> {
