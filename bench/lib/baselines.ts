@@ -41,6 +41,9 @@ export async function runRawFloor(
 /**
  * node-pg-migrate's programmatic runner over the same schemas with a pool of `poolSize`
  * concurrent runners, each tenant in one transaction with its own migrations table and lock.
+ * Each runner keeps one connection, opened before the timing (its `dbClient`), as the raw floor's
+ * and our worker's connections are: given a URL instead, it connects and disconnects for every
+ * tenant, which cost it a third of its rate (B1, N=400: 37-49 against 68-71 tenants/s).
  */
 export async function runNodePgMigrate(
   url: string,
@@ -50,15 +53,21 @@ export async function runNodePgMigrate(
 ) {
   const { runner } = await import('node-pg-migrate');
   const dir = await writeNodePgMigrateCatalog(catalogDir);
-  let next = 0;
-  const started = performance.now();
+  const clients: pg.Client[] = [];
   try {
+    for (let i = 0; i < poolSize; i++) {
+      const client = new pg.Client({ connectionString: url });
+      clients.push(client);
+      await client.connect();
+    }
+    let next = 0;
+    const started = performance.now();
     await Promise.all(
-      Array.from({ length: poolSize }, async () => {
+      clients.map(async (client) => {
         for (let i = next++; i < schemas.length; i = next++) {
           const schema = schemas[i] as string;
           await runner({
-            databaseUrl: url,
+            dbClient: client,
             dir,
             schema,
             createSchema: false,
@@ -78,6 +87,7 @@ export async function runNodePgMigrate(
     );
     return { seconds: (performance.now() - started) / 1000 };
   } finally {
+    await Promise.all(clients.map((client) => client.end()));
     await rm(dir, { recursive: true, force: true });
   }
 }
