@@ -14,6 +14,7 @@ import {
   type HarnessOptions,
 } from '../../../bench/harness/fleet-rollout.js';
 import { withConnection } from '../../../src/db/pg.js';
+import { settledSessionCount } from '../../helpers/sessions.js';
 import { testServerUrl } from '../../helpers/template.js';
 import { BOOTSTRAP_TOKEN, useApiHarness } from '../graphql/harness.js';
 
@@ -56,6 +57,8 @@ describe('the fleet-rollout harness', () => {
   it('times a migration run of its own tenants through the API against its floors, rounds rotated', async () => {
     // After each floor segment: how many scratch databases exist, and how many floor segments ran.
     const seen: Promise<{ databases: number; floors: number }>[] = [];
+    // After each node-pg-migrate segment: the sessions its scratch database has had.
+    const npmSessions: number[] = [];
     let floors = 0;
     const input = options({
       keepTenants: true,
@@ -65,8 +68,20 @@ describe('the fleet-rollout harness', () => {
         const ran = ++floors;
         seen.push(scratchDatabases(input.prefix).then((databases) => ({ databases, floors: ran })));
       },
+      // Awaited before the next segment, and before the scratch databases go after the last round.
+      onSegmentEnd: async (segment, round) => {
+        if (segment !== 'npm') return;
+        npmSessions.push(
+          await withConnection(testServerUrl(), (client) =>
+            settledSessionCount(client, `${input.prefix}_npm_${round}`),
+          ),
+        );
+      },
     });
     const report = await runFleetRolloutHarness(input);
+    // One session made its schemas; node-pg-migrate's runners kept one connection each
+    // (`connections`: 2) for its 3 tenants, as the floor's do.
+    expect(npmSessions).toEqual([3, 3]);
     // Scratch databases are dropped once every round is done, not between segments.
     for (const { databases, floors: ran } of await Promise.all(seen))
       expect(databases).toBeGreaterThanOrEqual(ran);

@@ -9,6 +9,7 @@ import { runNodePgMigrate } from '../../../bench/lib/baselines.js';
 import { createSchemas } from '../../../bench/lib/seed.js';
 import { loadCatalog } from '../../../src/migrations/index.js';
 import { useTestDatabase } from '../../helpers/database.js';
+import { settledSessionCount } from '../../helpers/sessions.js';
 
 const CATALOG_DIR = 'bench/fixtures/catalog';
 
@@ -23,10 +24,10 @@ describe('runNodePgMigrate', () => {
     const stats = new pg.Client({ connectionString: db.url });
     await stats.connect();
     try {
-      const before = await sessionsSettled(stats, db.name);
+      const before = await settledSessionCount(stats, db.name);
       const { seconds } = await runNodePgMigrate(db.url, CATALOG_DIR, schemas, 2);
       expect(seconds).toBeGreaterThan(0);
-      const opened = (await sessionsSettled(stats, db.name)) - before;
+      const opened = (await settledSessionCount(stats, db.name)) - before;
       expect(opened).toBe(2);
     } finally {
       await stats.end();
@@ -46,27 +47,3 @@ describe('runNodePgMigrate', () => {
     }
   });
 });
-
-/**
- * pg_stat_database.sessions of `database` once it stops moving: a session's count reaches the
- * statistics when it ends or reports, not at once.
- */
-async function sessionsSettled(client: pg.Client, database: string): Promise<number> {
-  const read = async () =>
-    Number(
-      (
-        await client.query<{ sessions: string }>(
-          'SELECT pg_stat_clear_snapshot(), (SELECT sessions FROM pg_stat_database WHERE datname = $1) AS sessions',
-          [database],
-        )
-      ).rows[0]!.sessions,
-    );
-  let last = await read();
-  for (let i = 0; i < 40; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    const now = await read();
-    if (now === last && i >= 4) return now;
-    last = now;
-  }
-  return last;
-}
